@@ -1,0 +1,1 @@
+"""Panel apps served by `./dev up`: login, conversation, profile, settings, admin, analytics."""

@@ -1,0 +1,1 @@
+"""Evaluation tasks, the replay runner, scoring and the `python -m evals` CLI."""

@@ -1,0 +1,89 @@
+-- Supabase's role model and schemas, as Supabase's Postgres image creates them.
+-- Applied by `workbench stack up` before GoTrue's own migrations and the app's
+-- migrations under supabase/migrations/. Idempotent: safe on every `up`.
+-- Passwords are set separately by the stack from .local/secrets.json.
+
+do $$
+begin
+  if not exists (select 1 from pg_roles where rolname = 'anon') then
+    create role anon nologin noinherit;
+  end if;
+  if not exists (select 1 from pg_roles where rolname = 'authenticated') then
+    create role authenticated nologin noinherit;
+  end if;
+  if not exists (select 1 from pg_roles where rolname = 'service_role') then
+    create role service_role nologin noinherit bypassrls;
+  end if;
+  if not exists (select 1 from pg_roles where rolname = 'authenticator') then
+    create role authenticator login noinherit;
+  end if;
+  if not exists (select 1 from pg_roles where rolname = 'supabase_auth_admin') then
+    create role supabase_auth_admin login noinherit createrole;
+  end if;
+end
+$$;
+
+-- The API connects as `authenticator` and switches to the caller's role.
+grant anon, authenticated, service_role to authenticator;
+
+create schema if not exists extensions;
+grant usage on schema extensions to anon, authenticated, service_role;
+create extension if not exists pgcrypto with schema extensions;
+create extension if not exists "uuid-ossp" with schema extensions;
+
+-- GoTrue owns the auth schema and runs its own migrations in it.
+create schema if not exists auth authorization supabase_auth_admin;
+grant create, connect on database postgres to supabase_auth_admin;
+alter role supabase_auth_admin set search_path = auth;
+grant usage on schema auth to anon, authenticated, service_role;
+
+-- Helpers RLS policies call; they read the claims a request session sets
+-- (`select set_config('request.jwt.claims', ..., true)`), exactly as under
+-- PostgREST. Owned by supabase_auth_admin so GoTrue's migrations may replace them.
+create or replace function auth.jwt() returns jsonb
+language sql stable
+as $$
+  select coalesce(nullif(current_setting('request.jwt.claims', true), ''), '{}')::jsonb
+$$;
+
+create or replace function auth.uid() returns uuid
+language sql stable
+as $$
+  select nullif(auth.jwt() ->> 'sub', '')::uuid
+$$;
+
+create or replace function auth.role() returns text
+language sql stable
+as $$
+  select nullif(auth.jwt() ->> 'role', '')
+$$;
+
+create or replace function auth.email() returns text
+language sql stable
+as $$
+  select nullif(auth.jwt() ->> 'email', '')
+$$;
+
+alter function auth.jwt() owner to supabase_auth_admin;
+alter function auth.uid() owner to supabase_auth_admin;
+alter function auth.role() owner to supabase_auth_admin;
+alter function auth.email() owner to supabase_auth_admin;
+grant execute on function auth.jwt(), auth.uid(), auth.role(), auth.email()
+  to anon, authenticated, service_role;
+
+-- Supabase's defaults: API roles may use public objects; RLS on every table
+-- (enforced by each migration) decides which rows.
+grant usage on schema public to anon, authenticated, service_role;
+alter default privileges in schema public grant all on tables to anon, authenticated, service_role;
+alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
+alter default privileges in schema public grant execute on functions to anon, authenticated, service_role;
+
+create schema if not exists supabase_migrations;
+create table if not exists supabase_migrations.schema_migrations (
+  version text primary key,
+  name text not null,
+  checksum_sha256 text not null,
+  applied_at timestamptz not null default now()
+);
+comment on table supabase_migrations.schema_migrations is
+  'App migrations applied from supabase/migrations/, with a checksum so an edited applied migration is caught.';

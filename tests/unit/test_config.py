@@ -1,0 +1,144 @@
+"""Settings: local defaults, hosted requirements, and errors that name the variable to fix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from workbench.config import SettingsError, load_settings
+
+pytestmark = pytest.mark.unit
+
+HOSTED = {
+    "SUPABASE_URL": "https://abc.supabase.co",
+    "SUPABASE_ANON_KEY": "anon",
+    "SUPABASE_SERVICE_ROLE_KEY": "service",
+    "DATABASE_URL": "postgresql://postgres:pw@db.abc.supabase.co:5432/postgres",
+    "LIVEKIT_URL": "wss://demo.livekit.cloud",
+    "LIVEKIT_API_KEY": "key",
+    "LIVEKIT_API_SECRET": "secret",
+    "STORAGE_URL": "s3://bucket/prefix",
+}
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Isolate from the developer's environment and .env file."""
+    for name in [*HOSTED, "SUPABASE_JWT_SECRET", "WORKBENCH_STACK", "WORKBENCH_POSTGRES_PORT"]:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WORKBENCH_LOCAL_DIR", str(tmp_path / "local"))
+    monkeypatch.chdir(tmp_path)
+
+
+def load(**overrides: object):  # type: ignore[no-untyped-def]
+    return load_settings(_env_file=None, **overrides)
+
+
+def test_local_defaults_point_at_loopback_and_read_generated_secrets(tmp_path: Path) -> None:
+    local = tmp_path / "local"
+    local.mkdir()
+    (local / "secrets.json").write_text(
+        json.dumps(
+            {
+                "jwt_secret": "s" * 64,
+                "anon_key": "anon-jwt",
+                "postgres_password": "pw",
+                "livekit_api_key": "APIkey",
+                "livekit_api_secret": "lksecret",
+            }
+        )
+    )
+    settings = load(postgres_port=6000)
+    assert settings.is_local
+    assert settings.auth_url == "http://127.0.0.1:9999"
+    assert settings.livekit_url == "ws://127.0.0.1:7880"
+    assert settings.livekit_http_url == "http://127.0.0.1:7880"
+    assert settings.database_url is not None
+    assert (
+        settings.database_url.get_secret_value()
+        == "postgresql://postgres:pw@127.0.0.1:6000/postgres"
+    )
+    assert settings.supabase_anon_key is not None
+    assert settings.supabase_anon_key.get_secret_value() == "anon-jwt"
+    assert settings.storage_url == str(local / "storage")
+    assert "lksecret" not in repr(settings)  # secrets never print
+
+
+def test_explicit_values_win_over_generated_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = tmp_path / "local"
+    local.mkdir()
+    (local / "secrets.json").write_text(json.dumps({"livekit_api_key": "generated"}))
+    monkeypatch.setenv("LIVEKIT_API_KEY", "mine")
+    assert load().livekit_api_key == "mine"
+
+
+def test_hosted_mode_lists_every_missing_variable() -> None:
+    with pytest.raises(SettingsError) as excinfo:
+        load(stack="hosted", supabase_url="https://abc.supabase.co")
+    message = str(excinfo.value)
+    for name in (
+        "SUPABASE_ANON_KEY",
+        "DATABASE_URL",
+        "LIVEKIT_URL",
+        "LIVEKIT_API_SECRET",
+        "STORAGE_URL",
+    ):
+        assert name in message
+    assert "SUPABASE_URL," not in message  # given, so not listed
+
+
+def test_hosted_mode_uses_the_auth_path_and_jwks(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in HOSTED.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("WORKBENCH_STACK", "hosted")
+    settings = load()
+    assert settings.auth_url == "https://abc.supabase.co/auth/v1"
+    assert settings.jwks_url == "https://abc.supabase.co/auth/v1/.well-known/jwks.json"
+    assert settings.livekit_http_url == "https://demo.livekit.cloud"
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "expected"),
+    [
+        ("LIVEKIT_URL", "http://127.0.0.1:7880", "LIVEKIT_URL: must be a ws:// or wss:// URL"),
+        ("SUPABASE_URL", "abc.supabase.co", "SUPABASE_URL: must be an http(s) URL"),
+        (
+            "SUPABASE_URL",
+            "https://abc.supabase.co/auth/v1",
+            "SUPABASE_URL: give the project URL without a path",
+        ),
+        (
+            "DATABASE_URL",
+            "mysql://x@y/z",
+            "DATABASE_URL: must be a postgresql:// connection string",
+        ),
+        ("WORKBENCH_POSTGRES_PORT", "70000", "WORKBENCH_POSTGRES_PORT:"),
+        ("WORKBENCH_POSTGRES_PORT", "five", "WORKBENCH_POSTGRES_PORT:"),
+        ("WORKBENCH_STACK", "cloud", "WORKBENCH_STACK:"),
+    ],
+)
+def test_bad_values_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, env: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(env, value)
+    with pytest.raises(SettingsError, match="invalid settings") as excinfo:
+        load()
+    assert expected in str(excinfo.value)
+
+
+def test_unreadable_secrets_file_says_how_to_fix(tmp_path: Path) -> None:
+    local = tmp_path / "local"
+    local.mkdir()
+    (local / "secrets.json").write_text("{not json")
+    with pytest.raises(SettingsError, match=r"secrets.json is unreadable .* run `./dev up`"):
+        load()
+
+
+def test_settings_are_frozen() -> None:
+    settings = load()
+    with pytest.raises(ValueError, match="frozen"):
+        settings.livekit_port = 1  # type: ignore[misc]

@@ -1,0 +1,306 @@
+"""Settings from the environment and `.env`, one cached accessor.
+
+The same settings select the local embedded stack (`WORKBENCH_STACK=local`,
+the default: every service on loopback, secrets generated into `.local/`) or
+hosted services (`WORKBENCH_STACK=hosted`: a Supabase project and LiveKit
+Cloud or a self-hosted LiveKit cluster). Nothing here builds a client or
+opens a connection; callers do that from the values.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+LOCAL_SECRETS_FILE = "secrets.json"
+
+
+def default_cache_dir() -> Path:
+    """Per-user cache for slow-to-make artefacts (Go builds, venvs, models)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "voice-workbench"
+
+
+def _env(*names: str) -> AliasChoices:
+    # The first name is the environment variable; the field name is accepted
+    # too so tests and code can construct Settings(stack="hosted", ...).
+    return AliasChoices(*names)
+
+
+class SettingsError(ValueError):
+    """Settings are invalid; the message names each variable and the fix."""
+
+
+class Settings(BaseSettings):
+    """Where every service lives and how to reach it.
+
+    In local mode the URLs default to the loopback ports below and the keys
+    come from `<local_dir>/secrets.json`, written by `workbench stack up`.
+    In hosted mode every URL and key must be given explicitly.
+    """
+
+    model_config = SettingsConfigDict(
+        env_file=REPO_ROOT / ".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
+    )
+
+    stack: Literal["local", "hosted"] = Field(
+        "local", validation_alias=_env("WORKBENCH_STACK", "stack")
+    )
+    local_dir: Path = Field(
+        REPO_ROOT / ".local", validation_alias=_env("WORKBENCH_LOCAL_DIR", "local_dir")
+    )
+    cache_dir: Path = Field(
+        default_factory=default_cache_dir, validation_alias=_env("WORKBENCH_CACHE_DIR", "cache_dir")
+    )
+
+    postgres_port: int = Field(
+        54322, ge=1, le=65535, validation_alias=_env("WORKBENCH_POSTGRES_PORT", "postgres_port")
+    )
+    auth_port: int = Field(
+        9999, ge=1, le=65535, validation_alias=_env("WORKBENCH_AUTH_PORT", "auth_port")
+    )
+    livekit_port: int = Field(
+        7880, ge=1, le=65535, validation_alias=_env("WORKBENCH_LIVEKIT_PORT", "livekit_port")
+    )
+    livekit_tcp_port: int = Field(
+        7881,
+        ge=1,
+        le=65535,
+        validation_alias=_env("WORKBENCH_LIVEKIT_TCP_PORT", "livekit_tcp_port"),
+    )
+    livekit_udp_port: int = Field(
+        7882,
+        ge=1,
+        le=65535,
+        validation_alias=_env("WORKBENCH_LIVEKIT_UDP_PORT", "livekit_udp_port"),
+    )
+    panel_port: int = Field(
+        5006, ge=1, le=65535, validation_alias=_env("WORKBENCH_PANEL_PORT", "panel_port")
+    )
+
+    supabase_url: str | None = Field(None, validation_alias=_env("SUPABASE_URL", "supabase_url"))
+    supabase_anon_key: SecretStr | None = Field(
+        None, validation_alias=_env("SUPABASE_ANON_KEY", "supabase_anon_key")
+    )
+    supabase_service_role_key: SecretStr | None = Field(
+        None, validation_alias=_env("SUPABASE_SERVICE_ROLE_KEY", "supabase_service_role_key")
+    )
+    supabase_jwt_secret: SecretStr | None = Field(
+        None, validation_alias=_env("SUPABASE_JWT_SECRET", "supabase_jwt_secret")
+    )
+    database_url: SecretStr | None = Field(
+        None, validation_alias=_env("DATABASE_URL", "database_url")
+    )
+    livekit_url: str | None = Field(None, validation_alias=_env("LIVEKIT_URL", "livekit_url"))
+    livekit_api_key: str | None = Field(
+        None, validation_alias=_env("LIVEKIT_API_KEY", "livekit_api_key")
+    )
+    livekit_api_secret: SecretStr | None = Field(
+        None, validation_alias=_env("LIVEKIT_API_SECRET", "livekit_api_secret")
+    )
+    storage_url: str | None = Field(None, validation_alias=_env("STORAGE_URL", "storage_url"))
+
+    @field_validator("supabase_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"must be an http(s) URL such as https://<project>.supabase.co, got {value!r}"
+            )
+        if parts.path not in ("", "/"):
+            raise ValueError(
+                f"give the project URL without a path (https://<project>.supabase.co), got {value!r}"
+            )
+        return value.rstrip("/")
+
+    @field_validator("livekit_url")
+    @classmethod
+    def _ws_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+            raise ValueError(
+                f"must be a ws:// or wss:// URL such as wss://<project>.livekit.cloud, got {value!r}"
+            )
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return value
+        scheme = urlsplit(value.get_secret_value()).scheme
+        if scheme not in ("postgres", "postgresql"):
+            raise ValueError(
+                "must be a postgresql:// connection string (scheme was " + repr(scheme) + ")"
+            )
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_local_defaults(cls, data: Any) -> Any:
+        """In local mode, fill unset URLs and keys from the stack's own files."""
+        if not isinstance(data, dict):
+            return data
+        stack = _first(data, "WORKBENCH_STACK", "stack") or "local"
+        if stack != "local":
+            return data
+        local_dir = Path(_first(data, "WORKBENCH_LOCAL_DIR", "local_dir") or REPO_ROOT / ".local")
+        secrets = _read_local_secrets(local_dir)
+        # A malformed port is left for field validation to report by name.
+        ports = {
+            "postgres": _int_or(_first(data, "WORKBENCH_POSTGRES_PORT", "postgres_port"), 54322),
+            "auth": _int_or(_first(data, "WORKBENCH_AUTH_PORT", "auth_port"), 9999),
+            "livekit": _int_or(_first(data, "WORKBENCH_LIVEKIT_PORT", "livekit_port"), 7880),
+        }
+        defaults: dict[str, Any] = {
+            "supabase_url": f"http://127.0.0.1:{ports['auth']}",
+            "livekit_url": f"ws://127.0.0.1:{ports['livekit']}",
+            "storage_url": str(local_dir / "storage"),
+            "supabase_anon_key": secrets.get("anon_key"),
+            "supabase_service_role_key": secrets.get("service_role_key"),
+            "supabase_jwt_secret": secrets.get("jwt_secret"),
+            "livekit_api_key": secrets.get("livekit_api_key"),
+            "livekit_api_secret": secrets.get("livekit_api_secret"),
+        }
+        if "postgres_password" in secrets:
+            defaults["database_url"] = (
+                f"postgresql://postgres:{secrets['postgres_password']}@127.0.0.1:{ports['postgres']}/postgres"
+            )
+        merged = dict(data)
+        for field, value in defaults.items():
+            env_name = str(cls.model_fields[field].validation_alias.choices[0])  # type: ignore[union-attr]
+            if value is not None and _first(merged, env_name, field) is None:
+                merged[field] = value
+        return merged
+
+    @model_validator(mode="after")
+    def _hosted_needs_everything(self) -> Settings:
+        if self.stack != "hosted":
+            return self
+        required = {
+            "SUPABASE_URL": self.supabase_url,
+            "SUPABASE_ANON_KEY": self.supabase_anon_key,
+            "SUPABASE_SERVICE_ROLE_KEY": self.supabase_service_role_key,
+            "DATABASE_URL": self.database_url,
+            "LIVEKIT_URL": self.livekit_url,
+            "LIVEKIT_API_KEY": self.livekit_api_key,
+            "LIVEKIT_API_SECRET": self.livekit_api_secret,
+            "STORAGE_URL": self.storage_url,
+        }
+        missing = [name for name, value in required.items() if value is None]
+        if missing:
+            raise ValueError(
+                "WORKBENCH_STACK=hosted needs "
+                + ", ".join(missing)
+                + " (see README, 'Hosted services')"
+            )
+        return self
+
+    @property
+    def is_local(self) -> bool:
+        """True when the embedded local stack serves this process."""
+        return self.stack == "local"
+
+    @property
+    def auth_url(self) -> str:
+        """Base URL of the Supabase Auth (GoTrue) HTTP API."""
+        assert self.supabase_url is not None  # filled in local mode, required in hosted mode
+        # Locally GoTrue is reached directly; a hosted project routes it under /auth/v1.
+        return self.supabase_url if self.is_local else f"{self.supabase_url}/auth/v1"
+
+    @property
+    def jwks_url(self) -> str:
+        """Where a hosted project publishes its asymmetric JWT signing keys."""
+        return f"{self.auth_url}/.well-known/jwks.json"
+
+    @property
+    def livekit_http_url(self) -> str:
+        """The LiveKit server API URL (same host as the signalling URL)."""
+        assert self.livekit_url is not None
+        return self.livekit_url.replace("wss://", "https://", 1).replace("ws://", "http://", 1)
+
+
+def _first(data: dict[str, Any], *keys: str) -> Any:
+    for key in keys:
+        for candidate in (key, key.lower(), key.upper()):
+            if data.get(candidate) is not None:
+                return data[candidate]
+    return None
+
+
+def _int_or(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _read_local_secrets(local_dir: Path) -> dict[str, str]:
+    path = local_dir / LOCAL_SECRETS_FILE
+    try:
+        return dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path} is unreadable ({exc}); run `./dev up` to regenerate it") from exc
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment, `.env` and `overrides`.
+
+    Raises SettingsError with one line per problem, each naming the
+    environment variable to fix.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            location = ".".join(str(part) for part in error["loc"]) or "settings"
+            env_name = _env_name_for(location)
+            message = str(error["msg"]).removeprefix("Value error, ")
+            lines.append(f"{env_name}: {message}")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
+
+
+def _env_name_for(location: str) -> str:
+    field = Settings.model_fields.get(location)
+    if field is not None and isinstance(field.validation_alias, AliasChoices):
+        return str(field.validation_alias.choices[0])
+    for field in Settings.model_fields.values():
+        if (
+            isinstance(field.validation_alias, AliasChoices)
+            and location in field.validation_alias.choices
+        ):
+            return str(field.validation_alias.choices[0])
+    return location
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once. Call `get_settings.cache_clear()` to reread."""
+    return load_settings()

@@ -1,0 +1,1 @@
+"""All SQL lives here: connections, RLS sessions, migrations, repositories per aggregate."""

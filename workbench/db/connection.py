@@ -1,0 +1,90 @@
+"""Connections: a pool for service code, and RLS sessions that act as the caller.
+
+User-facing queries run the way PostgREST runs them, so row-level security
+is enforced by Postgres, not by Python:
+
+    begin;
+    select set_config('request.jwt.claims', '<verified claims json>', true);
+    set local role authenticated;   -- or anon
+    ...
+    commit;
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+from psycopg_pool import AsyncConnectionPool
+
+from workbench.auth.tokens import AccessClaims
+from workbench.config import Settings
+
+# Roles a verified end-user token may act as. `service_role` bypasses RLS and
+# is reachable only through `service_session`, never from a user's claims.
+USER_ROLES = frozenset({"anon", "authenticated"})
+
+
+class ClaimsRoleError(PermissionError):
+    """The token asks for a role a user session may not take."""
+
+
+def database_url(settings: Settings) -> str:
+    """The configured connection string (raises if there is none yet)."""
+    if settings.database_url is None:
+        raise ValueError("no DATABASE_URL: run `./dev up` (local) or set DATABASE_URL (hosted)")
+    return settings.database_url.get_secret_value()
+
+
+def open_pool(settings: Settings, *, min_size: int = 1, max_size: int = 10) -> AsyncConnectionPool:
+    """An (unopened) async pool; use `async with open_pool(s) as pool:`."""
+    return AsyncConnectionPool(
+        database_url(settings),
+        min_size=min_size,
+        max_size=max_size,
+        open=False,
+        kwargs={"autocommit": True},
+    )
+
+
+@asynccontextmanager
+async def rls_session(
+    conn: AsyncConnection[Any], claims: AccessClaims
+) -> AsyncIterator[AsyncConnection[Any]]:
+    """A transaction acting as the holder of `claims`, under RLS.
+
+    `claims` must come from `TokenVerifier.verify`; the role is taken from
+    them and must be `anon` or `authenticated`.
+    """
+    if claims.role not in USER_ROLES:
+        raise ClaimsRoleError(f"a user session cannot act as role {claims.role!r}")
+    async with conn.transaction():
+        await conn.execute(
+            "select set_config('request.jwt.claims', %s, true)",
+            [json.dumps(claims.as_json_claims())],
+        )
+        await conn.execute(sql.SQL("set local role {}").format(sql.Identifier(claims.role)))
+        yield conn
+
+
+@asynccontextmanager
+async def service_session(
+    conn: AsyncConnection[Any], *, acting_for: str | None = None
+) -> AsyncIterator[AsyncConnection[Any]]:
+    """A transaction as `service_role` (bypasses RLS), explicit about whom it acts for.
+
+    `acting_for` (a user id) is exposed to SQL as `auth.uid()`, so triggers and
+    audit columns see the user the service works on behalf of.
+    """
+    claims: dict[str, Any] = {"role": "service_role"}
+    if acting_for is not None:
+        claims["sub"] = acting_for
+    async with conn.transaction():
+        await conn.execute(
+            "select set_config('request.jwt.claims', %s, true)", [json.dumps(claims)]
+        )
+        await conn.execute("set local role service_role")
+        yield conn

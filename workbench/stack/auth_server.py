@@ -1,0 +1,77 @@
+"""Supabase Auth (GoTrue) on 127.0.0.1, email sign-up auto-confirmed locally."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from workbench.stack.gobuild import SUPABASE_AUTH
+from workbench.stack.layout import StackLayout
+from workbench.stack.managed import BinaryService
+
+
+class AuthService(BinaryService):
+    """Registration, login, password reset and JWT issuing; runs its own migrations in `auth`."""
+
+    name = "auth"
+    binary_spec = SUPABASE_AUTH
+
+    def __init__(
+        self,
+        layout: StackLayout,
+        *,
+        port: int,
+        postgres_port: int,
+        db_password: str,
+        jwt_secret: str,
+        site_url: str,
+    ) -> None:
+        super().__init__(layout)
+        self.port = port
+        self._postgres_port = postgres_port
+        self._db_password = db_password
+        self._jwt_secret = jwt_secret
+        self._site_url = site_url
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/health"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def tcp_ports(self) -> Mapping[int, str]:
+        return {self.port: "WORKBENCH_AUTH_PORT"}
+
+    def command(self, binary: Path) -> list[str]:
+        return [str(binary)]
+
+    def environment(self) -> dict[str, str]:
+        # Only what GoTrue needs; secrets go through the environment, never argv.
+        env = {key: os.environ[key] for key in ("PATH", "HOME", "TZ") if key in os.environ}
+        env.update(
+            {
+                "GOTRUE_API_HOST": "127.0.0.1",
+                "PORT": str(self.port),
+                "API_EXTERNAL_URL": self.url,
+                "GOTRUE_DB_DRIVER": "postgres",
+                "GOTRUE_DB_DATABASE_URL": (
+                    f"postgres://supabase_auth_admin:{self._db_password}@127.0.0.1:{self._postgres_port}"
+                    "/postgres?sslmode=disable&search_path=auth"
+                ),
+                "GOTRUE_SITE_URL": self._site_url,
+                "GOTRUE_URI_ALLOW_LIST": f"{self._site_url}/**",
+                "GOTRUE_JWT_SECRET": self._jwt_secret,
+                "GOTRUE_JWT_EXP": "3600",
+                "GOTRUE_JWT_AUD": "authenticated",
+                "GOTRUE_JWT_DEFAULT_GROUP_NAME": "authenticated",
+                "GOTRUE_JWT_ADMIN_ROLES": "service_role",
+                "GOTRUE_DISABLE_SIGNUP": "false",
+                "GOTRUE_EXTERNAL_EMAIL_ENABLED": "true",
+                "GOTRUE_MAILER_AUTOCONFIRM": "true",
+                "GOTRUE_LOG_LEVEL": "info",
+            }
+        )
+        return env

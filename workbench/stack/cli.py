@@ -1,0 +1,116 @@
+"""`workbench stack up|down|status|logs|reset`: the local stack from a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+
+from workbench.config import SettingsError, get_settings
+from workbench.stack.errors import StackError
+from workbench.stack.services import LocalStack, ServiceReport
+
+SERVICES = ("postgres", "auth", "livekit")
+
+
+def _print_reports(reports: list[ServiceReport]) -> None:
+    for report in reports:
+        pid = f"pid {report.pid}" if report.pid else ""
+        line = f"  {report.name:<9} {report.state:<11} {report.url:<42} {pid}"
+        print(line.rstrip())
+        if report.detail:
+            print(f"            {report.detail}")
+
+
+def cmd_up(stack: LocalStack, _: argparse.Namespace) -> int:
+    t0 = time.monotonic()
+    reports = stack.up()
+    print(f"stack up in {time.monotonic() - t0:.1f} s:")
+    _print_reports(reports)
+    bad = [r for r in reports if r.state in ("stopped", "unhealthy")]
+    if bad:
+        print("not healthy: " + ", ".join(r.name for r in bad) + " (see `./dev logs <service>`)")
+        return 1
+    # The Panel server joins this list once dashboards/ lands; until then the
+    # entry points are the services themselves.
+    print(f"\nLiveKit: {stack.livekit.url}   Supabase Auth: {stack.auth.url}")
+    return 0
+
+
+def cmd_down(stack: LocalStack, _: argparse.Namespace) -> int:
+    stopped = stack.down()
+    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    return 0
+
+
+def cmd_status(stack: LocalStack, _: argparse.Namespace) -> int:
+    reports = stack.status()
+    _print_reports(reports)
+    return 0 if all(r.state in ("running", "unavailable") for r in reports) else 3
+
+
+def cmd_logs(stack: LocalStack, args: argparse.Namespace) -> int:
+    names = [args.service] if args.service else list(SERVICES)
+    paths = [stack.layout.logs_dir / f"{name}.log" for name in names]
+    existing = [p for p in paths if p.exists()]
+    if not existing:
+        print(f"no logs yet under {stack.layout.logs_dir}")
+        return 1
+    if args.follow:
+        return subprocess.call(["tail", "-n", str(args.lines), "-F", *map(str, existing)])
+    for path in existing:
+        print(f"==> {path} <==")
+        print("\n".join(path.read_text(errors="replace").splitlines()[-args.lines :]))
+    return 0
+
+
+def cmd_reset(stack: LocalStack, args: argparse.Namespace) -> int:
+    if args.service != "postgres":
+        print("only `reset postgres` exists: other services keep no data")
+        return 2
+    if stack.postgres.running():
+        print("postgres is running: `./dev down` first")
+        return 1
+    target = stack.postgres.data_dir
+    if not target.exists():
+        print(f"nothing to reset: {target} does not exist")
+        return 0
+    if not args.yes:
+        answer = input(f"delete {target} and every row in it? type 'delete' to confirm: ")
+        if answer.strip() != "delete":
+            print("kept")
+            return 1
+    shutil.rmtree(target)
+    print(f"deleted {target}; the next `up` creates a fresh cluster")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="workbench stack", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start every service (idempotent)").set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop the processes the stack started").set_defaults(func=cmd_down)
+    sub.add_parser("status", help="state of each service").set_defaults(func=cmd_status)
+    logs = sub.add_parser("logs", help="show service logs")
+    logs.add_argument("service", nargs="?", choices=SERVICES)
+    logs.add_argument("-n", "--lines", type=int, default=40)
+    logs.add_argument("-f", "--follow", action="store_true")
+    logs.set_defaults(func=cmd_logs)
+    reset = sub.add_parser("reset", help="delete a service's data (asks first)")
+    reset.add_argument("service", choices=("postgres",))
+    reset.add_argument("--yes", action="store_true", help="do not ask")
+    reset.set_defaults(func=cmd_reset)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the stack CLI; errors print one clear line (plus log lines) and exit non-zero."""
+    args = build_parser().parse_args(argv)
+    try:
+        stack = LocalStack(get_settings())
+        return int(args.func(stack, args))
+    except (StackError, SettingsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

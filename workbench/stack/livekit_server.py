@@ -1,0 +1,93 @@
+"""LiveKit server on loopback with loopback-only ICE (no public STUN, no external IP lookup)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+
+from workbench.stack.gobuild import LIVEKIT_SERVER
+from workbench.stack.layout import StackLayout
+from workbench.stack.managed import BinaryService
+
+
+def livekit_config(
+    *,
+    bind_ip: str,
+    port: int,
+    tcp_port: int,
+    udp_port: int,
+    api_key: str,
+    api_secret: str,
+    ip_cidr: str,
+) -> dict[str, object]:
+    """A single-node server config that advertises only `bind_ip` (see ARCHITECTURE, network rule)."""
+    return {
+        "port": port,
+        "bind_addresses": [bind_ip],
+        "rtc": {
+            "tcp_port": tcp_port,
+            "udp_port": udp_port,
+            "use_external_ip": False,  # true would ask a public STUN server
+            "node_ip": bind_ip,
+            "enable_loopback_candidate": bind_ip.startswith("127."),
+            "ips": {"includes": [ip_cidr]},
+            # Clients otherwise default to Google's STUN servers; the server's
+            # own ICE port answers binding requests.
+            "stun_servers": [f"{bind_ip}:{udp_port}"],
+        },
+        "keys": {api_key: api_secret},
+        "logging": {"level": "info"},
+    }
+
+
+class LiveKitService(BinaryService):
+    """The WebRTC SFU: rooms, tracks, agent dispatch."""
+
+    name = "livekit"
+    binary_spec = LIVEKIT_SERVER
+
+    def __init__(
+        self,
+        layout: StackLayout,
+        *,
+        port: int,
+        tcp_port: int,
+        udp_port: int,
+        api_key: str,
+        api_secret: str,
+    ) -> None:
+        super().__init__(layout)
+        self.port, self.tcp_port, self.udp_port = port, tcp_port, udp_port
+        self._key, self._secret = api_key, api_secret
+        self.config_path = layout.run_dir / "livekit.yaml"
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def tcp_ports(self) -> Mapping[int, str]:
+        return {self.port: "WORKBENCH_LIVEKIT_PORT", self.tcp_port: "WORKBENCH_LIVEKIT_TCP_PORT"}
+
+    def udp_ports(self) -> Mapping[int, str]:
+        return {self.udp_port: "WORKBENCH_LIVEKIT_UDP_PORT"}
+
+    def command(self, binary: Path) -> list[str]:
+        config = livekit_config(
+            bind_ip="127.0.0.1",
+            port=self.port,
+            tcp_port=self.tcp_port,
+            udp_port=self.udp_port,
+            api_key=self._key,
+            api_secret=self._secret,
+            ip_cidr="127.0.0.1/32",
+        )
+        self.config_path.parent.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        self.config_path.chmod(0o600)  # holds the API secret
+        return [str(binary), "--config", str(self.config_path)]

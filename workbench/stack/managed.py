@@ -1,0 +1,122 @@
+"""A service run from a cached binary, tracked by pidfile, checked over HTTP."""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+
+from workbench.stack.errors import StackError
+from workbench.stack.gobuild import GoBinary, ensure_go_binary
+from workbench.stack.layout import StackLayout
+from workbench.stack.processes import (
+    PidFile,
+    ensure_ports_free,
+    start_detached,
+    stop_pid,
+    wait_until,
+)
+
+
+class BinaryService(ABC):
+    """Start/stop/health for one process the stack owns."""
+
+    name: str
+    binary_spec: GoBinary
+    start_timeout_s = 60.0
+
+    def __init__(self, layout: StackLayout) -> None:
+        self.layout = layout
+        self.log_path = layout.logs_dir / f"{self.name}.log"
+        self.pidfile = PidFile(layout.run_dir / f"{self.name}.pid")
+        self._binary: Path | None = None
+
+    @property
+    @abstractmethod
+    def health_url(self) -> str:
+        """GET answers 200 when the service is ready."""
+
+    @property
+    @abstractmethod
+    def url(self) -> str:
+        """What a client connects to."""
+
+    @abstractmethod
+    def command(self, binary: Path) -> list[str]:
+        """The command line, given the binary."""
+
+    def environment(self) -> dict[str, str]:
+        """Environment of the process (defaults to ours)."""
+        return dict(os.environ)
+
+    def tcp_ports(self) -> Mapping[int, str]:
+        """TCP ports it binds on 127.0.0.1, each with the setting that chooses it."""
+        return {}
+
+    def udp_ports(self) -> Mapping[int, str]:
+        """UDP ports it binds on 127.0.0.1, each with the setting that chooses it."""
+        return {}
+
+    def prepare(self) -> None:
+        """Build (once) or locate the binary; may raise ArtefactUnavailable."""
+        self._binary = ensure_go_binary(
+            self.binary_spec,
+            cache_dir=self.layout.cache_dir,
+            log_path=self.layout.logs_dir / f"build-{self.name}.log",
+        )
+
+    def pid(self) -> int | None:
+        """Pid of the running process we started, if any."""
+        return self.pidfile.live_pid()
+
+    def running(self) -> bool:
+        """True while the process we started lives."""
+        return self.pid() is not None
+
+    def healthy(self) -> bool:
+        """True if the health endpoint answers 200."""
+        try:
+            return httpx.get(self.health_url, timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def start(self) -> None:
+        """Start unless already running, then wait for health (error names the log)."""
+        if self._binary is None:
+            raise StackError(f"{self.name}: prepare() must run before start()")
+        if self.running():
+            if not self.healthy():
+                wait_until(
+                    self.healthy,
+                    timeout_s=self.start_timeout_s,
+                    service=self.name,
+                    log_path=self.log_path,
+                    alive=self.running,
+                )
+            return
+        ensure_ports_free(self.name, tcp=self.tcp_ports(), udp=self.udp_ports())
+        start_detached(
+            self.command(self._binary),
+            log_path=self.log_path,
+            pidfile=self.pidfile,
+            env=self.environment(),
+        )
+        wait_until(
+            self.healthy,
+            timeout_s=self.start_timeout_s,
+            service=self.name,
+            log_path=self.log_path,
+            alive=self.running,
+        )
+
+    def stop(self) -> bool:
+        """Stop the process we started; True if one was running."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        stop_pid(pid)
+        self.pidfile.clear()
+        return True

@@ -1,0 +1,55 @@
+"""The local stack's generated secrets, kept in `.local/secrets.json` (mode 0600, never committed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+from workbench.auth.tokens import mint_api_key
+from workbench.config import LOCAL_SECRETS_FILE
+from workbench.stack.errors import StackError
+
+_REQUIRED = (
+    "jwt_secret",
+    "anon_key",
+    "service_role_key",
+    "postgres_password",
+    "livekit_api_key",
+    "livekit_api_secret",
+)
+
+
+def ensure_local_secrets(local_dir: Path) -> dict[str, str]:
+    """Read the local secrets, generating any that are missing; never replaces existing ones."""
+    path = local_dir / LOCAL_SECRETS_FILE
+    current: dict[str, str] = {}
+    if path.exists():
+        try:
+            current = dict(json.loads(path.read_text()))
+        except ValueError as exc:
+            raise StackError(
+                f"{path} is not valid JSON ({exc}); fix it, or move it aside to generate new secrets "
+                "(the database keeps its old passwords until `./dev up` re-applies them)"
+            ) from None
+    generated = dict(current)
+    generated.setdefault("jwt_secret", secrets.token_hex(32))
+    generated.setdefault("anon_key", mint_api_key(generated["jwt_secret"], "anon"))
+    generated.setdefault("service_role_key", mint_api_key(generated["jwt_secret"], "service_role"))
+    generated.setdefault("postgres_password", secrets.token_urlsafe(24))
+    generated.setdefault("livekit_api_key", "API" + secrets.token_hex(6))
+    generated.setdefault("livekit_api_secret", secrets.token_urlsafe(32))
+    if generated != current:
+        local_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(generated, handle, indent=2)
+        tmp.replace(path)
+    missing = [key for key in _REQUIRED if not generated.get(key)]
+    if missing:
+        raise StackError(
+            f"{path} has empty values for {', '.join(missing)}; delete those keys and rerun"
+        )
+    return generated
