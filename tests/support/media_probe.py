@@ -110,7 +110,9 @@ def main() -> int:
     parser.add_argument("--room", default="media-probe")
     parser.add_argument("--seconds", type=float, default=3.0)
     args = parser.parse_args()
-    result = asyncio.run(probe(args.url, args.key, args.secret, args.room, args.seconds))
+    result = asyncio.run(
+        probe(args.url, args.key, args.secret, room_name=args.room, seconds=args.seconds)
+    )
     json.dump(result, sys.stdout)
     print()
     return 0

@@ -54,7 +54,9 @@ def test_refused_module_is_unavailable_not_a_crash(
         "echo '\tserver response: This module version is not available.' >&2\nexit 1\n",
     )
     monkeypatch.setenv("WORKBENCH_GO", str(go))
-    with pytest.raises(ArtefactUnavailable, match=r"proxy refused example\.com/demo/cmd/demo@v1\.2\.3"):
+    with pytest.raises(
+        ArtefactUnavailable, match=r"proxy refused example\.com/demo/cmd/demo@v1\.2\.3"
+    ):
         ensure_go_binary(SPEC, cache_dir=tmp_path / "cache", log_path=tmp_path / "build.log")
     assert not SPEC.cached_path(tmp_path / "cache").exists()
 

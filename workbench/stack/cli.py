@@ -33,9 +33,8 @@ def cmd_up(stack: LocalStack, _: argparse.Namespace) -> int:
     if bad:
         print("not healthy: " + ", ".join(r.name for r in bad) + " (see `./dev logs <service>`)")
         return 1
-    # The Panel server joins this list once dashboards/ lands; until then the
-    # entry points are the services themselves.
-    print(f"\nLiveKit: {stack.livekit.url}   Supabase Auth: {stack.auth.url}")
+    # Until the Panel server lands (dashboards/), clients connect to LiveKit directly.
+    print(f"\nready: connect LiveKit clients to {stack.livekit.url}")
     return 0
 
 

@@ -17,7 +17,7 @@ import psycopg
 from workbench.db.migrations import apply_bootstrap, apply_migrations
 from workbench.stack.errors import StackError
 from workbench.stack.layout import StackLayout
-from workbench.stack.processes import ensure_ports_free, log_excerpt
+from workbench.stack.processes import ensure_ports_free, log_excerpt, wait_until
 
 PREFERRED_MAJOR = "15"  # Supabase's Postgres line packaged by Debian 12
 _INCLUDE_LINE = "include_if_exists = 'workbench.conf'\n"
@@ -179,7 +179,16 @@ class PostgresService:
         """Start the cluster on 127.0.0.1:<port> and wait until it accepts connections."""
         assert self._bin is not None, "prepare() first"
         if self.running():
-            return
+            # A postmaster that was just killed still looks alive for a moment
+            # while its children exit: wait for it to be healthy or gone.
+            wait_until(
+                lambda: self.healthy() or not self.running(),
+                timeout_s=30,
+                service=self.name,
+                log_path=self.log_path,
+            )
+            if self.running():
+                return
         ensure_ports_free("postgres", tcp={self.port: "WORKBENCH_POSTGRES_PORT"})
         conf = self.data_dir / "workbench.conf"
         conf.write_text(

@@ -1,0 +1,87 @@
+"""Fixtures over the real local stack: `./dev test` brings it up; these make sure of it."""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import jwt
+import psycopg
+import pytest
+
+from workbench.auth.tokens import AccessClaims, verifier_for
+from workbench.config import Settings, get_settings
+from workbench.db.connection import database_url
+from workbench.db.migrations import apply_bootstrap
+from workbench.stack.services import LocalStack
+
+
+@pytest.fixture(scope="session")
+def stack() -> LocalStack:
+    """The checkout's local stack, up (idempotent: a running stack is left as is)."""
+    get_settings.cache_clear()
+    local = LocalStack(get_settings())
+    local.up()
+    return local
+
+
+@pytest.fixture(scope="session")
+def settings(stack: LocalStack) -> Settings:
+    """Settings read after `up`, so the generated local secrets are in them."""
+    get_settings.cache_clear()
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def admin_dsn(settings: Settings) -> str:
+    """Superuser connection string: test set-up only, never a user-facing path."""
+    return database_url(settings)
+
+
+@pytest.fixture
+def scratch_db(admin_dsn: str) -> Iterator[str]:
+    """A fresh database in the stack's cluster with Supabase's role model; dropped afterwards."""
+    name = f"vwb_test_{secrets.token_hex(4)}"
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(psycopg.sql.SQL("create database {}").format(psycopg.sql.Identifier(name)))
+    dsn = admin_dsn.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            apply_bootstrap(conn)
+        yield dsn
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(
+                psycopg.sql.SQL("drop database {} with (force)").format(
+                    psycopg.sql.Identifier(name)
+                )
+            )
+
+
+@pytest.fixture
+def sign_user_claims(settings: Settings):  # type: ignore[no-untyped-def]
+    """Make verified `authenticated` claims for a new user id, signed with the local JWT secret.
+
+    The token goes through the same verifier a request would; GoTrue-issued
+    tokens are covered by test_auth.py when Supabase Auth runs.
+    """
+    verifier = verifier_for(settings)
+    assert settings.supabase_jwt_secret is not None
+    secret = settings.supabase_jwt_secret.get_secret_value()
+
+    def make(**extra: Any) -> AccessClaims:
+        now = int(time.time())
+        payload = {
+            "sub": str(uuid.uuid4()),
+            "role": "authenticated",
+            "aud": "authenticated",
+            "iat": now,
+            "exp": now + 300,
+            **extra,
+        }
+        return verifier.verify(jwt.encode(payload, secret, algorithm="HS256"))
+
+    return make

@@ -1,0 +1,86 @@
+"""Supabase Auth (GoTrue) end to end: register, log in, verify the JWT, query under RLS with it.
+
+Skipped, with the reason, when this machine could not obtain the GoTrue binary
+(`./dev status` shows why); everything after the token is covered regardless
+by test_database.py with locally signed claims.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import httpx
+import psycopg
+import pytest
+from supabase_auth import SyncGoTrueClient
+from supabase_auth.errors import AuthApiError
+
+from workbench.auth.tokens import TokenError, verifier_for
+from workbench.config import Settings
+from workbench.db.connection import rls_session
+from workbench.stack.services import LocalStack
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def auth_client(stack: LocalStack, settings: Settings) -> SyncGoTrueClient:
+    reason = stack.unavailable_reason("auth")
+    if reason is not None:
+        pytest.skip(f"Supabase Auth is not available on this machine: {reason}")
+    assert settings.supabase_anon_key is not None
+    anon_key = settings.supabase_anon_key.get_secret_value()
+    client = SyncGoTrueClient(
+        url=settings.auth_url,
+        headers={"apikey": anon_key, "Authorization": f"Bearer {anon_key}"},
+        persist_session=False,
+        auto_refresh_token=False,
+    )
+    return client
+
+
+def test_health_endpoint_answers(stack: LocalStack, auth_client: SyncGoTrueClient) -> None:
+    assert httpx.get(stack.auth.health_url, timeout=5).status_code == 200
+
+
+async def test_register_login_and_query_under_rls(
+    auth_client: SyncGoTrueClient, settings: Settings, admin_dsn: str
+) -> None:
+    email = f"researcher-{secrets.token_hex(4)}@example.org"
+    password = secrets.token_urlsafe(16)
+    signed_up = auth_client.sign_up({"email": email, "password": password})
+    assert signed_up.user is not None
+    assert signed_up.user.email == email
+
+    signed_in = auth_client.sign_in_with_password({"email": email, "password": password})
+    assert signed_in.session is not None
+    claims = verifier_for(settings).verify(signed_in.session.access_token)
+    assert claims.sub == signed_up.user.id
+    assert claims.role == "authenticated"
+
+    async with (
+        await psycopg.AsyncConnection.connect(admin_dsn, autocommit=True) as conn,
+        rls_session(conn, claims),
+    ):
+        cur = await conn.execute("select auth.uid()::text, current_user, auth.email()")
+        assert await cur.fetchone() == (signed_up.user.id, "authenticated", email)
+
+
+def test_wrong_password_is_refused(auth_client: SyncGoTrueClient) -> None:
+    email = f"user-{secrets.token_hex(4)}@example.org"
+    auth_client.sign_up({"email": email, "password": "a-good-password-1"})
+    with pytest.raises(AuthApiError, match="Invalid login credentials"):
+        auth_client.sign_in_with_password({"email": email, "password": "wrong-password"})
+
+
+def test_gotrue_token_tampered_is_refused(
+    auth_client: SyncGoTrueClient, settings: Settings
+) -> None:
+    email = f"user-{secrets.token_hex(4)}@example.org"
+    password = secrets.token_urlsafe(16)
+    auth_client.sign_up({"email": email, "password": password})
+    session = auth_client.sign_in_with_password({"email": email, "password": password}).session
+    assert session is not None
+    header, payload, signature = session.access_token.split(".")
+    with pytest.raises(TokenError, match="signature"):
+        verifier_for(settings).verify(f"{header}.{payload}.{signature[:-4]}AAAA")

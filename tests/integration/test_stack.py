@@ -1,0 +1,132 @@
+"""The local stack: up, status, idempotence, crash recovery and the faults a user meets."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from workbench.stack.cli import main as stack_cli
+from workbench.stack.errors import StackError
+from workbench.stack.layout import StackLayout
+from workbench.stack.postgres import PostgresService
+from workbench.stack.services import LocalStack
+
+pytestmark = pytest.mark.integration
+
+
+def _states(stack: LocalStack) -> dict[str, str]:
+    return {report.name: report.state for report in stack.status()}
+
+
+def test_every_service_is_up_or_reported_unavailable_with_a_reason(stack: LocalStack) -> None:
+    reports = {report.name: report for report in stack.status()}
+    assert reports["postgres"].state == "running"
+    assert reports["livekit"].state == "running"
+    assert reports["auth"].state in ("running", "unavailable")
+    if reports["auth"].state == "unavailable":
+        assert "WORKBENCH_AUTH_BIN" in reports["auth"].detail
+
+
+def test_up_is_idempotent(stack: LocalStack) -> None:
+    before = {report.name: report.pid for report in stack.status()}
+    stack.up()
+    after = {report.name: report.pid for report in stack.status()}
+    assert before == after
+
+
+def test_up_recovers_after_a_crash(stack: LocalStack) -> None:
+    pid = stack.livekit.pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while stack.livekit.running() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _states(stack)["livekit"] == "stopped"
+    stack.up()
+    assert _states(stack)["livekit"] == "running"
+    assert stack.livekit.pid() != pid
+
+
+def test_up_recovers_after_postgres_is_killed(stack: LocalStack) -> None:
+    pid = stack.postgres.pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    stack.up()
+    assert stack.postgres.healthy()
+    assert stack.postgres.pid() != pid
+
+
+def test_status_and_logs_commands(stack: LocalStack, capsys: pytest.CaptureFixture[str]) -> None:
+    assert stack_cli(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "postgres" in out
+    assert "running" in out
+    assert stack_cli(["logs", "livekit", "-n", "5"]) == 0
+    assert "livekit.log" in capsys.readouterr().out
+
+
+@pytest.fixture
+def postgres_scratch_layout(stack: LocalStack) -> Iterator[StackLayout]:
+    # Under .local/ (not /tmp/pytest-*, mode 0700) so the postgres OS user can reach it.
+    root = stack.layout.local_dir / "test-scratch" / f"pg-{os.getpid()}-{time.monotonic_ns()}"
+    root.mkdir(parents=True)
+    yield StackLayout(local_dir=root, cache_dir=stack.layout.cache_dir)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_half_initialised_data_folder_is_refused_and_kept(
+    postgres_scratch_layout: StackLayout,
+) -> None:
+    data = postgres_scratch_layout.local_dir / "postgres"
+    data.mkdir()
+    (data / "precious.txt").write_text("user data")
+    service = PostgresService(postgres_scratch_layout, port=1, password="pw")
+    with pytest.raises(
+        StackError, match=r"not empty but holds no complete cluster .* move it aside"
+    ):
+        service.prepare()
+    assert (data / "precious.txt").read_text() == "user data"
+
+
+def test_taken_port_is_reported_before_starting(postgres_scratch_layout: StackLayout) -> None:
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        service = PostgresService(postgres_scratch_layout, port=port, password="pw")
+        service.prepare()  # a real initdb into the scratch folder
+        with pytest.raises(StackError, match=rf"port {port}/tcp .* set WORKBENCH_POSTGRES_PORT"):
+            service.start()
+    assert not service.running()
+
+
+def test_hosted_mode_has_no_local_stack(settings: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    from workbench.config import load_settings
+
+    monkeypatch.setenv("WORKBENCH_STACK", "hosted")
+    for name, value in {
+        "SUPABASE_URL": "https://abc.supabase.co",
+        "SUPABASE_ANON_KEY": "a",
+        "SUPABASE_SERVICE_ROLE_KEY": "s",
+        "DATABASE_URL": "postgresql://u:p@db.example.org/postgres",
+        "LIVEKIT_URL": "wss://x.livekit.cloud",
+        "LIVEKIT_API_KEY": "k",
+        "LIVEKIT_API_SECRET": "s",
+        "STORAGE_URL": "s3://b/p",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(StackError, match="WORKBENCH_STACK=hosted"):
+        LocalStack(load_settings(_env_file=None))
+
+
+def test_generated_secrets_are_private(stack: LocalStack) -> None:
+    secrets_file: Path = stack.layout.local_dir / "secrets.json"
+    assert secrets_file.stat().st_mode & 0o077 == 0
+    assert (stack.layout.run_dir / "livekit.yaml").stat().st_mode & 0o077 == 0
