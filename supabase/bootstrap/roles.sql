@@ -37,6 +37,72 @@ grant create, connect on database postgres to supabase_auth_admin;
 alter role supabase_auth_admin set search_path = auth;
 grant usage on schema auth to anon, authenticated, service_role;
 
+-- GoTrue's base tables, as Supabase's Postgres image pre-creates them, with
+-- GoTrue's first migrations recorded as applied: GoTrue (when it runs) adds
+-- its later migrations on top, and the app can reference auth.users even on
+-- a machine where GoTrue cannot run.
+create table if not exists auth.users (
+  instance_id uuid,
+  id uuid primary key,
+  aud varchar(255),
+  role varchar(255),
+  email varchar(255) unique,
+  encrypted_password varchar(255),
+  confirmed_at timestamptz,
+  invited_at timestamptz,
+  confirmation_token varchar(255),
+  confirmation_sent_at timestamptz,
+  recovery_token varchar(255),
+  recovery_sent_at timestamptz,
+  email_change_token varchar(255),
+  email_change varchar(255),
+  email_change_sent_at timestamptz,
+  last_sign_in_at timestamptz,
+  raw_app_meta_data jsonb,
+  raw_user_meta_data jsonb,
+  is_super_admin boolean,
+  created_at timestamptz,
+  updated_at timestamptz
+);
+create index if not exists users_instance_id_email_idx on auth.users (instance_id, email);
+create index if not exists users_instance_id_idx on auth.users (instance_id);
+create table if not exists auth.refresh_tokens (
+  instance_id uuid,
+  id bigserial primary key,
+  token varchar(255),
+  user_id varchar(255),
+  revoked boolean,
+  created_at timestamptz,
+  updated_at timestamptz
+);
+create index if not exists refresh_tokens_instance_id_idx on auth.refresh_tokens (instance_id);
+create index if not exists refresh_tokens_instance_id_user_id_idx on auth.refresh_tokens (instance_id, user_id);
+create index if not exists refresh_tokens_token_idx on auth.refresh_tokens (token);
+create table if not exists auth.instances (
+  id uuid primary key,
+  uuid uuid,
+  raw_base_config text,
+  created_at timestamptz,
+  updated_at timestamptz
+);
+create table if not exists auth.audit_log_entries (
+  instance_id uuid,
+  id uuid primary key,
+  payload json,
+  created_at timestamptz
+);
+create index if not exists audit_logs_instance_id_idx on auth.audit_log_entries (instance_id);
+create table if not exists auth.schema_migrations (version varchar(255) primary key);
+insert into auth.schema_migrations (version)
+values ('20171026211738'), ('20171026211808'), ('20171026211834'), ('20180103212743'),
+       ('20180108183307'), ('20180119214651'), ('20180125194653')
+on conflict do nothing;
+alter table auth.users owner to supabase_auth_admin;
+alter table auth.refresh_tokens owner to supabase_auth_admin;
+alter table auth.instances owner to supabase_auth_admin;
+alter table auth.audit_log_entries owner to supabase_auth_admin;
+alter table auth.schema_migrations owner to supabase_auth_admin;
+
 -- Helpers RLS policies call; they read the claims a request session sets
 -- (`select set_config('request.jwt.claims', ..., true)`), exactly as under
 -- PostgREST. Owned by supabase_auth_admin so GoTrue's migrations may replace them.

@@ -6,6 +6,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import jwt
@@ -15,7 +16,7 @@ import pytest
 from workbench.auth.tokens import AccessClaims, verifier_for
 from workbench.config import Settings, get_settings
 from workbench.db.connection import database_url
-from workbench.db.migrations import apply_bootstrap
+from workbench.db.migrations import apply_bootstrap, apply_migrations
 from workbench.stack.services import LocalStack
 
 
@@ -41,9 +42,8 @@ def admin_dsn(settings: Settings) -> str:
     return database_url(settings)
 
 
-@pytest.fixture
-def scratch_db(admin_dsn: str) -> Iterator[str]:
-    """A fresh database in the stack's cluster with Supabase's role model; dropped afterwards."""
+@contextmanager
+def _scratch_database(admin_dsn: str, *, with_migrations: bool) -> Iterator[str]:
     name = f"vwb_test_{secrets.token_hex(4)}"
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(psycopg.sql.SQL("create database {}").format(psycopg.sql.Identifier(name)))
@@ -51,6 +51,8 @@ def scratch_db(admin_dsn: str) -> Iterator[str]:
     try:
         with psycopg.connect(dsn, autocommit=True) as conn:
             apply_bootstrap(conn)
+            if with_migrations:
+                apply_migrations(conn)
         yield dsn
     finally:
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
@@ -59,6 +61,27 @@ def scratch_db(admin_dsn: str) -> Iterator[str]:
                     psycopg.sql.Identifier(name)
                 )
             )
+
+
+@pytest.fixture
+def scratch_db(admin_dsn: str) -> Iterator[str]:
+    """A fresh database in the stack's cluster with Supabase's role model only; dropped afterwards."""
+    with _scratch_database(admin_dsn, with_migrations=False) as dsn:
+        yield dsn
+
+
+@pytest.fixture(scope="module")
+def app_db(admin_dsn: str) -> Iterator[str]:
+    """A fresh database with the role model and every app migration, shared by one test module."""
+    with _scratch_database(admin_dsn, with_migrations=True) as dsn:
+        yield dsn
+
+
+@pytest.fixture(scope="session")
+def jwt_secret(settings: Settings) -> str:
+    """The local stack's JWT secret (what GoTrue signs with)."""
+    assert settings.supabase_jwt_secret is not None
+    return settings.supabase_jwt_secret.get_secret_value()
 
 
 @pytest.fixture

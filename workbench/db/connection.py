@@ -16,8 +16,10 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from uuid import UUID
 
 from psycopg import AsyncConnection, sql
+from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 
 from workbench.auth.tokens import AccessClaims
@@ -50,6 +52,13 @@ def open_pool(settings: Settings, *, min_size: int = 1, max_size: int = 10) -> A
     )
 
 
+def _require_idle(conn: AsyncConnection[Any]) -> None:
+    # `set local role` lasts until the *outer* transaction ends: nested in a
+    # caller's transaction, the identity would leak past the block.
+    if conn.info.transaction_status != TransactionStatus.IDLE:
+        raise RuntimeError("an identity session must start its own transaction, not nest in one")
+
+
 @asynccontextmanager
 async def rls_session(
     conn: AsyncConnection[Any], claims: AccessClaims
@@ -61,6 +70,7 @@ async def rls_session(
     """
     if claims.role not in USER_ROLES:
         raise ClaimsRoleError(f"a user session cannot act as role {claims.role!r}")
+    _require_idle(conn)
     async with conn.transaction():
         await conn.execute(
             "select set_config('request.jwt.claims', %s, true)",
@@ -81,7 +91,8 @@ async def service_session(
     """
     claims: dict[str, Any] = {"role": "service_role"}
     if acting_for is not None:
-        claims["sub"] = acting_for
+        claims["sub"] = str(acting_for)
+    _require_idle(conn)
     async with conn.transaction():
         await conn.execute(
             "select set_config('request.jwt.claims', %s, true)", [json.dumps(claims)]

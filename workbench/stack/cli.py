@@ -9,6 +9,7 @@ import sys
 import time
 
 from workbench.config import SettingsError, get_settings
+from workbench.db.migrations import MigrationError
 from workbench.stack.errors import StackError
 from workbench.stack.services import LocalStack, ServiceReport
 
@@ -110,6 +111,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stack = LocalStack(get_settings())
         return int(args.func(stack, args))
-    except (StackError, SettingsError) as exc:
+    except (StackError, SettingsError, MigrationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -259,8 +259,8 @@ class PostgresService:
             return None
 
     # -- schema ------------------------------------------------------------
-    def provision(self, role_password: str) -> list[str]:
-        """Apply Supabase's role model, role passwords and app migrations; names of new migrations."""
+    def provision_roles(self, role_password: str) -> None:
+        """Apply Supabase's role model and set the login roles' passwords (idempotent)."""
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             apply_bootstrap(conn)
             for role in ("authenticator", "supabase_auth_admin"):
@@ -269,4 +269,8 @@ class PostgresService:
                         psycopg.sql.Identifier(role), psycopg.sql.Literal(role_password)
                     )
                 )
+
+    def migrate(self) -> list[str]:
+        """Apply pending app migrations; names of those applied now."""
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
             return [m.path.name for m in apply_migrations(conn)]

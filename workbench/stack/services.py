@@ -81,9 +81,9 @@ class LocalStack:
         for directory in (self.layout.logs_dir, self.layout.run_dir, self.layout.storage_dir):
             directory.mkdir(parents=True, exist_ok=True)
         self._step("postgres", self.postgres.prepare, self.postgres.start)
-        applied = self.postgres.provision(self._role_password)
-        if applied:
-            self._echo(f"applied migrations: {', '.join(applied)}")
+        self.postgres.provision_roles(self._role_password)
+        # GoTrue runs its own migrations in `auth` before the app's, whose
+        # triggers and foreign keys reference auth.users.
         for service in (self.auth, self.livekit):
             marker = self._unavailable_marker(service.name)
             try:
@@ -92,6 +92,9 @@ class LocalStack:
             except ArtefactUnavailable as exc:
                 marker.write_text(str(exc))
                 self._echo(f"WARNING {exc}")
+        applied = self.postgres.migrate()
+        if applied:
+            self._echo(f"applied migrations: {', '.join(applied)}")
         return self.status()
 
     def _step(self, name: str, prepare: Callable[[], None], start: Callable[[], None]) -> None:

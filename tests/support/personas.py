@@ -1,0 +1,78 @@
+"""Users for database tests, created the way GoTrue's admin API creates them (a row in auth.users).
+
+Their access tokens are signed with the stack's JWT secret and go through the
+same verifier a request does, so policies see exactly the claims GoTrue issues.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+import psycopg
+
+from workbench.auth.tokens import AccessClaims, TokenVerifier
+
+
+@dataclass(frozen=True)
+class Persona:
+    """A test user and its verified claims (anon has no id)."""
+
+    name: str
+    id: uuid.UUID | None
+    claims: AccessClaims
+
+
+def create_user(
+    conn: psycopg.Connection[Any],
+    *,
+    name: str,
+    role: str,
+    jwt_secret: str,
+    display_name: str | None = None,
+) -> Persona:
+    """Insert an auth user (the sign-up trigger makes the profile), give it `role`, sign its token."""
+    user_id = uuid.uuid4()
+    email = f"{name}-{secrets.token_hex(3)}@example.org"
+    meta = psycopg.types.json.Jsonb({"display_name": display_name} if display_name else {})
+    conn.execute(
+        """insert into auth.users (instance_id, id, aud, role, email, raw_user_meta_data, created_at, updated_at)
+           values ('00000000-0000-0000-0000-000000000000', %s, 'authenticated', 'authenticated', %s, %s, now(), now())""",
+        [user_id, email, meta],
+    )
+    if role != "user":
+        conn.execute(
+            "select set_config('request.jwt.claims', '{\"role\": \"service_role\"}', false)"
+        )
+        conn.execute("select public.set_user_role(%s, %s::public.app_role)", [user_id, role])
+    now = int(time.time())
+    token = jwt.encode(
+        {
+            "sub": str(user_id),
+            "email": email,
+            "role": "authenticated",
+            "aud": "authenticated",
+            "iat": now,
+            "exp": now + 3600,
+        },
+        jwt_secret,
+        algorithm="HS256",
+    )
+    return Persona(name, user_id, TokenVerifier(jwt_secret=jwt_secret).verify(token))
+
+
+def anon_persona(jwt_secret: str) -> Persona:
+    """The anon API key's claims."""
+    from workbench.auth.tokens import mint_api_key
+
+    return Persona(
+        "anon",
+        None,
+        TokenVerifier(jwt_secret=jwt_secret).verify(
+            mint_api_key(jwt_secret, "anon"), audience=None
+        ),
+    )

@@ -1,0 +1,283 @@
+"""Rows as typed models. Repositories return these, never raw tuples."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+AppRole = Literal["user", "researcher", "admin"]
+ConversationStatus = Literal["active", "completed", "interrupted", "failed"]
+
+
+class _Row(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class UiSettings(BaseModel):
+    """Interface preferences."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    theme: Literal["light", "dark", "system"] | None = None
+    show_latency: bool | None = None
+    show_transcript: bool | None = None
+
+
+class UserSettings(BaseModel):
+    """A profile's settings; the database checks the same schema (`valid_user_settings`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stack: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    voice: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    language: str | None = Field(None, pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
+    ui: UiSettings | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON stored in profiles.settings (unset keys omitted)."""
+        return self.model_dump(exclude_none=True)
+
+
+class Profile(_Row):
+    """A user's profile."""
+
+    id: UUID
+    display_name: str
+    avatar_path: str | None
+    role: AppRole
+    settings: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class SystemPrompt(_Row):
+    """A named prompt and its active version."""
+
+    id: UUID
+    slug: str
+    title: str
+    description: str
+    active_version_id: UUID | None
+    created_at: datetime
+
+
+_VARIABLE = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\s*\}\}")
+
+
+class PromptVersion(_Row):
+    """An immutable prompt text."""
+
+    id: UUID
+    prompt_id: UUID
+    version: int
+    body: str
+    variables: list[str]
+    notes: str
+    author_id: UUID | None
+    created_at: datetime
+
+    def render(self, values: dict[str, str]) -> str:
+        """The body with its {{variables}} filled; a missing value is an error."""
+        missing = [name for name in self.variables if name not in values]
+        if missing:
+            raise KeyError(f"prompt variables without a value: {', '.join(missing)}")
+        return _VARIABLE.sub(lambda m: values.get(m.group(1), m.group(0)), self.body)
+
+
+def variables_in(body: str) -> list[str]:
+    """The distinct {{placeholders}} of a prompt body, in order of appearance."""
+    return list(dict.fromkeys(_VARIABLE.findall(body)))
+
+
+class Experiment(_Row):
+    """An A/B or multi-arm experiment over versions of one prompt."""
+
+    id: UUID
+    prompt_id: UUID
+    name: str
+    status: Literal["draft", "running", "stopped"]
+    target_roles: list[AppRole]
+    started_at: datetime | None
+    stopped_at: datetime | None
+
+
+class Variant(_Row):
+    """One arm of an experiment."""
+
+    id: UUID
+    experiment_id: UUID
+    prompt_version_id: UUID
+    label: str
+    weight: float
+
+
+class SessionPrompt(_Row):
+    """What a new session runs: the version, and the experiment arm that chose it if any."""
+
+    version: PromptVersion
+    experiment_id: UUID | None = None
+    variant_id: UUID | None = None
+
+
+class Conversation(_Row):
+    """One voice session."""
+
+    id: UUID
+    owner_id: UUID
+    room_name: str | None
+    status: ConversationStatus
+    started_at: datetime
+    ended_at: datetime | None
+    prompt_version_id: UUID | None
+    experiment_id: UUID | None
+    variant_id: UUID | None
+    model_specs: dict[str, Any]
+
+
+class TurnDraft(BaseModel):
+    """A completed turn as the agent writes it; latencies in seconds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    conversation_id: UUID
+    idx: int = Field(ge=0)
+    role: Literal["user", "agent"]
+    text: str
+    started_at: datetime
+    ended_at: datetime
+    eou_delay_s: float | None = None
+    stt_s: float | None = None
+    llm_ttft_s: float | None = None
+    tts_ttfb_s: float | None = None
+    v2v_s: float | None = None
+    v2v_audio_s: float | None = None
+    interrupted: bool = False
+    false_interruption: bool = False
+    audio_path: str | None = None
+    filter_verdict: dict[str, Any] | None = None
+
+
+class Turn(_Row):
+    """A stored turn."""
+
+    id: int
+    conversation_id: UUID
+    idx: int
+    role: Literal["user", "agent"]
+    text: str
+    started_at: datetime
+    ended_at: datetime
+    eou_delay_s: float | None
+    stt_s: float | None
+    llm_ttft_s: float | None
+    tts_ttfb_s: float | None
+    v2v_s: float | None
+    v2v_audio_s: float | None
+    interrupted: bool
+    false_interruption: bool
+    audio_path: str | None
+    filter_verdict: dict[str, Any] | None
+    reference_text: str | None
+
+
+AnalyticsKind = Literal[
+    "login",
+    "logout",
+    "page_view",
+    "conversation_started",
+    "conversation_ended",
+    "settings_changed",
+    "prompt_activated",
+    "experiment_started",
+    "experiment_stopped",
+    "export_requested",
+    "eval_run_started",
+]
+
+
+class LatencyDaily(_Row):
+    """A row of analytics_latency_daily."""
+
+    day: datetime
+    prompt_version_id: UUID | None
+    model_stack: str
+    turns: int
+    v2v_p50_s: float | None
+    v2v_p95_s: float | None
+    eou_delay_mean_s: float | None
+    stt_mean_s: float | None
+    llm_ttft_mean_s: float | None
+    tts_ttfb_mean_s: float | None
+    interruption_rate: float | None
+
+
+class ActivityDaily(_Row):
+    """A row of analytics_activity_daily."""
+
+    day: datetime
+    conversations: int
+    turns: int
+
+
+class EvalRun(_Row):
+    """An evaluation run."""
+
+    id: UUID
+    task: str
+    task_version: str
+    dataset_id: str
+    spec: dict[str, Any]
+    git_sha: str | None
+    status: Literal["running", "completed", "failed", "interrupted"]
+    metrics: dict[str, Any]
+    started_at: datetime
+    finished_at: datetime | None
+
+
+class EvalSample(BaseModel):
+    """One sample's result."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sample_id: str
+    reference: str | None = None
+    hypothesis: str | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+
+
+class Export(_Row):
+    """A requested export."""
+
+    id: UUID
+    owner_id: UUID
+    conversation_id: UUID | None
+    format: Literal["json", "csv", "parquet"]
+    status: Literal["pending", "ready", "failed"]
+    object_path: str | None
+    error: str | None
+    created_at: datetime
+
+
+class StoredObject(_Row):
+    """Metadata of an object in the store."""
+
+    id: UUID
+    bucket: Literal["audio", "avatars", "exports"]
+    path: str
+    owner_id: UUID
+    content_type: str
+    size_bytes: int
+    sha256: str
+    created_at: datetime
+
+    @field_validator("path")
+    @classmethod
+    def _no_traversal(cls, value: str) -> str:
+        if ".." in value.split("/"):
+            raise ValueError("object path may not contain '..'")
+        return value
