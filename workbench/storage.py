@@ -163,7 +163,7 @@ class ObjectStore:
             )
         return data
 
-    async def list(
+    async def list_objects(
         self, conn: AsyncConnection[Any], *, bucket: Bucket, owner_id: UUID
     ) -> list[StoredObject]:
         """Objects of one owner in a bucket that the caller may see."""

@@ -33,8 +33,7 @@ comment on column public.prompt_versions.variables is 'Names of {{placeholders}}
 -- The active version must belong to the same prompt.
 alter table public.system_prompts
   add constraint system_prompts_active_version_fk
-  foreign key (active_version_id, id) references public.prompt_versions (id, prompt_id)
-  deferrable initially deferred;
+  foreign key (active_version_id, id) references public.prompt_versions (id, prompt_id);
 
 create function public.number_prompt_version() returns trigger
 language plpgsql

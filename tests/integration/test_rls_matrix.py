@@ -162,10 +162,12 @@ def world(app_db: str, jwt_secret: str) -> Iterator[World]:
 
 
 async def _as(dsn: str, persona: Persona, query: str, params: Any = ()) -> list[tuple[Any, ...]]:
-    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        async with rls_session(conn, persona.claims):
-            cur = await conn.execute(query, params)
-            return await cur.fetchall() if cur.description else []
+    async with (
+        await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn,
+        rls_session(conn, persona.claims),
+    ):
+        cur = await conn.execute(query, params)
+        return await cur.fetchall() if cur.description else []
 
 
 DENIED = "denied"

@@ -9,13 +9,16 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
 import psycopg
 
-from workbench.auth.tokens import AccessClaims, TokenVerifier
+from workbench.auth.tokens import AccessClaims, TokenVerifier, mint_api_key
+from workbench.db.connection import rls_session
 
 
 @dataclass(frozen=True)
@@ -67,8 +70,6 @@ def create_user(
 
 def anon_persona(jwt_secret: str) -> Persona:
     """The anon API key's claims."""
-    from workbench.auth.tokens import mint_api_key
-
     return Persona(
         "anon",
         None,
@@ -76,3 +77,13 @@ def anon_persona(jwt_secret: str) -> Persona:
             mint_api_key(jwt_secret, "anon"), audience=None
         ),
     )
+
+
+@asynccontextmanager
+async def session_as(dsn: str, persona: Persona) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A connection inside `persona`'s RLS session (one transaction)."""
+    async with (
+        await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn,
+        rls_session(conn, persona.claims),
+    ):
+        yield conn

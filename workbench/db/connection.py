@@ -82,7 +82,7 @@ async def rls_session(
 
 @asynccontextmanager
 async def service_session(
-    conn: AsyncConnection[Any], *, acting_for: str | None = None
+    conn: AsyncConnection[Any], *, acting_for: UUID | str | None = None
 ) -> AsyncIterator[AsyncConnection[Any]]:
     """A transaction as `service_role` (bypasses RLS), explicit about whom it acts for.
 

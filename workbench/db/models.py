@@ -20,7 +20,7 @@ class _Row(BaseModel):
 class UiSettings(BaseModel):
     """Interface preferences."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     theme: Literal["light", "dark", "system"] | None = None
     show_latency: bool | None = None
@@ -30,7 +30,7 @@ class UiSettings(BaseModel):
 class UserSettings(BaseModel):
     """A profile's settings; the database checks the same schema (`valid_user_settings`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     stack: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     voice: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

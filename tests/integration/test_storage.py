@@ -1,0 +1,170 @@
+"""The object store: bytes behind fsspec, metadata under RLS, limits from the database, no half-writes."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+import soundfile
+
+from tests.support.personas import Persona, create_user, session_as
+from workbench.db.errors import NotFound
+from workbench.storage import ObjectStore, UploadRejected
+
+pytestmark = pytest.mark.integration
+
+PNG_1PX = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+    b"\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82"
+)
+
+
+def wav_bytes(seconds: float = 0.5, sample_rate_hz: int = 16_000) -> bytes:
+    t = np.arange(int(seconds * sample_rate_hz)) / sample_rate_hz
+    buffer = io.BytesIO()
+    soundfile.write(
+        buffer, 0.2 * np.sin(2 * np.pi * 220 * t), sample_rate_hz, format="WAV", subtype="PCM_16"
+    )
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def people(app_db: str, jwt_secret: str) -> dict[str, Persona]:
+    with psycopg.connect(app_db, autocommit=True) as conn:
+        return {
+            name: create_user(conn, name=name, role=role, jwt_secret=jwt_secret)
+            for name, role in (
+                ("owner", "user"),
+                ("stranger", "user"),
+                ("researcher", "researcher"),
+            )
+        }
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ObjectStore:
+    return ObjectStore(str(tmp_path / "objects"))
+
+
+async def test_round_trip_and_visibility(
+    app_db: str, people: dict[str, Persona], store: ObjectStore, tmp_path: Path
+) -> None:
+    owner = people["owner"]
+    assert owner.id is not None
+    data = wav_bytes()
+    async with session_as(app_db, owner) as conn:
+        stored = await store.put(
+            conn,
+            bucket="audio",
+            owner_id=owner.id,
+            name="conv-1/turn-0.wav",
+            data=data,
+            content_type="audio/wav",
+        )
+    assert stored.path == f"{owner.id}/conv-1/turn-0.wav"
+    assert (tmp_path / "objects" / "audio" / stored.path).read_bytes() == data
+    async with session_as(app_db, owner) as conn:
+        assert await store.read(conn, bucket="audio", path=stored.path) == data
+    async with session_as(app_db, people["researcher"]) as conn:
+        assert (
+            await store.read(conn, bucket="audio", path=stored.path) == data
+        )  # researchers study audio
+    async with session_as(app_db, people["stranger"]) as conn:
+        with pytest.raises(NotFound):
+            await store.read(conn, bucket="audio", path=stored.path)
+        with pytest.raises(NotFound):
+            await store.delete(conn, bucket="audio", path=stored.path)
+    async with session_as(app_db, owner) as conn:
+        await store.delete(conn, bucket="audio", path=stored.path)
+    assert not (tmp_path / "objects" / "audio" / stored.path).exists()
+
+
+@pytest.mark.parametrize(
+    ("bucket", "name", "data", "content_type", "message"),
+    [
+        ("avatars", "me.png", PNG_1PX + b"\0" * (2 * 1024 * 1024), "image/png", "at most 2 MiB"),
+        ("avatars", "me.gif", b"GIF89a....", "image/gif", "avatars accepts image/png"),
+        ("avatars", "me.png", b"\xff\xd8\xff jpeg bytes", "image/png", "not valid image/png"),
+        (
+            "audio",
+            "x.wav",
+            b"RIFF\x10\x00\x00\x00WAVEgarbage-not-a-wav",
+            "audio/wav",
+            "not valid audio/wav",
+        ),
+        ("audio", "empty.wav", b"", "audio/wav", "not valid audio/wav"),
+        ("audio", "../escape.wav", wav_bytes(0.1), "audio/wav", "not allowed"),
+        ("audio", "a/../../b.wav", wav_bytes(0.1), "audio/wav", "not allowed"),
+        ("audio", "/etc/passwd", wav_bytes(0.1), "audio/wav", "not allowed"),
+        ("audio", "sp ace.wav", wav_bytes(0.1), "audio/wav", "not allowed"),
+        ("exports", "dump.json", b"{not json", "application/json", "not valid application/json"),
+        ("secrets", "x.txt", b"hello", "text/plain", "unknown bucket"),
+    ],
+)
+async def test_bad_uploads_are_refused_and_leave_nothing(
+    app_db: str,
+    people: dict[str, Persona],
+    store: ObjectStore,
+    tmp_path: Path,
+    bucket: str,
+    name: str,
+    data: bytes,
+    content_type: str,
+    message: str,
+) -> None:
+    owner = people["owner"]
+    assert owner.id is not None
+    async with session_as(app_db, owner) as conn:
+        with pytest.raises(UploadRejected, match=message):
+            await store.put(
+                conn,
+                bucket=bucket,
+                owner_id=owner.id,
+                name=name,
+                data=data,
+                content_type=content_type,
+            )  # type: ignore[arg-type]
+        assert await store.list_objects(conn, bucket="avatars", owner_id=owner.id) == []
+    assert not (tmp_path / "objects").exists() or not any((tmp_path / "objects").rglob("*.*"))
+
+
+async def test_cannot_store_under_another_users_prefix(
+    app_db: str, people: dict[str, Persona], store: ObjectStore
+) -> None:
+    stranger = people["stranger"]
+    assert stranger.id is not None
+    with pytest.raises(Exception, match="row-level security"):
+        async with session_as(app_db, people["owner"]) as conn:
+            await store.put(
+                conn,
+                bucket="avatars",
+                owner_id=stranger.id,
+                name="me.png",
+                data=PNG_1PX,
+                content_type="image/png",
+            )
+
+
+async def test_a_failed_write_rolls_the_metadata_back(
+    app_db: str, people: dict[str, Persona], tmp_path: Path
+) -> None:
+    owner = people["owner"]
+    assert owner.id is not None
+    blocker = tmp_path / "blocked"
+    blocker.write_text("a file where the store expects a folder")
+    store = ObjectStore(str(blocker))
+    with pytest.raises(OSError, match=r"blocked"):
+        async with session_as(app_db, owner) as conn:
+            await store.put(
+                conn,
+                bucket="avatars",
+                owner_id=owner.id,
+                name="a.png",
+                data=PNG_1PX,
+                content_type="image/png",
+            )
+    async with session_as(app_db, owner) as conn:
+        assert await store.list_objects(conn, bucket="avatars", owner_id=owner.id) == []
