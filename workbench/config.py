@@ -93,6 +93,9 @@ class Settings(BaseSettings):
         le=65535,
         validation_alias=_env("WORKBENCH_LIVEKIT_UDP_PORT", "livekit_udp_port"),
     )
+    mail_port: int = Field(
+        54325, ge=1, le=65535, validation_alias=_env("WORKBENCH_MAIL_PORT", "mail_port")
+    )
     panel_port: int = Field(
         5006, ge=1, le=65535, validation_alias=_env("WORKBENCH_PANEL_PORT", "panel_port")
     )

@@ -7,7 +7,13 @@ by test_database.py with locally signed claims.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import psycopg
@@ -15,9 +21,12 @@ import pytest
 from supabase_auth import SyncGoTrueClient
 from supabase_auth.errors import AuthApiError
 
+from workbench.auth.client import AuthFailure, EmailTaken, InvalidCredentials, SupabaseAuth
+from workbench.auth.login_guard import LoginGuard, TooManyAttempts
 from workbench.auth.tokens import TokenError, verifier_for
 from workbench.config import Settings
 from workbench.db.connection import rls_session
+from workbench.stack.mailcatcher import links_in, read_messages
 from workbench.stack.services import LocalStack
 
 pytestmark = pytest.mark.integration
@@ -84,3 +93,64 @@ def test_gotrue_token_tampered_is_refused(
     header, payload, signature = session.access_token.split(".")
     with pytest.raises(TokenError, match="signature"):
         verifier_for(settings).verify(f"{header}.{payload}.{signature[:-4]}AAAA")
+
+
+@pytest.fixture
+def supabase_auth(
+    auth_client: SyncGoTrueClient, settings: Settings, admin_dsn: str
+) -> SupabaseAuth:
+    assert settings.supabase_anon_key is not None
+
+    @contextlib.asynccontextmanager
+    async def connect() -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        async with await psycopg.AsyncConnection.connect(admin_dsn, autocommit=True) as conn:
+            yield conn
+
+    return SupabaseAuth(
+        auth_url=settings.auth_url,
+        anon_key=settings.supabase_anon_key.get_secret_value(),
+        verifier=verifier_for(settings),
+        guard=LoginGuard(max_account_failures=3),
+        connect=connect,
+    )
+
+
+async def test_password_reset_through_the_captured_mail(
+    supabase_auth: SupabaseAuth, stack: LocalStack, settings: Settings
+) -> None:
+    email = f"forgetful-{secrets.token_hex(4)}@example.org"
+    await supabase_auth.sign_up(email, "first-password-1", display_name="Forgetful")
+    await supabase_auth.request_password_reset(
+        email, redirect_to=f"http://127.0.0.1:{settings.panel_port}/reset"
+    )
+    deadline = time.monotonic() + 15
+    while not (messages := read_messages(stack.mail.folder, to=email)):
+        assert time.monotonic() < deadline, "no recovery mail arrived"
+        await asyncio.sleep(0.2)
+    (link,) = [url for url in links_in(messages[-1]) if "/verify" in url]
+    token_hash = parse_qs(urlsplit(link).query)["token"][0]
+    session = await supabase_auth.complete_password_reset(token_hash, "second-password-2")
+    assert session.claims.email == email
+    with pytest.raises(InvalidCredentials):
+        await supabase_auth.sign_in(email, "first-password-1", client_key="test")
+    assert (
+        await supabase_auth.sign_in(email, "second-password-2", client_key="test")
+    ).claims.email == email
+
+
+async def test_refresh_logout_and_rate_limit(supabase_auth: SupabaseAuth) -> None:
+    email = f"cycler-{secrets.token_hex(4)}@example.org"
+    await supabase_auth.sign_up(email, "a-good-password-1")
+    session = await supabase_auth.sign_in(email, "a-good-password-1", client_key="cycle")
+    refreshed = await supabase_auth.refresh(session.refresh_token)
+    assert refreshed.user_id == session.user_id
+    await supabase_auth.sign_out(refreshed)
+    with pytest.raises(AuthFailure):
+        await supabase_auth.refresh(refreshed.refresh_token)  # revoked by logout
+    for _ in range(3):
+        with pytest.raises(InvalidCredentials):
+            await supabase_auth.sign_in(email, "wrong-password", client_key="cycle")
+    with pytest.raises(TooManyAttempts):
+        await supabase_auth.sign_in(email, "a-good-password-1", client_key="cycle")
+    with pytest.raises(EmailTaken):
+        await supabase_auth.sign_up(email, "another-password-1")

@@ -13,6 +13,7 @@ from workbench.config import REPO_ROOT
 
 MIGRATIONS_DIR = REPO_ROOT / "supabase" / "migrations"
 BOOTSTRAP_SQL = REPO_ROOT / "supabase" / "bootstrap" / "roles.sql"
+SEED_SQL = REPO_ROOT / "supabase" / "seed.sql"
 _NAME = re.compile(r"^(?P<version>\d{14})_(?P<name>[a-z0-9_]+)\.sql$")
 
 
@@ -59,6 +60,12 @@ def apply_bootstrap(conn: psycopg.Connection) -> None:
     """Apply Supabase's role model (idempotent) in one transaction."""
     with conn.transaction():
         conn.execute(BOOTSTRAP_SQL.read_text().encode())
+
+
+def apply_seed(conn: psycopg.Connection) -> None:
+    """Apply the local-only seed (idempotent) in one transaction. Never on a hosted project."""
+    with conn.transaction():
+        conn.execute(SEED_SQL.read_text().encode())
 
 
 def apply_migrations(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR) -> list[Migration]:

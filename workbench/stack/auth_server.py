@@ -26,6 +26,7 @@ class AuthService(BinaryService):
         db_password: str,
         jwt_secret: str,
         site_url: str,
+        smtp_port: int,
     ) -> None:
         super().__init__(layout)
         self.port = port
@@ -33,6 +34,7 @@ class AuthService(BinaryService):
         self._db_password = db_password
         self._jwt_secret = jwt_secret
         self._site_url = site_url
+        self._smtp_port = smtp_port
 
     @property
     def health_url(self) -> str:
@@ -72,6 +74,12 @@ class AuthService(BinaryService):
                 "GOTRUE_EXTERNAL_EMAIL_ENABLED": "true",
                 "GOTRUE_MAILER_AUTOCONFIRM": "true",
                 "GOTRUE_LOG_LEVEL": "info",
+                # Mail (confirmation, recovery) goes to the stack's mail catcher.
+                "GOTRUE_SMTP_HOST": "127.0.0.1",
+                "GOTRUE_SMTP_PORT": str(self._smtp_port),
+                "GOTRUE_SMTP_ADMIN_EMAIL": "auth@workbench.local",
+                "GOTRUE_SMTP_SENDER_NAME": "Voice Workbench",
+                "GOTRUE_MAILER_URLPATHS_RECOVERY": "/verify",
             }
         )
         return env

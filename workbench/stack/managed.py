@@ -25,7 +25,7 @@ class BinaryService(ABC):
     """Start/stop/health for one process the stack owns."""
 
     name: str
-    binary_spec: GoBinary
+    binary_spec: GoBinary | None = None  # None: prepare() is overridden (e.g. a Python module)
     start_timeout_s = 60.0
 
     def __init__(self, layout: StackLayout) -> None:
@@ -62,6 +62,7 @@ class BinaryService(ABC):
 
     def prepare(self) -> None:
         """Build (once) or locate the binary; may raise ArtefactUnavailable."""
+        assert self.binary_spec is not None, f"{self.name} must override prepare()"
         self._binary = ensure_go_binary(
             self.binary_spec,
             cache_dir=self.layout.cache_dir,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psycopg
 
-from workbench.db.migrations import apply_bootstrap, apply_migrations
+from workbench.db.migrations import apply_bootstrap, apply_migrations, apply_seed
 from workbench.stack.errors import StackError
 from workbench.stack.layout import StackLayout
 from workbench.stack.processes import ensure_ports_free, log_excerpt, wait_until
@@ -271,6 +271,8 @@ class PostgresService:
                 )
 
     def migrate(self) -> list[str]:
-        """Apply pending app migrations; names of those applied now."""
+        """Apply pending app migrations, then the local seed; names of the migrations applied now."""
         with psycopg.connect(self.dsn, autocommit=True) as conn:
-            return [m.path.name for m in apply_migrations(conn)]
+            applied = [m.path.name for m in apply_migrations(conn)]
+            apply_seed(conn)
+            return applied

@@ -13,6 +13,7 @@ from workbench.stack.auth_server import AuthService
 from workbench.stack.errors import ArtefactUnavailable, StackError
 from workbench.stack.layout import StackLayout
 from workbench.stack.livekit_server import LiveKitService
+from workbench.stack.mail_service import MailService
 from workbench.stack.postgres import PostgresService
 from workbench.stack.secrets import ensure_local_secrets
 
@@ -31,7 +32,7 @@ class ServiceReport:
 
 
 class LocalStack:
-    """Postgres, Supabase Auth and LiveKit for one checkout, all on loopback."""
+    """Postgres, a mail catcher, Supabase Auth and LiveKit for one checkout, all on loopback."""
 
     def __init__(self, settings: Settings, *, echo: Callable[[str], None] = print) -> None:
         if not settings.is_local:
@@ -53,7 +54,9 @@ class LocalStack:
             db_password=secrets["postgres_password"],
             jwt_secret=secrets["jwt_secret"],
             site_url=f"http://127.0.0.1:{settings.panel_port}",
+            smtp_port=settings.mail_port,
         )
+        self.mail = MailService(self.layout, port=settings.mail_port)
         self.livekit = LiveKitService(
             self.layout,
             port=settings.livekit_port,
@@ -82,6 +85,7 @@ class LocalStack:
             directory.mkdir(parents=True, exist_ok=True)
         self._step("postgres", self.postgres.prepare, self.postgres.start)
         self.postgres.provision_roles(self._role_password)
+        self._step("mail", self.mail.prepare, self.mail.start)
         # GoTrue runs its own migrations in `auth` before the app's, whose
         # triggers and foreign keys reference auth.users.
         for service in (self.auth, self.livekit):
@@ -106,7 +110,7 @@ class LocalStack:
     def down(self) -> list[str]:
         """Stop every process the stack started (by pidfile); names of those stopped."""
         stopped = []
-        for service in (self.livekit, self.auth):
+        for service in (self.livekit, self.auth, self.mail):
             if service.stop():
                 stopped.append(service.name)
         if self.postgres.stop():
@@ -123,7 +127,7 @@ class LocalStack:
                 self.postgres.pid() if self.postgres.running() else None,
             )
         ]
-        for service in (self.auth, self.livekit):
+        for service in (self.mail, self.auth, self.livekit):
             reason = self.unavailable_reason(service.name)
             running = service.running()
             if reason and not running:

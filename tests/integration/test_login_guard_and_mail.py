@@ -1,0 +1,125 @@
+"""Failed-login rate limiting (in Postgres), the mail catcher, and auth errors that need no GoTrue."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import smtplib
+import socket
+from collections.abc import AsyncIterator
+from email.message import EmailMessage
+from typing import Any
+
+import psycopg
+import pytest
+
+from workbench.auth.client import AuthUnavailable, SupabaseAuth
+from workbench.auth.login_guard import LoginGuard, TooManyAttempts
+from workbench.auth.tokens import TokenVerifier
+from workbench.stack.mailcatcher import links_in, read_messages
+from workbench.stack.services import LocalStack
+
+pytestmark = pytest.mark.integration
+
+
+def _connector(dsn: str):  # type: ignore[no-untyped-def]
+    @contextlib.asynccontextmanager
+    async def connect() -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+            yield conn
+
+    return connect
+
+
+async def test_account_is_locked_after_repeated_failures_and_freed_by_success(app_db: str) -> None:
+    guard = LoginGuard(max_account_failures=3, max_client_failures=100, window_s=600)
+    email = f"victim-{secrets.token_hex(3)}@example.org"
+    async with await psycopg.AsyncConnection.connect(app_db, autocommit=True) as conn:
+        for _ in range(3):
+            await guard.check(conn, email=email, client="10.0.0.1")
+            await guard.record(conn, email=email, client="10.0.0.1", succeeded=False)
+        with pytest.raises(TooManyAttempts, match=r"try again in \d+ s") as excinfo:
+            await guard.check(
+                conn, email=email.upper(), client="10.0.0.9"
+            )  # any client, same account
+        assert 0 < excinfo.value.retry_after_s <= 600
+        # An account's lock does not spill onto other accounts.
+        await guard.check(conn, email=f"other-{email}", client="10.0.0.1")
+        # A success resets the account's count.
+        await guard.record(conn, email=email, client="10.0.0.2", succeeded=True)
+        await guard.check(conn, email=email, client="10.0.0.2")
+
+
+async def test_one_client_guessing_many_accounts_is_stopped(app_db: str) -> None:
+    guard = LoginGuard(max_account_failures=100, max_client_failures=4, window_s=600)
+    client = f"203.0.113.{secrets.randbelow(200)}-{secrets.token_hex(2)}"
+    async with await psycopg.AsyncConnection.connect(app_db, autocommit=True) as conn:
+        for i in range(4):
+            await guard.record(conn, email=f"user{i}@example.org", client=client, succeeded=False)
+        with pytest.raises(TooManyAttempts):
+            await guard.check(conn, email="fresh@example.org", client=client)
+
+
+def test_login_attempts_are_out_of_reach_of_api_roles(app_db: str) -> None:
+    with psycopg.connect(app_db, autocommit=True) as conn:
+        for role in ("anon", "authenticated"):
+            conn.execute(psycopg.sql.SQL("set role {}").format(psycopg.sql.Identifier(role)))
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("select count(*) from private.login_attempts")
+            conn.execute("reset role")
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_dead_auth_server_is_a_clear_error_and_not_a_failed_guess(app_db: str) -> None:
+    email = f"someone-{secrets.token_hex(3)}@example.org"
+    auth = SupabaseAuth(
+        auth_url=f"http://127.0.0.1:{_closed_port()}",
+        anon_key="anon",
+        verifier=TokenVerifier(jwt_secret="x" * 40),
+        guard=LoginGuard(max_account_failures=1),
+        connect=_connector(app_db),
+    )
+    for _ in range(3):
+        with pytest.raises(AuthUnavailable, match="is not reachable"):
+            await auth.sign_in(email, "password123", client_key="127.0.0.1")
+
+
+async def test_rate_limit_applies_before_the_password_leaves(app_db: str) -> None:
+    email = f"locked-{secrets.token_hex(3)}@example.org"
+    guard = LoginGuard(max_account_failures=2)
+    async with await psycopg.AsyncConnection.connect(app_db, autocommit=True) as conn:
+        for _ in range(2):
+            await guard.record(conn, email=email, client="c", succeeded=False)
+    # The auth URL is dead: reaching it would raise AuthUnavailable, so this proves the guard stops first.
+    auth = SupabaseAuth(
+        auth_url=f"http://127.0.0.1:{_closed_port()}",
+        anon_key="anon",
+        verifier=TokenVerifier(jwt_secret="x" * 40),
+        guard=guard,
+        connect=_connector(app_db),
+    )
+    with pytest.raises(TooManyAttempts):
+        await auth.sign_in(email, "password123", client_key="c")
+
+
+def test_mail_catcher_keeps_messages_and_their_links(stack: LocalStack) -> None:
+    to = f"reader-{secrets.token_hex(3)}@example.org"
+    message = EmailMessage()
+    message["From"] = "auth@workbench.local"
+    message["To"] = to
+    message["Subject"] = "Reset your password"
+    message.set_content("Follow http://127.0.0.1:9999/verify?token=abc&type=recovery to reset.")
+    message.add_alternative(
+        '<a href="http://127.0.0.1:9999/verify?token=abc&amp;type=recovery">reset</a>',
+        subtype="html",
+    )
+    with smtplib.SMTP("127.0.0.1", stack.mail.port, timeout=5) as smtp:
+        smtp.send_message(message)
+    (received,) = read_messages(stack.mail.folder, to=to)
+    assert received["Subject"] == "Reset your password"
+    assert links_in(received) == ["http://127.0.0.1:9999/verify?token=abc&type=recovery"]

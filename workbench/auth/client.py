@@ -1,0 +1,188 @@
+"""Registration, login, refresh, logout and password reset through Supabase Auth's HTTP API.
+
+Server-side only (the Panel server): every call builds a short-lived
+supabase-auth client that persists nothing, failed logins are rate limited by
+`LoginGuard` before a password is forwarded, and tokens come back verified.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import httpx
+from psycopg import AsyncConnection
+from supabase_auth import AsyncGoTrueClient
+from supabase_auth.errors import AuthApiError, AuthError, AuthRetryableError
+
+from workbench.auth.login_guard import LoginGuard
+from workbench.auth.tokens import AccessClaims, TokenVerifier
+
+MIN_PASSWORD_LENGTH = 8
+
+
+class AuthFailure(Exception):
+    """Base of the errors users see from sign-in and friends."""
+
+
+class InvalidCredentials(AuthFailure):
+    """Wrong email or password (deliberately not saying which)."""
+
+
+class EmailTaken(AuthFailure):
+    """An account with that email exists."""
+
+
+class WeakPassword(AuthFailure):
+    """The password does not meet the policy."""
+
+
+class AuthUnavailable(AuthFailure):
+    """Supabase Auth did not answer."""
+
+
+@dataclass(frozen=True)
+class AuthSession:
+    """A signed-in session: tokens and the verified claims of the access token."""
+
+    access_token: str
+    refresh_token: str
+    claims: AccessClaims
+
+    @property
+    def user_id(self) -> UUID:
+        """The signed-in user's id."""
+        assert self.claims.sub is not None
+        return UUID(self.claims.sub)
+
+
+class SupabaseAuth:
+    """Supabase Auth for one project (local GoTrue or hosted)."""
+
+    def __init__(
+        self,
+        *,
+        auth_url: str,
+        anon_key: str,
+        verifier: TokenVerifier,
+        guard: LoginGuard | None = None,
+        connect: Callable[[], contextlib.AbstractAsyncContextManager[AsyncConnection[Any]]]
+        | None = None,
+    ) -> None:
+        """`connect` yields a database connection for the login guard (omit to skip rate limiting)."""
+        self._auth_url = auth_url
+        self._anon_key = anon_key
+        self._verifier = verifier
+        self._guard = guard or LoginGuard()
+        self._connect = connect
+
+    @contextlib.asynccontextmanager
+    async def _client(self) -> AsyncIterator[AsyncGoTrueClient]:
+        client = AsyncGoTrueClient(
+            url=self._auth_url,
+            headers={"apikey": self._anon_key, "Authorization": f"Bearer {self._anon_key}"},
+            persist_session=False,
+            auto_refresh_token=False,
+        )
+        try:
+            yield client
+        except (httpx.TransportError, AuthRetryableError) as exc:
+            raise AuthUnavailable(
+                f"Supabase Auth at {self._auth_url} is not reachable ({type(exc).__name__})"
+            ) from None
+        except AuthApiError as exc:
+            raise _translate(exc) from None
+
+    def _session(self, response: Any) -> AuthSession:
+        session = response.session
+        if session is None:
+            raise AuthFailure("Supabase Auth returned no session (is email confirmation pending?)")
+        return AuthSession(
+            session.access_token, session.refresh_token, self._verifier.verify(session.access_token)
+        )
+
+    async def sign_up(self, email: str, password: str, *, display_name: str | None = None) -> UUID:
+        """Register; the profile is created by the database on sign-up. Returns the user id."""
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise WeakPassword(f"passwords have at least {MIN_PASSWORD_LENGTH} characters")
+        credentials: dict[str, Any] = {"email": email, "password": password}
+        if display_name:
+            credentials["options"] = {"data": {"display_name": display_name}}
+        async with self._client() as client:
+            response = await client.sign_up(credentials)  # type: ignore[arg-type]
+        if response.user is None:
+            raise AuthFailure("Supabase Auth returned no user")
+        return UUID(response.user.id)
+
+    async def sign_in(self, email: str, password: str, *, client_key: str) -> AuthSession:
+        """Sign in with a password; rate limited per account and per `client_key` (IP or browser)."""
+        if self._connect is not None:
+            async with self._connect() as conn:
+                await self._guard.check(conn, email=email, client=client_key)
+        try:
+            async with self._client() as client:
+                response = await client.sign_in_with_password(
+                    {"email": email, "password": password}
+                )
+        except InvalidCredentials:
+            await self._record(email, client_key, succeeded=False)
+            raise
+        session = self._session(response)
+        await self._record(email, client_key, succeeded=True)
+        return session
+
+    async def _record(self, email: str, client_key: str, *, succeeded: bool) -> None:
+        # Only answers from Auth count: an unreachable server is not a failed guess.
+        if self._connect is not None:
+            async with self._connect() as conn:
+                await self._guard.record(conn, email=email, client=client_key, succeeded=succeeded)
+
+    async def refresh(self, refresh_token: str) -> AuthSession:
+        """A new session from a refresh token (each refresh token works once)."""
+        async with self._client() as client:
+            return self._session(await client.refresh_session(refresh_token))
+
+    async def sign_out(self, session: AuthSession) -> None:
+        """Revoke the session's refresh tokens."""
+        async with self._client() as client:
+            await client.set_session(session.access_token, session.refresh_token)
+            await client.sign_out()
+
+    async def request_password_reset(self, email: str, *, redirect_to: str) -> None:
+        """Send the recovery email (says nothing about whether the account exists)."""
+        async with self._client() as client:
+            await client.reset_password_for_email(email, {"redirect_to": redirect_to})
+
+    async def complete_password_reset(self, token_hash: str, new_password: str) -> AuthSession:
+        """Redeem the recovery link's token and set a new password; returns the new session."""
+        if len(new_password) < MIN_PASSWORD_LENGTH:
+            raise WeakPassword(f"passwords have at least {MIN_PASSWORD_LENGTH} characters")
+        async with self._client() as client:
+            session = self._session(
+                await client.verify_otp({"type": "recovery", "token_hash": token_hash})
+            )
+            await client.set_session(session.access_token, session.refresh_token)
+            await client.update_user({"password": new_password})
+        return session
+
+    async def change_password(self, session: AuthSession, new_password: str) -> None:
+        """Change the signed-in user's password."""
+        if len(new_password) < MIN_PASSWORD_LENGTH:
+            raise WeakPassword(f"passwords have at least {MIN_PASSWORD_LENGTH} characters")
+        async with self._client() as client:
+            await client.set_session(session.access_token, session.refresh_token)
+            await client.update_user({"password": new_password})
+
+
+def _translate(exc: AuthError) -> AuthFailure:
+    code = getattr(exc, "code", None) or ""
+    if code in ("invalid_credentials", "user_not_found") or "Invalid login credentials" in str(exc):
+        return InvalidCredentials("wrong email or password")
+    if code in ("user_already_exists", "email_exists"):
+        return EmailTaken("an account with this email already exists")
+    if code == "weak_password":
+        return WeakPassword(str(exc))
+    return AuthFailure(str(exc))
