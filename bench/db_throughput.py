@@ -71,14 +71,12 @@ async def insert_throughput(dsn: str, user_id: uuid.UUID) -> list[tuple[str, int
         count = 100_000
         now = datetime.now(UTC)
         t0 = time.perf_counter()
-        async with conn.cursor() as cur:
-            async with cur.copy(
-                "copy public.turns (conversation_id, idx, role, text, started_at, ended_at, v2v_s) from stdin"
-            ) as copy:
-                for i in range(count):
-                    await copy.write_row(
-                        (conversation.id, 100_000 + i, "agent", "copied text", now, now, 0.9)
-                    )
+        copy_sql = "copy public.turns (conversation_id, idx, role, text, started_at, ended_at, v2v_s) from stdin"
+        async with conn.cursor() as cur, cur.copy(copy_sql) as copy:
+            for i in range(count):
+                await copy.write_row(
+                    (conversation.id, 100_000 + i, "agent", "copied text", now, now, 0.9)
+                )
         rows.append(("raw COPY", count, time.perf_counter() - t0))
     return rows
 
