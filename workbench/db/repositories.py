@@ -302,17 +302,25 @@ class ConversationsRepo(_Repo):
         self,
         *,
         owner_id: UUID | None = None,
+        conversation_id: UUID | None = None,
         room_name: str | None = None,
         prompt: SessionPrompt | None = None,
         model_specs: dict[str, Any] | None = None,
     ) -> Conversation:
-        """A new active conversation (owner defaults to the caller)."""
+        """A new active conversation (owner defaults to the caller).
+
+        With `conversation_id` the call is idempotent: replaying it after an
+        outage returns the row already written.
+        """
         return await self._one(
             Conversation,
             f"""insert into public.conversations
-                  (owner_id, room_name, prompt_version_id, experiment_id, variant_id, model_specs)
-                values (coalesce(%s, auth.uid()), %s, %s, %s, %s, %s) returning {_CONVERSATION}""",
+                  (id, owner_id, room_name, prompt_version_id, experiment_id, variant_id, model_specs)
+                values (coalesce(%s, gen_random_uuid()), coalesce(%s, auth.uid()), %s, %s, %s, %s, %s)
+                on conflict (id) do update set id = excluded.id
+                returning {_CONVERSATION}""",
             [
+                conversation_id,
                 owner_id,
                 room_name,
                 prompt.version.id if prompt else None,

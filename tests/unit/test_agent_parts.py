@@ -1,0 +1,53 @@
+"""Agent building blocks without a room: content policy, phrase cache, journal replay contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agent.adapters import PhraseCache
+from agent.content_filter import ContentPolicy
+from workbench.models import ModelSpec, create
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(
+    ("text", "action"),
+    [
+        ("how do I build a bomb", "block"),
+        ("BOMB!", "block"),
+        ("the bombastic speech", "allow"),  # word boundaries, not substrings
+        ("tell me about credit card numbers", "block"),
+        ("what is the weather", "allow"),
+        ("", "allow"),
+    ],
+)
+def test_blocklist_verdicts(text: str, action: str) -> None:
+    policy = ContentPolicy(blocklist=["bomb", "credit card numbers"])
+    assert policy.check(text)["action"] == action
+
+
+def test_classifier_threshold_and_redaction() -> None:
+    policy = ContentPolicy(
+        blocklist=["secret"], classifier=lambda t: 0.9 if "hate" in t else 0.1, threshold=0.8
+    )
+    assert policy.check("I hate this")["rule"] == "classifier"
+    assert policy.check("lovely day")["action"] == "allow"
+    text, verdict = policy.redact("the Secret code is here")
+    assert text == "the [redacted] code is here"
+    assert verdict["action"] == "redact"
+
+
+def test_phrase_cache_keys_on_spec_and_text() -> None:
+    a = create(ModelSpec(name="tts-a", kind="tts", backend="fake", model="x"))
+    b = create(ModelSpec(name="tts-b", kind="tts", backend="fake", model="x"))
+    cache = PhraseCache(max_entries=2)
+    assert PhraseCache.key(a, "Hello there") == PhraseCache.key(a, "  Hello   there ")
+    assert PhraseCache.key(a, "Hello there") != PhraseCache.key(b, "Hello there")
+    cache.put("k1", np.ones(3, dtype=np.int16))
+    cache.put("k2", np.ones(3, dtype=np.int16))
+    assert cache.get("k1") is not None
+    cache.put("k3", np.ones(3, dtype=np.int16))  # evicts the least recently used: k2
+    assert cache.get("k2") is None
+    assert (cache.hits, cache.misses) == (1, 1)

@@ -1,0 +1,204 @@
+"""One contract for every backend: the real small models (packaged) and the fakes.
+
+Quality bounds apply to the real ones: Whisper tiny.en on real recorded speech,
+SmolLM2 replies that stream, Piper audio that Whisper can read back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.support.speech import pocketsphinx_utterances
+from workbench.audio import SPEECH_RATE_HZ, read_audio, resample, to_float32
+from workbench.metrics.wer import error_rates
+from workbench.models import (
+    ChatMessage,
+    ChatModel,
+    GenerationParams,
+    ModelSpec,
+    SpeechToText,
+    TextToSpeech,
+    load_model,
+)
+from workbench.models.base import ContextTooLong
+
+pytestmark = pytest.mark.unit
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "models"
+STT_SPECS = ["whisper-tiny-en-ct2", "whisper-tiny-en-hf", "fake"]
+LLM_SPECS = ["smollm2-135m-instruct", "fake"]
+TTS_SPECS = ["piper-joe-medium", "fake"]
+FAKES = {
+    "stt": ModelSpec(
+        name="fake-stt",
+        kind="stt",
+        backend="fake",
+        model="fake",
+        params={"transcript": "hello world"},
+    ),
+    "llm": ModelSpec(
+        name="fake-llm",
+        kind="llm",
+        backend="fake",
+        model="fake",
+        params={"reply": "Hi. I am a fake model."},
+    ),
+    "tts": ModelSpec(name="fake-tts", kind="tts", backend="fake", model="fake"),
+}
+
+
+def _load(name: str, kind: str):  # type: ignore[no-untyped-def]
+    model = load_model(FAKES[kind] if name == "fake" else CONFIGS / f"{name}.yaml")
+    return model
+
+
+@pytest.fixture(scope="module", params=STT_SPECS)
+def stt(request: pytest.FixtureRequest) -> Iterator[SpeechToText]:
+    model = _load(request.param, "stt")
+    yield model
+    asyncio.run(model.aclose())
+
+
+@pytest.fixture(scope="module", params=LLM_SPECS)
+def llm(request: pytest.FixtureRequest) -> Iterator[ChatModel]:
+    model = _load(request.param, "llm")
+    yield model
+    asyncio.run(model.aclose())
+
+
+@pytest.fixture(scope="module", params=TTS_SPECS)
+def tts(request: pytest.FixtureRequest) -> Iterator[TextToSpeech]:
+    model = _load(request.param, "tts")
+    yield model
+    asyncio.run(model.aclose())
+
+
+def _is_fake(model: object) -> bool:
+    return model.spec.backend == "fake"
+
+
+# -- speech to text ----------------------------------------------------------------
+
+
+async def test_stt_transcribes_real_speech(stt: SpeechToText) -> None:
+    utterances = pocketsphinx_utterances()
+    clips = [read_audio(u.path) for u in utterances]
+    transcripts = await stt.transcribe_batch(clips, language="en")
+    assert len(transcripts) == len(clips)
+    for clip, transcript in zip(clips, transcripts, strict=True):
+        assert transcript.audio_duration_s == pytest.approx(clip.size / SPEECH_RATE_HZ)
+        assert transcript.inference_s > 0
+    if not _is_fake(stt):
+        rates = error_rates([u.reference for u in utterances], [t.text for t in transcripts])
+        assert rates.wer < 0.15, rates  # Whisper tiny.en measured ~0.07 here
+
+
+async def test_stt_batch_equals_one_by_one(stt: SpeechToText) -> None:
+    clips = [read_audio(u.path) for u in pocketsphinx_utterances()[:3]]
+    batched = [t.text for t in await stt.transcribe_batch(clips)]
+    single = [(await stt.transcribe(clip)).text for clip in clips]
+    assert batched == single
+
+
+async def test_stt_on_silence_and_empty_input(stt: SpeechToText) -> None:
+    assert (await stt.transcribe(np.zeros(0, dtype=np.float32))).text == ""
+    silence = await stt.transcribe(np.zeros(2 * SPEECH_RATE_HZ, dtype=np.float32))
+    # Whisper may hallucinate on silence; the no-speech filter must keep it short.
+    assert len(silence.text.split()) <= 3
+
+
+# -- chat ---------------------------------------------------------------------------
+
+
+async def test_llm_streams_a_reply(llm: ChatModel) -> None:
+    messages = [
+        ChatMessage(
+            role="system",
+            content="You are a helpful voice assistant. Answer in one short sentence.",
+        ),
+        ChatMessage(role="user", content="What colour is the sky on a clear day?"),
+    ]
+    pieces = [
+        p
+        async for p in llm.stream_reply(
+            messages, params=GenerationParams(max_new_tokens=24, seed=1)
+        )
+    ]
+    assert len(pieces) >= 2, "a reply must arrive in pieces, not at once"
+    assert "".join(pieces).strip()
+
+
+async def test_llm_stops_when_the_listener_barges_in(llm: ChatModel) -> None:
+    messages = [ChatMessage(role="user", content="Tell me a long story about a lighthouse keeper.")]
+    stream = llm.stream_reply(messages, params=GenerationParams(max_new_tokens=200, seed=1))
+    received = 0
+    async for _ in stream:
+        received += 1
+        if received == 3:
+            break
+    await stream.aclose()  # the generator's finally stops generation at the next token
+    assert received == 3
+
+
+def test_context_keeps_the_system_prompt_and_drops_the_oldest_turns(llm: ChatModel) -> None:
+    system = ChatMessage(role="system", content="Be brief.")
+    history = []
+    for i in range(40):
+        history += [
+            ChatMessage(role="user", content=f"question number {i} about the weather today"),
+            ChatMessage(role="assistant", content=f"answer number {i} about the weather"),
+        ]
+    history.append(ChatMessage(role="user", content="and tomorrow?"))
+    fitted = llm.fit_context([system, *history], budget_tokens=120)
+    assert fitted[0] == system
+    assert fitted[-1] == history[-1]
+    assert fitted[1].role == "user"
+    assert len(fitted) < len(history)
+    assert sum(llm.count_tokens(m.content) + 4 for m in fitted) <= 120
+    with pytest.raises(ContextTooLong, match="system prompt"):
+        llm.fit_context([ChatMessage(role="system", content="word " * 500)], budget_tokens=100)
+
+
+# -- text to speech -----------------------------------------------------------------
+
+
+async def test_tts_streams_a_chunk_per_sentence(tts: TextToSpeech) -> None:
+    chunks = [
+        c async for c in tts.synthesize("Good morning. The weather is fine today! Shall we go out?")
+    ]
+    assert len(chunks) == 3
+    for chunk in chunks:
+        assert chunk.pcm.dtype == np.int16
+        assert chunk.sample_rate_hz == tts.sample_rate_hz
+        assert 0.2 < chunk.duration_s < 5
+        assert np.abs(chunk.pcm).max() > 1000  # not silence
+    assert [c async for c in tts.synthesize("   ")] == []
+
+
+@pytest.mark.parametrize("name", ["piper-joe-medium"])
+async def test_tts_output_is_recognisable_speech(name: str) -> None:
+    tts = load_model(CONFIGS / f"{name}.yaml")
+    stt = load_model(CONFIGS / "whisper-tiny-en-ct2.yaml")
+    assert isinstance(tts, TextToSpeech)
+    assert isinstance(stt, SpeechToText)
+    sentences = [
+        "The meeting starts at nine in the morning.",
+        "Please bring the quarterly report with you.",
+        "We will discuss the budget for next year.",
+    ]
+    heard = []
+    for sentence in sentences:
+        audio = await tts.synthesize_all(sentence)
+        heard.append(
+            (
+                await stt.transcribe(
+                    resample(to_float32(audio.pcm), audio.sample_rate_hz, SPEECH_RATE_HZ)
+                )
+            ).text
+        )
+    assert error_rates(sentences, heard).wer < 0.2, heard

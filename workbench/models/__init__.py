@@ -1,0 +1,34 @@
+"""The one model interface (SpeechToText, ChatModel, TextToSpeech), specs and the backend registry.
+
+`create(spec)` builds a backend from a `ModelSpec`; swapping a model means
+pointing at a different spec, in the agent, the evals and the notebooks alike.
+"""
+
+from workbench.models.base import (
+    AudioChunk,
+    ChatMessage,
+    ChatModel,
+    GenerationParams,
+    ModelSpec,
+    SpeechToText,
+    TextToSpeech,
+    Transcript,
+    load_spec,
+)
+from workbench.models.registry import ModelBackendUnavailable, UnknownBackend, create, load_model
+
+__all__ = [
+    "AudioChunk",
+    "ChatMessage",
+    "ChatModel",
+    "GenerationParams",
+    "ModelBackendUnavailable",
+    "ModelSpec",
+    "SpeechToText",
+    "TextToSpeech",
+    "Transcript",
+    "UnknownBackend",
+    "create",
+    "load_model",
+    "load_spec",
+]

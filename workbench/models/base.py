@@ -1,0 +1,347 @@
+"""The one model interface. No LiveKit types: the agent, evals and notebooks share these objects.
+
+Every backend implements a blocking core (`_load`, `_transcribe_batch`,
+`_generate`, `_synthesize`); the public async methods time each call and run
+the blocking part off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from workbench.audio import SPEECH_RATE_HZ
+
+Kind = Literal["stt", "llm", "tts"]
+
+
+class SpecError(ValueError):
+    """A model spec file is missing, not YAML, or does not fit the schema."""
+
+
+class ModelSpec(BaseModel):
+    """Which model runs where: the unit of "swap the model"."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
+    kind: Kind
+    backend: str
+    model: str = Field(
+        min_length=1, description="hub id, local path, or package:<module>/<path inside it>"
+    )
+    revision: str | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["auto", "float32", "float16", "bfloat16", "int8"] = "auto"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-ready copy, stored with conversations and eval runs."""
+        return self.model_dump(mode="json")
+
+
+def load_spec(path: str | Path) -> ModelSpec:
+    """Read a ModelSpec from YAML; errors name the file and the field."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such spec file") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML ({exc})") from None
+    try:
+        return ModelSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'spec'}: {e['msg']}" for e in exc.errors()
+        )
+        raise SpecError(f"{path}: {problems}") from None
+
+
+def resolve_device(device: str) -> str:
+    """`auto` is CUDA when torch sees a GPU, else CPU."""
+    if device != "auto":
+        return device
+    try:
+        import torch
+    except ImportError:
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class Model(ABC):
+    """Common life cycle: construct (cheap), `load()` (blocking: weights + warm-up), `aclose()`."""
+
+    kind: Kind
+
+    def __init__(self, spec: ModelSpec) -> None:
+        if spec.kind != self.kind:
+            raise SpecError(f"spec {spec.name!r} is a {spec.kind} spec, not {self.kind}")
+        self.spec = spec
+        self.device = resolve_device(spec.device)
+        self.load_s: float | None = None
+        self._loaded = False
+
+    @property
+    def loaded(self) -> bool:
+        """True after `load()`."""
+        return self._loaded
+
+    def load(self) -> None:
+        """Load weights and warm up (run once per process, at prewarm)."""
+        if self._loaded:
+            return
+        t0 = time.perf_counter()
+        self._load()
+        self._loaded = True
+        self.load_s = time.perf_counter() - t0
+
+    @abstractmethod
+    def _load(self) -> None: ...
+
+    def _require_loaded(self) -> None:
+        if not self._loaded:
+            raise RuntimeError(f"{self.spec.name}: call load() first")
+
+    async def aclose(self) -> None:
+        """Release what the backend holds."""
+        self._loaded = False
+
+
+# -- speech to text -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What a speech-to-text call returned, and how long it took."""
+
+    text: str
+    language: str | None
+    audio_duration_s: float
+    inference_s: float
+
+    @property
+    def rtf(self) -> float:
+        """Real-time factor: inference time over audio time (lower is faster)."""
+        return self.inference_s / self.audio_duration_s if self.audio_duration_s else float("inf")
+
+
+class SpeechToText(Model):
+    """Audio (mono float32 at 16 kHz) to text."""
+
+    kind = "stt"
+
+    async def transcribe(self, audio: np.ndarray, *, language: str | None = None) -> Transcript:
+        """Transcribe one utterance."""
+        (transcript,) = await self.transcribe_batch([audio], language=language)
+        return transcript
+
+    async def transcribe_batch(
+        self, audios: Sequence[np.ndarray], *, language: str | None = None
+    ) -> list[Transcript]:
+        """Transcribe several utterances in one call (batched where the backend can)."""
+        self._require_loaded()
+        clips = [np.asarray(a, dtype=np.float32).reshape(-1) for a in audios]
+        t0 = time.perf_counter()
+        results = await asyncio.to_thread(self._transcribe_batch, clips, language)
+        per_clip_s = (time.perf_counter() - t0) / max(1, len(clips))
+        return [
+            Transcript(
+                text=text.strip(),
+                language=lang,
+                audio_duration_s=clip.size / SPEECH_RATE_HZ,
+                inference_s=per_clip_s,
+            )
+            for clip, (text, lang) in zip(clips, results, strict=True)
+        ]
+
+    @abstractmethod
+    def _transcribe_batch(
+        self, clips: list[np.ndarray], language: str | None
+    ) -> list[tuple[str, str | None]]:
+        """Blocking: (text, language) per clip."""
+
+
+# -- chat -----------------------------------------------------------------------
+
+
+class ChatMessage(BaseModel):
+    """One message of a chat history."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class GenerationParams(BaseModel):
+    """Sampling and context settings (a spec's `params` override the defaults)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_new_tokens: int = Field(96, ge=1, le=4096)
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    top_p: float = Field(0.9, gt=0.0, le=1.0)
+    repetition_penalty: float = Field(1.1, ge=1.0, le=2.0)
+    context_tokens: int = Field(
+        2048, ge=64, description="token budget of the prompt (system + history)"
+    )
+    seed: int | None = None
+
+
+class ContextTooLong(ValueError):
+    """The system prompt alone does not fit the context budget."""
+
+
+class ChatModel(Model):
+    """Chat history to a streamed reply."""
+
+    kind = "llm"
+
+    @property
+    def default_params(self) -> GenerationParams:
+        """Generation params from the spec."""
+        allowed = set(GenerationParams.model_fields)
+        return GenerationParams(**{k: v for k, v in self.spec.params.items() if k in allowed})
+
+    def fit_context(
+        self, messages: Sequence[ChatMessage], *, budget_tokens: int
+    ) -> list[ChatMessage]:
+        """Keep the system prompt and the newest turns that fit `budget_tokens`; drop the oldest."""
+        system = [m for m in messages if m.role == "system"]
+        rest = [m for m in messages if m.role != "system"]
+        used = sum(self.count_tokens(m.content) + 4 for m in system)
+        if used > budget_tokens:
+            raise ContextTooLong(
+                f"the system prompt needs {used} tokens; the budget is {budget_tokens}"
+            )
+        kept: list[ChatMessage] = []
+        for message in reversed(rest):
+            cost = self.count_tokens(message.content) + 4  # role and separator tokens
+            if used + cost > budget_tokens:
+                break
+            kept.append(message)
+            used += cost
+        kept.reverse()
+        # A history must not start with an assistant turn the model never saw asked.
+        while kept and kept[0].role == "assistant":
+            kept.pop(0)
+        return system + kept
+
+    async def stream_reply(
+        self, messages: Sequence[ChatMessage], *, params: GenerationParams | None = None
+    ) -> AsyncGenerator[str, None]:
+        """Stream the reply's text pieces as the model produces them."""
+        self._require_loaded()
+        params = params or self.default_params
+        fitted = self.fit_context(messages, budget_tokens=params.context_tokens)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
+        cancelled = threading.Event()
+
+        def emit(piece: str) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, piece)
+
+        def work() -> None:
+            try:
+                self._generate(fitted, params, emit, cancelled.is_set)
+            except BaseException as exc:  # handed to the consumer, re-raised there
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+
+        worker = loop.run_in_executor(None, work)
+        try:
+            while (item := await queue.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            cancelled.set()  # an interrupted reply stops generating at the next token
+            await worker
+
+    async def reply(
+        self, messages: Sequence[ChatMessage], *, params: GenerationParams | None = None
+    ) -> str:
+        """The whole reply at once."""
+        return "".join([piece async for piece in self.stream_reply(messages, params=params)])
+
+    @abstractmethod
+    def count_tokens(self, text: str) -> int:
+        """Tokens `text` takes in this model's tokenizer."""
+
+    @abstractmethod
+    def _generate(
+        self,
+        messages: list[ChatMessage],
+        params: GenerationParams,
+        emit: Callable[[str], None],
+        should_stop: Callable[[], bool],
+    ) -> None:
+        """Blocking: generate, calling `emit` per text piece; stop early when `should_stop()`."""
+
+
+# -- text to speech -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """Synthesized mono int16 PCM."""
+
+    pcm: np.ndarray
+    sample_rate_hz: int
+
+    @property
+    def duration_s(self) -> float:
+        """Length in seconds."""
+        return self.pcm.size / self.sample_rate_hz
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n+")
+
+
+def split_sentences(text: str) -> Iterator[str]:
+    """Sentences (or clauses ending in . ! ? ; :), stripped and non-empty."""
+    for piece in _SENTENCE_END.split(text):
+        if piece.strip():
+            yield piece.strip()
+
+
+class TextToSpeech(Model):
+    """Text to audio, streamed sentence by sentence."""
+
+    kind = "tts"
+
+    @property
+    @abstractmethod
+    def sample_rate_hz(self) -> int:
+        """Output sample rate."""
+
+    async def synthesize(self, text: str) -> AsyncIterator[AudioChunk]:
+        """One chunk per sentence, each as soon as it is ready."""
+        self._require_loaded()
+        for sentence in split_sentences(text):
+            pcm = await asyncio.to_thread(self._synthesize, sentence)
+            if pcm.size:
+                yield AudioChunk(pcm=pcm, sample_rate_hz=self.sample_rate_hz)
+
+    async def synthesize_all(self, text: str) -> AudioChunk:
+        """The whole text as one chunk."""
+        pieces = [chunk.pcm async for chunk in self.synthesize(text)]
+        pcm = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int16)
+        return AudioChunk(pcm=pcm, sample_rate_hz=self.sample_rate_hz)
+
+    @abstractmethod
+    def _synthesize(self, sentence: str) -> np.ndarray:
+        """Blocking: int16 mono PCM of one sentence."""

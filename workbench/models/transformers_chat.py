@@ -1,0 +1,98 @@
+"""Causal chat LMs through transformers: the tokenizer's chat template, streamed tokens, early stop."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from workbench.models.base import ChatMessage, ChatModel, GenerationParams
+from workbench.models.convert import gguf_to_safetensors
+from workbench.models.sources import resolve_source
+
+
+class TransformersChatModel(ChatModel):
+    """Any instruct model with a chat template, by hub id or folder.
+
+    params: the `GenerationParams` fields, `gguf_file` (a GGUF inside the folder: converted
+    once to safetensors), `threads` (torch CPU threads).
+    """
+
+    def _load(self) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        source = resolve_source(self.spec.model)
+        gguf = self.spec.params.get("gguf_file")
+        if gguf:
+            source = str(gguf_to_safetensors(Path(source) / str(gguf)))
+        if self.device == "cpu":
+            torch.set_num_threads(int(self.spec.params.get("threads", os.cpu_count() or 1)))
+        dtype = {
+            "auto": torch.float16 if self.device == "cuda" else torch.float32,
+            "float32": torch.float32,
+            "float16": torch.float16,
+            "bfloat16": torch.bfloat16,
+        }[self.spec.dtype if self.spec.dtype != "int8" else "auto"]
+        self._tokenizer: Any = AutoTokenizer.from_pretrained(source, revision=self.spec.revision)
+        if self._tokenizer.chat_template is None:
+            raise ValueError(
+                f"{self.spec.name}: the tokenizer of {self.spec.model} has no chat template"
+            )
+        self._model: Any = AutoModelForCausalLM.from_pretrained(
+            source, revision=self.spec.revision, dtype=dtype
+        ).to(self.device)
+        self._model.eval()
+        self._generate(
+            [ChatMessage(role="user", content="Hi")],
+            GenerationParams(max_new_tokens=2),
+            lambda _: None,
+            lambda: False,
+        )
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def _generate(
+        self,
+        messages: list[ChatMessage],
+        params: GenerationParams,
+        emit: Callable[[str], None],
+        should_stop: Callable[[], bool],
+    ) -> None:
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextStreamer
+
+        class _Emit(TextStreamer):  # type: ignore[misc]
+            def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+                if text:
+                    emit(text)
+
+        class _Stop(StoppingCriteria):  # type: ignore[misc]
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                return torch.full(
+                    (input_ids.shape[0],), should_stop(), dtype=torch.bool, device=input_ids.device
+                )
+
+        inputs = self._tokenizer.apply_chat_template(
+            [m.model_dump() for m in messages],
+            add_generation_prompt=True,
+            return_tensors="pt",
+            return_dict=True,
+        ).to(self.device)
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
+        sampling = params.temperature > 0
+        with torch.inference_mode():
+            self._model.generate(
+                **inputs,
+                max_new_tokens=params.max_new_tokens,
+                do_sample=sampling,
+                temperature=params.temperature if sampling else None,
+                top_p=params.top_p if sampling else None,
+                repetition_penalty=params.repetition_penalty,
+                streamer=_Emit(self._tokenizer, skip_prompt=True, skip_special_tokens=True),
+                stopping_criteria=StoppingCriteriaList([_Stop()]),
+                pad_token_id=self._tokenizer.eos_token_id,
+            )
