@@ -55,7 +55,9 @@ class WorkbenchSTT(stt.STT[Any]):
         return stt.SpeechEvent(
             type=stt.SpeechEventType.FINAL_TRANSCRIPT,
             alternatives=[
-                stt.SpeechData(language=transcript.language or lang or "en", text=transcript.text)
+                stt.SpeechData(
+                    language=LanguageCode(transcript.language or lang or "en"), text=transcript.text
+                )
             ],
         )
 
