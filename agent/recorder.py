@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from workbench.db.connection import service_session
 from workbench.db.errors import Conflict, DataError, NotFound
 from workbench.db.models import SessionPrompt, TurnDraft
 from workbench.db.repositories import ConversationsRepo
+from workbench.stack.processes import PidFile
 from workbench.storage import ObjectStore
 
 log = logging.getLogger("workbench.agent.recorder")
@@ -77,8 +79,10 @@ class ConversationRecorder:
             handle.flush()
 
     async def start(self) -> None:
-        """Record the conversation's start."""
+        """Record the conversation's start (and which live process owns the journal)."""
         info = self.info
+        self._folder.mkdir(parents=True, exist_ok=True)
+        PidFile(self._folder / "owner.pid").write(os.getpid(), ["agent"])
         self._append(
             {
                 "type": "start",
@@ -209,8 +213,8 @@ async def recover_journals(
     if not journal_dir.exists():
         return 0
     for folder in sorted(p for p in journal_dir.iterdir() if p.is_dir()):
-        if UUID(folder.name) in live:
-            continue
+        if UUID(folder.name) in live or PidFile(folder / "owner.pid").live_pid() is not None:
+            continue  # a running worker still owns this conversation
         journal = folder / "journal.jsonl"
         lines = journal.read_text().splitlines() if journal.exists() else []
         if lines and not any(json.loads(line)["type"] == "end" for line in lines if line.strip()):

@@ -96,6 +96,13 @@ class Settings(BaseSettings):
     mail_port: int = Field(
         54325, ge=1, le=65535, validation_alias=_env("WORKBENCH_MAIL_PORT", "mail_port")
     )
+    agent_port: int = Field(
+        8089, ge=1, le=65535, validation_alias=_env("WORKBENCH_AGENT_PORT", "agent_port")
+    )
+    agent_stack: Path = Field(
+        REPO_ROOT / "configs" / "stacks" / "cpu-small.yaml",
+        validation_alias=_env("WORKBENCH_AGENT_STACK", "agent_stack"),
+    )
     panel_port: int = Field(
         5006, ge=1, le=65535, validation_alias=_env("WORKBENCH_PANEL_PORT", "panel_port")
     )

@@ -13,7 +13,7 @@ from workbench.db.migrations import MigrationError
 from workbench.stack.errors import StackError
 from workbench.stack.services import LocalStack, ServiceReport
 
-SERVICES = ("postgres", "mail", "auth", "livekit")
+SERVICES = ("postgres", "mail", "auth", "livekit", "agent")
 
 
 def _print_reports(reports: list[ServiceReport]) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from workbench.config import Settings
+from workbench.stack.agent_service import AgentService
 from workbench.stack.auth_server import AuthService
 from workbench.stack.errors import ArtefactUnavailable, StackError
 from workbench.stack.layout import StackLayout
@@ -32,7 +33,7 @@ class ServiceReport:
 
 
 class LocalStack:
-    """Postgres, a mail catcher, Supabase Auth and LiveKit for one checkout, all on loopback."""
+    """Postgres, a mail catcher, Supabase Auth, LiveKit and the agent worker for one checkout, on loopback."""
 
     def __init__(self, settings: Settings, *, echo: Callable[[str], None] = print) -> None:
         if not settings.is_local:
@@ -64,6 +65,9 @@ class LocalStack:
             udp_port=settings.livekit_udp_port,
             api_key=secrets["livekit_api_key"],
             api_secret=secrets["livekit_api_secret"],
+        )
+        self.agent = AgentService(
+            self.layout, port=settings.agent_port, stack_file=settings.agent_stack
         )
         self._role_password = secrets["postgres_password"]
 
@@ -99,6 +103,8 @@ class LocalStack:
         applied = self.postgres.migrate()
         if applied:
             self._echo(f"applied migrations: {', '.join(applied)}")
+        if self.unavailable_reason("livekit") is None:
+            self._step("agent", self.agent.prepare, self.agent.start)
         return self.status()
 
     def _step(self, name: str, prepare: Callable[[], None], start: Callable[[], None]) -> None:
@@ -110,7 +116,7 @@ class LocalStack:
     def down(self) -> list[str]:
         """Stop every process the stack started (by pidfile); names of those stopped."""
         stopped = []
-        for service in (self.livekit, self.auth, self.mail):
+        for service in (self.agent, self.livekit, self.auth, self.mail):
             if service.stop():
                 stopped.append(service.name)
         if self.postgres.stop():
@@ -127,7 +133,7 @@ class LocalStack:
                 self.postgres.pid() if self.postgres.running() else None,
             )
         ]
-        for service in (self.mail, self.auth, self.livekit):
+        for service in (self.mail, self.auth, self.livekit, self.agent):
             reason = self.unavailable_reason(service.name)
             running = service.running()
             if reason and not running:

@@ -1,0 +1,47 @@
+"""`python -m agent`: recover crashed conversations, then run the worker against the configured LiveKit."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from livekit.agents.__main__ import main as livekit_main
+
+from agent.worker import recover
+from workbench.config import get_settings
+
+
+def main() -> int:
+    """Start the worker (blocking)."""
+    settings = get_settings()
+    recovered = asyncio.run(recover())
+    if recovered:
+        logging.getLogger("workbench.agent").info(
+            "stored %d conversation(s) left by a crashed worker", recovered
+        )
+    if not (settings.livekit_url and settings.livekit_api_key and settings.livekit_api_secret):
+        print(
+            "error: LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET are needed (./dev up sets them locally)",
+            file=sys.stderr,
+        )
+        return 1
+    return livekit_main(
+        [
+            "start",
+            str(Path(__file__).with_name("worker.py")),
+            "--log-format",
+            "colored",
+            "--url",
+            settings.livekit_url,
+            "--api-key",
+            settings.livekit_api_key,
+            "--api-secret",
+            settings.livekit_api_secret.get_secret_value(),
+        ]
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,332 @@
+"""The LiveKit agent worker: models chosen by a stack spec, every turn recorded with its latency.
+
+Run with `python -m agent` (the stack's `up` does). Environment:
+`WORKBENCH_AGENT_STACK` (a stack file; default configs/stacks/cpu-small.yaml),
+`WORKBENCH_AGENT_PROMPT` (the prompt slug; default voice-assistant),
+`WORKBENCH_AGENT_GREETING` (spoken when a user joins; empty for none),
+`WORKBENCH_AGENT_BLOCKLIST` (comma-separated words the content filter refuses),
+plus the usual LIVEKIT_* and database settings.
+
+A participant's identity is their Supabase user id (the Panel server issues
+their LiveKit token); room metadata may name another prompt: `{"prompt": "slug"}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import AsyncIterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import numpy as np
+import psycopg
+from livekit import rtc
+from livekit.agents import (
+    Agent,
+    AgentServer,
+    AgentSession,
+    AutoSubscribe,
+    JobContext,
+    JobProcess,
+    ModelSettings,
+    llm,
+    utils,
+)
+from livekit.agents.inference import TurnDetector
+from livekit.agents.types import FlushSentinel
+from livekit.plugins import silero
+
+from agent.adapters import WorkbenchLLM, WorkbenchSTT, WorkbenchTTS
+from agent.content_filter import ContentPolicy
+from agent.recorder import ConversationInfo, ConversationRecorder, recover_journals
+from workbench.config import REPO_ROOT, get_settings
+from workbench.db.connection import database_url, service_session
+from workbench.db.errors import DataError
+from workbench.db.models import SessionPrompt, TurnDraft
+from workbench.db.repositories import ProfilesRepo, PromptsRepo
+from workbench.models import ChatModel, SpeechToText, TextToSpeech, load_model
+from workbench.models.stack import load_stack
+from workbench.storage import ObjectStore
+
+log = logging.getLogger("workbench.agent")
+
+FALLBACK_INSTRUCTIONS = (
+    "You are a friendly voice assistant. Answer in one or two short spoken sentences. "
+    "Never use lists, markdown or emoji."
+)
+
+
+@dataclass
+class _Models:
+    stt: SpeechToText
+    llm: ChatModel
+    tts: TextToSpeech
+    vad: Any
+    snapshot: dict[str, Any]
+
+
+def prewarm(proc: JobProcess) -> None:
+    """Load the stack's models once per worker process."""
+    stack = load_stack(
+        os.environ.get(
+            "WORKBENCH_AGENT_STACK", str(REPO_ROOT / "configs" / "stacks" / "cpu-small.yaml")
+        )
+    )
+    stt, chat, tts = load_model(stack.stt), load_model(stack.llm), load_model(stack.tts)
+    assert isinstance(stt, SpeechToText)
+    assert isinstance(chat, ChatModel)
+    assert isinstance(tts, TextToSpeech)
+    proc.userdata["models"] = _Models(
+        stt=stt, llm=chat, tts=tts, vad=silero.VAD.load(), snapshot=stack.snapshot()
+    )
+    log.info("models loaded", extra={"stack": stack.name})
+
+
+class _CapturingSTT(WorkbenchSTT):
+    """Keeps the audio of the last recognised utterance, so the recorder can store it."""
+
+    last_utterance: np.ndarray | None = None
+
+    async def _recognize_impl(self, buffer: utils.AudioBuffer, **kwargs: Any) -> Any:
+        frame = rtc.combine_audio_frames(buffer)
+        self.last_utterance = np.frombuffer(frame.data, dtype=np.int16).copy()
+        self.last_rate_hz = frame.sample_rate
+        return await super()._recognize_impl(buffer, **kwargs)
+
+
+class _CapturingTTS(WorkbenchTTS):
+    """Keeps what it rendered since the last agent turn was recorded."""
+
+    def __init__(self, model: TextToSpeech) -> None:
+        super().__init__(model)
+        self.rendered: list[np.ndarray] = []
+
+    async def render(self, text: str) -> np.ndarray:
+        pcm = await super().render(text)
+        self.rendered.append(pcm)
+        return pcm
+
+    def take(self) -> np.ndarray | None:
+        pcm = np.concatenate(self.rendered) if self.rendered else None
+        self.rendered = []
+        return pcm
+
+
+class WorkbenchAgent(Agent):
+    """The conversational agent: content policy on what the user says and what it says back."""
+
+    def __init__(self, *, instructions: str, policy: ContentPolicy) -> None:
+        super().__init__(instructions=instructions)
+        self.policy = policy
+
+    async def on_user_turn_completed(
+        self, turn_ctx: llm.ChatContext, new_message: llm.ChatMessage
+    ) -> None:
+        verdict = self.policy.check(new_message.text_content or "")
+        new_message.extra["filter_verdict"] = verdict
+        if verdict["action"] == "block":
+            self.session.say(self.policy.notice)
+            raise llm.StopResponse
+
+    async def llm_node(
+        self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings
+    ) -> AsyncIterable[llm.ChatChunk | str | FlushSentinel]:
+        async for chunk in Agent.default.llm_node(self, chat_ctx, tools, model_settings):
+            if isinstance(chunk, llm.ChatChunk) and chunk.delta and chunk.delta.content:
+                redacted, verdict = self.policy.redact(chunk.delta.content)
+                if verdict["action"] != "allow":
+                    chunk.delta.content = redacted
+            yield chunk
+
+
+def _timestamp(value: float | None, fallback: float) -> datetime:
+    return datetime.fromtimestamp(value if value else fallback, tz=UTC)
+
+
+async def _session_prompt(
+    connect: Any, owner_id: UUID, slug: str
+) -> tuple[SessionPrompt | None, str, str]:
+    """The prompt version this user gets (experiment arm or active), their display name and the instructions."""
+    conn = await connect()
+    try:
+        async with service_session(conn, acting_for=owner_id):
+            profile = await ProfilesRepo(conn).get(owner_id)
+            prompt = await PromptsRepo(conn).for_session(slug, user_id=owner_id, role=profile.role)
+    finally:
+        await conn.close()
+    values = {name: profile.display_name for name in prompt.version.variables}
+    return prompt, profile.display_name, prompt.version.render(values)
+
+
+server = AgentServer(
+    setup_fnc=prewarm,
+    initialize_process_timeout=180,  # the first load may convert a checkpoint
+    num_idle_processes=1,
+    job_memory_warn_mb=3000,  # the small CPU stack holds ~1.8 GB per process
+    host="127.0.0.1",
+    port=int(os.environ.get("WORKBENCH_AGENT_PORT", "8089")),
+)
+
+
+@server.rtc_session()
+async def entrypoint(ctx: JobContext) -> None:
+    """One room: load the user's prompt, run the session, record every turn."""
+    settings = get_settings()
+    models: _Models = ctx.proc.userdata["models"]
+    dsn = database_url(settings)
+
+    async def connect() -> psycopg.AsyncConnection[Any]:
+        return await psycopg.AsyncConnection.connect(dsn, autocommit=True, connect_timeout=3)
+
+    assert settings.storage_url is not None
+    store = ObjectStore(settings.storage_url)
+    journal_dir = settings.local_dir / "agent-journal"
+
+    await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
+    participant = await ctx.wait_for_participant()
+    try:
+        owner_id = UUID(participant.identity)
+    except ValueError:
+        log.warning("participant identity is not a user id; leaving the room")
+        ctx.shutdown(reason="participant is not a workbench user")
+        return
+
+    slug = os.environ.get("WORKBENCH_AGENT_PROMPT", "voice-assistant")
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        slug = json.loads(ctx.room.metadata or "{}").get("prompt", slug)
+    prompt: SessionPrompt | None = None
+    instructions = FALLBACK_INSTRUCTIONS
+    try:
+        prompt, _, instructions = await _session_prompt(connect, owner_id, slug)
+    except (psycopg.OperationalError, OSError, DataError, KeyError) as exc:
+        # The conversation goes on with the fallback prompt; it is still journaled.
+        log.warning("no session prompt (%s); using the fallback instructions", type(exc).__name__)
+
+    recorder = ConversationRecorder(
+        ConversationInfo(
+            conversation_id=uuid4(),
+            owner_id=owner_id,
+            room_name=ctx.room.name,
+            prompt=prompt,
+            model_specs=models.snapshot,
+        ),
+        connect=connect,
+        store=store,
+        journal_dir=journal_dir,
+    )
+    await recorder.start()
+
+    blocklist = [w for w in os.environ.get("WORKBENCH_AGENT_BLOCKLIST", "").split(",") if w.strip()]
+    policy = ContentPolicy(blocklist=blocklist)
+    stt_adapter = _CapturingSTT(models.stt)
+    tts_adapter = _CapturingTTS(models.tts)
+    session: AgentSession[Any] = AgentSession(
+        stt=stt_adapter,
+        llm=WorkbenchLLM(models.llm),
+        tts=tts_adapter,
+        vad=models.vad,
+        turn_detection=TurnDetector(version="v1-mini"),  # the local model: no cloud inference
+    )
+    pending: set[asyncio.Task[None]] = set()
+
+    async def record(item: llm.ChatMessage) -> None:
+        metrics: dict[str, Any] = dict(item.metrics)
+        now = time.time()
+        started = _timestamp(metrics.get("started_speaking_at"), item.created_at)
+        ended = max(started, _timestamp(metrics.get("stopped_speaking_at"), now))
+        text = item.text_content or ""
+        pcm, rate = None, 0
+        if item.role == "user":
+            draft = TurnDraft(
+                conversation_id=recorder.info.conversation_id,
+                idx=recorder.next_index(),
+                role="user",
+                text=text,
+                started_at=started,
+                ended_at=ended,
+                eou_delay_s=metrics.get("end_of_turn_delay"),
+                stt_s=metrics.get("transcription_delay"),
+                filter_verdict=item.extra.get("filter_verdict") or policy.check(text),
+            )
+            if stt_adapter.last_utterance is not None:
+                pcm, rate = stt_adapter.last_utterance, stt_adapter.last_rate_hz
+                stt_adapter.last_utterance = None
+        else:
+            draft = TurnDraft(
+                conversation_id=recorder.info.conversation_id,
+                idx=recorder.next_index(),
+                role="agent",
+                text=text,
+                started_at=started,
+                ended_at=ended,
+                llm_ttft_s=metrics.get("llm_node_ttft"),
+                tts_ttfb_s=metrics.get("tts_node_ttfb"),
+                v2v_s=metrics.get("e2e_latency"),
+                interrupted=bool(item.interrupted),
+                filter_verdict=policy.check(text),
+            )
+            pcm, rate = tts_adapter.take(), tts_adapter.sample_rate
+        await recorder.add_turn(draft, pcm=pcm, sample_rate_hz=rate)
+
+    @session.on("conversation_item_added")
+    def _on_item(event: Any) -> None:
+        item = event.item
+        if isinstance(item, llm.ChatMessage) and item.role in ("user", "assistant"):
+            task = asyncio.create_task(record(item))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+    finished = asyncio.Event()
+
+    async def finish(reason: str = "") -> None:
+        if finished.is_set():
+            return
+        finished.set()
+        turns_in_flight = [t for t in pending if t is not asyncio.current_task()]
+        if turns_in_flight:
+            await asyncio.gather(*turns_in_flight, return_exceptions=True)
+        await recorder.end("completed")
+        await recorder.aclose()
+
+    @session.on("close")
+    def _on_close(event: Any) -> None:
+        # The user left (or the session failed): close the conversation, then the job.
+        async def close() -> None:
+            await finish()
+            ctx.shutdown(reason="session closed")
+
+        closing.add(asyncio.create_task(close()))
+
+    closing: set[asyncio.Task[None]] = set()  # keeps the task referenced until done
+    ctx.add_shutdown_callback(finish)
+    await session.start(
+        agent=WorkbenchAgent(instructions=instructions, policy=policy), room=ctx.room
+    )
+    greeting = os.environ.get("WORKBENCH_AGENT_GREETING", "Hello! How can I help you today?")
+    if greeting:
+        session.say(greeting)
+
+
+async def recover(settings_dir: Path | None = None) -> int:
+    """Store journals a crashed worker left behind, closing their conversations as interrupted."""
+    settings = get_settings()
+    dsn = database_url(settings)
+
+    async def connect() -> psycopg.AsyncConnection[Any]:
+        return await psycopg.AsyncConnection.connect(dsn, autocommit=True, connect_timeout=3)
+
+    assert settings.storage_url is not None
+    return await recover_journals(
+        settings_dir or settings.local_dir / "agent-journal",
+        connect=connect,
+        store=ObjectStore(settings.storage_url),
+        live=set(),
+    )

@@ -1,0 +1,192 @@
+"""The voice agent end to end through the real LiveKit server, the stack's worker and Postgres.
+
+A `livekit.rtc` client joins as a workbench user and speaks recorded human
+speech (Debian's pocketsphinx-testdata); the agent, dispatched by LiveKit,
+greets, transcribes, answers, and every turn lands in the database with its
+latency and audio. Also: barge-in, a database outage mid-conversation, and a
+track that carries no speech.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import numpy as np
+import psycopg
+import pytest
+from livekit import api
+
+from tests.support.personas import Persona, create_user
+from tests.support.speech import pocketsphinx_utterances
+from tests.support.voice_client import VoiceClient
+from workbench.config import Settings
+from workbench.metrics.wer import error_rates
+from workbench.stack.services import LocalStack
+
+pytestmark = pytest.mark.integration
+
+LIBRIVOX_0880 = "sense_and_sensibility_01_austen_64kb-0880"
+
+
+@pytest.fixture
+def speaker(admin_dsn: str, jwt_secret: str) -> Persona:
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        return create_user(
+            conn, name="speaker", role="user", jwt_secret=jwt_secret, display_name="Sam"
+        )
+
+
+@pytest.fixture
+async def client(
+    stack: LocalStack, settings: Settings, speaker: Persona
+) -> AsyncIterator[VoiceClient]:
+    assert stack.agent.healthy(), "the stack's agent worker is not running"
+    assert settings.livekit_url
+    assert settings.livekit_api_key
+    assert settings.livekit_api_secret
+    secret = settings.livekit_api_secret.get_secret_value()
+    room = f"e2e-{time.monotonic_ns()}"
+    async with api.LiveKitAPI(settings.livekit_http_url, settings.livekit_api_key, secret) as lk:
+        await lk.room.create_room(api.CreateRoomRequest(name=room, empty_timeout=10))
+    voice = VoiceClient(
+        settings.livekit_url, settings.livekit_api_key, secret, room=room, identity=str(speaker.id)
+    )
+    await voice.connect()
+    yield voice
+    await voice.close()
+
+
+def _utterance(name: str) -> Path:
+    return next(u.path for u in pocketsphinx_utterances() if u.path.stem == name)
+
+
+async def _greeted(client: VoiceClient) -> None:
+    t0 = time.monotonic()
+    assert await client.wait_for_agent_audio(t0, timeout_s=60) is not None, (
+        "no greeting from the agent"
+    )
+    await client.silence(4.0)  # let the greeting finish
+
+
+def _conversation(dsn: str, owner: UUID) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    with psycopg.connect(dsn, row_factory=psycopg.rows.dict_row) as conn:
+        conversation = conn.execute(
+            "select * from public.conversations where owner_id = %s order by started_at desc limit 1",
+            [owner],
+        ).fetchone()
+        if conversation is None:
+            return None, []
+        turns = conn.execute(
+            "select * from public.turns where conversation_id = %s order by idx",
+            [conversation["id"]],
+        ).fetchall()
+        return conversation, turns
+
+
+async def _wait_for(
+    dsn: str, owner: UUID, done: Any, timeout_s: float = 40
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        conversation, turns = await asyncio.to_thread(_conversation, dsn, owner)
+        if conversation is not None and done(conversation, turns):
+            return conversation, turns
+        if time.monotonic() > deadline:
+            pytest.fail(f"conversation never reached the expected state: {conversation}, {turns}")
+        await asyncio.sleep(0.5)
+
+
+async def test_a_spoken_question_is_answered_and_recorded(
+    client: VoiceClient, speaker: Persona, admin_dsn: str, settings: Settings
+) -> None:
+    await _greeted(client)
+    ended = await client.say(str(_utterance(LIBRIVOX_0880)), then_silence_s=0.2)
+    reply_at = await client.wait_for_agent_audio(ended + 0.2, timeout_s=60)
+    assert reply_at is not None, "the agent never answered"
+    await client.silence(3.0)
+    await client.close()
+
+    assert speaker.id is not None
+    conversation, turns = await _wait_for(
+        admin_dsn, speaker.id, lambda c, t: c["status"] == "completed"
+    )
+    assert conversation["model_specs"]["name"] == "cpu-small"
+    assert conversation["prompt_version_id"] is not None  # the seeded prompt's active version
+    roles = [t["role"] for t in turns]
+    assert roles[:3] == ["agent", "user", "agent"], roles  # greeting, question, answer
+    greeting, question, answer = turns[:3]
+    reference = next(u.reference for u in pocketsphinx_utterances() if u.path.stem == LIBRIVOX_0880)
+    assert error_rates([reference], [question["text"]]).wer <= 0.5, question["text"]
+    assert question["stt_s"] is not None
+    assert question["eou_delay_s"] is not None
+    assert answer["text"].strip()
+    for field in ("llm_ttft_s", "tts_ttfb_s", "v2v_s"):
+        assert answer[field] is not None, field
+        assert answer[field] > 0, field
+    # The framework's voice-to-voice and what the client heard agree to within 1.5 s.
+    assert abs(answer["v2v_s"] - (reply_at - ended)) < 1.5
+    storage = Path(str(settings.storage_url))
+    for turn in (greeting, question, answer):
+        assert turn["audio_path"], turn
+        assert (storage / "audio" / turn["audio_path"]).stat().st_size > 1000
+
+
+async def test_barge_in_marks_the_agent_turn_interrupted(
+    client: VoiceClient, speaker: Persona, admin_dsn: str
+) -> None:
+    await _greeted(client)
+    ended = await client.say(
+        str(_utterance("sense_and_sensibility_01_austen_64kb-0870")), then_silence_s=0.2
+    )
+    started = await client.wait_for_agent_audio(ended + 0.2, timeout_s=60)
+    assert started is not None
+    await client.silence(0.3)
+    await client.say(
+        str(_utterance("sense_and_sensibility_01_austen_64kb-0890")), then_silence_s=4.0
+    )
+    await client.close()
+    assert speaker.id is not None
+    _, turns = await _wait_for(admin_dsn, speaker.id, lambda c, t: c["status"] == "completed")
+    answers = [t for t in turns if t["role"] == "agent"][1:]  # after the greeting
+    assert answers, turns
+    assert answers[0]["interrupted"], [(t["role"], t["text"], t["interrupted"]) for t in turns]
+
+
+async def test_turns_survive_a_database_outage(
+    client: VoiceClient, speaker: Persona, admin_dsn: str, stack: LocalStack
+) -> None:
+    await _greeted(client)
+    stack.postgres.stop()
+    try:
+        ended = await client.say(str(_utterance(LIBRIVOX_0880)), then_silence_s=0.2)
+        assert (
+            await client.wait_for_agent_audio(ended + 0.2, timeout_s=60) is not None
+        )  # the conversation goes on
+        await client.silence(3.0)
+    finally:
+        stack.postgres.start()
+    await client.close()
+    assert speaker.id is not None
+    _, turns = await _wait_for(
+        admin_dsn, speaker.id, lambda c, t: c["status"] == "completed" and len(t) >= 3
+    )
+    assert [t["role"] for t in turns[:3]] == ["agent", "user", "agent"]
+
+
+async def test_a_track_without_speech_makes_no_user_turn(
+    client: VoiceClient, speaker: Persona, admin_dsn: str
+) -> None:
+    await _greeted(client)
+    rng = np.random.default_rng(7)
+    await client.say_pcm(rng.normal(0, 0.003, 16_000 * 3).astype(np.float32), 16_000)  # faint noise
+    await client.silence(3.0)
+    await client.close()
+    assert speaker.id is not None
+    _, turns = await _wait_for(admin_dsn, speaker.id, lambda c, t: c["status"] == "completed")
+    user_turns = [t for t in turns if t["role"] == "user"]
+    assert all(len(t["text"].split()) <= 3 for t in user_turns), user_turns

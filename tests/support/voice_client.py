@@ -1,0 +1,120 @@
+"""A user's side of a voice conversation: publish recorded speech, hear the agent, time it.
+
+Used by the end-to-end tests and the latency benchmark: joins a room as a
+workbench user (identity = user id), publishes a wav as its microphone at real
+time followed by silence, and records when agent audio arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from livekit import api, rtc
+
+from workbench.audio import read_audio, resample, to_int16
+
+RATE_HZ = 48_000
+FRAME_MS = 20
+
+
+@dataclass
+class Heard:
+    """What the client observed, on its own clock (time.monotonic)."""
+
+    speech_ended_at: list[float] = field(default_factory=list)
+    agent_audio: list[tuple[float, float]] = field(
+        default_factory=list
+    )  # (arrival time, frame peak)
+
+    def first_agent_audio_after(self, t: float, *, threshold: int = 300) -> float | None:
+        """When the first audible agent frame arrived after `t`."""
+        return next((at for at, peak in self.agent_audio if at > t and peak > threshold), None)
+
+    def audible_seconds(self, *, threshold: int = 300) -> float:
+        """How much audible agent audio arrived."""
+        return sum(FRAME_MS / 1000 for _, peak in self.agent_audio if peak > threshold)
+
+
+def token(key: str, secret: str, identity: str, room: str) -> str:
+    """A join token for `identity` in `room`."""
+    grants = api.VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True)
+    return api.AccessToken(key, secret).with_identity(identity).with_grants(grants).to_jwt()
+
+
+class VoiceClient:
+    """One participant with a microphone track fed from files."""
+
+    def __init__(self, url: str, key: str, secret: str, *, room: str, identity: str) -> None:
+        self.url, self._token = url, token(key, secret, identity, room)
+        self.room = rtc.Room()
+        self.heard = Heard()
+        self._source = rtc.AudioSource(RATE_HZ, 1)
+        self._listen_task: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        """Join, publish the microphone, start listening to the agent."""
+
+        @self.room.on("track_subscribed")
+        def _on_track(track: rtc.Track, *_: object) -> None:
+            if track.kind == rtc.TrackKind.KIND_AUDIO and self._listen_task is None:
+                self._listen_task = asyncio.create_task(self._listen(track))
+
+        await self.room.connect(self.url, self._token)
+        track = rtc.LocalAudioTrack.create_audio_track("microphone", self._source)
+        await self.room.local_participant.publish_track(
+            track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        )
+
+    async def _listen(self, track: rtc.Track) -> None:
+        async for event in rtc.AudioStream(
+            track, sample_rate=RATE_HZ, num_channels=1, frame_size_ms=FRAME_MS
+        ):
+            data = np.frombuffer(event.frame.data, dtype=np.int16)
+            self.heard.agent_audio.append(
+                (time.monotonic(), int(np.abs(data).max()) if data.size else 0)
+            )
+
+    async def _push(self, pcm: np.ndarray) -> None:
+        step = RATE_HZ * FRAME_MS // 1000
+        for start in range(0, pcm.size, step):
+            chunk = pcm[start : start + step]
+            if chunk.size < step:
+                chunk = np.pad(chunk, (0, step - chunk.size))
+            await self._source.capture_frame(rtc.AudioFrame(chunk.tobytes(), RATE_HZ, 1, step))
+
+    async def say(self, wav: str, *, then_silence_s: float = 0.0) -> float:
+        """Speak a wav at real time (followed by silence); returns when the speech ended."""
+        audio = read_audio(wav, sample_rate_hz=RATE_HZ)
+        await self._push(to_int16(audio))
+        ended = time.monotonic()
+        self.heard.speech_ended_at.append(ended)
+        if then_silence_s:
+            await self.silence(then_silence_s)
+        return ended
+
+    async def silence(self, seconds: float) -> None:
+        """Send silence (a live microphone in a quiet room)."""
+        await self._push(np.zeros(int(seconds * RATE_HZ), dtype=np.int16))
+
+    async def say_pcm(self, samples: np.ndarray, rate_hz: int) -> None:
+        """Speak raw float samples."""
+        await self._push(to_int16(resample(samples, rate_hz, RATE_HZ)))
+
+    async def wait_for_agent_audio(self, after: float, *, timeout_s: float) -> float | None:
+        """Wait for audible agent audio after `after`; its arrival time or None."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            arrived = self.heard.first_agent_audio_after(after)
+            if arrived is not None:
+                return arrived
+            await self.silence(0.1)  # keep the microphone streaming while waiting
+        return None
+
+    async def close(self) -> None:
+        """Leave the room."""
+        if self._listen_task is not None:
+            self._listen_task.cancel()
+        await self.room.disconnect()

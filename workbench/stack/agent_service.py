@@ -1,0 +1,69 @@
+"""The agent worker as a stack service: models prepared once, then `python -m agent`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from workbench.config import REPO_ROOT
+from workbench.stack.errors import StackError
+from workbench.stack.layout import StackLayout
+from workbench.stack.managed import BinaryService
+from workbench.stack.processes import log_excerpt
+
+
+class AgentService(BinaryService):
+    """The livekit-agents worker running the model stack; healthy when its HTTP check answers."""
+
+    name = "agent"
+    start_timeout_s = 300.0  # model loading on a cold cache
+
+    def __init__(self, layout: StackLayout, *, port: int, stack_file: Path) -> None:
+        super().__init__(layout)
+        self.port = port
+        self.stack_file = stack_file
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def url(self) -> str:
+        return f"worker for {self.stack_file.name} (health {self.health_url})"
+
+    def tcp_ports(self) -> Mapping[int, str]:
+        return {self.port: "WORKBENCH_AGENT_PORT"}
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = str(REPO_ROOT) + (
+            ":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
+        )
+        env["WORKBENCH_AGENT_PORT"] = str(self.port)
+        env["WORKBENCH_AGENT_STACK"] = str(self.stack_file)
+        env.setdefault(
+            "HF_HUB_OFFLINE", "1"
+        )  # models come from packages and the cache, never a hub
+        return env
+
+    def prepare(self) -> None:
+        """Convert the stack's checkpoints (once; cached) so the worker starts quickly."""
+        log = self.layout.logs_dir / "agent-prepare.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("w") as handle:
+            result = subprocess.run(
+                [sys.executable, "-m", "workbench.models.prepare", str(self.stack_file)],
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                env=self.environment(),
+                check=False,
+            )
+        if result.returncode != 0:
+            raise StackError("agent: preparing the models failed." + log_excerpt(log))
+        self._binary = Path(sys.executable)
+
+    def command(self, binary: Path) -> list[str]:
+        return [str(binary), "-m", "agent"]
