@@ -19,9 +19,8 @@ def _name(requirement: str) -> str:
 
 def test_environment_yml_lists_what_pyproject_installs() -> None:
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    wanted = {
-        _name(r) for r in [*project["dependencies"], *project["optional-dependencies"]["dev"]]
-    }
+    extras = project["optional-dependencies"]
+    wanted = {_name(r) for r in [*project["dependencies"], *extras["dev"], *extras["models"]]}
     env = yaml.safe_load((REPO_ROOT / "environment.yml").read_text())
     pip_section = next(item["pip"] for item in env["dependencies"] if isinstance(item, dict))
     assert {_name(r) for r in pip_section} == wanted

@@ -28,7 +28,7 @@ def user_token(secret: str = SECRET, **overrides: Any) -> str:
         "aud": "authenticated",
         "email": "a@example.org",
         "iat": now,
-        "exp": now + 60,
+        "exp": now + 3600,  # tokens are built at collection time; outlive a long run
     }
     claims.update(overrides)
     return jwt.encode(claims, secret, algorithm="HS256")

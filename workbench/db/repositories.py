@@ -312,12 +312,15 @@ class ConversationsRepo(_Repo):
         With `conversation_id` the call is idempotent: replaying it after an
         outage returns the row already written.
         """
+        # Replays (a given id) return the existing row; that path is service code,
+        # since a user session may not update `id`.
+        conflict = "on conflict (id) do update set id = excluded.id" if conversation_id else ""
         return await self._one(
             Conversation,
             f"""insert into public.conversations
                   (id, owner_id, room_name, prompt_version_id, experiment_id, variant_id, model_specs)
                 values (coalesce(%s, gen_random_uuid()), coalesce(%s, auth.uid()), %s, %s, %s, %s, %s)
-                on conflict (id) do update set id = excluded.id
+                {conflict}
                 returning {_CONVERSATION}""",
             [
                 conversation_id,
