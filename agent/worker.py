@@ -37,6 +37,7 @@ from livekit.agents import (
     JobContext,
     JobProcess,
     ModelSettings,
+    TurnHandlingOptions,
     llm,
     utils,
 )
@@ -233,7 +234,9 @@ async def entrypoint(ctx: JobContext) -> None:
         llm=WorkbenchLLM(models.llm),
         tts=tts_adapter,
         vad=models.vad,
-        turn_detection=TurnDetector(version="v1-mini"),  # the local model: no cloud inference
+        turn_handling=TurnHandlingOptions(
+            turn_detection=TurnDetector(version="v1-mini"),  # the local model: no cloud inference
+        ),
     )
     pending: set[asyncio.Task[None]] = set()
 

@@ -67,3 +67,17 @@ class AgentService(BinaryService):
 
     def command(self, binary: Path) -> list[str]:
         return [str(binary), "-m", "agent"]
+
+    def healthy(self) -> bool:
+        """The health endpoint answers and the worker has registered with LiveKit since it started.
+
+        LiveKit dispatches a room when it is created; a worker that has not
+        registered yet would miss it, so "up" waits for the registration.
+        """
+        if not super().healthy():
+            return False
+        try:
+            log = self.log_path.read_text(errors="replace")
+        except OSError:
+            return False
+        return "registered worker" in log.rsplit("\n--- ", 1)[-1]
