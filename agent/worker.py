@@ -167,8 +167,24 @@ async def _session_prompt(
     return prompt, profile.display_name, prompt.version.render(values)
 
 
+MAX_JOBS = int(os.environ.get("WORKBENCH_AGENT_MAX_JOBS", "4"))
+
+
+def job_load(worker: AgentServer) -> float:
+    """Load as the share of room slots in use.
+
+    The default (CPU utilisation) crosses its threshold on a 2-core machine
+    whenever a job process loads its models, and LiveKit does not retry a room
+    it could not dispatch; counting rooms is steady. `bench/` measures how many
+    rooms a worker sustains, which is where MAX_JOBS comes from.
+    """
+    return len(worker.active_jobs) / MAX_JOBS
+
+
 server = AgentServer(
     setup_fnc=prewarm,
+    load_fnc=job_load,
+    load_threshold=0.99,
     initialize_process_timeout=180,  # the first load may convert a checkpoint
     num_idle_processes=1,
     job_memory_warn_mb=3000,  # the small CPU stack holds ~1.8 GB per process
