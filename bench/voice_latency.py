@@ -1,0 +1,240 @@
+"""Voice-to-voice latency of the live agent vs a sequential baseline; worker memory; concurrent rooms.
+
+Needs the stack up (`./dev up`: LiveKit, Postgres, the agent worker on the
+CPU small stack). Prints tables:
+
+1. the streaming agent over >= 20 turns through the real LiveKit server, per
+   stage (from the database) and as the client heard it (from the audio);
+2. a sequential baseline on the same models in this process: full transcript,
+   then the full reply, then the full audio (no endpointing wait, which
+   favours the baseline);
+3. peak memory of the worker's job processes;
+4. p95 voice-to-voice with 1..N rooms talking at once.
+
+    ./dev python bench/voice_latency.py [--turns 20] [--max-rooms 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+from livekit import api
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.support.speech import pocketsphinx_utterances
+from tests.support.voice_client import VoiceClient
+from workbench.audio import SPEECH_RATE_HZ, read_audio
+from workbench.config import get_settings
+from workbench.db.connection import database_url
+from workbench.models import ChatMessage, ChatModel, SpeechToText, TextToSpeech, load_model
+from workbench.models.stack import load_stack
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-quantile (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def new_user(dsn: str) -> uuid.UUID:
+    user = uuid.uuid4()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            'insert into auth.users (id, email, raw_user_meta_data) values (%s, %s, \'{"display_name": "Bench"}\')',
+            [user, f"bench-{user.hex[:8]}@example.org"],
+        )
+    return user
+
+
+async def talk(turns: int, dsn: str, *, label: str) -> tuple[uuid.UUID, list[float]]:
+    """One room, `turns` questions; the client-side voice-to-voice of each."""
+    settings = get_settings()
+    assert settings.livekit_url
+    assert settings.livekit_api_key
+    assert settings.livekit_api_secret
+    secret = settings.livekit_api_secret.get_secret_value()
+    user = new_user(dsn)
+    room = f"bench-{label}-{user.hex[:6]}"
+    async with api.LiveKitAPI(settings.livekit_http_url, settings.livekit_api_key, secret) as lk:
+        await lk.room.create_room(api.CreateRoomRequest(name=room, empty_timeout=10))
+    client = VoiceClient(
+        settings.livekit_url, settings.livekit_api_key, secret, room=room, identity=str(user)
+    )
+    await client.connect()
+    await client.wait_for_agent_audio(time.monotonic(), timeout_s=60)
+    await client.silence(4)
+    utterances = pocketsphinx_utterances()
+    heard: list[float] = []
+    for i in range(turns):
+        ended = await client.say(str(utterances[i % len(utterances)].path), then_silence_s=0.1)
+        reply = await client.wait_for_agent_audio(ended, timeout_s=60)
+        if reply is not None:
+            heard.append(reply - ended)
+        await _wait_quiet(client, quiet_s=1.5, timeout_s=30)
+    await client.close()
+    return user, heard
+
+
+async def _wait_quiet(client: VoiceClient, *, quiet_s: float, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        recent = [at for at, peak in client.heard.agent_audio if peak > 300]
+        if recent and time.monotonic() - recent[-1] > quiet_s:
+            return
+        await client.silence(0.2)
+
+
+def stage_rows(dsn: str, user: uuid.UUID, heard: list[float]) -> dict[str, list[float]]:
+    """Per-stage latency of the user's conversation; stores the client-heard figure beside the framework's."""
+    time.sleep(3)  # the last turns are written as they complete
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            """select t.id, t.role, t.eou_delay_s, t.stt_s, t.llm_ttft_s, t.tts_ttfb_s, t.v2v_s
+               from turns t join conversations c on c.id = t.conversation_id
+               where c.owner_id = %s order by t.idx""",
+            [user],
+        ).fetchall()
+        answers = [r for r in rows if r[1] == "agent"][1:]  # after the greeting
+        for (turn_id, *_), value in zip(answers, heard, strict=False):
+            conn.execute("update turns set v2v_audio_s = %s where id = %s", [value, turn_id])
+    users = [r for r in rows if r[1] == "user"]
+    stages: dict[str, list[float]] = {
+        "end-of-utterance delay": [r[2] for r in users if r[2] is not None],
+        "STT": [r[3] for r in users if r[3] is not None],
+        "LLM time to first token": [r[4] for r in answers if r[4] is not None],
+        "TTS time to first byte": [r[5] for r in answers if r[5] is not None],
+        "voice-to-voice (framework)": [r[6] for r in answers if r[6] is not None],
+        "voice-to-voice (heard by client)": heard,
+    }
+    return stages
+
+
+async def baseline(turns: int) -> dict[str, list[float]]:
+    """Sequential pipeline on the same models: full STT, full reply, full TTS."""
+    stack = load_stack(get_settings().agent_stack)
+    stt, chat, tts = load_model(stack.stt), load_model(stack.llm), load_model(stack.tts)
+    assert isinstance(stt, SpeechToText)
+    assert isinstance(chat, ChatModel)
+    assert isinstance(tts, TextToSpeech)
+    utterances = pocketsphinx_utterances()
+    out: dict[str, list[float]] = {
+        "STT": [],
+        "LLM full reply": [],
+        "TTS full audio": [],
+        "time to first audio": [],
+    }
+    system = ChatMessage(
+        role="system",
+        content="You are a friendly voice assistant. Answer in one or two short sentences.",
+    )
+    for i in range(turns):
+        audio = read_audio(utterances[i % len(utterances)].path, sample_rate_hz=SPEECH_RATE_HZ)
+        t0 = time.perf_counter()
+        text = (await stt.transcribe(audio)).text
+        t1 = time.perf_counter()
+        reply = await chat.reply([system, ChatMessage(role="user", content=text)])
+        t2 = time.perf_counter()
+        await tts.synthesize_all(reply)
+        t3 = time.perf_counter()
+        out["STT"].append(t1 - t0)
+        out["LLM full reply"].append(t2 - t1)
+        out["TTS full audio"].append(t3 - t2)
+        out["time to first audio"].append(t3 - t0)
+    return out
+
+
+def worker_peak_memory_mb() -> list[float]:
+    """VmHWM (peak RSS) of the agent worker and its job processes."""
+    pidfile = get_settings().local_dir / "run" / "agent.pid"
+    root = json.loads(pidfile.read_text())["pid"]
+    peaks = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+        ppid = int(fields.get("PPid", "0").strip())
+        pid = int(fields["Pid"].strip())
+        if pid == root or ppid == root or _ancestor(ppid, root):
+            peaks.append(int(fields.get("VmHWM", "0 kB").split()[0]) / 1024)
+    return peaks
+
+
+def _ancestor(pid: int, root: int, depth: int = 3) -> bool:
+    for _ in range(depth):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return False
+        pid = int(
+            next(line.split(":")[1] for line in status.splitlines() if line.startswith("PPid"))
+        )
+        if pid == root:
+            return True
+    return False
+
+
+def table(title: str, rows: dict[str, list[float]]) -> None:
+    print(f"\n{title}\n")
+    print(f"| {'stage':<34} | {'n':>3} | {'p50 s':>6} | {'p95 s':>6} |")
+    print(f"|{'-' * 36}|{'-' * 5}|{'-' * 8}|{'-' * 8}|")
+    for name, values in rows.items():
+        if values:
+            print(
+                f"| {name:<34} | {len(values):>3} | {pct(values, 0.5):>6.2f} | {pct(values, 0.95):>6.2f} |"
+            )
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    dsn = database_url(get_settings())
+    user, heard = await talk(args.turns, dsn, label="single")
+    agent = stage_rows(dsn, user, heard)
+    table(f"Streaming agent through LiveKit, {len(heard)} turns (CPU small stack)", agent)
+    base = await baseline(args.turns)
+    table(f"Sequential baseline, same models, {args.turns} turns", base)
+    first_audio_agent = pct(agent["voice-to-voice (heard by client)"], 0.5)
+    first_audio_base = pct(base["time to first audio"], 0.5)
+    print(
+        f"\nmedian time to first agent audio: streaming {first_audio_agent:.2f} s (incl. endpointing and network) "
+        f"vs sequential {first_audio_base:.2f} s (ratio {first_audio_agent / first_audio_base:.2f})"
+    )
+    peaks = worker_peak_memory_mb()
+    print(
+        f"\nworker processes' peak RSS: {', '.join(f'{p:.0f} MB' for p in sorted(peaks, reverse=True))}"
+    )
+    print("\n| rooms at once | turns | p50 s | p95 s |")
+    print("|---------------|-------|-------|-------|")
+    for rooms in range(1, args.max_rooms + 1):
+        results = await asyncio.gather(
+            *(talk(args.turns_per_room, dsn, label=f"c{rooms}") for _ in range(rooms))
+        )
+        values = [v for _, heard_ in results for v in heard_]
+        if values:
+            print(
+                f"| {rooms:>13} | {len(values):>5} | {pct(values, 0.5):>5.2f} | {pct(values, 0.95):>5.2f} |",
+                flush=True,
+            )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--turns", type=int, default=20)
+    parser.add_argument("--max-rooms", type=int, default=3)
+    parser.add_argument("--turns-per-room", type=int, default=5)
+    asyncio.run(main_async(parser.parse_args()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
