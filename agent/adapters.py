@@ -26,9 +26,10 @@ from workbench.models import ChatMessage, ChatModel, SpeechToText, TextToSpeech
 class WorkbenchSTT(stt.STT[Any]):
     """A workbench SpeechToText as a (non-streaming) livekit STT."""
 
-    def __init__(self, model: SpeechToText) -> None:
+    def __init__(self, model: SpeechToText, *, language: str | None = None) -> None:
         super().__init__(capabilities=stt.STTCapabilities(streaming=False, interim_results=False))
         self._model = model
+        self._language = language
 
     @property
     def model(self) -> str:
@@ -50,7 +51,7 @@ class WorkbenchSTT(stt.STT[Any]):
         if frame.num_channels > 1:
             pcm = pcm.reshape(-1, frame.num_channels).mean(axis=1).astype(np.int16)
         audio = resample(to_float32(pcm), frame.sample_rate, SPEECH_RATE_HZ)
-        lang = language if isinstance(language, str) else None
+        lang = language if isinstance(language, str) else self._language
         transcript = await self._model.transcribe(audio, language=lang)
         return stt.SpeechEvent(
             type=stt.SpeechEventType.FINAL_TRANSCRIPT,

@@ -154,8 +154,8 @@ def _timestamp(value: float | None, fallback: float) -> datetime:
 
 async def _session_prompt(
     connect: Any, owner_id: UUID, slug: str
-) -> tuple[SessionPrompt | None, str, str]:
-    """The prompt version this user gets (experiment arm or active), their display name and the instructions."""
+) -> tuple[SessionPrompt | None, dict[str, Any], str]:
+    """The prompt version this user gets (experiment arm or active), their settings and the instructions."""
     conn = await connect()
     try:
         async with service_session(conn, acting_for=owner_id):
@@ -164,7 +164,7 @@ async def _session_prompt(
     finally:
         await conn.close()
     values = {name: profile.display_name for name in prompt.version.variables}
-    return prompt, profile.display_name, prompt.version.render(values)
+    return prompt, profile.settings, prompt.version.render(values)
 
 
 MAX_JOBS = int(os.environ.get("WORKBENCH_AGENT_MAX_JOBS", "4"))
@@ -220,9 +220,10 @@ async def entrypoint(ctx: JobContext) -> None:
     with contextlib.suppress(ValueError, TypeError, AttributeError):
         slug = json.loads(ctx.room.metadata or "{}").get("prompt", slug)
     prompt: SessionPrompt | None = None
+    user_settings: dict[str, Any] = {}
     instructions = FALLBACK_INSTRUCTIONS
     try:
-        prompt, _, instructions = await _session_prompt(connect, owner_id, slug)
+        prompt, user_settings, instructions = await _session_prompt(connect, owner_id, slug)
     except (psycopg.OperationalError, OSError, DataError, KeyError) as exc:
         # The conversation goes on with the fallback prompt; it is still journaled.
         log.warning("no session prompt (%s); using the fallback instructions", type(exc).__name__)
@@ -233,7 +234,7 @@ async def entrypoint(ctx: JobContext) -> None:
             owner_id=owner_id,
             room_name=ctx.room.name,
             prompt=prompt,
-            model_specs=models.snapshot,
+            model_specs={**models.snapshot, "user_settings": user_settings},
         ),
         connect=connect,
         store=store,
@@ -243,7 +244,11 @@ async def entrypoint(ctx: JobContext) -> None:
 
     blocklist = [w for w in os.environ.get("WORKBENCH_AGENT_BLOCKLIST", "").split(",") if w.strip()]
     policy = ContentPolicy(blocklist=blocklist)
-    stt_adapter = _CapturingSTT(models.stt)
+    # The user's language setting steers recognition; a requested stack other than
+    # the one this worker runs is recorded (workers per stack are dispatched by name).
+    stt_adapter = _CapturingSTT(
+        models.stt, language=str(user_settings.get("language", "")).split("-")[0] or None
+    )
     tts_adapter = _CapturingTTS(models.tts)
     session: AgentSession[Any] = AgentSession(
         stt=stt_adapter,
@@ -255,6 +260,12 @@ async def entrypoint(ctx: JobContext) -> None:
         ),
     )
     pending: set[asyncio.Task[None]] = set()
+    false_interruptions: list[float] = []
+
+    @session.on("agent_false_interruption")
+    def _on_false_interruption(event: Any) -> None:
+        # The agent stopped for what was not a real interruption (and resumed).
+        false_interruptions.append(event.created_at)
 
     async def record(item: llm.ChatMessage) -> None:
         metrics: dict[str, Any] = dict(item.metrics)
@@ -290,9 +301,11 @@ async def entrypoint(ctx: JobContext) -> None:
                 tts_ttfb_s=metrics.get("tts_node_ttfb"),
                 v2v_s=metrics.get("e2e_latency"),
                 interrupted=bool(item.interrupted),
+                false_interruption=bool(false_interruptions),  # since the previous agent turn
                 filter_verdict=policy.check(text),
             )
             pcm, rate = tts_adapter.take(), tts_adapter.sample_rate
+            false_interruptions.clear()
         await recorder.add_turn(draft, pcm=pcm, sample_rate_hz=rate)
 
     @session.on("conversation_item_added")

@@ -26,7 +26,9 @@ def tiny_vits(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-vits")
     symbols = ["<pad>", *list(" abcdefghijklmnopqrstuvwxyz.,!?'")]
     (folder / "vocab.json").write_text(json.dumps({s: i for i, s in enumerate(symbols)}))
-    VitsTokenizer(vocab_file=str(folder / "vocab.json"), add_blank=True, normalize=True, phonemize=False).save_pretrained(folder)
+    VitsTokenizer(
+        vocab_file=str(folder / "vocab.json"), add_blank=True, normalize=True, phonemize=False
+    ).save_pretrained(folder)
     config = VitsConfig(
         vocab_size=len(symbols),
         hidden_size=32,
@@ -51,7 +53,13 @@ def tiny_vits(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 async def test_vits_backend_synthesizes_each_sentence(tiny_vits: Path) -> None:
-    spec = ModelSpec(name="tiny-vits", kind="tts", backend="transformers", model=str(tiny_vits), params={"seed": 1})
+    spec = ModelSpec(
+        name="tiny-vits",
+        kind="tts",
+        backend="transformers",
+        model=str(tiny_vits),
+        params={"seed": 1},
+    )
     tts = load_model(spec)
     assert isinstance(tts, TextToSpeech)
     assert tts.sample_rate_hz == 16_000

@@ -26,7 +26,9 @@ class TransformersVitsTTS(TextToSpeech):
         if self.device == "cpu":
             torch.set_num_threads(int(self.spec.params.get("threads", os.cpu_count() or 1)))
         self._tokenizer: Any = AutoTokenizer.from_pretrained(source, revision=self.spec.revision)
-        self._model: Any = VitsModel.from_pretrained(source, revision=self.spec.revision).to(self.device)
+        self._model: Any = VitsModel.from_pretrained(source, revision=self.spec.revision).to(
+            self.device
+        )
         self._model.eval()
         for name in ("speaking_rate", "noise_scale", "noise_scale_duration"):
             if name in self.spec.params:

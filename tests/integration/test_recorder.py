@@ -1,0 +1,133 @@
+"""Journal-first persistence: replays are idempotent, outages lose nothing, crashes end as interrupted."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+import soundfile
+
+from agent.recorder import ConversationInfo, ConversationRecorder, recover_journals
+from tests.support.personas import Persona, create_user
+from workbench.db.models import TurnDraft
+from workbench.storage import ObjectStore
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def owner(app_db: str, jwt_secret: str) -> Persona:
+    with psycopg.connect(app_db, autocommit=True) as conn:
+        return create_user(conn, name="owner", role="user", jwt_secret=jwt_secret)
+
+
+def _connector(dsn: str):  # type: ignore[no-untyped-def]
+    async def connect() -> psycopg.AsyncConnection[Any]:
+        return await psycopg.AsyncConnection.connect(dsn, autocommit=True, connect_timeout=2)
+
+    return connect
+
+
+def _draft(conversation_id: uuid.UUID, idx: int) -> TurnDraft:
+    now = datetime.now(UTC)
+    return TurnDraft(
+        conversation_id=conversation_id,
+        idx=idx,
+        role="user" if idx % 2 == 0 else "agent",
+        text=f"turn {idx}",
+        started_at=now,
+        ended_at=now + timedelta(seconds=1),
+        v2v_s=0.8 if idx % 2 else None,
+    )
+
+
+def _rows(dsn: str, conversation_id: uuid.UUID) -> tuple[str | None, list[tuple[Any, ...]]]:
+    with psycopg.connect(dsn) as conn:
+        status = conn.execute(
+            "select status from conversations where id = %s", [conversation_id]
+        ).fetchone()
+        turns = conn.execute(
+            "select idx, text, audio_path from turns where conversation_id = %s order by idx",
+            [conversation_id],
+        ).fetchall()
+    return (status[0] if status else None), turns
+
+
+async def test_outage_is_bridged_by_the_journal(
+    app_db: str, owner: Persona, tmp_path: Path
+) -> None:
+    assert owner.id is not None
+    info = ConversationInfo(uuid.uuid4(), owner.id, "room-x", None, {"name": "test"})
+    dead = _connector("postgresql://postgres:x@127.0.0.1:1/postgres")  # nothing listens on port 1
+    store = ObjectStore(str(tmp_path / "objects"))
+    recorder = ConversationRecorder(
+        info, connect=dead, store=store, journal_dir=tmp_path / "journal", retry_interval_s=0.05
+    )
+    await recorder.start()
+    pcm = (0.2 * np.sin(np.arange(8000) / 5) * 32767).astype(np.int16)
+    await recorder.add_turn(_draft(info.conversation_id, 0), pcm=pcm, sample_rate_hz=16_000)
+    await recorder.add_turn(_draft(info.conversation_id, 1))
+    assert _rows(app_db, info.conversation_id) == (None, [])  # nothing reached the database...
+    assert (
+        tmp_path / "journal" / str(info.conversation_id) / "journal.jsonl"
+    ).exists()  # ...but all is kept
+
+    recorder._connect = _connector(app_db)  # the database is back
+    await recorder.end("completed")
+    await recorder.aclose()
+    status, turns = _rows(app_db, info.conversation_id)
+    assert status == "completed"
+    assert [t[:2] for t in turns] == [(0, "turn 0"), (1, "turn 1")]
+    audio_path = turns[0][2]
+    assert audio_path == f"{owner.id}/{info.conversation_id}/turn-0000-user.wav"
+    data, rate = soundfile.read(
+        io.BytesIO((tmp_path / "objects" / "audio" / audio_path).read_bytes()), dtype="int16"
+    )
+    assert rate == 16_000
+    assert np.array_equal(data, pcm)
+    assert not (
+        tmp_path / "journal" / str(info.conversation_id)
+    ).exists()  # stored, so the journal is gone
+
+
+async def test_a_crashed_workers_conversation_ends_interrupted(
+    app_db: str, owner: Persona, tmp_path: Path
+) -> None:
+    assert owner.id is not None
+    conversation_id = uuid.uuid4()
+    folder = tmp_path / "journal" / str(conversation_id)
+    folder.mkdir(parents=True)
+    # What a worker that died after one turn leaves behind (its owner pid is gone).
+    records = [
+        {
+            "type": "start",
+            "conversation_id": str(conversation_id),
+            "owner_id": str(owner.id),
+            "room_name": "crashed",
+            "prompt": None,
+            "model_specs": {},
+        },
+        {"type": "turn", "turn": _draft(conversation_id, 0).model_dump(mode="json")},
+    ]
+    (folder / "journal.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (folder / "owner.pid").write_text(
+        json.dumps({"pid": 999_999_999, "start_ticks": 1, "command": []})
+    )
+    recovered = await recover_journals(
+        tmp_path / "journal",
+        connect=_connector(app_db),
+        store=ObjectStore(str(tmp_path / "o")),
+        live=set(),
+    )
+    assert recovered == 1
+    status, turns = _rows(app_db, conversation_id)
+    assert status == "interrupted"
+    assert [t[1] for t in turns] == ["turn 0"]
+    assert not folder.exists()
