@@ -168,6 +168,9 @@ async def _session_prompt(
 
 
 MAX_JOBS = int(os.environ.get("WORKBENCH_AGENT_MAX_JOBS", "4"))
+# Starting the LLM before the turn is confirmed pays off when compute is spare;
+# on a 2-core CPU a discarded attempt's prefill competes with STT (see bench/).
+PREEMPTIVE = os.environ.get("WORKBENCH_AGENT_PREEMPTIVE", "0") == "1"
 
 
 def job_load(worker: AgentServer) -> float:
@@ -257,6 +260,7 @@ async def entrypoint(ctx: JobContext) -> None:
         vad=models.vad,
         turn_handling=TurnHandlingOptions(
             turn_detection=TurnDetector(version="v1-mini"),  # the local model: no cloud inference
+            preemptive_generation={"enabled": PREEMPTIVE},
         ),
     )
     pending: set[asyncio.Task[None]] = set()

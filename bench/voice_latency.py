@@ -199,6 +199,8 @@ async def main_async(args: argparse.Namespace) -> None:
     user, heard = await talk(args.turns, dsn, label="single")
     agent = stage_rows(dsn, user, heard)
     table(f"Streaming agent through LiveKit, {len(heard)} turns (CPU small stack)", agent)
+    if args.agent_only:
+        return
     base = await baseline(args.turns)
     table(f"Sequential baseline, same models, {args.turns} turns", base)
     first_audio_agent = pct(agent["voice-to-voice (heard by client)"], 0.5)
@@ -232,6 +234,7 @@ def main() -> int:
     parser.add_argument("--turns", type=int, default=20)
     parser.add_argument("--max-rooms", type=int, default=3)
     parser.add_argument("--turns-per-room", type=int, default=5)
+    parser.add_argument("--agent-only", action="store_true", help="only the streaming agent table")
     asyncio.run(main_async(parser.parse_args()))
     return 0
 

@@ -52,6 +52,12 @@ FAKES = {
 }
 
 
+def load_spec_file(name: str) -> ModelSpec:
+    from workbench.models import load_spec
+
+    return load_spec(CONFIGS / f"{name}.yaml")
+
+
 def _load(name: str, kind: str):  # type: ignore[no-untyped-def]
     model = load_model(FAKES[kind] if name == "fake" else CONFIGS / f"{name}.yaml")
     return model
@@ -202,3 +208,24 @@ async def test_tts_output_is_recognisable_speech(name: str) -> None:
             ).text
         )
     assert error_rates(sentences, heard).wer < 0.2, heard
+
+
+async def test_kv_cache_reuse_changes_speed_not_words() -> None:
+    spec = load_spec_file("smollm2-135m-instruct")
+    with_reuse = load_model(spec)
+    without = load_model(
+        spec.model_copy(update={"params": {**spec.params, "reuse_kv_cache": False}})
+    )
+    assert isinstance(with_reuse, ChatModel)
+    assert isinstance(without, ChatModel)
+    greedy = GenerationParams(max_new_tokens=16, temperature=0.0, context_tokens=512)
+    history = [ChatMessage(role="system", content="Answer briefly.")]
+    for question in ("What is the capital of France?", "And of Spain?", "Which is bigger?"):
+        history.append(ChatMessage(role="user", content=question))
+        reused = await with_reuse.reply(history, params=greedy)
+        fresh = await without.reply(history, params=greedy)
+        assert reused == fresh
+        history.append(ChatMessage(role="assistant", content=reused))
+    assert (
+        getattr(with_reuse, "reused_prefix_tokens", 0) > 20
+    )  # the history was not prefilled again

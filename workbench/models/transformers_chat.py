@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,9 @@ class TransformersChatModel(ChatModel):
             source, revision=self.spec.revision, dtype=dtype
         ).to(self.device)
         self._model.eval()
+        self._cache_lock = threading.Lock()
+        self._cached: tuple[list[int], Any] | None = None
+        self.reused_prefix_tokens = 0
         self._generate(
             [ChatMessage(role="user", content="Hi")],
             GenerationParams(max_new_tokens=2),
@@ -84,9 +88,11 @@ class TransformersChatModel(ChatModel):
         if params.seed is not None:
             torch.manual_seed(params.seed)
         sampling = params.temperature > 0
-        with torch.inference_mode():
-            self._model.generate(
+        with self._cache_lock, torch.inference_mode():
+            past = self._reusable_cache(inputs["input_ids"])
+            output = self._model.generate(
                 **inputs,
+                past_key_values=past,
                 max_new_tokens=params.max_new_tokens,
                 do_sample=sampling,
                 temperature=params.temperature if sampling else None,
@@ -95,4 +101,39 @@ class TransformersChatModel(ChatModel):
                 streamer=_Emit(self._tokenizer, skip_prompt=True, skip_special_tokens=True),
                 stopping_criteria=StoppingCriteriaList([_Stop()]),
                 pad_token_id=self._tokenizer.eos_token_id,
+                return_dict_in_generate=True,
             )
+            self._remember_cache(output.sequences, output.past_key_values)
+
+    # -- prefix (KV) cache reuse ---------------------------------------------------
+    # A conversation's next prompt is the previous prompt, the previous reply and
+    # a new user turn: keeping the key/value cache of the last call and cropping
+    # it to the longest common token prefix turns each turn's prefill from the
+    # whole history into just the new tokens (time to first token ~flat with
+    # conversation length). Trimmed history or another conversation shares less
+    # prefix, and the reuse shrinks to what still matches (at least nothing).
+
+    def _reusable_cache(self, input_ids: Any) -> Any:
+        if self._cached is None or not self.spec.params.get("reuse_kv_cache", True):
+            return None
+        cached_ids, cache = self._cached
+        new = input_ids[0].tolist()
+        limit = min(
+            len(cached_ids), len(new) - 1, int(cache.get_seq_length())
+        )  # >= 1 token left to prefill
+        common = 0
+        while common < limit and cached_ids[common] == new[common]:
+            common += 1
+        if common < 16:  # not worth it
+            return None
+        surplus = int(cache.get_seq_length()) - common
+        if surplus:
+            cache.crop(-surplus)  # transformers 5: a negative count drops that many trailing tokens
+        self.reused_prefix_tokens = common
+        return cache
+
+    def _remember_cache(self, sequences: Any, cache: Any) -> None:
+        if cache is None:
+            self._cached = None
+            return
+        self._cached = (sequences[0].tolist()[: int(cache.get_seq_length())], cache)
