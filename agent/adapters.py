@@ -21,15 +21,13 @@ from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGive
 
 from workbench.audio import SPEECH_RATE_HZ, resample, to_float32
 from workbench.models import ChatMessage, ChatModel, SpeechToText, TextToSpeech
+from workbench.models.base import Model
 
 
-class WorkbenchSTT(stt.STT[Any]):
-    """A workbench SpeechToText as a (non-streaming) livekit STT."""
+class _Labelled:
+    """`model` and `provider` labels livekit-agents puts on metrics, from the workbench spec."""
 
-    def __init__(self, model: SpeechToText, *, language: str | None = None) -> None:
-        super().__init__(capabilities=stt.STTCapabilities(streaming=False, interim_results=False))
-        self._model = model
-        self._language = language
+    _model: Model
 
     @property
     def model(self) -> str:
@@ -38,6 +36,17 @@ class WorkbenchSTT(stt.STT[Any]):
     @property
     def provider(self) -> str:
         return f"workbench/{self._model.spec.backend}"
+
+
+class WorkbenchSTT(_Labelled, stt.STT[Any]):
+    """A workbench SpeechToText as a (non-streaming) livekit STT."""
+
+    _model: SpeechToText
+
+    def __init__(self, model: SpeechToText, *, language: str | None = None) -> None:
+        super().__init__(capabilities=stt.STTCapabilities(streaming=False, interim_results=False))
+        self._model = model
+        self._language = language
 
     async def _recognize_impl(
         self,
@@ -81,20 +90,14 @@ def _to_messages(chat_ctx: llm.ChatContext) -> list[ChatMessage]:
     return messages
 
 
-class WorkbenchLLM(llm.LLM[Any]):
+class WorkbenchLLM(_Labelled, llm.LLM[Any]):
     """A workbench ChatModel as a livekit LLM (text only, no tools)."""
+
+    _model: ChatModel
 
     def __init__(self, model: ChatModel) -> None:
         super().__init__()
         self._model = model
-
-    @property
-    def model(self) -> str:
-        return self._model.spec.name
-
-    @property
-    def provider(self) -> str:
-        return f"workbench/{self._model.spec.backend}"
 
     def chat(
         self,
@@ -168,8 +171,10 @@ class PhraseCache:
             self._entries.popitem(last=False)
 
 
-class WorkbenchTTS(tts.TTS[Any]):
-    """A workbench TextToSpeech as a livekit TTS; `cached_phrases` are served from memory."""
+class WorkbenchTTS(_Labelled, tts.TTS[Any]):
+    """A workbench TextToSpeech as a livekit TTS; repeated phrases are served from `cache`."""
+
+    _model: TextToSpeech
 
     def __init__(self, model: TextToSpeech, *, cache: PhraseCache | None = None) -> None:
         super().__init__(
@@ -179,14 +184,6 @@ class WorkbenchTTS(tts.TTS[Any]):
         )
         self._model = model
         self.cache = cache or PhraseCache()
-
-    @property
-    def model(self) -> str:
-        return self._model.spec.name
-
-    @property
-    def provider(self) -> str:
-        return f"workbench/{self._model.spec.backend}"
 
     def synthesize(
         self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS

@@ -278,14 +278,17 @@ async def entrypoint(ctx: JobContext) -> None:
         ended = max(started, _timestamp(metrics.get("stopped_speaking_at"), now))
         text = item.text_content or ""
         pcm, rate = None, 0
+        common = {
+            "conversation_id": recorder.info.conversation_id,
+            "idx": recorder.next_index(),
+            "text": text,
+            "started_at": started,
+            "ended_at": ended,
+        }
         if item.role == "user":
             draft = TurnDraft(
-                conversation_id=recorder.info.conversation_id,
-                idx=recorder.next_index(),
+                **common,
                 role="user",
-                text=text,
-                started_at=started,
-                ended_at=ended,
                 eou_delay_s=metrics.get("end_of_turn_delay"),
                 stt_s=metrics.get("transcription_delay"),
                 filter_verdict=item.extra.get("filter_verdict") or policy.check(text),
@@ -295,12 +298,8 @@ async def entrypoint(ctx: JobContext) -> None:
                 stt_adapter.last_utterance = None
         else:
             draft = TurnDraft(
-                conversation_id=recorder.info.conversation_id,
-                idx=recorder.next_index(),
+                **common,
                 role="agent",
-                text=text,
-                started_at=started,
-                ended_at=ended,
                 llm_ttft_s=metrics.get("llm_node_ttft"),
                 tts_ttfb_s=metrics.get("tts_node_ttfb"),
                 v2v_s=metrics.get("e2e_latency"),
