@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -27,19 +28,13 @@ def main() -> int:
             file=sys.stderr,
         )
         return 1
+    # Through the environment, not argv: secrets stay out of `ps`, and a value
+    # starting with "-" cannot be mistaken for an option.
+    os.environ["LIVEKIT_URL"] = settings.livekit_url
+    os.environ["LIVEKIT_API_KEY"] = settings.livekit_api_key
+    os.environ["LIVEKIT_API_SECRET"] = settings.livekit_api_secret.get_secret_value()
     return livekit_main(
-        [
-            "start",
-            str(Path(__file__).with_name("worker.py")),
-            "--log-format",
-            "colored",
-            "--url",
-            settings.livekit_url,
-            "--api-key",
-            settings.livekit_api_key,
-            "--api-secret",
-            settings.livekit_api_secret.get_secret_value(),
-        ]
+        ["start", str(Path(__file__).with_name("worker.py")), "--log-format", "colored"]
     )
 
 

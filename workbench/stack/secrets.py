@@ -37,9 +37,10 @@ def ensure_local_secrets(local_dir: Path) -> dict[str, str]:
     generated.setdefault("jwt_secret", secrets.token_hex(32))
     generated.setdefault("anon_key", mint_api_key(generated["jwt_secret"], "anon"))
     generated.setdefault("service_role_key", mint_api_key(generated["jwt_secret"], "service_role"))
-    generated.setdefault("postgres_password", secrets.token_urlsafe(24))
+    # Hex: no character a shell, a URL or an argument parser treats specially.
+    generated.setdefault("postgres_password", secrets.token_hex(16))
     generated.setdefault("livekit_api_key", "API" + secrets.token_hex(6))
-    generated.setdefault("livekit_api_secret", secrets.token_urlsafe(32))
+    generated.setdefault("livekit_api_secret", secrets.token_hex(24))
     if generated != current:
         local_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
