@@ -10,18 +10,12 @@ from pathlib import Path
 
 from livekit.agents.__main__ import main as livekit_main
 
-from agent.worker import recover
 from workbench.config import get_settings
 
 
 def main() -> int:
     """Start the worker (blocking)."""
     settings = get_settings()
-    recovered = asyncio.run(recover())
-    if recovered:
-        logging.getLogger("workbench.agent").info(
-            "stored %d conversation(s) left by a crashed worker", recovered
-        )
     if not (settings.livekit_url and settings.livekit_api_key and settings.livekit_api_secret):
         print(
             "error: LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET are needed (./dev up sets them locally)",
@@ -29,10 +23,18 @@ def main() -> int:
         )
         return 1
     # Through the environment, not argv: secrets stay out of `ps`, and a value
-    # starting with "-" cannot be mistaken for an option.
+    # starting with "-" cannot be mistaken for an option. Set before agent.worker
+    # is imported: its AgentServer reads them when it is built.
     os.environ["LIVEKIT_URL"] = settings.livekit_url
     os.environ["LIVEKIT_API_KEY"] = settings.livekit_api_key
     os.environ["LIVEKIT_API_SECRET"] = settings.livekit_api_secret.get_secret_value()
+    from agent.worker import recover
+
+    recovered = asyncio.run(recover())
+    if recovered:
+        logging.getLogger("workbench.agent").info(
+            "stored %d conversation(s) left by a crashed worker", recovered
+        )
     return livekit_main(
         ["start", str(Path(__file__).with_name("worker.py")), "--log-format", "colored"]
     )
