@@ -1,7 +1,9 @@
-"""Test hosts in a network namespace of the test run's own (see ARCHITECTURE, network rule).
+"""Test hosts in network namespaces of the test run's own (see ARCHITECTURE, network rule).
 
-libwebrtc skips loopback adapters, so a namespace holding a veth pair gives
-WebRTC peers real host candidates while no packet can leave the machine.
+Two namespaces joined by a veth pair, like two machines on a private link: the
+server host holds `server_ip`, the client host `client_ip`. Packets really cross
+the link (with both ends in one namespace the kernel routes them through `lo`,
+and WebRTC calls there failed ICE now and then), and nothing can leave the machine.
 """
 
 from __future__ import annotations
@@ -16,17 +18,22 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class Namespace:
-    """A namespace with a veth pair: `server_ip` on one end, `client_ip` on the other."""
+class Hosts:
+    """A server host and a client host on a private /24."""
 
-    name: str
+    server_ns: str
+    client_ns: str
     server_ip: str
     client_ip: str
     cidr: str
 
-    def command(self, *argv: str) -> list[str]:
-        """`argv` run inside the namespace."""
-        return ["ip", "netns", "exec", self.name, *argv]
+    def on_server(self, *argv: str) -> list[str]:
+        """`argv` run on the server host."""
+        return ["ip", "netns", "exec", self.server_ns, *argv]
+
+    def on_client(self, *argv: str) -> list[str]:
+        """`argv` run on the client host."""
+        return ["ip", "netns", "exec", self.client_ns, *argv]
 
 
 def namespaces_unavailable() -> str | None:
@@ -43,22 +50,39 @@ def _ip(*argv: str) -> None:
 
 
 @contextmanager
-def veth_namespace() -> Iterator[Namespace]:
-    """Create the namespace, yield it, and delete it (with its links) afterwards.
+def two_hosts() -> Iterator[Hosts]:
+    """Create both namespaces and the link, yield them, delete them afterwards.
 
     Callers stop the processes they started inside before the block ends.
     """
-    name = f"vwb-{os.getpid()}-{secrets.token_hex(2)}"
+    tag = f"{os.getpid()}-{secrets.token_hex(2)}"
     subnet = f"10.77.{secrets.randbelow(200) + 20}"
-    namespace = Namespace(name, f"{subnet}.1", f"{subnet}.2", f"{subnet}.0/24")
-    _ip("netns", "add", name)
+    hosts = Hosts(f"vwb-s-{tag}", f"vwb-c-{tag}", f"{subnet}.1", f"{subnet}.2", f"{subnet}.0/24")
+    created: list[str] = []
     try:
-        _ip("-n", name, "link", "set", "lo", "up")
-        _ip("-n", name, "link", "add", "v0", "type", "veth", "peer", "name", "v1")
-        _ip("-n", name, "addr", "add", f"{namespace.server_ip}/24", "dev", "v0")
-        _ip("-n", name, "addr", "add", f"{namespace.client_ip}/24", "dev", "v1")
-        _ip("-n", name, "link", "set", "v0", "up")
-        _ip("-n", name, "link", "set", "v1", "up")
-        yield namespace
+        for ns in (hosts.server_ns, hosts.client_ns):
+            _ip("netns", "add", ns)
+            created.append(ns)
+            _ip("-n", ns, "link", "set", "lo", "up")
+        _ip(
+            "-n",
+            hosts.server_ns,
+            "link",
+            "add",
+            "v0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "v1",
+            "netns",
+            hosts.client_ns,
+        )
+        _ip("-n", hosts.server_ns, "addr", "add", f"{hosts.server_ip}/24", "dev", "v0")
+        _ip("-n", hosts.client_ns, "addr", "add", f"{hosts.client_ip}/24", "dev", "v1")
+        _ip("-n", hosts.server_ns, "link", "set", "v0", "up")
+        _ip("-n", hosts.client_ns, "link", "set", "v1", "up")
+        yield hosts
     finally:
-        subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+        for ns in created:
+            subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
