@@ -171,6 +171,11 @@ MAX_JOBS = int(os.environ.get("WORKBENCH_AGENT_MAX_JOBS", "4"))
 # Starting the LLM before the turn is confirmed pays off when compute is spare;
 # on a 2-core CPU a discarded attempt's prefill competes with STT (see bench/).
 PREEMPTIVE = os.environ.get("WORKBENCH_AGENT_PREEMPTIVE", "0") == "1"
+# Silence that ends an utterance, and the least wait before the turn is taken as over.
+# Shorter (0.35 s / 0.3 s) was measured worse here: read speech pauses mid-sentence, the
+# utterance splits, and voice-to-voice rose from 4.4 s to 6.6 s p50 (bench/voice_latency.py).
+VAD_SILENCE_S = float(os.environ.get("WORKBENCH_AGENT_VAD_SILENCE_S", "0.55"))
+MIN_ENDPOINT_S = float(os.environ.get("WORKBENCH_AGENT_MIN_ENDPOINT_S", "0.5"))
 
 
 def job_load(worker: AgentServer) -> float:
@@ -261,6 +266,7 @@ async def entrypoint(ctx: JobContext) -> None:
         turn_handling=TurnHandlingOptions(
             turn_detection=TurnDetector(version="v1-mini"),  # the local model: no cloud inference
             preemptive_generation={"enabled": PREEMPTIVE},
+            endpointing={"min_delay": MIN_ENDPOINT_S},
         ),
     )
     pending: set[asyncio.Task[None]] = set()
