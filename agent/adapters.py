@@ -47,6 +47,9 @@ class WorkbenchSTT(_Labelled, stt.STT[Any]):
         super().__init__(capabilities=stt.STTCapabilities(streaming=False, interim_results=False))
         self._model = model
         self._language = language
+        self.last_utterance: tuple[np.ndarray, int] | None = (
+            None  # (int16 mono PCM, rate), for recording
+        )
 
     async def _recognize_impl(
         self,
@@ -59,6 +62,7 @@ class WorkbenchSTT(_Labelled, stt.STT[Any]):
         pcm = np.frombuffer(frame.data, dtype=np.int16)
         if frame.num_channels > 1:
             pcm = pcm.reshape(-1, frame.num_channels).mean(axis=1).astype(np.int16)
+        self.last_utterance = (pcm.copy(), frame.sample_rate)
         audio = resample(to_float32(pcm), frame.sample_rate, SPEECH_RATE_HZ)
         lang = language if isinstance(language, str) else self._language
         transcript = await self._model.transcribe(audio, language=lang)

@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +28,6 @@ from uuid import UUID, uuid4
 
 import numpy as np
 import psycopg
-from livekit import rtc
 from livekit.agents import (
     Agent,
     AgentServer,
@@ -39,7 +38,6 @@ from livekit.agents import (
     ModelSettings,
     TurnHandlingOptions,
     llm,
-    utils,
 )
 from livekit.agents.inference import TurnDetector
 from livekit.agents.types import FlushSentinel
@@ -91,18 +89,6 @@ def prewarm(proc: JobProcess) -> None:
     log.info("models loaded", extra={"stack": stack.name})
 
 
-class _CapturingSTT(WorkbenchSTT):
-    """Keeps the audio of the last recognised utterance, so the recorder can store it."""
-
-    last_utterance: np.ndarray | None = None
-
-    async def _recognize_impl(self, buffer: utils.AudioBuffer, **kwargs: Any) -> Any:
-        frame = rtc.combine_audio_frames(buffer)
-        self.last_utterance = np.frombuffer(frame.data, dtype=np.int16).copy()
-        self.last_rate_hz = frame.sample_rate
-        return await super()._recognize_impl(buffer, **kwargs)
-
-
 class _CapturingTTS(WorkbenchTTS):
     """Keeps what it rendered since the last agent turn was recorded."""
 
@@ -146,6 +132,15 @@ class WorkbenchAgent(Agent):
                 if verdict["action"] != "allow":
                     chunk.delta.content = redacted
             yield chunk
+
+
+def _connector(dsn: str) -> Callable[[], Awaitable[psycopg.AsyncConnection[Any]]]:
+    """Fresh autocommit connections with a short timeout (an outage must not stall the session)."""
+
+    async def connect() -> psycopg.AsyncConnection[Any]:
+        return await psycopg.AsyncConnection.connect(dsn, autocommit=True, connect_timeout=3)
+
+    return connect
 
 
 def _timestamp(value: float | None, fallback: float) -> datetime:
@@ -206,11 +201,7 @@ async def entrypoint(ctx: JobContext) -> None:
     """One room: load the user's prompt, run the session, record every turn."""
     settings = get_settings()
     models: _Models = ctx.proc.userdata["models"]
-    dsn = database_url(settings)
-
-    async def connect() -> psycopg.AsyncConnection[Any]:
-        return await psycopg.AsyncConnection.connect(dsn, autocommit=True, connect_timeout=3)
-
+    connect = _connector(database_url(settings))
     assert settings.storage_url is not None
     store = ObjectStore(settings.storage_url)
     journal_dir = settings.local_dir / "agent-journal"
@@ -254,7 +245,7 @@ async def entrypoint(ctx: JobContext) -> None:
     policy = ContentPolicy(blocklist=blocklist)
     # The user's language setting steers recognition; a requested stack other than
     # the one this worker runs is recorded (workers per stack are dispatched by name).
-    stt_adapter = _CapturingSTT(
+    stt_adapter = WorkbenchSTT(
         models.stt, language=str(user_settings.get("language", "")).split("-")[0] or None
     )
     tts_adapter = _CapturingTTS(models.tts)
@@ -300,7 +291,7 @@ async def entrypoint(ctx: JobContext) -> None:
                 filter_verdict=item.extra.get("filter_verdict") or policy.check(text),
             )
             if stt_adapter.last_utterance is not None:
-                pcm, rate = stt_adapter.last_utterance, stt_adapter.last_rate_hz
+                pcm, rate = stt_adapter.last_utterance
                 stt_adapter.last_utterance = None
         else:
             draft = TurnDraft(
@@ -359,11 +350,7 @@ async def entrypoint(ctx: JobContext) -> None:
 async def recover(settings_dir: Path | None = None) -> int:
     """Store journals a crashed worker left behind, closing their conversations as interrupted."""
     settings = get_settings()
-    dsn = database_url(settings)
-
-    async def connect() -> psycopg.AsyncConnection[Any]:
-        return await psycopg.AsyncConnection.connect(dsn, autocommit=True, connect_timeout=3)
-
+    connect = _connector(database_url(settings))
     assert settings.storage_url is not None
     return await recover_journals(
         settings_dir or settings.local_dir / "agent-journal",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
 import statistics
 import time
 import uuid
@@ -19,9 +18,9 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from psycopg.types.json import Jsonb
 
+from tests.support.databases import scratch_database
 from workbench.config import get_settings
 from workbench.db.connection import database_url, service_session
-from workbench.db.migrations import apply_bootstrap, apply_migrations
 from workbench.db.models import TurnDraft
 from workbench.db.repositories import AnalyticsRepo, ConversationsRepo
 
@@ -160,15 +159,10 @@ def main() -> int:
     )
     parser.add_argument("--turns", type=int, default=1_000_000)
     args = parser.parse_args()
-    admin_dsn = database_url(get_settings())
-    name = f"vwb_bench_{secrets.token_hex(3)}"
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(psycopg.sql.SQL("create database {}").format(psycopg.sql.Identifier(name)))
-    dsn = admin_dsn.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    with scratch_database(
+        database_url(get_settings()), with_migrations=True, prefix="vwb_bench"
+    ) as dsn:
         with psycopg.connect(dsn, autocommit=True) as conn:
-            apply_bootstrap(conn)
-            apply_migrations(conn)
             user_id = uuid.uuid4()
             conn.execute(
                 "insert into auth.users (id, email, raw_user_meta_data) values (%s, 'bench@example.org', %s)",
@@ -189,13 +183,6 @@ def main() -> int:
         print(f"|{'-' * 42}|{'-' * 10}|{'-' * 10}|")
         for query, p50, p95 in results:
             print(f"| {query:<40} | {p50 * 1000:>8.0f} | {p95 * 1000:>8.0f} |")
-    finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(
-                psycopg.sql.SQL("drop database {} with (force)").format(
-                    psycopg.sql.Identifier(name)
-                )
-            )
     return 0
 
 

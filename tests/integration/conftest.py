@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import jwt
-import psycopg
 import pytest
 
+from tests.support.databases import scratch_database
 from workbench.auth.tokens import AccessClaims, verifier_for
 from workbench.config import Settings, get_settings
 from workbench.db.connection import database_url
-from workbench.db.migrations import apply_bootstrap, apply_migrations
 from workbench.stack.services import LocalStack
 
 
@@ -42,38 +39,17 @@ def admin_dsn(settings: Settings) -> str:
     return database_url(settings)
 
 
-@contextmanager
-def _scratch_database(admin_dsn: str, *, with_migrations: bool) -> Iterator[str]:
-    name = f"vwb_test_{secrets.token_hex(4)}"
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(psycopg.sql.SQL("create database {}").format(psycopg.sql.Identifier(name)))
-    dsn = admin_dsn.rsplit("/", 1)[0] + f"/{name}"
-    try:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            apply_bootstrap(conn)
-            if with_migrations:
-                apply_migrations(conn)
-        yield dsn
-    finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(
-                psycopg.sql.SQL("drop database {} with (force)").format(
-                    psycopg.sql.Identifier(name)
-                )
-            )
-
-
 @pytest.fixture
 def scratch_db(admin_dsn: str) -> Iterator[str]:
     """A fresh database in the stack's cluster with Supabase's role model only; dropped afterwards."""
-    with _scratch_database(admin_dsn, with_migrations=False) as dsn:
+    with scratch_database(admin_dsn, with_migrations=False) as dsn:
         yield dsn
 
 
 @pytest.fixture(scope="module")
 def app_db(admin_dsn: str) -> Iterator[str]:
     """A fresh database with the role model and every app migration, shared by one test module."""
-    with _scratch_database(admin_dsn, with_migrations=True) as dsn:
+    with scratch_database(admin_dsn, with_migrations=True) as dsn:
         yield dsn
 
 

@@ -107,15 +107,25 @@ def _whisper_tensors(
         yield f"{dst}.weight", ct2[f"{src}/weight"]
         yield f"{dst}.bias", ct2[f"{src}/bias"]
 
-    def split(src: str, dsts: list[str | None]) -> Iterator[tuple[str, np.ndarray]]:
+    def split(src: str, dsts: list[str]) -> Iterator[tuple[str, np.ndarray]]:
         weights = np.split(ct2[f"{src}/weight"], len(dsts))
         biases = np.split(ct2[f"{src}/bias"], len(dsts))
         for dst, weight, bias in zip(dsts, weights, biases, strict=True):
-            if dst is None:
-                continue
             yield f"{dst}.weight", weight
             if not dst.endswith("k_proj"):  # transformers' Whisper k projection has no bias
                 yield f"{dst}.bias", bias
+
+    def self_attention(src: str, dst: str) -> Iterator[tuple[str, np.ndarray]]:
+        yield from ln(f"{src}/self_attention/layer_norm", f"{dst}.self_attn_layer_norm")
+        yield from split(
+            f"{src}/self_attention/linear_0", [f"{dst}.self_attn.{p}_proj" for p in "qkv"]
+        )
+        yield from linear(f"{src}/self_attention/linear_1", f"{dst}.self_attn.out_proj")
+
+    def ffn(src: str, dst: str) -> Iterator[tuple[str, np.ndarray]]:
+        yield from ln(f"{src}/ffn/layer_norm", f"{dst}.final_layer_norm")
+        yield from linear(f"{src}/ffn/linear_0", f"{dst}.fc1")
+        yield from linear(f"{src}/ffn/linear_1", f"{dst}.fc2")
 
     yield "model.encoder.conv1.weight", ct2["encoder/conv1/weight"]
     yield "model.encoder.conv1.bias", ct2["encoder/conv1/bias"]
@@ -124,24 +134,14 @@ def _whisper_tensors(
     yield "model.encoder.embed_positions.weight", ct2["encoder/position_encodings/encodings"]
     for i in range(layers["encoder"]):
         src, dst = f"encoder/layer_{i}", f"model.encoder.layers.{i}"
-        yield from ln(f"{src}/self_attention/layer_norm", f"{dst}.self_attn_layer_norm")
-        yield from split(
-            f"{src}/self_attention/linear_0", [f"{dst}.self_attn.{p}_proj" for p in "qkv"]
-        )
-        yield from linear(f"{src}/self_attention/linear_1", f"{dst}.self_attn.out_proj")
-        yield from ln(f"{src}/ffn/layer_norm", f"{dst}.final_layer_norm")
-        yield from linear(f"{src}/ffn/linear_0", f"{dst}.fc1")
-        yield from linear(f"{src}/ffn/linear_1", f"{dst}.fc2")
+        yield from self_attention(src, dst)
+        yield from ffn(src, dst)
     yield from ln("encoder/layer_norm", "model.encoder.layer_norm")
     yield "model.decoder.embed_tokens.weight", ct2["decoder/embeddings/weight"]
     yield "model.decoder.embed_positions.weight", ct2["decoder/position_encodings/encodings"]
     for i in range(layers["decoder"]):
         src, dst = f"decoder/layer_{i}", f"model.decoder.layers.{i}"
-        yield from ln(f"{src}/self_attention/layer_norm", f"{dst}.self_attn_layer_norm")
-        yield from split(
-            f"{src}/self_attention/linear_0", [f"{dst}.self_attn.{p}_proj" for p in "qkv"]
-        )
-        yield from linear(f"{src}/self_attention/linear_1", f"{dst}.self_attn.out_proj")
+        yield from self_attention(src, dst)
         yield from ln(f"{src}/attention/layer_norm", f"{dst}.encoder_attn_layer_norm")
         yield from linear(f"{src}/attention/linear_0", f"{dst}.encoder_attn.q_proj")
         yield from split(
@@ -149,9 +149,7 @@ def _whisper_tensors(
             [f"{dst}.encoder_attn.k_proj", f"{dst}.encoder_attn.v_proj"],
         )
         yield from linear(f"{src}/attention/linear_2", f"{dst}.encoder_attn.out_proj")
-        yield from ln(f"{src}/ffn/layer_norm", f"{dst}.final_layer_norm")
-        yield from linear(f"{src}/ffn/linear_0", f"{dst}.fc1")
-        yield from linear(f"{src}/ffn/linear_1", f"{dst}.fc2")
+        yield from ffn(src, dst)
     yield from ln("decoder/layer_norm", "model.decoder.layer_norm")
 
 
