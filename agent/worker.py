@@ -44,9 +44,9 @@ from livekit.agents.types import FlushSentinel
 from livekit.plugins import silero
 
 from agent.adapters import WorkbenchLLM, WorkbenchSTT, WorkbenchTTS
-from agent.content_filter import ContentPolicy
 from agent.recorder import ConversationInfo, ConversationRecorder, recover_journals
 from workbench.config import REPO_ROOT, get_settings
+from workbench.content_filter import ContentPolicy
 from workbench.db.connection import database_url, service_session
 from workbench.db.errors import DataError
 from workbench.db.models import SessionPrompt, TurnDraft

@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(
         default_factory=default_cache_dir, validation_alias=_env("WORKBENCH_CACHE_DIR", "cache_dir")
     )
+    # Built datasets and eval run folders (git-ignored; never committed).
+    data_dir: Path = Field(
+        REPO_ROOT / "data", validation_alias=_env("WORKBENCH_DATA_DIR", "data_dir")
+    )
 
     postgres_port: int = Field(
         54322, ge=1, le=65535, validation_alias=_env("WORKBENCH_POSTGRES_PORT", "postgres_port")

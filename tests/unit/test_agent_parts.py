@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from agent.adapters import PhraseCache
-from agent.content_filter import ContentPolicy
+from workbench.content_filter import ContentPolicy
 from workbench.models import ModelSpec, create
 
 pytestmark = pytest.mark.unit

@@ -20,7 +20,10 @@ def _name(requirement: str) -> str:
 def test_environment_yml_lists_what_pyproject_installs() -> None:
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    wanted = {_name(r) for r in [*project["dependencies"], *extras["dev"], *extras["models"]]}
+    wanted = {
+        _name(r)
+        for r in [*project["dependencies"], *extras["dev"], *extras["models"], *extras["ui"]]
+    }
     env = yaml.safe_load((REPO_ROOT / "environment.yml").read_text())
     pip_section = next(item["pip"] for item in env["dependencies"] if isinstance(item, dict))
     assert {_name(r) for r in pip_section} == wanted

@@ -13,6 +13,7 @@ is enforced by Postgres, not by Python:
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -99,3 +100,30 @@ async def service_session(
         )
         await conn.execute("set local role service_role")
         yield conn
+
+
+async def claims_for_user(
+    conn: AsyncConnection[Any], email: str, *, ttl_s: int = 3600
+) -> AccessClaims:
+    """Claims acting as the user with `email`, for trusted tools that hold the database URL.
+
+    The evals and dataset CLIs run next to the database, not behind Supabase
+    Auth; they still act as a named user under RLS (less power than the
+    connection has), so what they read and write is what that user may.
+    """
+    async with service_session(conn):
+        cur = await conn.execute(
+            "select id::text, email from auth.users where lower(email) = lower(%s)", [email]
+        )
+        found = await cur.fetchone()
+    if found is None:
+        raise LookupError(f"no user with email {email!r}")
+    now = int(time.time())
+    return AccessClaims(
+        role="authenticated",
+        sub=found[0],
+        email=found[1],
+        iat=now,
+        exp=now + ttl_s,
+        aud="authenticated",
+    )

@@ -472,6 +472,41 @@ class EvalsRepo(_Repo):
             [task, task_version, dataset_id, Jsonb(spec), git_sha],
         )
 
+    async def open_run(
+        self,
+        *,
+        run_id: UUID,
+        task: str,
+        task_version: str,
+        dataset_id: str,
+        spec: dict[str, Any],
+        git_sha: str | None,
+    ) -> EvalRun:
+        """Open a run with a client-chosen id, or reopen it (status `running`) when resuming."""
+        return await self._one(
+            EvalRun,
+            f"""insert into public.eval_runs (id, task, task_version, dataset_id, spec, git_sha)
+                values (%s, %s, %s, %s, %s, %s)
+                on conflict (id) do update set status = 'running', finished_at = null
+                returning {_RUN}""",
+            [run_id, task, task_version, dataset_id, Jsonb(spec), git_sha],
+        )
+
+    async def run(self, run_id: UUID) -> EvalRun:
+        """One run the caller may see."""
+        return await self._one(
+            EvalRun, f"select {_RUN} from public.eval_runs where id = %s", [run_id]
+        )
+
+    async def samples(self, run_id: UUID) -> list[EvalSample]:
+        """Per-sample rows of a run, by sample id."""
+        return await self._all(
+            EvalSample,
+            """select sample_id, reference, hypothesis, metrics, error from public.eval_samples
+               where run_id = %s order by sample_id""",
+            [run_id],
+        )
+
     async def add_samples(self, run_id: UUID, samples: Sequence[EvalSample]) -> None:
         """Store per-sample results (a re-sent sample replaces the earlier one, so resumes are safe)."""
         with translated():

@@ -1,4 +1,4 @@
-"""The one model interface (SpeechToText, ChatModel, TextToSpeech), specs and the backend registry.
+"""The one model interface (SpeechToText, ChatModel, TextToSpeech, TextEmbedder), specs and the backend registry.
 
 `create(spec)` builds a backend from a `ModelSpec`; swapping a model means
 pointing at a different spec, in the agent, the evals and the notebooks alike.
@@ -11,6 +11,7 @@ from workbench.models.base import (
     GenerationParams,
     ModelSpec,
     SpeechToText,
+    TextEmbedder,
     TextToSpeech,
     Transcript,
     load_spec,
@@ -25,6 +26,7 @@ __all__ = [
     "ModelBackendUnavailable",
     "ModelSpec",
     "SpeechToText",
+    "TextEmbedder",
     "TextToSpeech",
     "Transcript",
     "UnknownBackend",

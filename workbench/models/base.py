@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from workbench.audio import SPEECH_RATE_HZ
 
-Kind = Literal["stt", "llm", "tts"]
+Kind = Literal["stt", "llm", "tts", "embed"]
 
 
 class SpecError(ValueError):
@@ -277,6 +277,27 @@ class ChatModel(Model):
         """The whole reply at once."""
         return "".join([piece async for piece in self.stream_reply(messages, params=params)])
 
+    async def option_probabilities(
+        self, messages: Sequence[ChatMessage], options: Sequence[str]
+    ) -> list[float]:
+        """How likely the model is to answer with each option, normalised over the options.
+
+        Reads the model's own next-token distribution instead of parsing
+        generated text, so even a small judge gives a usable graded verdict
+        (G-Eval style: expected score = sum(p_i * score_i)).
+        """
+        self._require_loaded()
+        if not options:
+            raise ValueError("no options to score")
+        fitted = self.fit_context(messages, budget_tokens=self.default_params.context_tokens)
+        logps = np.array(await asyncio.to_thread(self._option_logprobs, fitted, list(options)))
+        weights = np.exp(logps - logps.max())
+        return [float(w) for w in weights / weights.sum()]
+
+    def _option_logprobs(self, messages: list[ChatMessage], options: list[str]) -> list[float]:
+        """Blocking: log-probability of each option as the start of the assistant's reply."""
+        raise NotImplementedError(f"the {self.spec.backend} backend cannot score options")
+
     @abstractmethod
     def count_tokens(self, text: str) -> int:
         """Tokens `text` takes in this model's tokenizer."""
@@ -345,3 +366,36 @@ class TextToSpeech(Model):
     @abstractmethod
     def _synthesize(self, sentence: str) -> np.ndarray:
         """Blocking: int16 mono PCM of one sentence."""
+
+
+# -- text embeddings ------------------------------------------------------------
+
+
+class TextEmbedder(Model):
+    """Texts to unit-length vectors (cosine similarity is their dot product)."""
+
+    kind = "embed"
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """A (len(texts), dim) float32 array of L2-normalised embeddings."""
+        self._require_loaded()
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        vectors = await asyncio.to_thread(self._embed, list(texts))
+        vectors = np.asarray(vectors, dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.where(norms == 0, 1.0, norms)
+
+    async def similarity(self, a: Sequence[str], b: Sequence[str]) -> np.ndarray:
+        """Cosine similarity of a[i] and b[i] for each i."""
+        if len(a) != len(b):
+            raise ValueError(f"{len(a)} texts against {len(b)}")
+        vectors = await self.embed([*a, *b])
+        if not len(a):
+            return np.zeros(0, dtype=np.float32)
+        cosines: np.ndarray = np.einsum("ij,ij->i", vectors[: len(a)], vectors[len(a) :])
+        return cosines
+
+    @abstractmethod
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """Blocking: one vector per text."""

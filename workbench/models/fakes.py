@@ -48,6 +48,10 @@ class FakeChatModel(ChatModel):
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
+    def _option_logprobs(self, messages: list[ChatMessage], options: list[str]) -> list[float]:
+        # Options the scripted reply starts with are near certain; the rest share the remainder.
+        return [0.0 if self._reply.strip().startswith(o) else -5.0 for o in options]
+
     def _generate(
         self,
         messages: list[ChatMessage],

@@ -30,6 +30,12 @@ _BACKENDS: dict[tuple[str, str], tuple[str, str, str]] = {
         "TransformersVitsTTS",
         "models",
     ),
+    ("tts", "espeak-ng"): ("workbench.models.espeak_tts", "EspeakTTS", ""),
+    ("embed", "sentence-transformers"): (
+        "workbench.models.sentence_embeddings",
+        "SentenceTransformerEmbedder",
+        "models",
+    ),
     ("stt", "fake"): ("workbench.models.fakes", "FakeSpeechToText", ""),
     ("llm", "fake"): ("workbench.models.fakes", "FakeChatModel", ""),
     ("tts", "fake"): ("workbench.models.fakes", "FakeTextToSpeech", ""),

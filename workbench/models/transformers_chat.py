@@ -105,6 +105,25 @@ class TransformersChatModel(ChatModel):
             )
             self._remember_cache(output.sequences, output.past_key_values)
 
+    def _option_logprobs(self, messages: list[ChatMessage], options: list[str]) -> list[float]:
+        import torch
+
+        prompt = self._tokenizer.apply_chat_template(
+            [m.model_dump() for m in messages],
+            add_generation_prompt=True,
+            return_tensors="pt",
+            return_dict=True,
+        )["input_ids"][0].tolist()
+        scores = []
+        with self._cache_lock, torch.inference_mode():
+            for option in options:
+                tokens = self._tokenizer.encode(option, add_special_tokens=False)
+                ids = torch.tensor([prompt + tokens], device=self.device)
+                logits = self._model(input_ids=ids).logits[0].float()
+                logps = torch.log_softmax(logits[len(prompt) - 1 : -1], dim=-1)
+                scores.append(float(logps[torch.arange(len(tokens)), torch.tensor(tokens)].sum()))
+        return scores
+
     # -- prefix (KV) cache reuse ---------------------------------------------------
     # A conversation's next prompt is the previous prompt, the previous reply and
     # a new user turn: keeping the key/value cache of the last call and cropping

@@ -1,0 +1,141 @@
+"""Compare two runs of the same task on the same samples: paired bootstrap CIs of the differences.
+
+Only samples both runs scored without error are compared, pairwise, so a
+difference comes from the models or prompts, not from different data. A
+difference is called significant when its 95% interval excludes zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from evals.run_folder import RunFolder
+from evals.stats import Interval, bootstrap_ci, mean, median, paired_difference, ratio_of_sums
+from workbench.db.models import EvalSample
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    """How a corpus metric is computed from per-sample columns."""
+
+    label: str
+    columns: tuple[str, ...]
+    statistic: Callable[[np.ndarray], float]
+    lower_is_better: bool
+
+
+METRICS: dict[str, list[MetricDef]] = {
+    "asr": [
+        MetricDef("WER", ("word_errors", "reference_words"), ratio_of_sums, True),
+        MetricDef("RTFx", ("duration_s", "inference_s"), ratio_of_sums, False),
+    ],
+    "latency": [
+        MetricDef("voice-to-voice p50 (s)", ("v2v_s",), median, True),
+        MetricDef("STT p50 (s)", ("stt_s",), median, True),
+        MetricDef("LLM TTFT p50 (s)", ("llm_ttft_s",), median, True),
+        MetricDef("TTS TTFB p50 (s)", ("tts_ttfb_s",), median, True),
+    ],
+    "prompt_quality": [
+        MetricDef("judge score (mean)", ("judge_score",), mean, False),
+        MetricDef("similarity to reference", ("similarity",), mean, False),
+        MetricDef("reply words (mean)", ("words",), mean, False),
+    ],
+}
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    """One metric of both runs, and the paired difference (candidate - baseline)."""
+
+    label: str
+    baseline: Interval
+    candidate: Interval
+    difference: Interval
+    lower_is_better: bool
+    samples: int
+
+    @property
+    def significant(self) -> bool:
+        """The 95% interval of the difference excludes zero."""
+        return self.difference.excludes(0.0)
+
+    @property
+    def verdict(self) -> str:
+        """better / worse / no significant difference (for the candidate)."""
+        if not self.significant:
+            return "no significant difference"
+        improved = (self.difference.estimate < 0) == self.lower_is_better
+        return "better" if improved else "worse"
+
+
+def compare_samples(
+    task: str, baseline: list[EvalSample], candidate: list[EvalSample]
+) -> list[MetricComparison]:
+    """Paired comparison of every metric of `task` over the samples both runs scored."""
+    if task not in METRICS:
+        raise ValueError(f"no comparison defined for task {task!r}")
+    base = {s.sample_id: s for s in baseline if s.error is None}
+    cand = {s.sample_id: s for s in candidate if s.error is None}
+    out = []
+    for metric in METRICS[task]:
+        shared = sorted(
+            sid
+            for sid in base.keys() & cand.keys()
+            if all(
+                base[sid].metrics.get(c) is not None and cand[sid].metrics.get(c) is not None
+                for c in metric.columns
+            )
+        )
+        if not shared:
+            continue
+        a = np.array(
+            [[base[sid].metrics[c] for c in metric.columns] for sid in shared], dtype=float
+        )
+        b = np.array(
+            [[cand[sid].metrics[c] for c in metric.columns] for sid in shared], dtype=float
+        )
+        if len(metric.columns) == 1:
+            a, b = a[:, 0], b[:, 0]
+        out.append(
+            MetricComparison(
+                label=metric.label,
+                baseline=bootstrap_ci(a, metric.statistic),
+                candidate=bootstrap_ci(b, metric.statistic),
+                difference=paired_difference(a, b, metric.statistic),
+                lower_is_better=metric.lower_is_better,
+                samples=len(shared),
+            )
+        )
+    return out
+
+
+def compare_runs(baseline: RunFolder, candidate: RunFolder) -> list[MetricComparison]:
+    """Compare two run folders of the same task (versions and datasets must match)."""
+    a, b = baseline.read_info(), candidate.read_info()
+    if (a.task, a.task_version) != (b.task, b.task_version):
+        raise ValueError(
+            f"runs measure different things: {a.task} v{a.task_version} vs {b.task} v{b.task_version}"
+        )
+    if a.dataset_id != b.dataset_id:
+        raise ValueError(f"runs are on different datasets: {a.dataset_id} vs {b.dataset_id}")
+    return compare_samples(a.task, baseline.samples(), candidate.samples())
+
+
+def format_comparison(rows: list[MetricComparison]) -> str:
+    """A printable table."""
+    header = f"{'metric':<26}{'baseline':>24}{'candidate':>24}{'difference':>26}  n    verdict"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        lines.append(
+            f"{r.label:<26}{_fmt(r.baseline):>24}{_fmt(r.candidate):>24}{_fmt(r.difference, signed=True):>26}"
+            f"  {r.samples:<4} {r.verdict}"
+        )
+    return "\n".join(lines)
+
+
+def _fmt(interval: Interval, *, signed: bool = False) -> str:
+    sign = "+" if signed else ""
+    return f"{interval.estimate:{sign}.3f} [{interval.low:{sign}.3f}, {interval.high:{sign}.3f}]"
