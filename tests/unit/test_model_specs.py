@@ -24,7 +24,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "models"
 
 def test_every_shipped_spec_loads() -> None:
     specs = [load_spec(path) for path in sorted(CONFIGS.glob("*.yaml"))]
-    assert {s.kind for s in specs} == {"stt", "llm", "tts"}
+    assert {s.kind for s in specs} == {"stt", "llm", "tts", "embed"}
     for spec in specs:
         assert create(spec).spec == spec  # construction is cheap: nothing loads yet
 
@@ -38,7 +38,7 @@ def test_every_shipped_spec_loads() -> None:
         ),
         (
             "name: x\nkind: vision\nbackend: fake\nmodel: m\n",
-            "kind: Input should be 'stt', 'llm' or 'tts'",
+            "kind: Input should be 'stt', 'llm', 'tts' or 'embed'",
         ),
         ("name: x\nkind: stt\nbackend: fake\n", "model: Field required"),
         ("name: [unclosed\n", "not valid YAML"),
@@ -60,7 +60,7 @@ def test_missing_spec_file() -> None:
 def test_unknown_backend_lists_the_known_ones() -> None:
     spec = ModelSpec(name="x", kind="tts", backend="elevenlabs", model="m")
     with pytest.raises(
-        UnknownBackend, match=r"no tts backend 'elevenlabs'; known: fake, piper, transformers"
+        UnknownBackend, match=r"no tts backend 'elevenlabs'; known: espeak-ng, fake, piper, transformers"
     ):
         create(spec)
 

@@ -1,0 +1,107 @@
+"""Bootstrap intervals, percentiles and prompt-quality scoring helpers, against hand-computed values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evals.stats import bootstrap_ci, mean, median, paired_difference, ratio_of_sums
+from evals.tasks.prompt_quality import expected_score, is_refusal, win_rate
+from workbench.db.models import EvalSample
+from workbench.metrics.latency import percentiles
+from workbench.metrics.wer import error_rates
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(
+    ("refs", "hyps", "cer"),
+    [
+        (["abc"], ["abc"], 0.0),
+        (["abcd"], ["abed"], 1 / 4),  # one substituted character
+        (["ab cd"], ["ab c"], 1 / 5),  # one deleted character of five (space counts)
+    ],
+)
+def test_character_error_rate(refs: list[str], hyps: list[str], cer: float) -> None:
+    assert error_rates(refs, hyps).cer == pytest.approx(cer)
+
+
+def test_empty_reference_is_refused_not_scored() -> None:
+    with pytest.raises(ValueError, match="empty after normalisation"):
+        error_rates(["um"], ["hello"])  # a filler the normaliser removes
+
+
+def test_corpus_wer_is_a_ratio_of_sums_not_a_mean_of_rates() -> None:
+    # 1 error in 1 word and 0 errors in 9 words: corpus WER 0.1, mean of rates 0.5.
+    rows = np.array([[1, 1], [0, 9]])
+    assert ratio_of_sums(rows) == pytest.approx(0.1)
+
+
+def test_bootstrap_interval_brackets_the_estimate_and_is_reproducible() -> None:
+    data = np.random.default_rng(1).normal(10.0, 2.0, size=200)
+    first = bootstrap_ci(data, mean, seed=7)
+    again = bootstrap_ci(data, mean, seed=7)
+    assert first == again
+    assert first.low < first.estimate < first.high
+    assert first.high - first.low == pytest.approx(2 * 1.96 * 2.0 / np.sqrt(200), rel=0.25)
+
+
+def test_constant_data_has_a_point_interval() -> None:
+    ci = bootstrap_ci(np.full(10, 3.0), median)
+    assert (ci.low, ci.estimate, ci.high) == (3.0, 3.0, 3.0)
+
+
+def test_paired_difference_sees_a_consistent_shift_that_unpaired_noise_would_hide() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.normal(0, 5, size=40)  # large spread between samples...
+    shifted = base + 0.5  # ...but every sample improves by exactly 0.5
+    diff = paired_difference(base, shifted, mean)
+    assert diff.estimate == pytest.approx(0.5)
+    assert diff.excludes(0.0)
+    same = paired_difference(base, base.copy(), mean)
+    assert not same.excludes(0.0)
+
+
+def test_percentiles_skip_missing_values() -> None:
+    summary = percentiles([1.0, None, 2.0, 3.0, float("nan"), 4.0])
+    assert summary["n"] == 4
+    assert summary["p50"] == pytest.approx(2.5)
+    assert summary["max"] == 4.0
+    assert percentiles([None])["p50"] is None
+
+
+def test_expected_score_from_judge_probabilities() -> None:
+    assert expected_score([0, 0, 0, 0, 1]) == 5
+    assert expected_score([0.5, 0, 0, 0, 0.5]) == 3
+    assert expected_score([0.2] * 5) == pytest.approx(3)
+
+
+@pytest.mark.parametrize(
+    ("reply", "refusal"),
+    [
+        ("I can't help with that.", True),
+        ("Sorry, I cannot do that.", True),
+        ("I'm unable to access your calendar.", True),
+        ("Paris is the capital of France.", False),
+        ("I canvassed the area.", False),
+    ],
+)
+def test_refusal_detection(reply: str, refusal: bool) -> None:
+    assert is_refusal(reply) is refusal
+
+
+def _scored(dialogue: str, variant: str, score: float) -> EvalSample:
+    return EvalSample(
+        sample_id=f"{dialogue}::{variant}", metrics={"variant": variant, "judge_score": score}
+    )
+
+
+def test_win_rate_counts_ties_as_half() -> None:
+    a = {d: _scored(d, "a", s) for d, s in (("d1", 3), ("d2", 3), ("d3", 4), ("d4", 2))}
+    b = {d: _scored(d, "b", s) for d, s in (("d1", 4), ("d2", 3), ("d3", 2), ("d4", 5))}
+    result = win_rate(a, b)
+    assert result is not None
+    assert result["win_rate"] == pytest.approx((1 + 0.5 + 0 + 1) / 4)
+    assert result["pairs"] == 4
+    assert result["ci95"][0] <= result["win_rate"] <= result["ci95"][1]
+    assert win_rate(a, {}) is None
