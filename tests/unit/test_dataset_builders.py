@@ -59,7 +59,9 @@ def test_tsv_and_pairs_layouts(tmp_path: Path) -> None:
     assert detect_layout(pairs) == "pairs"
     assert [r.reference for r in folder_rows(pairs, licence="x")] == ["good morning"]
     # A manifest of rows at another sample rate reads back and resamples on load.
-    manifest = read_manifest(write_manifest(tmp_path / "m.jsonl", folder_rows(tsv_dir, licence="x")))
+    manifest = read_manifest(
+        write_manifest(tmp_path / "m.jsonl", folder_rows(tsv_dir, licence="x"))
+    )
     assert not manifest.problems
     assert manifest.load_audio(manifest.rows[0]).size == pytest.approx(0.3 * SPEECH_RATE_HZ, abs=2)
 

@@ -60,8 +60,22 @@ async def test_asr_run_on_real_recordings(speech_manifest: Path, tmp_path: Path)
 
 def _cli_run(manifest: Path, out: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "evals", "run", "--task", "asr", "--spec", str(CT2)]
-        + ["--dataset", str(manifest), "--out", str(out), "--batch-size", "1"],
+        [
+            sys.executable,
+            "-m",
+            "evals",
+            "run",
+            "--task",
+            "asr",
+            "--spec",
+            str(CT2),
+            "--dataset",
+            str(manifest),
+            "--out",
+            str(out),
+            "--batch-size",
+            "1",
+        ],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -60,7 +60,8 @@ def test_missing_spec_file() -> None:
 def test_unknown_backend_lists_the_known_ones() -> None:
     spec = ModelSpec(name="x", kind="tts", backend="elevenlabs", model="m")
     with pytest.raises(
-        UnknownBackend, match=r"no tts backend 'elevenlabs'; known: espeak-ng, fake, piper, transformers"
+        UnknownBackend,
+        match=r"no tts backend 'elevenlabs'; known: espeak-ng, fake, piper, transformers",
     ):
         create(spec)
 

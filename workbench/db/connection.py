@@ -111,11 +111,13 @@ async def claims_for_user(
     Auth; they still act as a named user under RLS (less power than the
     connection has), so what they read and write is what that user may.
     """
-    async with service_session(conn):
-        cur = await conn.execute(
-            "select id::text, email from auth.users where lower(email) = lower(%s)", [email]
-        )
-        found = await cur.fetchone()
+    # auth.users is readable by the database owner only (as on Supabase), not by
+    # service_role: this runs as the connection's own role.
+    _require_idle(conn)
+    cur = await conn.execute(
+        "select id::text, email from auth.users where lower(email) = lower(%s)", [email]
+    )
+    found = await cur.fetchone()
     if found is None:
         raise LookupError(f"no user with email {email!r}")
     now = int(time.time())
