@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from datasets.manifest import ManifestRow
 from workbench.audio import SPEECH_RATE_HZ, resample, to_float32

@@ -44,6 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument(
         "--prompt", action="append", default=[], help="LABEL=FILE system prompt (repeatable)"
     )
+    run.add_argument(
+        "--prompt-version",
+        action="append",
+        default=[],
+        help="SLUG:N stored prompt version (repeatable; needs --as)",
+    )
+    run.add_argument(
+        "--var", action="append", default=[], help="NAME=VALUE for prompt {{variables}}"
+    )
     run.add_argument("--out", type=Path, help="run folder (default: data/evals/<task>-<dataset>)")
     run.add_argument("--batch-size", type=int, default=8)
     run.add_argument("--limit", type=int, help="only the first N items")
@@ -115,8 +124,6 @@ def build_task(args: argparse.Namespace) -> Task[Any]:
 
     if args.dialogues is None or args.spec is None or args.judge is None:
         raise ValueError("--task prompt_quality needs --dialogues, --spec (the LLM) and --judge")
-    if len(args.prompt) < 2:
-        raise ValueError("--task prompt_quality compares two or more --prompt LABEL=FILE")
     dataset_id, dialogues, problems = read_dialogues(args.dialogues)
     for problem in problems:
         print(f"skipped {problem}", file=sys.stderr)
@@ -124,6 +131,12 @@ def build_task(args: argparse.Namespace) -> Task[Any]:
     for value in args.prompt:
         label, _, path = value.partition("=")
         variants.append(PromptVariant(label=label, system_prompt=Path(path).read_text().strip()))
+    if args.prompt_version:
+        variants += asyncio.run(_stored_variants(args))
+    if len(variants) < 2:
+        raise ValueError(
+            "--task prompt_quality compares two or more prompts: --prompt LABEL=FILE or --prompt-version SLUG:N"
+        )
     return PromptQualityTask(
         llm=load_spec(args.spec),
         judge=load_spec(args.judge),
@@ -141,6 +154,31 @@ def _first(manifest: Any, limit: int) -> Any:
 
     rows = manifest.rows[:limit]
     return replace(manifest, rows=rows, dataset_id=dataset_id(dataset_name(manifest.path), rows))
+
+
+async def _stored_variants(args: argparse.Namespace) -> list[Any]:
+    import psycopg
+
+    from evals.tasks.prompt_quality import variants_from_versions
+    from workbench.db.connection import claims_for_user, database_url, rls_session
+
+    if not args.email:
+        raise ValueError("--prompt-version reads Supabase: give --as EMAIL")
+    values = dict(v.partition("=")[::2] for v in args.var)
+    by_slug: dict[str, list[int]] = {}
+    for ref in args.prompt_version:
+        slug, _, number = ref.rpartition(":")
+        if not slug or not number.isdigit():
+            raise ValueError(f"--prompt-version {ref!r}: use SLUG:N")
+        by_slug.setdefault(slug, []).append(int(number))
+    url = database_url(get_settings())
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        claims = await claims_for_user(conn, args.email)
+        variants = []
+        for slug, numbers in by_slug.items():
+            async with rls_session(conn, claims):
+                variants += await variants_from_versions(conn, slug, numbers, values=values)
+        return variants
 
 
 async def _run(task: Task[Any], out: Path, args: argparse.Namespace) -> RunResult:

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from psycopg import AsyncConnection
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from evals.run_folder import RunFolder, RunInfo, new_run_info
 from evals.tasks.base import Task

@@ -22,12 +22,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from psycopg import AsyncConnection
 
 from datasets.dialogues import Dialogue
 from evals.stats import bootstrap_ci, mean
 from evals.tasks.base import Task
 from workbench.content_filter import ContentPolicy
 from workbench.db.models import EvalSample
+from workbench.db.repositories import PromptsRepo
 from workbench.models import ChatMessage, ChatModel, GenerationParams, TextEmbedder, create
 from workbench.models.base import ModelSpec
 
@@ -56,6 +58,28 @@ class PromptVariant:
             raise ValueError(f"variant label {self.label!r}: use 1-40 letters, digits, . _ -")
         if not self.system_prompt.strip():
             raise ValueError(f"variant {self.label}: empty system prompt")
+
+
+async def variants_from_versions(
+    conn: AsyncConnection[Any],
+    slug: str,
+    versions: Sequence[int],
+    *,
+    values: dict[str, str] | None = None,
+) -> list[PromptVariant]:
+    """Stored versions of a system prompt as variants `v<N>`, their variables filled from `values`.
+
+    `conn` is in an identity session: only prompts that user may read are found.
+    """
+    repo = PromptsRepo(conn)
+    prompt = await repo.by_slug(slug)
+    stored = {v.version: v for v in await repo.versions(prompt.id)}
+    missing = [n for n in versions if n not in stored]
+    if missing:
+        raise ValueError(f"prompt {slug!r} has no version {missing}; it has {sorted(stored)}")
+    return [
+        PromptVariant(label=f"v{n}", system_prompt=stored[n].render(values or {})) for n in versions
+    ]
 
 
 def is_refusal(reply: str) -> bool:

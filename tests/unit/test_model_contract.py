@@ -181,6 +181,10 @@ async def test_llm_scores_options_from_its_own_distribution(llm: ChatModel) -> N
     assert all(0 <= p <= 1 for p in probabilities)
     if not _is_fake(llm):
         assert probabilities[0] > probabilities[2]
+        # The one-pass path (single-token options) and the per-option path agree.
+        fast = await llm.option_probabilities(question, ["hot", "cold"])
+        slow = await llm.option_probabilities(question, ["hot", "cold", "hot water"])
+        assert fast[0] / fast[1] == pytest.approx(slow[0] / slow[1], rel=1e-3)
     with pytest.raises(ValueError, match="no options"):
         await llm.option_probabilities(question, [])
 

@@ -114,15 +114,20 @@ class TransformersChatModel(ChatModel):
             return_tensors="pt",
             return_dict=True,
         )["input_ids"][0].tolist()
-        scores = []
+        encoded = [self._tokenizer.encode(o, add_special_tokens=False) for o in options]
         with self._cache_lock, torch.inference_mode():
-            for option in options:
-                tokens = self._tokenizer.encode(option, add_special_tokens=False)
+            if all(len(tokens) == 1 for tokens in encoded):
+                # Single-token options (score digits): one forward pass reads them all.
+                ids = torch.tensor([prompt], device=self.device)
+                logps = torch.log_softmax(self._model(input_ids=ids).logits[0, -1].float(), dim=-1)
+                return [float(logps[tokens[0]]) for tokens in encoded]
+            scores = []
+            for tokens in encoded:
                 ids = torch.tensor([prompt + tokens], device=self.device)
                 logits = self._model(input_ids=ids).logits[0].float()
-                logps = torch.log_softmax(logits[len(prompt) - 1 : -1], dim=-1)
-                scores.append(float(logps[torch.arange(len(tokens)), torch.tensor(tokens)].sum()))
-        return scores
+                steps = torch.log_softmax(logits[len(prompt) - 1 : -1], dim=-1)
+                scores.append(float(steps[torch.arange(len(tokens)), torch.tensor(tokens)].sum()))
+            return scores
 
     # -- prefix (KV) cache reuse ---------------------------------------------------
     # A conversation's next prompt is the previous prompt, the previous reply and

@@ -1,0 +1,183 @@
+"""Bokeh figures shared by the analytics pages and the notebooks: one plot, one definition.
+
+Each function takes plain data (a pandas DataFrame or the evals' own result
+objects) and returns a Bokeh figure; pages and notebooks only choose the data.
+Intervals are drawn as whiskers, so results people compare carry their
+uncertainty on the plot, not in a footnote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from bokeh.models import ColumnDataSource, HoverTool, Span, Whisker
+from bokeh.palettes import Category10_10
+from bokeh.plotting import figure
+
+from evals.compare import MetricComparison
+
+STAGES = {
+    "eou_delay_s": "end of utterance",
+    "stt_s": "speech to text",
+    "llm_ttft_s": "LLM first token",
+    "tts_ttfb_s": "TTS first audio",
+}
+
+
+def latency_over_turns(turns: pd.DataFrame, *, title: str = "Latency per agent turn") -> Any:
+    """Stacked per-stage latency per agent turn, with voice-to-voice as a line.
+
+    `turns`: one row per agent turn with `turn` (index), the stage columns of
+    `STAGES` and `v2v_s` (seconds; missing values drawn as 0).
+    """
+    data = turns.copy()
+    stages = [s for s in STAGES if s in data]
+    data[stages] = data[stages].fillna(0.0)
+    data["turn"] = data["turn"].astype(str)
+    plot = figure(
+        x_range=list(data["turn"]),
+        height=320,
+        width=720,
+        title=title,
+        x_axis_label="agent turn",
+        y_axis_label="seconds",
+        toolbar_location="above",
+    )
+    plot.vbar_stack(
+        stages,
+        x="turn",
+        width=0.7,
+        source=ColumnDataSource(data),
+        color=list(Category10_10[: len(stages)]),
+        legend_label=[STAGES[s] for s in stages],
+    )
+    if "v2v_s" in data:
+        plot.line(
+            "turn",
+            "v2v_s",
+            source=ColumnDataSource(data),
+            color="black",
+            line_width=2,
+            legend_label="voice to voice",
+        )
+        plot.scatter("turn", "v2v_s", source=ColumnDataSource(data), color="black", size=6)
+    plot.legend.location = "top_left"
+    plot.legend.click_policy = "hide"
+    plot.add_tools(HoverTool(tooltips=[("turn", "@turn"), ("voice to voice", "@v2v_s{0.00} s")]))
+    return plot
+
+
+def latency_histogram(values: Sequence[float | None], *, title: str, bins: int = 30) -> Any:
+    """Distribution of one latency (seconds) with p50 and p95 marked."""
+    data = np.array([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    plot = figure(height=280, width=480, title=title, x_axis_label="seconds", y_axis_label="turns")
+    if data.size == 0:
+        return plot
+    counts, edges = np.histogram(data, bins=bins)
+    plot.quad(top=counts, bottom=0, left=edges[:-1], right=edges[1:], fill_alpha=0.6)
+    for q, colour in ((50, "green"), (95, "red")):
+        x = float(np.percentile(data, q))
+        plot.add_layout(Span(location=x, dimension="height", line_color=colour, line_dash="dashed"))
+        plot.scatter([x], [0], color=colour, size=8, legend_label=f"p{q} {x:.2f} s")
+    return plot
+
+
+def comparison_plot(rows: Sequence[MetricComparison], *, baseline: str, candidate: str) -> Any:
+    """Each compared metric: baseline and candidate with 95% intervals, side by side."""
+    labels = [r.label for r in rows]
+    plot = figure(
+        y_range=labels[::-1],
+        height=90 + 70 * len(rows),
+        width=720,
+        title=f"{candidate} vs {baseline} (95% bootstrap intervals)",
+        toolbar_location=None,
+    )
+    for name, offset, colour, side in (
+        (baseline, -0.15, Category10_10[0], "baseline"),
+        (candidate, 0.15, Category10_10[1], "candidate"),
+    ):
+        intervals = [getattr(r, side) for r in rows]
+        source = ColumnDataSource(
+            {
+                "y": [(label, offset) for label in labels],
+                "x": [i.estimate for i in intervals],
+                "low": [i.low for i in intervals],
+                "high": [i.high for i in intervals],
+            }
+        )
+        plot.scatter("x", "y", source=source, size=9, color=colour, legend_label=name)
+        plot.add_layout(
+            Whisker(
+                source=source,
+                base="y",
+                lower="low",
+                upper="high",
+                dimension="width",
+                line_color=colour,
+            )
+        )
+    plot.legend.location = "bottom_right"
+    return plot
+
+
+def wer_over_time(runs: pd.DataFrame) -> Any:
+    """WER of eval runs over time, one colour per (model, dataset), with 95% whiskers.
+
+    `runs`: `started_at`, `model`, `dataset_id`, `wer`, `wer_low`, `wer_high`.
+    """
+    plot = figure(
+        height=320,
+        width=720,
+        x_axis_type="datetime",
+        title="WER per model and dataset",
+        y_axis_label="WER",
+    )
+    for i, ((model, dataset), group) in enumerate(runs.groupby(["model", "dataset_id"])):
+        colour = Category10_10[i % 10]
+        source = ColumnDataSource(group.sort_values("started_at"))
+        plot.line(
+            "started_at", "wer", source=source, color=colour, legend_label=f"{model} · {dataset}"
+        )
+        plot.scatter("started_at", "wer", source=source, color=colour, size=7)
+        plot.add_layout(
+            Whisker(
+                source=source,
+                base="started_at",
+                lower="wer_low",
+                upper="wer_high",
+                line_color=colour,
+            )
+        )
+    plot.add_tools(
+        HoverTool(
+            tooltips=[("model", "@model"), ("dataset", "@dataset_id"), ("WER", "@wer{0.000}")]
+        )
+    )
+    return plot
+
+
+def variant_scores(summary: dict[str, Any], *, metric: str = "judge_score") -> Any:
+    """A prompt_quality summary: each variant's mean `metric` with its 95% interval."""
+    variants = [(label, v[metric]) for label, v in summary["variants"].items() if v.get(metric)]
+    labels = [label for label, _ in variants]
+    source = ColumnDataSource(
+        {
+            "variant": labels,
+            "mean": [v["mean"] for _, v in variants],
+            "low": [v["ci95"][0] for _, v in variants],
+            "high": [v["ci95"][1] for _, v in variants],
+        }
+    )
+    plot = figure(
+        x_range=labels,
+        height=300,
+        width=420,
+        title=f"{metric} per prompt variant (95% CI)",
+        toolbar_location=None,
+    )
+    plot.vbar(x="variant", top="mean", width=0.5, source=source, fill_alpha=0.6)
+    plot.add_layout(Whisker(source=source, base="variant", lower="low", upper="high"))
+    return plot
