@@ -33,10 +33,13 @@ def latency_over_turns(turns: pd.DataFrame, *, title: str = "Latency per agent t
     `turns`: one row per agent turn with `turn` (index), the stage columns of
     `STAGES` and `v2v_s` (seconds; missing values drawn as 0).
     """
-    data = turns.copy()
-    stages = [s for s in STAGES if s in data]
+    stages = [s for s in STAGES if s in turns]
+    # Only the plotted columns, as floats: ids, texts and None would not serialise.
+    data = pd.DataFrame({"turn": turns["turn"].astype(str)})
+    for column in [*stages, "v2v_s"]:
+        if column in turns:
+            data[column] = pd.to_numeric(turns[column], errors="coerce").astype(float)
     data[stages] = data[stages].fillna(0.0)
-    data["turn"] = data["turn"].astype(str)
     plot = figure(
         x_range=list(data["turn"]),
         height=320,
@@ -135,9 +138,10 @@ def wer_over_time(runs: pd.DataFrame) -> Any:
         title="WER per model and dataset",
         y_axis_label="WER",
     )
+    columns = ["started_at", "model", "dataset_id", "wer", "wer_low", "wer_high"]
     for i, ((model, dataset), group) in enumerate(runs.groupby(["model", "dataset_id"])):
         colour = Category10_10[i % 10]
-        source = ColumnDataSource(group.sort_values("started_at"))
+        source = ColumnDataSource(group.sort_values("started_at")[columns])
         plot.line(
             "started_at", "wer", source=source, color=colour, legend_label=f"{model} · {dataset}"
         )
@@ -180,4 +184,110 @@ def variant_scores(summary: dict[str, Any], *, metric: str = "judge_score") -> A
     )
     plot.vbar(x="variant", top="mean", width=0.5, source=source, fill_alpha=0.6)
     plot.add_layout(Whisker(source=source, base="variant", lower="low", upper="high"))
+    return plot
+
+
+def latency_trend(daily: pd.DataFrame) -> Any:
+    """Voice-to-voice p50 (solid) and p95 (dashed) per day, one colour per model stack.
+
+    `daily`: rows of `analytics_latency_daily` (`day`, `model_stack`, `v2v_p50_s`, `v2v_p95_s`).
+    """
+    plot = figure(
+        height=300,
+        width=720,
+        x_axis_type="datetime",
+        title="Voice to voice per day",
+        y_axis_label="seconds",
+    )
+    for i, (stack, group) in enumerate(daily.groupby("model_stack")):
+        colour = Category10_10[i % 10]
+        source = ColumnDataSource(
+            group.sort_values("day")[["day", "v2v_p50_s", "v2v_p95_s"]].astype(
+                {"v2v_p50_s": float, "v2v_p95_s": float}
+            )
+        )
+        plot.line(
+            "day",
+            "v2v_p50_s",
+            source=source,
+            color=colour,
+            line_width=2,
+            legend_label=f"{stack} p50",
+        )
+        plot.line(
+            "day",
+            "v2v_p95_s",
+            source=source,
+            color=colour,
+            line_dash="dashed",
+            legend_label=f"{stack} p95",
+        )
+        plot.scatter("day", "v2v_p50_s", source=source, color=colour, size=6)
+    if daily.empty:
+        plot.title.text += " (no turns in range)"
+    else:
+        plot.legend.location = "top_left"
+    return plot
+
+
+def stage_breakdown(daily: pd.DataFrame) -> Any:
+    """Mean latency of each stage per model stack over the range, turn-weighted, stacked."""
+    stages = {
+        "eou_delay_mean_s": "end of utterance",
+        "stt_mean_s": "speech to text",
+        "llm_ttft_mean_s": "LLM first token",
+        "tts_ttfb_mean_s": "TTS first audio",
+    }
+    rows = []
+    for stack, group in daily.groupby("model_stack"):
+        weights = group["turns"].astype(float)
+        rows.append(
+            {
+                "model_stack": stack,
+                **{
+                    column: float(np.average(group[column].fillna(0.0), weights=weights))
+                    if weights.sum()
+                    else 0.0
+                    for column in stages
+                },
+            }
+        )
+    data = pd.DataFrame(rows, columns=["model_stack", *stages])
+    plot = figure(
+        y_range=list(data["model_stack"]),
+        height=120 + 50 * len(data),
+        width=720,
+        title="Where the time goes (mean seconds per turn)",
+        toolbar_location=None,
+    )
+    if not data.empty:
+        plot.hbar_stack(
+            list(stages),
+            y="model_stack",
+            height=0.6,
+            source=ColumnDataSource(data),
+            color=list(Category10_10[: len(stages)]),
+            legend_label=list(stages.values()),
+        )
+        plot.legend.location = "bottom_right"
+    return plot
+
+
+def activity_bars(activity: pd.DataFrame) -> Any:
+    """Conversations (bars) and turns (line) per day."""
+    plot = figure(
+        height=260, width=720, x_axis_type="datetime", title="Conversations and turns per day"
+    )
+    if not activity.empty:
+        source = ColumnDataSource(activity[["day", "conversations", "turns"]])
+        plot.vbar(
+            x="day",
+            top="conversations",
+            width=0.8 * 86_400_000,
+            source=source,
+            fill_alpha=0.6,
+            legend_label="conversations",
+        )
+        plot.line("day", "turns", source=source, color="black", legend_label="turns")
+        plot.legend.location = "top_left"
     return plot

@@ -1,0 +1,126 @@
+"""Every shared plot builds and serialises from realistic data: ids, texts, gaps and empty frames."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from bokeh.embed import json_item
+
+from dashboards.plots import (
+    activity_bars,
+    comparison_plot,
+    latency_histogram,
+    latency_over_turns,
+    latency_trend,
+    stage_breakdown,
+    variant_scores,
+    wer_over_time,
+)
+from evals.compare import compare_samples
+from evals.sessions import agent_turn_latency
+from workbench.db.models import EvalSample
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2026, 11, 24, tzinfo=UTC)
+
+
+def _serialises(plot: object) -> None:
+    json_item(plot)  # type: ignore[arg-type] # raises bokeh's SerializationError on a bad column
+
+
+def _turns() -> pd.DataFrame:
+    conversation = uuid.uuid4()
+    rows = []
+    for i in range(6):
+        user = i % 2 == 0
+        rows.append(
+            {
+                "conversation_id": conversation,
+                "idx": i,
+                "role": "user" if user else "agent",
+                "text": f"turn {i}",
+                "started_at": NOW + timedelta(seconds=i),
+                "interrupted": False,
+                "eou_delay_s": 0.5 if user else None,
+                "stt_s": 0.3 if user else None,
+                "llm_ttft_s": None if user else 0.4,
+                "tts_ttfb_s": None if user else 0.2,
+                "v2v_s": None if user else (None if i == 5 else 1.5),
+                "v2v_audio_s": None,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def test_live_session_plots() -> None:
+    latency = agent_turn_latency(_turns())
+    assert list(latency["turn"]) == [1, 2, 3]
+    assert latency.loc[0, "eou_delay_s"] == 0.5  # taken from the user turn it answered
+    _serialises(latency_over_turns(latency))
+    _serialises(latency_histogram(latency["v2v_s"], title="v2v"))
+    _serialises(latency_histogram([], title="empty"))
+
+
+def test_dashboard_plots_with_and_without_data() -> None:
+    daily = pd.DataFrame(
+        {
+            "day": [NOW - timedelta(days=d) for d in range(3)] * 2,
+            "model_stack": ["cpu-small"] * 3 + ["gpu-large"] * 3,
+            "prompt_version_id": [uuid.uuid4()] * 6,
+            "turns": [10, 0, 5, 3, 3, 3],
+            "v2v_p50_s": [1.2, None, 1.1, 0.5, 0.6, 0.55],
+            "v2v_p95_s": [2.0, None, 1.9, 0.9, 1.0, 0.95],
+            "eou_delay_mean_s": [0.5] * 6,
+            "stt_mean_s": [0.3] * 6,
+            "llm_ttft_mean_s": [0.4, None, 0.4, 0.1, 0.1, 0.1],
+            "tts_ttfb_mean_s": [0.2] * 6,
+        }
+    )
+    for frame in (daily, daily.iloc[0:0]):
+        _serialises(latency_trend(frame))
+        _serialises(stage_breakdown(frame))
+    activity = pd.DataFrame({"day": [NOW], "conversations": [2], "turns": [14]})
+    _serialises(activity_bars(activity))
+    runs = pd.DataFrame(
+        {
+            "id": [uuid.uuid4(), uuid.uuid4()],
+            "started_at": [NOW, NOW + timedelta(days=1)],
+            "model": ["whisper-tiny-en-ct2"] * 2,
+            "dataset_id": ["pocketsphinx@abc"] * 2,
+            "wer": [0.11, 0.1],
+            "wer_low": [0.05, 0.04],
+            "wer_high": [0.2, 0.19],
+            "metrics": [{"wer": 0.11}, {"wer": 0.1}],
+        }
+    )
+    _serialises(wer_over_time(runs))
+
+
+def test_eval_result_plots() -> None:
+    rng = np.random.default_rng(0)
+    a = [
+        EvalSample(
+            sample_id=str(i),
+            metrics={
+                "word_errors": int(rng.integers(0, 3)),
+                "reference_words": 10,
+                "duration_s": 2.0,
+                "inference_s": 0.2,
+            },
+        )
+        for i in range(8)
+    ]
+    b = [s.model_copy(update={"metrics": {**s.metrics, "inference_s": 0.4}}) for s in a]
+    _serialises(comparison_plot(compare_samples("asr", a, b), baseline="a", candidate="b"))
+    summary = {
+        "variants": {
+            "v1": {"judge_score": {"mean": 2.0, "ci95": [1.5, 2.5], "n": 3}},
+            "v2": {"judge_score": {"mean": 3.0, "ci95": [2.5, 3.5], "n": 3}},
+        }
+    }
+    _serialises(variant_scores(summary))
