@@ -132,6 +132,10 @@ class Settings(BaseSettings):
         None, validation_alias=_env("LIVEKIT_API_SECRET", "livekit_api_secret")
     )
     storage_url: str | None = Field(None, validation_alias=_env("STORAGE_URL", "storage_url"))
+    # Signs the web server's cookies (XSRF tokens); never sent to a browser.
+    cookie_secret: SecretStr | None = Field(
+        None, validation_alias=_env("WORKBENCH_COOKIE_SECRET", "cookie_secret")
+    )
 
     @field_validator("supabase_url")
     @classmethod
@@ -199,6 +203,7 @@ class Settings(BaseSettings):
             "supabase_jwt_secret": secrets.get("jwt_secret"),
             "livekit_api_key": secrets.get("livekit_api_key"),
             "livekit_api_secret": secrets.get("livekit_api_secret"),
+            "cookie_secret": secrets.get("cookie_secret"),
         }
         if "postgres_password" in secrets:
             defaults["database_url"] = (

@@ -147,8 +147,12 @@ class SupabaseAuth:
 
     async def sign_out(self, session: AuthSession) -> None:
         """Revoke the session's refresh tokens."""
+        await self.revoke(session.access_token, session.refresh_token)
+
+    async def revoke(self, access_token: str, refresh_token: str) -> None:
+        """Revoke a session by its tokens (logout of a stored web session)."""
         async with self._client() as client:
-            await client.set_session(session.access_token, session.refresh_token)
+            await client.set_session(access_token, refresh_token)
             await client.sign_out()
 
     async def request_password_reset(self, email: str, *, redirect_to: str) -> None:

@@ -13,7 +13,7 @@ from workbench.db.migrations import MigrationError
 from workbench.stack.errors import StackError
 from workbench.stack.services import LocalStack, ServiceReport
 
-SERVICES = ("postgres", "mail", "auth", "livekit", "agent")
+SERVICES = ("postgres", "mail", "auth", "livekit", "agent", "web")
 
 
 def _print_reports(reports: list[ServiceReport]) -> None:
@@ -35,7 +35,7 @@ def cmd_up(stack: LocalStack, _: argparse.Namespace) -> int:
         print("not healthy: " + ", ".join(r.name for r in bad) + " (see `./dev logs <service>`)")
         return 1
     # Until the Panel server lands (dashboards/), clients connect to LiveKit directly.
-    print(f"\nready: connect LiveKit clients to {stack.livekit.url}")
+    print(f"\nready: open {stack.web.url}  (LiveKit clients connect to {stack.livekit.url})")
     return 0
 
 

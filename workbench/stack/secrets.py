@@ -41,6 +41,7 @@ def ensure_local_secrets(local_dir: Path) -> dict[str, str]:
     generated.setdefault("postgres_password", secrets.token_hex(16))
     generated.setdefault("livekit_api_key", "API" + secrets.token_hex(6))
     generated.setdefault("livekit_api_secret", secrets.token_hex(24))
+    generated.setdefault("cookie_secret", secrets.token_hex(32))
     if generated != current:
         local_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")

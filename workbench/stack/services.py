@@ -17,6 +17,7 @@ from workbench.stack.livekit_server import LiveKitService
 from workbench.stack.mail_service import MailService
 from workbench.stack.postgres import PostgresService
 from workbench.stack.secrets import ensure_local_secrets
+from workbench.stack.web_service import WebService
 
 State = Literal["running", "unhealthy", "stopped", "unavailable"]
 
@@ -33,7 +34,7 @@ class ServiceReport:
 
 
 class LocalStack:
-    """Postgres, a mail catcher, Supabase Auth, LiveKit and the agent worker for one checkout, on loopback."""
+    """Postgres, a mail catcher, Supabase Auth, LiveKit, the agent worker and the web app, on loopback."""
 
     def __init__(self, settings: Settings, *, echo: Callable[[str], None] = print) -> None:
         if not settings.is_local:
@@ -69,6 +70,7 @@ class LocalStack:
         self.agent = AgentService(
             self.layout, port=settings.agent_port, stack_file=settings.agent_stack
         )
+        self.web = WebService(self.layout, port=settings.panel_port)
         self._role_password = secrets["postgres_password"]
 
     def _unavailable_marker(self, name: str) -> Path:
@@ -105,6 +107,7 @@ class LocalStack:
             self._echo(f"applied migrations: {', '.join(applied)}")
         if self.unavailable_reason("livekit") is None:
             self._step("agent", self.agent.prepare, self.agent.start)
+        self._step("web", self.web.prepare, self.web.start)
         return self.status()
 
     def _step(self, name: str, prepare: Callable[[], None], start: Callable[[], None]) -> None:
@@ -116,7 +119,7 @@ class LocalStack:
     def down(self) -> list[str]:
         """Stop every process the stack started (by pidfile); names of those stopped."""
         stopped = []
-        for service in (self.agent, self.livekit, self.auth, self.mail):
+        for service in (self.web, self.agent, self.livekit, self.auth, self.mail):
             if service.stop():
                 stopped.append(service.name)
         if self.postgres.stop():
@@ -133,7 +136,7 @@ class LocalStack:
                 self.postgres.pid() if self.postgres.running() else None,
             )
         ]
-        for service in (self.mail, self.auth, self.livekit, self.agent):
+        for service in (self.mail, self.auth, self.livekit, self.agent, self.web):
             reason = self.unavailable_reason(service.name)
             running = service.running()
             if reason and not running:

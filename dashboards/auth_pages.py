@@ -1,0 +1,256 @@
+"""Login, registration, password reset and logout: plain HTML forms served by Tornado.
+
+They live outside Panel's websocket sessions because they set and clear the
+session cookie. Every form carries Tornado's XSRF token (the server runs with
+`xsrf_cookies`); the session cookie is HttpOnly, SameSite=Lax, and Secure when
+the page is served over HTTPS. Passwords go to Supabase Auth and nowhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+from typing import Any
+from urllib.parse import urlencode
+
+from bokeh.server.auth_provider import AuthProvider
+from tornado.web import RequestHandler
+
+from dashboards.context import web_context
+from workbench.auth.client import AuthFailure, AuthUnavailable, InvalidCredentials
+from workbench.auth.login_guard import TooManyAttempts
+from workbench.auth.web_sessions import ABSOLUTE_S, COOKIE_NAME
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title} · Voice Workbench</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+ body {{ font-family: system-ui, sans-serif; background: #f4f5f7; margin: 0; }}
+ main {{ max-width: 360px; margin: 10vh auto; background: #fff; padding: 2rem; border-radius: 8px;
+        box-shadow: 0 1px 4px #0002; }}
+ h1 {{ font-size: 1.3rem; margin-top: 0; }} label {{ display: block; margin: .8rem 0 .2rem; }}
+ input {{ width: 100%; padding: .5rem; box-sizing: border-box; }}
+ button {{ margin-top: 1.2rem; width: 100%; padding: .6rem; background: #2b59c3; color: #fff;
+          border: 0; border-radius: 4px; font-size: 1rem; }}
+ .error {{ color: #b00020; }} .note {{ color: #2e7d32; }} nav {{ margin-top: 1rem; font-size: .9rem; }}
+</style></head><body><main><h1>{title}</h1>{body}</main></body></html>"""
+
+
+def _field(name: str, label: str, kind: str = "text", value: str = "") -> str:
+    return (
+        f'<label for="{name}">{label}</label>'
+        f'<input id="{name}" name="{name}" type="{kind}" value="{html.escape(value)}" required>'
+    )
+
+
+def _safe_next(target: str | None) -> str:
+    # Only same-site paths: an open redirect would hand the session to another site.
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
+
+
+class _FormHandler(RequestHandler):
+    def page(self, title: str, body: str, *, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Cache-Control", "no-store")
+        self.write(_PAGE.format(title=title, body=body))
+
+    def form(
+        self, action: str, fields: str, button: str, *, message: str = "", error: bool = True
+    ) -> str:
+        notice = (
+            f'<p class="{"error" if error else "note"}" role="alert">{html.escape(message)}</p>'
+            if message
+            else ""
+        )
+        return f'{notice}<form method="post" action="{action}">{self.xsrf_form_html()}{fields}<button type="submit">{button}</button></form>'
+
+
+class LoginHandler(_FormHandler):
+    """GET: the form. POST: sign in through Supabase Auth, start a server-side session."""
+
+    def get(self) -> None:
+        self._render()
+
+    def _render(
+        self, message: str = "", email: str = "", status: int = 200, error: bool = True
+    ) -> None:
+        target = _safe_next(self.get_argument("next", None))
+        fields = _field("email", "Email", "email", email) + _field(
+            "password", "Password", "password"
+        )
+        links = (
+            '<nav><a href="/register">Create an account</a> · '
+            '<a href="/reset">Forgot your password?</a></nav>'
+        )
+        self.page(
+            "Sign in",
+            self.form(
+                f"/login?{urlencode({'next': target})}",
+                fields,
+                "Sign in",
+                message=message,
+                error=error,
+            )
+            + links,
+            status=status,
+        )
+
+    async def post(self) -> None:
+        email = self.get_body_argument("email", "").strip()
+        password = self.get_body_argument("password", "")
+        context = web_context()
+        try:
+            auth = await context.auth.sign_in(
+                email, password, client_key=self.request.remote_ip or "unknown"
+            )
+        except InvalidCredentials:
+            self._render("Wrong email or password.", email, status=401)
+            return
+        except TooManyAttempts as exc:
+            self._render(str(exc), email, status=429)
+            return
+        except AuthUnavailable:
+            self._render(
+                "Sign-in is unavailable right now (Supabase Auth does not answer).",
+                email,
+                status=503,
+            )
+            return
+        except AuthFailure as exc:
+            self._render(str(exc), email, status=400)
+            return
+        async with context.connection() as conn:
+            cookie = await context.sessions.create(
+                conn, auth, user_agent=self.request.headers.get("User-Agent")
+            )
+        self.set_cookie(
+            COOKIE_NAME,
+            cookie,
+            httponly=True,
+            secure=self.request.protocol == "https",
+            samesite="Lax",
+            expires_days=ABSOLUTE_S / 86400,
+        )
+        self.redirect(_safe_next(self.get_argument("next", None)))
+
+
+class LogoutHandler(_FormHandler):
+    """POST (with the XSRF token): end the session here and at Supabase Auth."""
+
+    def get(self) -> None:
+        self.page("Sign out", self.form("/logout", "", "Sign out"))
+
+    async def post(self) -> None:
+        context = web_context()
+        async with context.connection() as conn:
+            tokens = await context.sessions.end(conn, self.get_cookie(COOKIE_NAME))
+        self.clear_cookie(COOKIE_NAME)
+        if tokens is not None:
+            # The local session is gone either way; the access token expires on its own.
+            with contextlib.suppress(AuthFailure):
+                await context.auth.revoke(*tokens)
+        self.redirect("/login")
+
+
+class RegisterHandler(_FormHandler):
+    """Create an account through Supabase Auth."""
+
+    def get(self) -> None:
+        self._render()
+
+    def _render(self, message: str = "", email: str = "", status: int = 200) -> None:
+        fields = (
+            _field("display_name", "Display name")
+            + _field("email", "Email", "email", email)
+            + _field("password", "Password (8 characters or more)", "password")
+        )
+        self.page(
+            "Create an account",
+            self.form("/register", fields, "Create account", message=message)
+            + '<nav><a href="/login">Sign in instead</a></nav>',
+            status=status,
+        )
+
+    async def post(self) -> None:
+        email = self.get_body_argument("email", "").strip()
+        try:
+            await web_context().auth.sign_up(
+                email,
+                self.get_body_argument("password", ""),
+                display_name=self.get_body_argument("display_name", "").strip() or None,
+            )
+        except AuthFailure as exc:
+            self._render(str(exc), email, status=400)
+            return
+        self.redirect("/login?" + urlencode({"next": "/"}))
+
+
+class ResetHandler(_FormHandler):
+    """Ask Supabase Auth to mail a recovery link (the answer never says whether the account exists)."""
+
+    def get(self) -> None:
+        self.page(
+            "Reset your password",
+            self.form("/reset", _field("email", "Email", "email"), "Send link"),
+        )
+
+    async def post(self) -> None:
+        email = self.get_body_argument("email", "").strip()
+        base = f"{self.request.protocol}://{self.request.host}"
+        try:
+            await web_context().auth.request_password_reset(
+                email, redirect_to=f"{base}/reset/complete"
+            )
+        except AuthUnavailable:
+            self.page(
+                "Reset your password",
+                self.form(
+                    "/reset",
+                    _field("email", "Email", "email", email),
+                    "Send link",
+                    message="Password reset is unavailable right now.",
+                ),
+                status=503,
+            )
+            return
+        except AuthFailure:
+            pass  # do not reveal whether the account exists
+        self.page(
+            "Check your email",
+            '<p class="note">If that account exists, a reset link is on its way.</p>',
+        )
+
+
+class WorkbenchAuthProvider(AuthProvider):
+    """Bokeh's hook: every app page needs a live session; anonymous users go to /login."""
+
+    @property
+    def get_user_async(self) -> Any:
+        async def current_user(handler: RequestHandler) -> str | None:
+            session = await web_context().resolve(handler.get_cookie(COOKIE_NAME))
+            return str(session.user_id) if session else None
+
+        return current_user
+
+    @property
+    def get_login_url(self) -> Any:
+        def login_url(handler: RequestHandler) -> str:
+            return "/login?" + urlencode({"next": handler.request.uri or "/"})
+
+        return login_url
+
+    @property
+    def logout_url(self) -> str:
+        return "/logout"
+
+
+def auth_routes() -> list[tuple[str, type[RequestHandler]]]:
+    """Tornado routes of the auth pages (served without a session)."""
+    return [
+        (r"/login", LoginHandler),
+        (r"/logout", LogoutHandler),
+        (r"/register", RegisterHandler),
+        (r"/reset", ResetHandler),
+    ]

@@ -1,0 +1,71 @@
+"""What every request and page of the web server shares: settings, the database pool, auth.
+
+One `WebContext` per server process. Pages act under the signed-in user's
+RLS identity (`as_user`); only session bookkeeping and the login rate limit
+use the server's own connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import lru_cache
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from workbench.auth.client import SupabaseAuth
+from workbench.auth.tokens import verifier_for
+from workbench.auth.web_sessions import WebSession, WebSessions
+from workbench.config import Settings, get_settings
+from workbench.db.connection import open_pool, rls_session
+
+
+class WebContext:
+    """Settings, a lazily opened pool, Supabase Auth and the session store of this process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.verifier = verifier_for(settings)
+        self._pool: AsyncConnectionPool | None = None
+        if settings.supabase_anon_key is None:
+            raise ValueError("the web server needs SUPABASE_ANON_KEY")
+        self.auth = SupabaseAuth(
+            auth_url=settings.auth_url,
+            anon_key=settings.supabase_anon_key.get_secret_value(),
+            verifier=self.verifier,
+            connect=self.connection,
+        )
+        self.sessions = WebSessions(self.verifier, refresh=self.auth.refresh)
+
+    async def pool(self) -> AsyncConnectionPool:
+        """The process's pool, opened on first use (inside the server's event loop)."""
+        if self._pool is None:
+            pool = open_pool(self.settings, min_size=1, max_size=8)
+            await pool.open()
+            self._pool = pool
+        return self._pool
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection[Any]]:
+        """A pooled connection as the server itself (session store, login guard)."""
+        async with (await self.pool()).connection() as conn:
+            yield conn
+
+    async def resolve(self, cookie_value: str | None) -> WebSession | None:
+        """The signed-in session behind a cookie value, if any."""
+        async with self.connection() as conn:
+            return await self.sessions.resolve(conn, cookie_value)
+
+    @asynccontextmanager
+    async def as_user(self, session: WebSession) -> AsyncIterator[AsyncConnection[Any]]:
+        """A connection inside the user's RLS session (one transaction)."""
+        async with self.connection() as conn, rls_session(conn, session.claims) as scoped:
+            yield scoped
+
+
+@lru_cache(maxsize=1)
+def web_context() -> WebContext:
+    """The process-wide context."""
+    return WebContext(get_settings())

@@ -1,0 +1,245 @@
+"""Analytics: latency and activity from the database views, eval runs with drill-down to samples.
+
+`AnalyticsStore` holds the filters and the loaded frames (param, so the page
+and its tests talk to the same object); every query runs under the viewer's
+RLS identity against the views, never whole tables pulled into pandas.
+Plots come from `dashboards.plots`, the same the notebooks use.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from uuid import UUID
+
+import pandas as pd
+import panel as pn
+import param
+from psycopg import AsyncConnection
+
+from dashboards.plots import (
+    activity_bars,
+    latency_trend,
+    stage_breakdown,
+    variant_scores,
+    wer_over_time,
+)
+from workbench.db.repositories import AnalyticsRepo, EvalsRepo
+
+ALL = "(all)"
+
+
+class AnalyticsStore(param.Parameterized):
+    """Filters and the data they select."""
+
+    since = param.Date(default=None, doc="first day shown")
+    until = param.Date(default=None, doc="last day shown")
+    model_stack = param.Selector(default=ALL, objects=[ALL], doc="model stack filter")
+    latency = param.DataFrame(default=None, doc="analytics_latency_daily rows")
+    activity = param.DataFrame(default=None, doc="analytics_activity_daily rows")
+    eval_runs = param.DataFrame(default=None, doc="eval runs visible to the viewer")
+    selected_run = param.String(default="", doc="eval run id to drill into")
+    samples = param.DataFrame(default=None, doc="samples of the selected run")
+    researcher = param.Boolean(default=False, doc="the viewer may see eval results")
+
+    def __init__(self, **params: Any) -> None:
+        today = datetime.now(UTC).date()
+        params.setdefault("since", today - timedelta(days=29))
+        params.setdefault("until", today)
+        super().__init__(**params)
+
+    def _range(self) -> tuple[datetime, datetime]:
+        since = datetime.combine(self.since, time.min, UTC)
+        until = datetime.combine(self.until, time.min, UTC) + timedelta(days=1)
+        if since >= until:
+            raise ValueError("the first day must not be after the last day")
+        return since, until
+
+    async def load(self, conn: AsyncConnection[Any]) -> None:
+        """Query the views for the current filters (conn is in the viewer's RLS session)."""
+        since, until = self._range()
+        analytics = AnalyticsRepo(conn)
+        stack = None if self.model_stack == ALL else self.model_stack
+        latency = await analytics.latency_daily(since=since, until=until, model_stack=stack)
+        activity = await analytics.activity_daily(since=since, until=until)
+        cur = await conn.execute("select public.has_role('researcher')")
+        row = await cur.fetchone()
+        researcher = bool(row and row[0])
+        runs = await EvalsRepo(conn).runs() if researcher else []
+        stacks = sorted({r.model_stack for r in latency} | ({stack} if stack else set()))
+        self.param.model_stack.objects = [ALL, *stacks]
+        self.param.update(
+            latency=pd.DataFrame([r.model_dump() for r in latency], columns=_LATENCY_COLUMNS),
+            activity=pd.DataFrame(
+                [r.model_dump() for r in activity], columns=["day", "conversations", "turns"]
+            ),
+            eval_runs=_runs_frame([r.model_dump() for r in runs]),
+            researcher=researcher,
+        )
+
+    async def load_samples(self, conn: AsyncConnection[Any]) -> None:
+        """Samples of `selected_run` (empty when none is selected)."""
+        if not self.selected_run:
+            self.samples = pd.DataFrame(columns=["sample_id", "reference", "hypothesis", "error"])
+            return
+        samples = await EvalsRepo(conn).samples(UUID(self.selected_run))
+        self.samples = pd.DataFrame(
+            [
+                {
+                    "sample_id": s.sample_id,
+                    "reference": s.reference,
+                    "hypothesis": s.hypothesis,
+                    "error": s.error,
+                    **{
+                        k: v
+                        for k, v in s.metrics.items()
+                        if isinstance(v, int | float | str | bool)
+                    },
+                }
+                for s in samples
+            ]
+        )
+
+
+_LATENCY_COLUMNS = [
+    "day",
+    "prompt_version_id",
+    "model_stack",
+    "turns",
+    "v2v_p50_s",
+    "v2v_p95_s",
+    "eou_delay_mean_s",
+    "stt_mean_s",
+    "llm_ttft_mean_s",
+    "tts_ttfb_mean_s",
+    "interruption_rate",
+]
+
+
+def _runs_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
+    rows = []
+    for run in runs:
+        metrics = run["metrics"]
+        spec = run["spec"]
+        model = (spec.get("stt") or spec.get("llm") or spec.get("stack") or {}).get("name", "?")
+        ci = metrics.get("wer_ci95") or [None, None]
+        rows.append(
+            {
+                "id": str(run["id"]),
+                "task": run["task"],
+                "status": run["status"],
+                "model": model,
+                "dataset_id": run["dataset_id"],
+                "started_at": run["started_at"],
+                "wer": metrics.get("wer"),
+                "wer_low": ci[0],
+                "wer_high": ci[1],
+                "samples": metrics.get("samples") or metrics.get("dialogues"),
+                "metrics": metrics,
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "id",
+            "task",
+            "status",
+            "model",
+            "dataset_id",
+            "started_at",
+            "wer",
+            "wer_low",
+            "wer_high",
+            "samples",
+            "metrics",
+        ],
+    )
+
+
+def latest_prompt_summary(runs: pd.DataFrame) -> dict[str, Any] | None:
+    """Metrics of the newest completed prompt_quality run, if any."""
+    done = runs[(runs["task"] == "prompt_quality") & (runs["status"] == "completed")]
+    if done.empty:
+        return None
+    summary: dict[str, Any] = done.sort_values("started_at").iloc[-1]["metrics"]
+    return summary
+
+
+def analytics_view(store: AnalyticsStore, reload: Any) -> pn.viewable.Viewable:
+    """The page body for a loaded store; `reload` is awaited after a filter changes."""
+    since = pn.widgets.DatePicker.from_param(store.param.since, name="From", width=150)
+    until = pn.widgets.DatePicker.from_param(store.param.until, name="To", width=150)
+    stack = pn.widgets.Select.from_param(store.param.model_stack, name="Model stack", width=200)
+    apply = pn.widgets.Button(name="Apply filters", button_type="primary", width=130, align="end")
+    apply.on_click(lambda _event: pn.state.execute(reload))
+
+    @pn.depends(store.param.latency, store.param.activity)
+    def live_section(
+        latency: pd.DataFrame | None, activity: pd.DataFrame | None
+    ) -> pn.viewable.Viewable:
+        latency = latency if latency is not None else pd.DataFrame(columns=_LATENCY_COLUMNS)
+        activity = (
+            activity
+            if activity is not None
+            else pd.DataFrame(columns=["day", "conversations", "turns"])
+        )
+        return pn.Column(
+            pn.pane.Bokeh(latency_trend(latency)),
+            pn.pane.Bokeh(stage_breakdown(latency)),
+            pn.pane.Bokeh(activity_bars(activity)),
+        )
+
+    @pn.depends(store.param.eval_runs, store.param.researcher)
+    def eval_section(runs: pd.DataFrame | None, researcher: bool) -> pn.viewable.Viewable:
+        if not researcher:
+            return pn.pane.Markdown("Eval results are visible to researchers and admins.")
+        runs = runs if runs is not None else _runs_frame([])
+        asr = runs[(runs["task"] == "asr") & runs["wer"].notna()]
+        parts: list[Any] = [pn.pane.Markdown("## Eval runs")]
+        parts.append(
+            pn.pane.Bokeh(wer_over_time(asr))
+            if not asr.empty
+            else pn.pane.Markdown(
+                "No ASR runs yet: `python -m evals run --task asr ... --as EMAIL`."
+            )
+        )
+        summary = latest_prompt_summary(runs)
+        if summary:
+            parts.append(pn.pane.Bokeh(variant_scores(summary)))
+        parts.append(
+            pn.widgets.Tabulator(
+                runs.drop(columns=["metrics"]),
+                disabled=True,
+                pagination="local",
+                page_size=10,
+                show_index=False,
+                name="runs",
+            )
+        )
+        choices = {"(none)": ""} | {
+            f"{r.task} · {r.model} · {r.dataset_id} · {r.started_at:%Y-%m-%d %H:%M}": r.id
+            for r in runs.itertuples()
+        }
+        picker = pn.widgets.Select(
+            name="Show samples of run",
+            options=choices,
+            value=store.selected_run if store.selected_run in choices.values() else "",
+        )
+        picker.link(store, value="selected_run")
+        parts.append(picker)
+        return pn.Column(*parts)
+
+    @pn.depends(store.param.samples)
+    def samples_section(samples: pd.DataFrame | None) -> pn.viewable.Viewable:
+        if samples is None or samples.empty:
+            return pn.pane.Markdown("Select a run to see its samples.")
+        return pn.widgets.Tabulator(samples, disabled=True, pagination="local", page_size=15)
+
+    return pn.Column(
+        pn.Row(since, until, stack, apply),
+        pn.pane.Markdown("## Live conversations"),
+        live_section,
+        eval_section,
+        samples_section,
+        sizing_mode="stretch_width",
+    )

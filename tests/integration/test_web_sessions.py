@@ -1,0 +1,122 @@
+"""Server-side web sessions in Postgres: create, resolve, refresh, expire, end."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+
+import jwt
+import psycopg
+import pytest
+
+from tests.support.personas import Persona, create_user
+from workbench.auth.client import AuthSession
+from workbench.auth.tokens import TokenVerifier
+from workbench.auth.web_sessions import WebSessions
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def user(app_db: str, jwt_secret: str) -> Persona:
+    with psycopg.connect(app_db, autocommit=True) as conn:
+        return create_user(conn, name="web", role="user", jwt_secret=jwt_secret)
+
+
+def _auth(jwt_secret: str, user: Persona) -> AuthSession:
+    """What Supabase Auth returns on sign-in (token signed with the stack's secret)."""
+    now = int(time.time())
+    token = jwt.encode(
+        {
+            "sub": str(user.id),
+            "role": "authenticated",
+            "aud": "authenticated",
+            "iat": now - 10,
+            "exp": now + 3600,
+        },
+        jwt_secret,
+        algorithm="HS256",
+    )
+    return AuthSession(
+        token, secrets.token_urlsafe(16), TokenVerifier(jwt_secret=jwt_secret).verify(token)
+    )
+
+
+async def test_a_session_resolves_until_it_ends(
+    app_db: str, jwt_secret: str, user: Persona
+) -> None:
+    sessions = WebSessions(TokenVerifier(jwt_secret=jwt_secret))
+    async with await psycopg.AsyncConnection.connect(app_db, autocommit=True) as conn:
+        cookie = await sessions.create(conn, _auth(jwt_secret, user), user_agent="pytest")
+        session = await sessions.resolve(conn, cookie)
+        assert session is not None
+        assert session.user_id == user.id
+        assert session.claims.sub == str(user.id)
+        assert await sessions.resolve(conn, cookie + "x") is None
+        assert await sessions.resolve(conn, None) is None
+        # Only the hash is stored: the cookie value itself is nowhere in the table.
+        cur = await conn.execute(
+            "select id_hash from private.web_sessions where user_id = %s", [user.id]
+        )
+        assert (await cur.fetchone())[0] == hashlib.sha256(cookie.encode()).hexdigest()  # type: ignore[index]
+        tokens = await sessions.end(conn, cookie)
+        assert tokens is not None
+        assert await sessions.resolve(conn, cookie) is None
+        assert await sessions.end(conn, cookie) is None
+
+
+async def test_idle_and_absolute_expiry(app_db: str, jwt_secret: str, user: Persona) -> None:
+    sessions = WebSessions(TokenVerifier(jwt_secret=jwt_secret))
+    async with await psycopg.AsyncConnection.connect(app_db, autocommit=True) as conn:
+        idle = await sessions.create(conn, _auth(jwt_secret, user))
+        old = await sessions.create(conn, _auth(jwt_secret, user))
+        await conn.execute(
+            "update private.web_sessions set last_seen_at = now() - interval '13 hours' where id_hash = %s",
+            [hashlib.sha256(idle.encode()).hexdigest()],
+        )
+        await conn.execute(
+            "update private.web_sessions set expires_at = now() - interval '1 second' where id_hash = %s",
+            [hashlib.sha256(old.encode()).hexdigest()],
+        )
+        assert await sessions.resolve(conn, idle) is None
+        assert await sessions.resolve(conn, old) is None
+
+
+async def test_an_expired_access_token_is_refreshed_or_the_session_ends(
+    app_db: str, jwt_secret: str, user: Persona
+) -> None:
+    fresh = _auth(jwt_secret, user)
+    used: list[str] = []
+
+    async def refresh(token: str) -> AuthSession:
+        used.append(token)
+        return fresh
+
+    async def refuse(token: str) -> AuthSession:
+        raise RuntimeError("refresh token already used")
+
+    verifier = TokenVerifier(jwt_secret=jwt_secret)
+    async with await psycopg.AsyncConnection.connect(app_db, autocommit=True) as conn:
+        stale = _auth(jwt_secret, user)
+        cookie = await WebSessions(verifier).create(conn, stale)
+        await conn.execute(
+            "update private.web_sessions set access_expires_at = now() - interval '1 minute' where id_hash = %s",
+            [hashlib.sha256(cookie.encode()).hexdigest()],
+        )
+        session = await WebSessions(verifier, refresh=refresh).resolve(conn, cookie)
+        assert session is not None
+        assert session.access_token == fresh.access_token
+        assert used == [stale.refresh_token]
+
+        second = await WebSessions(verifier).create(conn, stale)
+        await conn.execute(
+            "update private.web_sessions set access_expires_at = now() - interval '1 minute' where id_hash = %s",
+            [hashlib.sha256(second.encode()).hexdigest()],
+        )
+        assert await WebSessions(verifier, refresh=refuse).resolve(conn, second) is None
+        cur = await conn.execute(
+            "select count(*) from private.web_sessions where id_hash = %s",
+            [hashlib.sha256(second.encode()).hexdigest()],
+        )
+        assert (await cur.fetchone())[0] == 0  # type: ignore[index]

@@ -1,0 +1,55 @@
+"""Browser sessions for UI tests: a session row as the login page creates it, for a test user.
+
+Supabase Auth (GoTrue) cannot be built on every machine (see the README); the
+UI tests of pages other than login therefore start from a server-side session
+holding an access token signed with the stack's JWT secret, exactly what the
+login page stores after GoTrue answers. The login flow itself is tested
+against GoTrue where it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+import uuid
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import jwt
+import psycopg
+
+from workbench.auth.client import AuthSession
+from workbench.auth.tokens import TokenVerifier
+from workbench.auth.web_sessions import WebSessions
+
+T = TypeVar("T")
+
+
+async def signed_in_cookie(dsn: str, jwt_secret: str, *, user_id: uuid.UUID, email: str) -> str:
+    """The cookie value of a fresh web session for the user (valid one hour)."""
+    now = int(time.time())
+    token = jwt.encode(
+        {
+            "sub": str(user_id),
+            "email": email,
+            "role": "authenticated",
+            "aud": "authenticated",
+            "iat": now,
+            "exp": now + 3600,
+        },
+        jwt_secret,
+        algorithm="HS256",
+    )
+    verifier = TokenVerifier(jwt_secret=jwt_secret)
+    auth = AuthSession(token, secrets.token_urlsafe(16), verifier.verify(token))
+    conn: Any
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        return await WebSessions(verifier).create(conn, auth, user_agent="ui-test")
+
+
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine from code where Playwright's sync API already owns the event loop."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()

@@ -1,0 +1,60 @@
+"""The analytics page's store and helpers, through their params (no server, no browser)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+
+import pytest
+
+from dashboards.pages.analytics import AnalyticsStore, _runs_frame, latest_prompt_summary
+
+pytestmark = pytest.mark.unit
+
+
+def test_default_range_is_the_last_thirty_days() -> None:
+    store = AnalyticsStore()
+    assert (store.until - store.since).days == 29
+    since, until = store._range()
+    assert (until - since).days == 30  # the last day is included
+
+
+def test_an_inverted_range_is_refused() -> None:
+    store = AnalyticsStore(since=date(2026, 11, 20), until=date(2026, 11, 1))
+    with pytest.raises(ValueError, match="first day must not be after the last day"):
+        store._range()
+
+
+def _run(
+    task: str, started: int, metrics: dict[str, object], spec: dict[str, object]
+) -> dict[str, object]:
+    return {
+        "id": uuid.uuid4(),
+        "task": task,
+        "status": "completed",
+        "dataset_id": "d@1",
+        "spec": spec,
+        "started_at": datetime(2026, 11, started, tzinfo=UTC),
+        "metrics": metrics,
+    }
+
+
+def test_eval_runs_become_one_row_each_with_model_and_wer_interval() -> None:
+    frame = _runs_frame(
+        [
+            _run(
+                "asr",
+                1,
+                {"wer": 0.1, "wer_ci95": [0.05, 0.2], "samples": 10},
+                {"stt": {"name": "whisper"}},
+            ),
+            _run("prompt_quality", 2, {"dialogues": 6, "variants": {}}, {"llm": {"name": "smol"}}),
+            _run("latency", 3, {"samples": 4}, {"stack": {"name": "cpu-small"}}),
+        ]
+    )
+    assert list(frame["model"]) == ["whisper", "smol", "cpu-small"]
+    assert frame.loc[0, "wer_low"] == 0.05
+    assert frame.loc[1, "samples"] == 6
+    assert latest_prompt_summary(frame) == {"dialogues": 6, "variants": {}}
+    assert latest_prompt_summary(frame[frame["task"] == "asr"]) is None
+    assert _runs_frame([]).empty

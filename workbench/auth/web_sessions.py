@@ -1,0 +1,127 @@
+"""Server-side browser sessions: a random id in an HttpOnly cookie, the tokens in Postgres.
+
+The Panel server signs users in through Supabase Auth and stores the access
+and refresh tokens here (`private.web_sessions`, keyed by sha256 of the
+cookie value). Each request resolves the cookie to verified claims; an expired
+access token is refreshed through Supabase Auth on the way. Sessions expire
+after `IDLE_S` without use and `ABSOLUTE_S` after sign-in, and end on logout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from psycopg import AsyncConnection
+
+from workbench.auth.client import AuthSession
+from workbench.auth.tokens import AccessClaims, TokenError, TokenVerifier
+
+COOKIE_NAME = "vwb_session"
+IDLE_S = 12 * 3600
+ABSOLUTE_S = 7 * 24 * 3600
+_REFRESH_MARGIN_S = 30
+
+Refresher = Callable[[str], Awaitable[AuthSession]]
+
+
+@dataclass(frozen=True)
+class WebSession:
+    """A live session: who, and the verified claims of its current access token."""
+
+    user_id: UUID
+    claims: AccessClaims
+    access_token: str
+
+
+def _hash(cookie_value: str) -> str:
+    return hashlib.sha256(cookie_value.encode()).hexdigest()
+
+
+class WebSessions:
+    """Create, resolve and end browser sessions (the connection acts as the database owner)."""
+
+    def __init__(self, verifier: TokenVerifier, refresh: Refresher | None = None) -> None:
+        self._verifier = verifier
+        self._refresh = refresh
+
+    async def create(
+        self, conn: AsyncConnection[Any], auth: AuthSession, *, user_agent: str | None = None
+    ) -> str:
+        """Store a signed-in session; returns the cookie value (shown to nobody else)."""
+        cookie_value = secrets.token_urlsafe(32)
+        await conn.execute(
+            """insert into private.web_sessions
+                 (id_hash, user_id, access_token, refresh_token, access_expires_at, expires_at, user_agent)
+               values (%s, %s, %s, %s, to_timestamp(%s), now() + make_interval(secs => %s), %s)""",
+            [
+                _hash(cookie_value),
+                auth.user_id,
+                auth.access_token,
+                auth.refresh_token,
+                auth.claims.exp,
+                ABSOLUTE_S,
+                (user_agent or "")[:500] or None,
+            ],
+        )
+        return cookie_value
+
+    async def resolve(
+        self, conn: AsyncConnection[Any], cookie_value: str | None
+    ) -> WebSession | None:
+        """The session behind a cookie, refreshed if its access token expired; None if there is none."""
+        if not cookie_value:
+            return None
+        cur = await conn.execute(
+            """update private.web_sessions set last_seen_at = now()
+               where id_hash = %s and expires_at > now()
+                 and last_seen_at > now() - make_interval(secs => %s)
+               returning user_id, access_token, refresh_token, access_expires_at""",
+            [_hash(cookie_value), IDLE_S],
+        )
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        user_id, access_token, refresh_token, access_expires_at = row
+        if access_expires_at <= datetime.now(UTC) + timedelta(seconds=_REFRESH_MARGIN_S):
+            if self._refresh is None:
+                return None
+            try:
+                renewed = await self._refresh(refresh_token)
+            except Exception:  # a revoked or reused refresh token ends the session
+                await self.end(conn, cookie_value)
+                return None
+            await conn.execute(
+                """update private.web_sessions set access_token = %s, refresh_token = %s,
+                     access_expires_at = to_timestamp(%s) where id_hash = %s""",
+                [
+                    renewed.access_token,
+                    renewed.refresh_token,
+                    renewed.claims.exp,
+                    _hash(cookie_value),
+                ],
+            )
+            access_token = renewed.access_token
+        try:
+            claims = self._verifier.verify(access_token)
+        except TokenError:
+            return None
+        return WebSession(user_id=user_id, claims=claims, access_token=access_token)
+
+    async def end(
+        self, conn: AsyncConnection[Any], cookie_value: str | None
+    ) -> tuple[str, str] | None:
+        """Forget a session (logout); returns its (access, refresh) tokens to revoke at Auth."""
+        if not cookie_value:
+            return None
+        cur = await conn.execute(
+            "delete from private.web_sessions where id_hash = %s returning access_token, refresh_token",
+            [_hash(cookie_value)],
+        )
+        row = await cur.fetchone()
+        return (row[0], row[1]) if row else None

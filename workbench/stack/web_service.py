@@ -1,0 +1,49 @@
+"""The Panel web server as a stack service: `python -m dashboards` on loopback."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from workbench.config import REPO_ROOT
+from workbench.stack.layout import StackLayout
+from workbench.stack.managed import BinaryService
+
+
+class WebService(BinaryService):
+    """The web app users open; healthy when its liveness endpoint answers."""
+
+    name = "web"
+    start_timeout_s = 120.0
+
+    def __init__(self, layout: StackLayout, *, port: int) -> None:
+        super().__init__(layout)
+        self.port = port
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/liveness"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def tcp_ports(self) -> Mapping[int, str]:
+        return {self.port: "WORKBENCH_PANEL_PORT"}
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = str(REPO_ROOT) + (
+            ":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
+        )
+        env["WORKBENCH_PANEL_PORT"] = str(self.port)
+        return env
+
+    def prepare(self) -> None:
+        """Nothing to build: the server is this checkout's Python."""
+        self._binary = Path(sys.executable)
+
+    def command(self, binary: Path) -> list[str]:
+        return [str(binary), "-m", "dashboards"]
