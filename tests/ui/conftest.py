@@ -41,8 +41,10 @@ def base_url(web_settings: Settings) -> str:
     return f"http://127.0.0.1:{web_settings.panel_port}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Module scope: Playwright's sync API holds an event loop while it runs, which
+    # would break the asyncio tests collected after this module.
     if not Path(CHROMIUM).exists():
         pytest.skip(
             "Debian's chromium is not installed (./dev test installs it: apt-get install chromium)"
