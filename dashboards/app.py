@@ -15,14 +15,16 @@ from typing import Any
 import panel as pn
 
 from dashboards.auth_pages import WorkbenchAuthProvider, auth_routes
+from dashboards.components.voice_room import VoiceRoom
 from dashboards.context import web_context
 from dashboards.pages.analytics import AnalyticsStore, analytics_view
+from dashboards.pages.conversation import ConversationStore, conversation_view
 from workbench.auth.web_sessions import COOKIE_NAME, WebSession
 
 # Loaded up front: a page that adds a Tabulator later would find its JS missing.
 pn.extension("tabulator", notifications=True)
 
-PAGES = {"analytics": "Analytics"}
+PAGES = {"conversation": "Conversation", "analytics": "Analytics"}
 
 
 def _template(title: str, body: pn.viewable.Viewable) -> pn.template.BaseTemplate:
@@ -80,9 +82,25 @@ async def _analytics(session: WebSession, body: pn.Column) -> None:
     body[:] = [analytics_view(store, reload)]
 
 
+async def _conversation(session: WebSession, body: pn.Column) -> None:
+    context = web_context()
+    store = ConversationStore()
+    voice = VoiceRoom()
+    async with context.as_user(session) as conn:
+        await store.load(conn)
+
+    async def start() -> None:
+        await store.start(context.settings, session, voice)
+
+    body[:] = [conversation_view(store, voice, start, lambda: store.stop(voice))]
+
+
 def routes() -> dict[str, Callable[[], pn.template.BaseTemplate]]:
     """URL path -> page factory."""
-    return {"analytics": _session_page("Analytics", _analytics)}
+    return {
+        "conversation": _session_page("Conversation", _conversation),
+        "analytics": _session_page("Analytics", _analytics),
+    }
 
 
 def serve(*, port: int, address: str = "127.0.0.1", **extra: Any) -> Any:
@@ -97,7 +115,11 @@ def serve(*, port: int, address: str = "127.0.0.1", **extra: Any) -> Any:
         {
             **routes(),
             "": lambda: _template(
-                "Home", pn.pane.Markdown("# Voice Workbench\n\nOpen [Analytics](/analytics).")
+                "Home",
+                pn.pane.Markdown(
+                    "# Voice Workbench\n\n[Talk to the agent](/conversation) · "
+                    "[Analytics](/analytics)"
+                ),
             ),
         },
         port=port,

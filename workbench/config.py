@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     panel_port: int = Field(
         5006, ge=1, le=65535, validation_alias=_env("WORKBENCH_PANEL_PORT", "panel_port")
     )
+    # Loopback by default; a deployment behind a proxy or a test host sets its address.
+    panel_address: str = Field(
+        "127.0.0.1", validation_alias=_env("WORKBENCH_PANEL_ADDRESS", "panel_address")
+    )
 
     supabase_url: str | None = Field(None, validation_alias=_env("SUPABASE_URL", "supabase_url"))
     supabase_anon_key: SecretStr | None = Field(

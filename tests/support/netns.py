@@ -86,3 +86,35 @@ def two_hosts() -> Iterator[Hosts]:
     finally:
         for ns in created:
             subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
+
+
+@contextmanager
+def client_host() -> Iterator[Hosts]:
+    """One client namespace linked by a veth pair to this (the root) namespace as the server host.
+
+    For servers that must reach the stack's own loopback services (Postgres):
+    they run here and listen on `server_ip`; the client (a browser) runs in
+    `client_ns`. The two ends are in different namespaces, so packets really
+    cross the link.
+    """
+    tag = secrets.token_hex(4)
+    subnet = f"10.78.{secrets.randbelow(200) + 20}"
+    hosts = Hosts("", f"vwb-b-{tag}", f"{subnet}.1", f"{subnet}.2", f"{subnet}.0/24")
+    link = f"vwb{tag}"
+    created = False
+    try:
+        _ip("netns", "add", hosts.client_ns)
+        created = True
+        _ip("-n", hosts.client_ns, "link", "set", "lo", "up")
+        _ip("link", "add", link, "type", "veth", "peer", "name", "v1", "netns", hosts.client_ns)
+        _ip("addr", "add", f"{hosts.server_ip}/24", "dev", link)
+        _ip("link", "set", link, "up")
+        _ip("-n", hosts.client_ns, "addr", "add", f"{hosts.client_ip}/24", "dev", "v1")
+        _ip("-n", hosts.client_ns, "link", "set", "v1", "up")
+        yield hosts
+    finally:
+        subprocess.run(["ip", "link", "del", link], check=False, capture_output=True)
+        if created:
+            subprocess.run(
+                ["ip", "netns", "del", hosts.client_ns], check=False, capture_output=True
+            )

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from workbench.config import REPO_ROOT
+from workbench.stack.errors import StackError
 from workbench.stack.layout import StackLayout
 from workbench.stack.managed import BinaryService
 
@@ -42,7 +43,13 @@ class WebService(BinaryService):
         return env
 
     def prepare(self) -> None:
-        """Nothing to build: the server is this checkout's Python."""
+        """Build the browser bundle of the components once per version (cached); the server is Python."""
+        from workbench.stack.web_bundle import BundleError, build_bundle
+
+        try:
+            build_bundle(self.layout.cache_dir, log_path=self.layout.logs_dir / "build-web.log")
+        except BundleError as exc:
+            raise StackError(f"web: {exc}") from None
         self._binary = Path(sys.executable)
 
     def command(self, binary: Path) -> list[str]:

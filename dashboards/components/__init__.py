@@ -1,0 +1,1 @@
+"""Custom Panel components whose browser code is bundled offline (no CDN at run time)."""

@@ -1,0 +1,50 @@
+"""VoiceRoom: the browser microphone in a LiveKit room with the agent, as a Panel component.
+
+Python sets `url` and `token` (a short-lived token for this user's own room)
+and flips `active`; the browser code (livekit-client, bundled offline by
+`workbench/stack/web_bundle.py`) joins the room, publishes the microphone, plays the agent's audio,
+and reports back `transcript` (both sides, interim and final), `agent_state`
+(listening / thinking / speaking), `connection` and `stats` (round-trip time,
+packet loss, jitter from the sender's RTC statistics).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import param
+from panel.custom import JSComponent
+
+from workbench.config import get_settings
+from workbench.stack.web_bundle import bundle_path
+
+_MISSING = """
+export function render({ el }) {
+  const note = document.createElement("div");
+  note.setAttribute("role", "alert");
+  note.textContent = "The voice component is not built: run ./dev up (it bundles livekit-client once).";
+  el.append(note);
+  return note;
+}
+"""
+
+
+def _esm() -> str | Path:
+    path = bundle_path(get_settings().cache_dir)
+    return path if path.exists() else _MISSING
+
+
+class VoiceRoom(JSComponent):
+    """A live voice connection to the agent in one LiveKit room."""
+
+    url = param.String(default="", doc="LiveKit server URL the browser connects to")
+    token = param.String(default="", doc="access token for this user's room only")
+    active = param.Boolean(default=False, doc="join (True) or leave (False) the room")
+    muted = param.Boolean(default=False, doc="microphone muted")
+    connection = param.String(default="disconnected", doc="LiveKit connection state")
+    agent_state = param.String(default="", doc="the agent's state: listening, thinking, speaking")
+    transcript = param.List(default=[], doc="[{speaker, text, final}] in order")
+    stats = param.Dict(default={}, doc="rtt_ms, packets_lost, packets_sent, jitter_ms")
+    error = param.String(default="", doc="why joining failed, if it did")
+
+    _esm = _esm()

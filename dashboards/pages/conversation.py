@@ -1,0 +1,129 @@
+"""Conversation: talk to the agent through the browser microphone.
+
+Start opens a fresh LiveKit room for this user (the agent is dispatched to it
+and records every turn); the page shows both sides' transcript live, the agent's
+state and the connection statistics. Researchers and admins may pick which
+system prompt the agent uses; everyone else gets the active one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import panel as pn
+import param
+from psycopg import AsyncConnection
+
+from dashboards.components.voice_room import VoiceRoom
+from dashboards.rooms import open_room
+from workbench.auth.web_sessions import WebSession
+from workbench.config import Settings
+from workbench.db.repositories import PromptsRepo
+
+DEFAULT_PROMPT = "(active prompt)"
+
+
+class ConversationStore(param.Parameterized):
+    """What the page knows besides the live connection itself."""
+
+    prompt = param.Selector(default=DEFAULT_PROMPT, objects=[DEFAULT_PROMPT], doc="prompt slug")
+    can_choose_prompt = param.Boolean(default=False, doc="researchers and admins may pick")
+    room = param.String(default="", doc="the LiveKit room of the running conversation")
+    error = param.String(default="", doc="why the last action failed")
+
+    async def load(self, conn: AsyncConnection[Any]) -> None:
+        """Which prompts this user may choose from (conn is in the user's RLS session)."""
+        cur = await conn.execute("select public.has_role('researcher')")
+        row = await cur.fetchone()
+        self.can_choose_prompt = bool(row and row[0])
+        if self.can_choose_prompt:
+            slugs = sorted(p.slug for p in await PromptsRepo(conn).all_prompts())
+            self.param.prompt.objects = [DEFAULT_PROMPT, *slugs]
+
+    async def start(self, settings: Settings, session: WebSession, voice: VoiceRoom) -> None:
+        """Open a room and let the browser join it."""
+        slug = None if self.prompt == DEFAULT_PROMPT or not self.can_choose_prompt else self.prompt
+        try:
+            ticket = await open_room(
+                settings,
+                user_id=session.user_id,
+                display_name=session.claims.email or "researcher",
+                prompt_slug=slug,
+            )
+        except Exception as exc:  # LiveKit down or misconfigured: say so on the page
+            self.error = f"Could not open a room: {exc}"
+            return
+        self.error = ""
+        self.room = ticket.room
+        voice.param.update(url=ticket.url, token=ticket.token, active=True)
+
+    def stop(self, voice: VoiceRoom) -> None:
+        """Leave the room (the agent ends and records the conversation)."""
+        voice.active = False
+        self.room = ""
+
+
+def transcript_markdown(transcript: list[dict[str, Any]]) -> str:
+    """Both sides' lines, oldest first; interim text in italics."""
+    if not transcript:
+        return "*The transcript appears here as you talk.*"
+    lines = []
+    for entry in transcript:
+        who = "You" if entry.get("speaker") == "user" else "Agent"
+        text = str(entry.get("text", "")).strip().replace("\n", " ")
+        lines.append(f"**{who}:** {text}" if entry.get("final") else f"**{who}:** *{text}*")
+    return "\n\n".join(lines)
+
+
+def stats_markdown(stats: dict[str, Any], connection: str, agent_state: str) -> str:
+    """Connection and agent state in one line."""
+    parts = [f"Connection: **{connection}**", f"Agent: **{agent_state or '—'}**"]
+    if stats:
+        parts += [
+            f"RTT {stats.get('rtt_ms', '—')} ms",
+            f"jitter {stats.get('jitter_ms', '—')} ms",
+            f"lost {stats.get('packets_lost', '—')} / {stats.get('packets_sent', '—')} packets",
+        ]
+    return " · ".join(parts)
+
+
+def conversation_view(
+    store: ConversationStore, voice: VoiceRoom, start: Any, stop: Any
+) -> pn.viewable.Viewable:
+    """The page body; `start`/`stop` are the page's handlers (they hold the session)."""
+    start_button = pn.widgets.Button(name="Start conversation", button_type="primary", width=200)
+    stop_button = pn.widgets.Button(name="Stop", button_type="default", width=120, disabled=True)
+    mute = pn.widgets.Toggle.from_param(voice.param.muted, name="Mute microphone", width=160)
+    prompt = pn.widgets.Select.from_param(store.param.prompt, name="System prompt", width=260)
+    prompt.visible = store.can_choose_prompt
+
+    def on_active(event: Any) -> None:
+        start_button.disabled = event.new
+        stop_button.disabled = not event.new
+
+    voice.param.watch(on_active, "active")
+    start_button.on_click(lambda _e: pn.state.execute(start))
+    stop_button.on_click(lambda _e: stop())
+
+    @pn.depends(voice.param.transcript)
+    def transcript(lines: list[dict[str, Any]]) -> pn.viewable.Viewable:
+        return pn.pane.Markdown(transcript_markdown(lines), name="transcript")
+
+    @pn.depends(voice.param.stats, voice.param.connection, voice.param.agent_state)
+    def status(stats: dict[str, Any], connection: str, agent_state: str) -> pn.viewable.Viewable:
+        return pn.pane.Markdown(stats_markdown(stats, connection, agent_state))
+
+    @pn.depends(store.param.error, voice.param.error)
+    def errors(page_error: str, voice_error: str) -> pn.viewable.Viewable:
+        message = page_error or voice_error
+        return pn.pane.Alert(message, alert_type="danger") if message else pn.Spacer(height=0)
+
+    return pn.Column(
+        pn.Row(start_button, stop_button, mute, prompt),
+        errors,
+        status,
+        voice,
+        pn.pane.Markdown("## Transcript"),
+        transcript,
+        sizing_mode="stretch_width",
+    )

@@ -1,0 +1,68 @@
+"""Rooms for live conversations: one LiveKit room per conversation, a token only for it.
+
+The web server calls `open_room` when a user presses Start: the room is created
+with its metadata (which prompt the agent should use), so the agent that LiveKit
+dispatches reads it on join; the browser gets a short-lived token that can join
+that room only, as the user (identity = user id, which the agent records turns for).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from uuid import UUID
+
+from livekit import api
+
+from workbench.config import Settings
+
+TOKEN_TTL = timedelta(hours=1)
+_SLUG_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+@dataclass(frozen=True)
+class RoomTicket:
+    """What the browser needs to join: the server URL, the room, a token for it alone."""
+
+    url: str
+    room: str
+    token: str
+
+
+async def open_room(
+    settings: Settings, *, user_id: UUID, display_name: str, prompt_slug: str | None = None
+) -> RoomTicket:
+    """Create a fresh room for `user_id` (with the prompt in its metadata) and a join token."""
+    if (
+        settings.livekit_url is None
+        or settings.livekit_api_key is None
+        or settings.livekit_api_secret is None
+    ):
+        raise ValueError(
+            "LiveKit is not configured: set LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET"
+        )
+    if prompt_slug is not None and (not prompt_slug or not set(prompt_slug) <= _SLUG_CHARS):
+        raise ValueError(f"not a prompt slug: {prompt_slug!r}")
+    secret = settings.livekit_api_secret.get_secret_value()
+    room = f"conv-{user_id.hex[:8]}-{secrets.token_hex(6)}"
+    metadata = json.dumps({"prompt": prompt_slug}) if prompt_slug else ""
+    async with api.LiveKitAPI(settings.livekit_http_url, settings.livekit_api_key, secret) as lk:
+        await lk.room.create_room(
+            api.CreateRoomRequest(
+                name=room, empty_timeout=30, departure_timeout=10, metadata=metadata
+            )
+        )
+    grants = api.VideoGrants(
+        room_join=True, room=room, can_publish=True, can_subscribe=True, can_publish_data=False
+    )
+    token = (
+        api.AccessToken(settings.livekit_api_key, secret)
+        .with_identity(str(user_id))
+        .with_name(display_name)
+        .with_grants(grants)
+        .with_ttl(TOKEN_TTL)
+        .to_jwt()
+    )
+    return RoomTicket(url=settings.livekit_url, room=room, token=token)

@@ -1,0 +1,45 @@
+"""The conversation page's text helpers and store, through their params."""
+
+from __future__ import annotations
+
+import pytest
+
+from dashboards.pages.conversation import (
+    DEFAULT_PROMPT,
+    ConversationStore,
+    stats_markdown,
+    transcript_markdown,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def test_transcript_marks_speakers_and_interim_text() -> None:
+    text = transcript_markdown(
+        [
+            {"speaker": "user", "text": "What time is it?", "final": True},
+            {"speaker": "agent", "text": "It is\nnoon", "final": False},
+        ]
+    )
+    assert text == "**You:** What time is it?\n\n**Agent:** *It is noon*"
+    assert "appears here" in transcript_markdown([])
+
+
+def test_stats_line() -> None:
+    line = stats_markdown(
+        {"rtt_ms": 12, "jitter_ms": 3, "packets_lost": 0, "packets_sent": 50},
+        "connected",
+        "listening",
+    )
+    assert (
+        line
+        == "Connection: **connected** · Agent: **listening** · RTT 12 ms · jitter 3 ms · lost 0 / 50 packets"
+    )
+    assert stats_markdown({}, "disconnected", "") == "Connection: **disconnected** · Agent: **—**"
+
+
+def test_only_known_prompts_can_be_chosen() -> None:
+    store = ConversationStore()
+    assert store.prompt == DEFAULT_PROMPT
+    with pytest.raises(ValueError, match="does not accept 'not-offered'"):
+        store.prompt = "not-offered"
