@@ -9,54 +9,98 @@ resources are served by this server (no CDN: no request leaves the machine).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
+from uuid import UUID
 
 import panel as pn
 
 from dashboards.auth_pages import WorkbenchAuthProvider, auth_routes
 from dashboards.components.voice_room import VoiceRoom
 from dashboards.context import web_context
+from dashboards.files import file_routes
+from dashboards.pages.account import AccountStore, profile_view, settings_view
+from dashboards.pages.admin import AdminStore, admin_view, parse_arms
 from dashboards.pages.analytics import AnalyticsStore, analytics_view
 from dashboards.pages.conversation import ConversationStore, conversation_view
+from dashboards.pages.history import HistoryStore, history_view
+from workbench.auth.client import AuthFailure, AuthSession
 from workbench.auth.web_sessions import COOKIE_NAME, WebSession
+from workbench.db.errors import DataError
+from workbench.db.models import AppRole
+from workbench.db.repositories import ProfilesRepo, PromptsRepo
+from workbench.exports import Format, export_conversations
+from workbench.storage import ObjectStore
+
+log = logging.getLogger("workbench.web")
 
 # Loaded up front: a page that adds a Tabulator later would find its JS missing.
 pn.extension("tabulator", notifications=True)
 
-PAGES = {"conversation": "Conversation", "analytics": "Analytics"}
+# path -> (title, lowest role that sees it)
+PAGES: dict[str, tuple[str, AppRole]] = {
+    "conversation": ("Conversation", "user"),
+    "history": ("History", "user"),
+    "analytics": ("Analytics", "user"),
+    "profile": ("Profile", "user"),
+    "settings": ("Settings", "user"),
+    "admin": ("Admin", "admin"),
+}
+_RANK = {"user": 0, "researcher": 1, "admin": 2}
 
 
-def _template(title: str, body: pn.viewable.Viewable) -> pn.template.BaseTemplate:
+def _template(title: str, body: pn.viewable.Viewable, nav: pn.Column) -> pn.template.BaseTemplate:
     template = pn.template.BootstrapTemplate(
         title=f"Voice Workbench · {title}", header_background="#2b59c3"
     )
-    links = "\n".join(f"- [{name}](/{path})" for path, name in PAGES.items())
-    template.sidebar.append(pn.pane.Markdown(f"{links}\n\n---\n\n[Sign out](/logout)"))
+    template.sidebar.append(nav)
     template.main.append(body)
     return template
 
 
+def _nav(role: str) -> str:
+    links = "\n".join(
+        f"- [{title}](/{path})"
+        for path, (title, needs) in PAGES.items()
+        if _RANK[role] >= _RANK[needs]
+    )
+    return f"{links}\n\n---\n\n[Sign out](/logout)"
+
+
 def _session_page(
-    title: str, build: Callable[[WebSession, pn.Column], Any]
+    path: str, build: Callable[[WebSession, pn.Column], Any]
 ) -> Callable[[], pn.template.BaseTemplate]:
-    """A page whose body is filled once the browser session is resolved (on load, off the render path)."""
+    """A page whose body is filled once the browser session is resolved (on load, off the render path).
+
+    Navigation shows only the pages the user's role may open; a page above the
+    role is refused here, and its data would be refused by RLS anyway.
+    """
+    title, needs = PAGES[path]
 
     def page() -> pn.template.BaseTemplate:
         body = pn.Column(
             pn.indicators.LoadingSpinner(value=True, size=40, name="Loading…"),
             sizing_mode="stretch_width",
         )
+        nav = pn.Column()
 
         async def fill() -> None:
-            session = await web_context().resolve(pn.state.cookies.get(COOKIE_NAME))
+            context = web_context()
+            session = await context.resolve(pn.state.cookies.get(COOKIE_NAME))
             if session is None:
                 body[:] = [pn.pane.Markdown("Your session has ended. [Sign in again](/login).")]
+                return
+            async with context.as_user(session) as conn:
+                role = (await ProfilesRepo(conn).mine()).role
+            nav[:] = [pn.pane.Markdown(_nav(role))]
+            if _RANK[role] < _RANK[needs]:
+                body[:] = [pn.pane.Alert(f"{title} is for {needs}s only.", alert_type="danger")]
                 return
             await build(session, body)
 
         pn.state.onload(fill)
-        return _template(title, body)
+        return _template(title, body, nav)
 
     return page
 
@@ -95,11 +139,146 @@ async def _conversation(session: WebSession, body: pn.Column) -> None:
     body[:] = [conversation_view(store, voice, start, lambda: store.stop(voice))]
 
 
+async def _history(session: WebSession, body: pn.Column) -> None:
+    context = web_context()
+    store = HistoryStore()
+    async with context.as_user(session) as conn:
+        await store.load(conn, session.user_id)
+
+    async def on_select() -> None:
+        async with context.as_user(session) as conn:
+            await store.load_turns(conn)
+
+    async def on_export(fmt: Format) -> None:
+        assert context.settings.storage_url is not None
+        async with context.connection() as conn:
+            try:
+                await export_conversations(
+                    conn,
+                    ObjectStore(context.settings.storage_url),
+                    session.claims,
+                    fmt=fmt,
+                    conversation_id=UUID(store.selected) if store.selected else None,
+                )
+            except Exception:  # the export row records why; the list below shows it
+                log.exception("export failed")
+        async with context.as_user(session) as conn:
+            await store.load_exports(conn)
+
+    body[:] = [history_view(store, on_select, on_export)]
+
+
+async def _account(session: WebSession) -> AccountStore:
+    store = AccountStore()
+    async with web_context().as_user(session) as conn:
+        await store.load(conn)
+    return store
+
+
+def _account_actions(session: WebSession, store: AccountStore) -> Callable[..., Any]:
+    context = web_context()
+
+    async def act(name: str, **kwargs: Any) -> None:
+        store.param.update(message="", error="")
+        try:
+            if name == "password":
+                await _change_password(session, kwargs["password"])
+                store.message = "Password changed."
+                return
+            async with context.as_user(session) as conn:
+                if name == "name":
+                    await store.save_name(conn)
+                elif name == "settings":
+                    await store.save_settings(conn)
+                elif name == "avatar":
+                    if not kwargs["data"]:
+                        raise ValueError("choose an image file first")
+                    assert context.settings.storage_url is not None
+                    await store.upload_avatar(
+                        conn,
+                        ObjectStore(context.settings.storage_url),
+                        session.user_id,
+                        kwargs["data"],
+                        kwargs["mime_type"] or "",
+                    )
+            store.message = "Saved."
+        except (ValueError, DataError, AuthFailure) as exc:
+            store.error = str(exc)
+
+    return act
+
+
+async def _change_password(session: WebSession, password: str) -> None:
+    context = web_context()
+    async with context.connection() as conn:
+        tokens = await context.sessions.tokens(conn, pn.state.cookies.get(COOKIE_NAME))
+    if tokens is None:
+        raise AuthFailure("your session has ended: sign in again")
+    await context.auth.change_password(AuthSession(tokens[0], tokens[1], session.claims), password)
+
+
+async def _profile(session: WebSession, body: pn.Column) -> None:
+    store = await _account(session)
+    body[:] = [profile_view(store, _account_actions(session, store))]
+
+
+async def _settings(session: WebSession, body: pn.Column) -> None:
+    store = await _account(session)
+    body[:] = [settings_view(store, _account_actions(session, store))]
+
+
+async def _admin(session: WebSession, body: pn.Column) -> None:
+    context = web_context()
+    store = AdminStore()
+
+    async def render() -> None:
+        async with context.as_user(session) as conn:
+            await store.load(conn)
+        body[:] = [admin_view(store, act)]
+
+    async def act(name: str, **kwargs: Any) -> None:
+        message = ""
+        try:
+            async with context.as_user(session) as conn:
+                if name == "select":
+                    store.slug = kwargs["slug"]
+                elif name == "save":
+                    version = await store.save_version(conn, kwargs["body"], kwargs["notes"])
+                    message = f"Saved version {version.version}."
+                elif name == "activate":
+                    await store.activate(conn, kwargs["number"])
+                    message = f"Version {kwargs['number']} is active."
+                elif name == "experiment":
+                    experiment = await store.create_experiment(
+                        conn, kwargs["name"].strip(), parse_arms(kwargs["arms"])
+                    )
+                    message = f"Experiment {experiment.name} created (draft)."
+                elif name == "toggle":
+                    repo = PromptsRepo(conn)
+                    if kwargs["status"] == "running":
+                        await repo.stop_experiment(kwargs["experiment_id"])
+                    else:
+                        await repo.start_experiment(kwargs["experiment_id"])
+                elif name == "role":
+                    await store.set_role(conn, kwargs["user_id"].strip(), kwargs["role"])
+                    message = "Role changed."
+        except (ValueError, DataError) as exc:
+            message = f"Refused: {exc}"
+        await render()
+        store.message = message
+
+    await render()
+
+
 def routes() -> dict[str, Callable[[], pn.template.BaseTemplate]]:
     """URL path -> page factory."""
     return {
-        "conversation": _session_page("Conversation", _conversation),
-        "analytics": _session_page("Analytics", _analytics),
+        "conversation": _session_page("conversation", _conversation),
+        "history": _session_page("history", _history),
+        "analytics": _session_page("analytics", _analytics),
+        "profile": _session_page("profile", _profile),
+        "settings": _session_page("settings", _settings),
+        "admin": _session_page("admin", _admin),
     }
 
 
@@ -118,8 +297,9 @@ def serve(*, port: int, address: str = "127.0.0.1", **extra: Any) -> Any:
                 "Home",
                 pn.pane.Markdown(
                     "# Voice Workbench\n\n[Talk to the agent](/conversation) · "
-                    "[Analytics](/analytics)"
+                    "[History](/history) · [Analytics](/analytics)"
                 ),
+                pn.Column(pn.pane.Markdown(_nav("user"))),
             ),
         },
         port=port,
@@ -128,7 +308,7 @@ def serve(*, port: int, address: str = "127.0.0.1", **extra: Any) -> Any:
         title="Voice Workbench",
         websocket_origin=origins,
         auth_provider=WorkbenchAuthProvider(),
-        extra_patterns=auth_routes(),
+        extra_patterns=[*auth_routes(), *file_routes()],
         cookie_secret=settings.cookie_secret.get_secret_value(),
         xsrf_cookies=True,
         liveness=True,

@@ -73,7 +73,7 @@ def people(web_settings: Settings) -> dict[str, Persona]:
             name: create_user(
                 conn, name=f"ui-{name}", role=role, jwt_secret=secret, display_name=name.title()
             )
-            for name, role in (("researcher", "researcher"), ("user", "user"))
+            for name, role in (("researcher", "researcher"), ("user", "user"), ("admin", "admin"))
         }
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC, datetime
 
 import httpx
+import numpy as np
 import psycopg
 import pytest
 from playwright.sync_api import expect
@@ -13,13 +15,20 @@ from playwright.sync_api import expect
 from tests.support.personas import Persona, session_as
 from tests.support.web import run_async
 from tests.ui.conftest import Visit
+from workbench.audio import wav_bytes
 from workbench.config import Settings
 from workbench.db.connection import database_url
-from workbench.db.models import EvalSample
-from workbench.db.repositories import EvalsRepo
+from workbench.db.models import EvalSample, TurnDraft
+from workbench.db.repositories import ConversationsRepo, EvalsRepo
 from workbench.stack.services import LocalStack
+from workbench.storage import ObjectStore
 
 pytestmark = pytest.mark.ui
+
+PNG_1PX = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+    b"\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82"
+)
 
 
 def test_pages_need_a_session(visit: Visit, base_url: str) -> None:
@@ -155,3 +164,189 @@ def test_logout_ends_the_session_everywhere(
     visit.context.add_cookies([{"name": "vwb_session", "value": cookie, "url": base_url}])
     visit.page.goto(f"{base_url}/analytics")
     expect(visit.page).to_have_url(re.compile(r"/login"))
+
+
+def test_history_plays_turn_audio_and_exports_a_download(
+    visit: Visit,
+    base_url: str,
+    people: dict[str, Persona],
+    sign_in,
+    web_settings: Settings,  # type: ignore[no-untyped-def]
+) -> None:
+    owner = people["user"]
+    assert owner.id is not None
+    assert web_settings.storage_url is not None
+    store = ObjectStore(web_settings.storage_url)
+    wav = wav_bytes(np.zeros(8000, dtype=np.float32), 16_000)
+
+    async def record() -> None:
+        now = datetime.now(UTC)
+        async with session_as(database_url(web_settings), owner) as conn:
+            repo = ConversationsRepo(conn)
+            conversation = await repo.start(room_name="history-ui")
+            stored = await store.put(
+                conn,
+                bucket="audio",
+                owner_id=owner.id,
+                data=wav,  # type: ignore[arg-type]
+                name=f"{conversation.id}/user-0.wav",
+                content_type="audio/wav",
+            )
+            await repo.add_turns(
+                [
+                    TurnDraft(
+                        conversation_id=conversation.id,
+                        idx=0,
+                        role="user",
+                        text="Play me some jazz",
+                        started_at=now,
+                        ended_at=now,
+                        audio_path=stored.path,
+                    ),
+                    TurnDraft(
+                        conversation_id=conversation.id,
+                        idx=1,
+                        role="agent",
+                        text="Here is some jazz.",
+                        started_at=now,
+                        ended_at=now,
+                        v2v_s=1.2,
+                    ),
+                ]
+            )
+
+    run_async(record())
+    sign_in(visit, owner)
+    visit.page.goto(f"{base_url}/history")
+    picker = visit.page.get_by_label("Conversation")
+    expect(picker).to_be_visible(timeout=30_000)
+    label = picker.locator("option", has_text="·").last.inner_text()
+    picker.select_option(label=label)
+    expect(visit.page.get_by_text("Play me some jazz")).to_be_visible(timeout=15_000)
+    audio_src = visit.page.locator("audio").first.get_attribute("src")
+    assert audio_src is not None
+    assert audio_src.startswith("/files/audio/")
+    played = visit.context.request.get(f"{base_url}{audio_src}")
+    assert played.status == 200
+    assert played.body() == wav
+    visit.page.get_by_role("button", name="Export CSV").click()
+    link = visit.page.get_by_role("link", name="download").first
+    expect(link).to_be_visible(timeout=30_000)
+    href = link.get_attribute("href")
+    assert href is not None
+    download = visit.context.request.get(f"{base_url}{href}")
+    assert download.status == 200
+    assert "Here is some jazz." in download.text()
+    assert download.headers["content-disposition"].startswith("attachment")
+    visit.screenshot("history")
+    # The file and the audio are the owner's: another signed-in user gets nothing.
+    other = visit.context.browser.new_context()  # type: ignore[union-attr]
+    try:
+        intruder = Visit(other)
+        sign_in(intruder, people["researcher"])
+        assert other.request.get(f"{base_url}{href}").status == 404
+        assert other.request.get(f"{base_url}/files/exports/../../secrets.json").status in (
+            403,
+            404,
+        )
+    finally:
+        other.close()
+    assert httpx.get(f"{base_url}{href}").status_code == 401  # no session at all
+
+
+def test_admin_page_is_refused_and_hidden_for_a_user(
+    visit: Visit,
+    base_url: str,
+    people: dict[str, Persona],
+    sign_in,  # type: ignore[no-untyped-def]
+) -> None:
+    sign_in(visit, people["user"])
+    visit.page.goto(f"{base_url}/admin")
+    expect(visit.page.get_by_text("Admin is for admins only.")).to_be_visible(timeout=30_000)
+    expect(visit.page.get_by_role("link", name="Admin", exact=True)).to_have_count(0)
+    expect(visit.page.get_by_role("link", name="History", exact=True)).to_be_visible()
+
+
+def test_admin_edits_diffs_and_activates_a_prompt(
+    visit: Visit,
+    base_url: str,
+    people: dict[str, Persona],
+    sign_in,
+    web_settings: Settings,  # type: ignore[no-untyped-def]
+) -> None:
+    sign_in(visit, people["admin"])
+    visit.page.goto(f"{base_url}/admin")
+    editor = visit.page.get_by_label("New version")
+    expect(editor).to_be_visible(timeout=30_000)
+    marker = f"Always answer in rhyme ({uuid.uuid4().hex[:6]})."
+    editor.fill(f"You are a poetic voice assistant. {marker}")
+    visit.page.get_by_label("Notes").fill("rhyming test")
+    visit.page.get_by_role("button", name="Save as new version").click()
+    expect(visit.page.get_by_text(re.compile(r"Saved version \d+\."))).to_be_visible(timeout=15_000)
+    saved = int(
+        re.search(
+            r"Saved version (\d+)",
+            visit.page.get_by_text(re.compile(r"Saved version")).inner_text(),
+        )[1]
+    )  # type: ignore[index]
+    # The side-by-side diff of the newest version against the first shows the new line.
+    expect(visit.page.locator("table.diff")).to_be_visible()
+    expect(visit.page.locator("table.diff")).to_contain_text("rhyme")
+    picker = visit.page.get_by_label("Version to activate")
+    picker.select_option(label=str(saved))
+    visit.page.get_by_role("button", name="Activate").click()
+    expect(visit.page.get_by_text(f"Version {saved} is active.")).to_be_visible(timeout=15_000)
+    visit.screenshot("admin")
+    with psycopg.connect(database_url(web_settings)) as conn:
+        body = conn.execute(
+            """select v.body from public.system_prompts p join public.prompt_versions v on v.id = p.active_version_id
+               where p.slug = 'voice-assistant'"""
+        ).fetchone()
+        # Leave the seed's prompt as it was for other tests: roll back to version 1.
+        conn.execute(
+            """update public.system_prompts set active_version_id =
+                 (select id from public.prompt_versions where prompt_id = system_prompts.id and version = 1)
+               where slug = 'voice-assistant'"""
+        )
+    assert body is not None
+    assert marker in body[0]
+
+
+def test_profile_avatar_upload_and_settings_validation(
+    visit: Visit,
+    base_url: str,
+    people: dict[str, Persona],
+    sign_in,
+    tmp_path,  # type: ignore[no-untyped-def]
+) -> None:
+    sign_in(visit, people["user"])
+    visit.page.goto(f"{base_url}/profile")
+    expect(visit.page.get_by_text("No avatar yet.")).to_be_visible(timeout=30_000)
+    fake = tmp_path / "not-an-image.png"
+    fake.write_bytes(b"this is text pretending to be a png")
+    visit.page.locator("input[type=file]").set_input_files(str(fake))
+    visit.page.get_by_role("button", name="Upload avatar").click()
+    expect(visit.page.get_by_text("the data is not valid image/png")).to_be_visible(timeout=15_000)
+    png = tmp_path / "avatar.png"
+    png.write_bytes(PNG_1PX)
+    visit.page.locator("input[type=file]").set_input_files(str(png))
+    visit.page.get_by_role("button", name="Upload avatar").click()
+    expect(visit.page.get_by_role("img", name="avatar")).to_be_visible(timeout=15_000)
+    src = visit.page.get_by_role("img", name="avatar").get_attribute("src")
+    assert visit.context.request.get(f"{base_url}{src}").body() == PNG_1PX
+    visit.screenshot("profile")
+
+    visit.page.goto(f"{base_url}/settings")
+    language = visit.page.get_by_label("Language (e.g. en or en-US)")
+    expect(language).to_be_visible(timeout=30_000)
+    language.fill("English please")
+    language.press("Enter")
+    visit.page.get_by_role("button", name="Save settings").click()
+    expect(
+        visit.page.get_by_text(re.compile(r"language: String should match pattern"))
+    ).to_be_visible(timeout=15_000)
+    language.fill("en-GB")
+    language.press("Enter")
+    visit.page.get_by_role("button", name="Save settings").click()
+    expect(visit.page.get_by_text("Saved.")).to_be_visible(timeout=15_000)
+    visit.screenshot("settings")

@@ -113,6 +113,20 @@ class WebSessions:
             return None
         return WebSession(user_id=user_id, claims=claims, access_token=access_token)
 
+    async def tokens(
+        self, conn: AsyncConnection[Any], cookie_value: str | None
+    ) -> tuple[str, str] | None:
+        """The (access, refresh) tokens of a live session, for calls to Supabase Auth as the user."""
+        if not cookie_value:
+            return None
+        cur = await conn.execute(
+            """select access_token, refresh_token from private.web_sessions
+               where id_hash = %s and expires_at > now()""",
+            [_hash(cookie_value)],
+        )
+        row = await cur.fetchone()
+        return (row[0], row[1]) if row else None
+
     async def end(
         self, conn: AsyncConnection[Any], cookie_value: str | None
     ) -> tuple[str, str] | None:

@@ -218,6 +218,14 @@ class PromptsRepo(_Repo):
             [experiment_id, version_id, label, weight],
         )
 
+    async def experiments(self, prompt_id: UUID) -> list[Experiment]:
+        """Experiments on a prompt, by name."""
+        return await self._all(
+            Experiment,
+            f"select {_EXPERIMENT} from public.prompt_experiments where prompt_id = %s order by name",
+            [prompt_id],
+        )
+
     async def variants(self, experiment_id: UUID) -> list[Variant]:
         """Arms of an experiment."""
         return await self._all(

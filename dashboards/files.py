@@ -1,0 +1,55 @@
+"""`/files/<bucket>/<path>`: stored objects streamed to their signed-in owner (or whoever RLS allows).
+
+The object store has no public URLs; the browser gets audio, avatars and
+exports through this handler, which reads them under the viewer's RLS
+identity, so a link shared with someone else opens nothing for them.
+"""
+
+from __future__ import annotations
+
+from tornado.web import HTTPError, RequestHandler
+
+from dashboards.context import web_context
+from workbench.auth.web_sessions import COOKIE_NAME
+from workbench.db.errors import NotFound
+from workbench.storage import ObjectStore
+
+BUCKETS = ("audio", "avatars", "exports")
+
+
+class FileHandler(RequestHandler):
+    """GET a stored object the viewer may read."""
+
+    async def get(self, bucket: str, path: str) -> None:
+        if bucket not in BUCKETS:
+            raise HTTPError(404)
+        context = web_context()
+        session = await context.resolve(self.get_cookie(COOKIE_NAME))
+        if session is None:
+            raise HTTPError(401)
+        assert context.settings.storage_url is not None
+        store = ObjectStore(context.settings.storage_url)
+        try:
+            async with context.as_user(session) as conn:
+                stored = await store.stat(conn, bucket=bucket, path=path)  # type: ignore[arg-type]
+                data = await store.read(conn, bucket=bucket, path=path)  # type: ignore[arg-type]
+        except NotFound:
+            raise HTTPError(404) from None
+        self.set_header("Content-Type", stored.content_type)
+        self.set_header("Cache-Control", "private, no-store")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        if bucket == "exports":
+            self.set_header(
+                "Content-Disposition", f'attachment; filename="{path.rsplit("/", 1)[-1]}"'
+            )
+        self.write(data)
+
+
+def file_routes() -> list[tuple[str, type[RequestHandler]]]:
+    """Tornado routes of the file handler."""
+    return [(r"/files/([a-z]+)/(.+)", FileHandler)]
+
+
+def file_url(bucket: str, path: str) -> str:
+    """The page-relative URL of a stored object."""
+    return f"/files/{bucket}/{path}"

@@ -1,0 +1,140 @@
+"""History: the user's own conversations, turn by turn with latency and audio, and exports.
+
+Reads under the user's RLS identity and keeps to their own conversations
+(researchers may see everyone's, but history is personal; analytics is the
+place for everyone's numbers).
+"""
+
+from __future__ import annotations
+
+import html
+from functools import partial
+from typing import Any
+from uuid import UUID
+
+import pandas as pd
+import panel as pn
+import param
+from psycopg import AsyncConnection
+
+from dashboards.files import file_url
+from workbench.db.repositories import ConversationsRepo, ExportsRepo
+
+TURN_COLUMNS = [
+    "idx",
+    "role",
+    "text",
+    "eou_delay_s",
+    "stt_s",
+    "llm_ttft_s",
+    "tts_ttfb_s",
+    "v2v_s",
+    "v2v_audio_s",
+    "interrupted",
+    "audio_path",
+]
+
+
+class HistoryStore(param.Parameterized):
+    """The user's conversations, the selected one's turns, and their exports."""
+
+    conversations = param.Dict(default={}, doc="label -> conversation id, newest first")
+    selected = param.String(default="", doc="selected conversation id")
+    turns = param.DataFrame(default=None, doc="turns of the selected conversation")
+    exports = param.List(default=[], doc="[{format, status, path, error, created_at}] newest first")
+
+    async def load(self, conn: AsyncConnection[Any], owner: UUID) -> None:
+        """The owner's conversations and exports (conn in the user's RLS session)."""
+        mine = [c for c in await ConversationsRepo(conn).recent(limit=200) if c.owner_id == owner]
+        self.conversations = {
+            f"{c.started_at:%Y-%m-%d %H:%M} · {c.status} · {c.id.hex[:8]}": str(c.id) for c in mine
+        }
+        await self.load_exports(conn)
+
+    async def load_turns(self, conn: AsyncConnection[Any]) -> None:
+        """Turns of the selected conversation."""
+        if not self.selected:
+            self.turns = pd.DataFrame(columns=TURN_COLUMNS)
+            return
+        turns = await ConversationsRepo(conn).turns(UUID(self.selected))
+        self.turns = pd.DataFrame([t.model_dump() for t in turns], columns=TURN_COLUMNS)
+
+    async def load_exports(self, conn: AsyncConnection[Any]) -> None:
+        """The user's export requests."""
+        self.exports = [
+            {
+                "format": e.format,
+                "status": e.status,
+                "path": e.object_path,
+                "error": e.error,
+                "created_at": e.created_at,
+            }
+            for e in await ExportsRepo(conn).mine()
+        ]
+
+
+def exports_markdown(exports: list[dict[str, Any]]) -> str:
+    """Download links of finished exports, reasons of failed ones."""
+    if not exports:
+        return "*No exports yet.*"
+    lines = []
+    for e in exports[:10]:
+        when = f"{e['created_at']:%Y-%m-%d %H:%M}"
+        if e["status"] == "ready" and e["path"]:
+            lines.append(
+                f"- {when} {e['format'].upper()}: [download]({file_url('exports', e['path'])})"
+            )
+        else:
+            lines.append(
+                f"- {when} {e['format'].upper()}: {e['status']} {e['error'] or ''}".rstrip()
+            )
+    return "\n".join(lines)
+
+
+def history_view(store: HistoryStore, on_select: Any, on_export: Any) -> pn.viewable.Viewable:
+    """The page body; `on_select`/`on_export(fmt)` are the page's async handlers."""
+    picker = pn.widgets.Select(
+        name="Conversation", options={"(choose)": "", **store.conversations}, width=420
+    )
+    picker.link(store, value="selected")
+    store.param.watch(lambda _e: pn.state.execute(on_select), "selected")
+    buttons = []
+    for fmt in ("json", "csv", "parquet"):
+        button = pn.widgets.Button(name=f"Export {fmt.upper()}", width=130)
+        button.on_click(lambda _e, fmt=fmt: pn.state.execute(partial(on_export, fmt)))
+        buttons.append(button)
+
+    @pn.depends(store.param.turns)
+    def turns_section(turns: pd.DataFrame | None) -> pn.viewable.Viewable:
+        if turns is None or turns.empty:
+            return pn.pane.Markdown("*Choose a conversation to see its turns.*")
+        table = pn.widgets.Tabulator(
+            turns.drop(columns=["audio_path"]),
+            disabled=True,
+            show_index=False,
+            pagination="local",
+            page_size=20,
+            name="turns",
+        )
+        players = [
+            pn.pane.HTML(
+                f"<div>Turn {int(row.idx)} ({html.escape(row.role)}): "
+                f'<audio controls preload="none" src="{html.escape(file_url("audio", row.audio_path))}"></audio></div>'
+            )
+            for row in turns.itertuples()
+            if isinstance(row.audio_path, str) and row.audio_path
+        ]
+        return pn.Column(table, *players)
+
+    @pn.depends(store.param.exports)
+    def exports_section(exports: list[dict[str, Any]]) -> pn.viewable.Viewable:
+        return pn.pane.Markdown(exports_markdown(exports), name="exports")
+
+    return pn.Column(
+        picker,
+        turns_section,
+        pn.pane.Markdown("## Export"),
+        pn.Row(*buttons),
+        exports_section,
+        sizing_mode="stretch_width",
+    )

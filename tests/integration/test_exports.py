@@ -1,0 +1,107 @@
+"""Exports under RLS: the owner's turns to the store, readable by the owner only, status set by the service."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import UUID
+
+import pandas as pd
+import psycopg
+import pytest
+
+from tests.support.personas import Persona, create_user, session_as
+from workbench.db.errors import NotFound, PermissionDenied
+from workbench.db.models import TurnDraft
+from workbench.db.repositories import ConversationsRepo
+from workbench.exports import export_conversations
+from workbench.storage import ObjectStore
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def people(app_db: str, jwt_secret: str) -> dict[str, Persona]:
+    with psycopg.connect(app_db, autocommit=True) as conn:
+        return {
+            name: create_user(conn, name=name, role="user", jwt_secret=jwt_secret)
+            for name in ("owner", "other")
+        }
+
+
+async def _conversation(app_db: str, owner: Persona) -> str:
+    now = datetime.now(UTC)
+    async with session_as(app_db, owner) as conn:
+        repo = ConversationsRepo(conn)
+        conversation = await repo.start(room_name="export-test")
+        await repo.add_turns(
+            [
+                TurnDraft(
+                    conversation_id=conversation.id,
+                    idx=0,
+                    role="user",
+                    text="What is the time?",
+                    started_at=now,
+                    ended_at=now,
+                    stt_s=0.3,
+                ),
+                TurnDraft(
+                    conversation_id=conversation.id,
+                    idx=1,
+                    role="agent",
+                    text="It is noon.",
+                    started_at=now,
+                    ended_at=now,
+                    v2v_s=1.1,
+                ),
+            ]
+        )
+    return str(conversation.id)
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "parquet"])
+async def test_owner_exports_and_only_the_owner_reads_the_file(
+    app_db: str, people: dict[str, Persona], tmp_path: Path, fmt: str
+) -> None:
+    store = ObjectStore(str(tmp_path / "objects"))
+    conversation_id = UUID(await _conversation(app_db, people["owner"]))
+    async with await psycopg.AsyncConnection.connect(app_db, autocommit=True) as conn:
+        export = await export_conversations(
+            conn,
+            store,
+            people["owner"].claims,
+            fmt=fmt,
+            conversation_id=conversation_id,  # type: ignore[arg-type]
+        )
+    assert export.status == "ready"
+    assert export.object_path is not None
+    async with session_as(app_db, people["owner"]) as conn:
+        data = await store.read(conn, bucket="exports", path=export.object_path)
+    frame = (
+        pd.DataFrame(json.loads(data)["turns"])
+        if fmt == "json"
+        else pd.read_csv(io.BytesIO(data))
+        if fmt == "csv"
+        else pd.read_parquet(io.BytesIO(data))
+    )
+    assert list(frame["text"]) == ["What is the time?", "It is noon."]
+    async with session_as(app_db, people["other"]) as conn:
+        with pytest.raises(NotFound):
+            await store.read(conn, bucket="exports", path=export.object_path)
+
+
+async def test_exporting_someone_elses_conversation_is_refused(
+    app_db: str, people: dict[str, Persona], tmp_path: Path
+) -> None:
+    conversation_id = UUID(await _conversation(app_db, people["owner"]))
+    async with await psycopg.AsyncConnection.connect(app_db, autocommit=True) as conn:
+        with pytest.raises(PermissionDenied):
+            await export_conversations(
+                conn,
+                ObjectStore(str(tmp_path)),
+                people["other"].claims,
+                fmt="csv",
+                conversation_id=conversation_id,
+            )
