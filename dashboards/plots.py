@@ -291,3 +291,66 @@ def activity_bars(activity: pd.DataFrame) -> Any:
         plot.line("day", "turns", source=source, color="black", legend_label="turns")
         plot.legend.location = "top_left"
     return plot
+
+
+def arm_comparison(arms: pd.DataFrame) -> Any:
+    """Mean voice-to-voice per experiment arm with a 95% interval (normal approximation).
+
+    `arms`: `experiment`, `label`, `turns`, `v2v_mean_s`, `v2v_sd_s`.
+    """
+    data = arms.dropna(subset=["v2v_mean_s"]).copy()
+    data["arm"] = data["experiment"] + " · " + data["label"]
+    half = (
+        1.96
+        * data["v2v_sd_s"].fillna(0.0).astype(float)
+        / np.sqrt(data["turns"].clip(lower=1).astype(float))
+    )
+    data["low"] = data["v2v_mean_s"].astype(float) - half
+    data["high"] = data["v2v_mean_s"].astype(float) + half
+    plot = figure(
+        y_range=list(data["arm"]),
+        height=120 + 50 * len(data),
+        width=720,
+        title="Experiment arms: voice to voice (mean, 95% CI)",
+        x_axis_label="seconds",
+        toolbar_location=None,
+    )
+    if not data.empty:
+        source = ColumnDataSource(
+            data[["arm", "v2v_mean_s", "low", "high", "turns"]].astype({"v2v_mean_s": float})
+        )
+        plot.scatter("v2v_mean_s", "arm", source=source, size=9)
+        plot.add_layout(
+            Whisker(source=source, base="arm", lower="low", upper="high", dimension="width")
+        )
+        plot.add_tools(
+            HoverTool(
+                tooltips=[("arm", "@arm"), ("turns", "@turns"), ("mean", "@v2v_mean_s{0.00} s")]
+            )
+        )
+    return plot
+
+
+def interruption_trend(daily: pd.DataFrame) -> Any:
+    """Share of agent turns the user interrupted, per day and model stack."""
+    plot = figure(
+        height=240,
+        width=720,
+        x_axis_type="datetime",
+        title="Interruption rate per day",
+        y_axis_label="share of agent turns",
+    )
+    for i, (stack, group) in enumerate(daily.groupby("model_stack")):
+        source = ColumnDataSource(
+            group.sort_values("day")[["day", "interruption_rate"]].astype(
+                {"interruption_rate": float}
+            )
+        )
+        plot.line(
+            "day",
+            "interruption_rate",
+            source=source,
+            color=Category10_10[i % 10],
+            legend_label=str(stack),
+        )
+    return plot

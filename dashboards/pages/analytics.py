@@ -19,6 +19,8 @@ from psycopg import AsyncConnection
 
 from dashboards.plots import (
     activity_bars,
+    arm_comparison,
+    interruption_trend,
     latency_trend,
     stage_breakdown,
     variant_scores,
@@ -37,6 +39,7 @@ class AnalyticsStore(param.Parameterized):
     model_stack = param.Selector(default=ALL, objects=[ALL], doc="model stack filter")
     latency = param.DataFrame(default=None, doc="analytics_latency_daily rows")
     activity = param.DataFrame(default=None, doc="analytics_activity_daily rows")
+    arms = param.DataFrame(default=None, doc="experiment arms aggregated in SQL")
     eval_runs = param.DataFrame(default=None, doc="eval runs visible to the viewer")
     selected_run = param.String(default="", doc="eval run id to drill into")
     samples = param.DataFrame(default=None, doc="samples of the selected run")
@@ -62,6 +65,7 @@ class AnalyticsStore(param.Parameterized):
         stack = None if self.model_stack == ALL else self.model_stack
         latency = await analytics.latency_daily(since=since, until=until, model_stack=stack)
         activity = await analytics.activity_daily(since=since, until=until)
+        arms = await analytics.experiment_arms(since=since, until=until)
         cur = await conn.execute("select public.has_role('researcher')")
         row = await cur.fetchone()
         researcher = bool(row and row[0])
@@ -75,6 +79,7 @@ class AnalyticsStore(param.Parameterized):
             ),
             eval_runs=_runs_frame([r.model_dump() for r in runs]),
             researcher=researcher,
+            arms=pd.DataFrame(arms, columns=_ARM_COLUMNS),
         )
 
     async def load_samples(self, conn: AsyncConnection[Any]) -> None:
@@ -101,6 +106,7 @@ class AnalyticsStore(param.Parameterized):
         )
 
 
+_ARM_COLUMNS = ["experiment", "label", "turns", "v2v_mean_s", "v2v_sd_s", "interruption_rate"]
 _LATENCY_COLUMNS = [
     "day",
     "prompt_version_id",
@@ -173,9 +179,9 @@ def analytics_view(store: AnalyticsStore, reload: Any) -> pn.viewable.Viewable:
     apply = pn.widgets.Button(name="Apply filters", button_type="primary", width=130, align="end")
     apply.on_click(lambda _event: pn.state.execute(reload))
 
-    @pn.depends(store.param.latency, store.param.activity)
+    @pn.depends(store.param.latency, store.param.activity, store.param.arms)
     def live_section(
-        latency: pd.DataFrame | None, activity: pd.DataFrame | None
+        latency: pd.DataFrame | None, activity: pd.DataFrame | None, arms: pd.DataFrame | None
     ) -> pn.viewable.Viewable:
         latency = latency if latency is not None else pd.DataFrame(columns=_LATENCY_COLUMNS)
         activity = (
@@ -186,7 +192,11 @@ def analytics_view(store: AnalyticsStore, reload: Any) -> pn.viewable.Viewable:
         return pn.Column(
             pn.pane.Bokeh(latency_trend(latency)),
             pn.pane.Bokeh(stage_breakdown(latency)),
+            pn.pane.Bokeh(interruption_trend(latency)),
             pn.pane.Bokeh(activity_bars(activity)),
+            pn.pane.Bokeh(
+                arm_comparison(arms if arms is not None else pd.DataFrame(columns=_ARM_COLUMNS))
+            ),
         )
 
     @pn.depends(store.param.eval_runs, store.param.researcher)

@@ -179,7 +179,7 @@ def test_history_plays_turn_audio_and_exports_a_download(
     store = ObjectStore(web_settings.storage_url)
     wav = wav_bytes(np.zeros(8000, dtype=np.float32), 16_000)
 
-    async def record() -> None:
+    async def record() -> uuid.UUID:
         now = datetime.now(UTC)
         async with session_as(database_url(web_settings), owner) as conn:
             repo = ConversationsRepo(conn)
@@ -214,13 +214,14 @@ def test_history_plays_turn_audio_and_exports_a_download(
                     ),
                 ]
             )
+            return conversation.id
 
-    run_async(record())
+    conversation_id = run_async(record())
     sign_in(visit, owner)
     visit.page.goto(f"{base_url}/history")
     picker = visit.page.get_by_label("Conversation")
     expect(picker).to_be_visible(timeout=30_000)
-    label = picker.locator("option", has_text="·").last.inner_text()
+    label = picker.locator("option", has_text=conversation_id.hex[:8]).inner_text()
     picker.select_option(label=label)
     expect(visit.page.get_by_text("Play me some jazz")).to_be_visible(timeout=15_000)
     audio_src = visit.page.locator("audio").first.get_attribute("src")

@@ -12,7 +12,9 @@ from bokeh.embed import json_item
 
 from dashboards.plots import (
     activity_bars,
+    arm_comparison,
     comparison_plot,
+    interruption_trend,
     latency_histogram,
     latency_over_turns,
     latency_trend,
@@ -81,9 +83,23 @@ def test_dashboard_plots_with_and_without_data() -> None:
             "tts_ttfb_mean_s": [0.2] * 6,
         }
     )
+    daily["interruption_rate"] = [0.1, None, 0.0, 0.2, 0.1, 0.0]
     for frame in (daily, daily.iloc[0:0]):
         _serialises(latency_trend(frame))
         _serialises(stage_breakdown(frame))
+        _serialises(interruption_trend(frame))
+    arms = pd.DataFrame(
+        {
+            "experiment": ["shorter", "shorter"],
+            "label": ["v1", "v2"],
+            "turns": [40, 1],
+            "v2v_mean_s": [1.5, 1.2],
+            "v2v_sd_s": [0.3, None],
+            "interruption_rate": [0.05, 0.0],
+        }
+    )
+    _serialises(arm_comparison(arms))
+    _serialises(arm_comparison(arms.iloc[0:0]))
     activity = pd.DataFrame({"day": [NOW], "conversations": [2], "turns": [14]})
     _serialises(activity_bars(activity))
     runs = pd.DataFrame(

@@ -447,6 +447,27 @@ class AnalyticsRepo(_Repo):
             {"since": since, "until": until, "prompt": prompt_version_id, "stack": model_stack},
         )
 
+    async def experiment_arms(self, *, since: datetime, until: datetime) -> list[dict[str, Any]]:
+        """Per experiment arm: agent turns, voice-to-voice mean and standard deviation, interruption rate.
+
+        Aggregated in SQL under the caller's RLS (no turn rows leave the database).
+        """
+        with translated():
+            cur = await self.conn.execute(
+                """select e.name as experiment, v.label, count(t.id) as turns,
+                          avg(t.v2v_s) as v2v_mean_s, stddev_samp(t.v2v_s) as v2v_sd_s,
+                          avg(t.interrupted::int)::float8 as interruption_rate
+                   from public.prompt_experiments e
+                   join public.experiment_variants v on v.experiment_id = e.id
+                   join public.conversations c on c.variant_id = v.id
+                   join public.turns t on t.conversation_id = c.id and t.role = 'agent'
+                   where c.started_at >= %s and c.started_at < %s
+                   group by e.name, v.label order by e.name, v.label""",
+                [since, until],
+            )
+            names = [d.name for d in cur.description or []]
+            return [dict(zip(names, row, strict=True)) for row in await cur.fetchall()]
+
     async def activity_daily(self, *, since: datetime, until: datetime) -> list[ActivityDaily]:
         """Conversations and turns per day in [since, until)."""
         return await self._all(

@@ -1,0 +1,229 @@
+"""Web app timings in a real browser (Debian Chromium, headless), printed as tables.
+
+1. Analytics page load at 10^6 turns: a scratch database seeded like
+   `db_throughput.py`, its own web server, a researcher's session; time from
+   navigation to every plot drawn (canvases present and the latency plot
+   holding data), over several loads.
+2. "Start conversation" click to the agent speaking, as the page shows it:
+   the browser on a client host (network namespace) talks to a LiveKit
+   server, an agent and a web server started for the run (as the UI test
+   does); time from the click to the agent's state turning `speaking`
+   (its greeting), over several calls. Needs root (namespaces).
+
+    ./dev python bench/web_pages.py [--turns 1000000] [--loads 5] [--calls 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psycopg
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from db_throughput import seed_million  # noqa: E402
+
+from tests.support.databases import scratch_database  # noqa: E402
+from tests.support.netns import client_host, namespaces_unavailable  # noqa: E402
+from tests.support.web import signed_in_cookie  # noqa: E402
+from workbench.auth.web_sessions import COOKIE_NAME  # noqa: E402
+from workbench.config import get_settings  # noqa: E402
+from workbench.db.connection import database_url  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-dev-shm-usage",
+]
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def analytics_loads(turns: int, loads: int) -> tuple[float, list[float]]:
+    settings = get_settings()
+    assert settings.supabase_jwt_secret is not None
+    secret = settings.supabase_jwt_secret.get_secret_value()
+    with scratch_database(
+        database_url(settings), with_migrations=True, prefix="vwb_web_bench"
+    ) as dsn:
+        user = uuid.uuid4()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(
+                "insert into auth.users (id, email, raw_user_meta_data) values (%s, 'bench@example.org', '{}')",
+                [user],
+            )
+            conn.execute(
+                "select set_config('request.jwt.claims', '{\"role\": \"service_role\"}', false)"
+            )
+            conn.execute("select public.set_user_role(%s, 'researcher')", [user])
+        seeded_s = seed_million(dsn, user, turns)
+        cookie = asyncio.run(signed_in_cookie(dsn, secret, user_id=user, email="bench@example.org"))
+        port = free_port()
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "DATABASE_URL": dsn,
+            "WORKBENCH_PANEL_PORT": str(port),
+        }
+        with tempfile.TemporaryFile() as log:
+            server = subprocess.Popen(
+                [sys.executable, "-m", "dashboards"], env=env, stdout=log, stderr=log, cwd=ROOT
+            )
+            try:
+                deadline = time.monotonic() + 120
+                while not _answers(f"http://127.0.0.1:{port}/liveness"):
+                    if time.monotonic() > deadline or server.poll() is not None:
+                        raise RuntimeError("the bench's web server did not start")
+                    time.sleep(0.3)
+                timings = []
+                with sync_playwright() as playwright:
+                    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+                    for _ in range(loads):
+                        context = browser.new_context(viewport={"width": 1280, "height": 900})
+                        context.add_cookies(
+                            [
+                                {
+                                    "name": COOKIE_NAME,
+                                    "value": cookie,
+                                    "url": f"http://127.0.0.1:{port}",
+                                }
+                            ]
+                        )
+                        page = context.new_page()
+                        t0 = time.perf_counter()
+                        page.goto(f"http://127.0.0.1:{port}/analytics")
+                        page.get_by_text("Voice to voice per day", exact=True).wait_for(
+                            timeout=120_000
+                        )
+                        while page.locator("canvas").count() < 3:
+                            page.wait_for_timeout(50)
+                        timings.append(time.perf_counter() - t0)
+                        context.close()
+                    browser.close()
+            finally:
+                server.terminate()
+                server.wait(timeout=20)
+    return seeded_s, timings
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def call_setup_times(calls: int) -> list[float]:
+    from tests.support.personas import create_user
+    from tests.ui.test_voice_in_browser import Servers
+
+    settings = get_settings()
+    assert settings.supabase_jwt_secret is not None
+    secret = settings.supabase_jwt_secret.get_secret_value()
+    with psycopg.connect(database_url(settings), autocommit=True) as conn:
+        person = create_user(conn, name="bench-caller", role="user", jwt_secret=secret)
+    assert person.id is not None
+    assert person.claims.email is not None
+    timings: list[float] = []
+    with client_host() as hosts, tempfile.TemporaryDirectory() as tmp:
+        servers = Servers(hosts, settings, Path(tmp))
+        try:
+            servers.start()
+            cookie = asyncio.run(
+                signed_in_cookie(
+                    database_url(settings), secret, user_id=person.id, email=person.claims.email
+                )
+            )
+            wrapper = Path(tmp) / "chromium"
+            wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {hosts.client_ns} {CHROMIUM} "$@"\n')
+            wrapper.chmod(0o755)
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(
+                    executable_path=str(wrapper),
+                    args=[
+                        *ARGS,
+                        "--use-fake-ui-for-media-stream",
+                        "--use-fake-device-for-media-stream",
+                        f"--unsafely-treat-insecure-origin-as-secure={servers.web_url}",
+                    ],
+                )
+                for _ in range(calls):
+                    context = browser.new_context()
+                    context.add_cookies(
+                        [{"name": COOKIE_NAME, "value": cookie, "url": servers.web_url}]
+                    )
+                    page = context.new_page()
+                    page.goto(f"{servers.web_url}/conversation")
+                    start = page.get_by_role("button", name="Start conversation")
+                    start.wait_for(timeout=60_000)
+                    t0 = time.perf_counter()
+                    start.click()
+                    page.get_by_text(re.compile(r"Agent: speaking")).wait_for(timeout=120_000)
+                    timings.append(time.perf_counter() - t0)
+                    page.get_by_role("button", name="Stop").click()
+                    page.get_by_text("Connection: disconnected").wait_for(timeout=30_000)
+                    context.close()
+                browser.close()
+        finally:
+            servers.stop()
+    return timings
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--turns", type=int, default=1_000_000)
+    parser.add_argument("--loads", type=int, default=5)
+    parser.add_argument("--calls", type=int, default=3)
+    args = parser.parse_args()
+
+    seeded_s, loads = analytics_loads(args.turns, args.loads)
+    print(
+        f"\nAnalytics page, researcher, {args.turns:,} turns (seeded in {seeded_s:.0f} s), {len(loads)} loads\n"
+    )
+    print(f"| {'measure':<40} | {'p50 s':>7} | {'p95 s':>7} |")
+    print(f"|{'-' * 42}|{'-' * 9}|{'-' * 9}|")
+    print(
+        f"| {'navigation to all plots drawn':<40} | {pct(loads, 0.5):>7.2f} | {pct(loads, 0.95):>7.2f} |"
+    )
+
+    reason = namespaces_unavailable()
+    if reason:
+        print(f"\nStart-to-agent-audio skipped: {reason}")
+        return 0
+    calls = call_setup_times(args.calls)
+    print(f"\nConversation page, {len(calls)} calls through LiveKit over a veth link\n")
+    print(f"| {'measure':<40} | {'p50 s':>7} | {'max s':>7} |")
+    print(f"|{'-' * 42}|{'-' * 9}|{'-' * 9}|")
+    print(
+        f"| {'click Start -> agent speaking (greeting)':<40} | {pct(calls, 0.5):>7.2f} | {max(calls):>7.2f} |"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
