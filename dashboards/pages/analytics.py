@@ -37,6 +37,7 @@ class AnalyticsStore(param.Parameterized):
     since = param.Date(default=None, doc="first day shown")
     until = param.Date(default=None, doc="last day shown")
     model_stack = param.Selector(default=ALL, objects=[ALL], doc="model stack filter")
+    prompt_version = param.Selector(default=ALL, objects=[ALL], doc="prompt version filter")
     latency = param.DataFrame(default=None, doc="analytics_latency_daily rows")
     activity = param.DataFrame(default=None, doc="analytics_activity_daily rows")
     arms = param.DataFrame(default=None, doc="experiment arms aggregated in SQL")
@@ -50,6 +51,7 @@ class AnalyticsStore(param.Parameterized):
         params.setdefault("since", today - timedelta(days=29))
         params.setdefault("until", today)
         super().__init__(**params)
+        self._prompt_ids: dict[str, UUID] = {}
 
     def _range(self) -> tuple[datetime, datetime]:
         since = datetime.combine(self.since, time.min, UTC)
@@ -63,7 +65,20 @@ class AnalyticsStore(param.Parameterized):
         since, until = self._range()
         analytics = AnalyticsRepo(conn)
         stack = None if self.model_stack == ALL else self.model_stack
-        latency = await analytics.latency_daily(since=since, until=until, model_stack=stack)
+        cur = await conn.execute(
+            """select v.id, p.slug, v.version from public.prompt_versions v
+               join public.system_prompts p on p.id = v.prompt_id order by p.slug, v.version"""
+        )
+        self._prompt_ids = {
+            f"{slug} v{version}": vid for vid, slug, version in await cur.fetchall()
+        }
+        self.param.prompt_version.objects = [ALL, *self._prompt_ids]
+        latency = await analytics.latency_daily(
+            since=since,
+            until=until,
+            model_stack=stack,
+            prompt_version_id=self._prompt_ids.get(self.prompt_version),
+        )
         activity = await analytics.activity_daily(since=since, until=until)
         arms = await analytics.experiment_arms(since=since, until=until)
         cur = await conn.execute("select public.has_role('researcher')")
@@ -176,6 +191,9 @@ def analytics_view(store: AnalyticsStore, reload: Any) -> pn.viewable.Viewable:
     since = pn.widgets.DatePicker.from_param(store.param.since, name="From", width=150)
     until = pn.widgets.DatePicker.from_param(store.param.until, name="To", width=150)
     stack = pn.widgets.Select.from_param(store.param.model_stack, name="Model stack", width=200)
+    prompt = pn.widgets.Select.from_param(
+        store.param.prompt_version, name="Prompt version", width=220
+    )
     apply = pn.widgets.Button(name="Apply filters", button_type="primary", width=130, align="end")
     apply.on_click(lambda _event: pn.state.execute(reload))
 
@@ -246,7 +264,7 @@ def analytics_view(store: AnalyticsStore, reload: Any) -> pn.viewable.Viewable:
         return pn.widgets.Tabulator(samples, disabled=True, pagination="local", page_size=15)
 
     return pn.Column(
-        pn.Row(since, until, stack, apply),
+        pn.Row(since, until, stack, prompt, apply),
         pn.pane.Markdown("## Live conversations"),
         live_section,
         eval_section,

@@ -123,6 +123,11 @@ def test_researcher_sees_plots_and_drills_into_an_eval_run(
     expect(visit.page.get_by_text("clip-1")).to_be_visible(timeout=15_000)
     expect(visit.page.get_by_text("hello word")).to_be_visible()
     visit.screenshot("analytics-researcher")
+    # Filter by a prompt version: the page reloads its views with the filter, without errors.
+    visit.page.get_by_label("Prompt version").select_option(label="voice-assistant v1")
+    visit.page.get_by_role("button", name="Apply filters").click()
+    expect(visit.page.get_by_label("Prompt version")).to_have_value("voice-assistant v1")
+    expect(visit.page.locator("canvas").first).to_be_visible()
 
 
 def test_a_plain_user_gets_no_eval_results(
