@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 
-import jwt
 import psycopg
 import pytest
 
-from tests.support.personas import Persona, create_user
+from tests.support.personas import Persona, create_user, user_token
 from workbench.auth.client import AuthSession
 from workbench.auth.tokens import TokenVerifier
 from workbench.auth.web_sessions import WebSessions
@@ -26,18 +24,8 @@ def user(app_db: str, jwt_secret: str) -> Persona:
 
 def _auth(jwt_secret: str, user: Persona) -> AuthSession:
     """What Supabase Auth returns on sign-in (token signed with the stack's secret)."""
-    now = int(time.time())
-    token = jwt.encode(
-        {
-            "sub": str(user.id),
-            "role": "authenticated",
-            "aud": "authenticated",
-            "iat": now - 10,
-            "exp": now + 3600,
-        },
-        jwt_secret,
-        algorithm="HS256",
-    )
+    assert user.id is not None
+    token = user_token(jwt_secret, user_id=user.id, email="web@example.org")
     return AuthSession(
         token, secrets.token_urlsafe(16), TokenVerifier(jwt_secret=jwt_secret).verify(token)
     )

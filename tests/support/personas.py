@@ -52,20 +52,25 @@ def create_user(
             "select set_config('request.jwt.claims', '{\"role\": \"service_role\"}', false)"
         )
         conn.execute("select public.set_user_role(%s, %s::public.app_role)", [user_id, role])
+    token = user_token(jwt_secret, user_id=user_id, email=email)
+    return Persona(name, user_id, TokenVerifier(jwt_secret=jwt_secret).verify(token))
+
+
+def user_token(jwt_secret: str, *, user_id: uuid.UUID, email: str, ttl_s: int = 3600) -> str:
+    """An access token as GoTrue issues it, signed with the stack's JWT secret."""
     now = int(time.time())
-    token = jwt.encode(
+    return jwt.encode(
         {
             "sub": str(user_id),
             "email": email,
             "role": "authenticated",
             "aud": "authenticated",
             "iat": now,
-            "exp": now + 3600,
+            "exp": now + ttl_s,
         },
         jwt_secret,
         algorithm="HS256",
     )
-    return Persona(name, user_id, TokenVerifier(jwt_secret=jwt_secret).verify(token))
 
 
 def anon_persona(jwt_secret: str) -> Persona:

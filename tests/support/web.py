@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 import uuid
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-import jwt
 import psycopg
 
+from tests.support.personas import user_token
 from workbench.auth.client import AuthSession
 from workbench.auth.tokens import TokenVerifier
 from workbench.auth.web_sessions import WebSessions
@@ -29,19 +28,7 @@ T = TypeVar("T")
 
 async def signed_in_cookie(dsn: str, jwt_secret: str, *, user_id: uuid.UUID, email: str) -> str:
     """The cookie value of a fresh web session for the user (valid one hour)."""
-    now = int(time.time())
-    token = jwt.encode(
-        {
-            "sub": str(user_id),
-            "email": email,
-            "role": "authenticated",
-            "aud": "authenticated",
-            "iat": now,
-            "exp": now + 3600,
-        },
-        jwt_secret,
-        algorithm="HS256",
-    )
+    token = user_token(jwt_secret, user_id=user_id, email=email)
     verifier = TokenVerifier(jwt_secret=jwt_secret)
     auth = AuthSession(token, secrets.token_urlsafe(16), verifier.verify(token))
     conn: Any

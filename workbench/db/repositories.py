@@ -484,23 +484,6 @@ _RUN = "id, task, task_version, dataset_id, spec, git_sha, status, metrics, star
 class EvalsRepo(_Repo):
     """Eval runs and their samples."""
 
-    async def create_run(
-        self,
-        *,
-        task: str,
-        task_version: str,
-        dataset_id: str,
-        spec: dict[str, Any],
-        git_sha: str | None,
-    ) -> EvalRun:
-        """Open a run."""
-        return await self._one(
-            EvalRun,
-            f"""insert into public.eval_runs (task, task_version, dataset_id, spec, git_sha)
-                values (%s, %s, %s, %s, %s) returning {_RUN}""",
-            [task, task_version, dataset_id, Jsonb(spec), git_sha],
-        )
-
     async def open_run(
         self,
         *,
