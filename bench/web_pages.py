@@ -217,7 +217,7 @@ def main() -> int:
         f"| {'navigation to all plots drawn':<40} | {pct(loads, 0.5):>7.2f} | {pct(loads, 0.95):>7.2f} |"
     )
 
-    reason = namespaces_unavailable()
+    reason = namespaces_unavailable() or ("--calls 0" if args.calls < 1 else None)
     if reason:
         print(f"\nStart-to-agent-audio skipped: {reason}")
         return 0

@@ -111,8 +111,7 @@ async def _analytics(session: WebSession, body: pn.Column) -> None:
 
     async def reload() -> None:
         try:
-            async with context.as_user(session) as conn:
-                await store.load(conn)
+            await store.load(lambda: context.as_user(session))
         except ValueError as exc:  # e.g. an inverted date range
             if pn.state.notifications is not None:
                 pn.state.notifications.error(str(exc))

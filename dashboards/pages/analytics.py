@@ -8,6 +8,9 @@ Plots come from `dashboards.plots`, the same the notebooks use.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from uuid import UUID
@@ -29,6 +32,8 @@ from dashboards.plots import (
 from workbench.db.repositories import AnalyticsRepo, EvalsRepo
 
 ALL = "(all)"
+# Yields a connection in the viewer's RLS session (one transaction).
+Connect = Callable[[], AbstractAsyncContextManager[AsyncConnection[Any]]]
 
 
 class AnalyticsStore(param.Parameterized):
@@ -60,31 +65,47 @@ class AnalyticsStore(param.Parameterized):
             raise ValueError("the first day must not be after the last day")
         return since, until
 
-    async def load(self, conn: AsyncConnection[Any]) -> None:
-        """Query the views for the current filters (conn is in the viewer's RLS session)."""
+    async def load(self, connect: Connect) -> None:
+        """Query the views for the current filters.
+
+        `connect()` yields a connection in the viewer's RLS session; the views
+        are queried at the same time on separate connections (each scans its
+        share of the turns; one after another they would add up).
+        """
         since, until = self._range()
-        analytics = AnalyticsRepo(conn)
         stack = None if self.model_stack == ALL else self.model_stack
-        cur = await conn.execute(
-            """select v.id, p.slug, v.version from public.prompt_versions v
-               join public.system_prompts p on p.id = v.prompt_id order by p.slug, v.version"""
-        )
-        self._prompt_ids = {
-            f"{slug} v{version}": vid for vid, slug, version in await cur.fetchall()
-        }
+        async with connect() as conn:
+            cur = await conn.execute(
+                """select v.id, p.slug, v.version from public.prompt_versions v
+                   join public.system_prompts p on p.id = v.prompt_id order by p.slug, v.version"""
+            )
+            self._prompt_ids = {
+                f"{slug} v{version}": vid for vid, slug, version in await cur.fetchall()
+            }
+            cur = await conn.execute("select public.has_role('researcher')")
+            row = await cur.fetchone()
+            researcher = bool(row and row[0])
+            runs = await EvalsRepo(conn).runs() if researcher else []
         self.param.prompt_version.objects = [ALL, *self._prompt_ids]
-        latency = await analytics.latency_daily(
-            since=since,
-            until=until,
-            model_stack=stack,
-            prompt_version_id=self._prompt_ids.get(self.prompt_version),
+        prompt_version_id = self._prompt_ids.get(self.prompt_version)
+
+        async def latency_daily() -> list[Any]:
+            async with connect() as conn:
+                return await AnalyticsRepo(conn).latency_daily(
+                    since=since, until=until, model_stack=stack, prompt_version_id=prompt_version_id
+                )
+
+        async def activity_daily() -> list[Any]:
+            async with connect() as conn:
+                return await AnalyticsRepo(conn).activity_daily(since=since, until=until)
+
+        async def experiment_arms() -> list[dict[str, Any]]:
+            async with connect() as conn:
+                return await AnalyticsRepo(conn).experiment_arms(since=since, until=until)
+
+        latency, activity, arms = await asyncio.gather(
+            latency_daily(), activity_daily(), experiment_arms()
         )
-        activity = await analytics.activity_daily(since=since, until=until)
-        arms = await analytics.experiment_arms(since=since, until=until)
-        cur = await conn.execute("select public.has_role('researcher')")
-        row = await cur.fetchone()
-        researcher = bool(row and row[0])
-        runs = await EvalsRepo(conn).runs() if researcher else []
         stacks = sorted({r.model_stack for r in latency} | ({stack} if stack else set()))
         self.param.model_stack.objects = [ALL, *stacks]
         self.param.update(
