@@ -135,7 +135,20 @@ async def _conversation(session: WebSession, body: pn.Column) -> None:
     async def start() -> None:
         await store.start(context.settings, session, voice)
 
-    body[:] = [conversation_view(store, voice, start, lambda: store.stop(voice))]
+    async def report_heard() -> None:
+        if voice.heard:
+            async with context.as_user(session) as conn:
+                await store.report_heard(conn, voice.heard)
+
+    # Retried as the transcript and the 2-second statistics update, and once more on Stop:
+    # the agent may not have written the conversation row when the browser measures.
+    voice.param.watch(lambda _e: pn.state.execute(report_heard), ["heard", "transcript", "stats"])
+
+    def stop() -> None:
+        store.stop(voice)
+        pn.state.execute(report_heard)
+
+    body[:] = [conversation_view(store, voice, start, stop)]
 
 
 async def _history(session: WebSession, body: pn.Column) -> None:

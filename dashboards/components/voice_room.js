@@ -5,6 +5,16 @@
 import { Room, RoomEvent, Track, ConnectionState } from "livekit-client";
 
 const STATS_INTERVAL_MS = 2000;
+const METER_INTERVAL_MS = 20;
+const USER_VOICE_RMS = 0.02; // microphone level counted as the user speaking
+const AGENT_AUDIO_RMS = 0.01; // agent audio level counted as heard
+
+function rms(analyser, buffer) {
+  analyser.getFloatTimeDomainData(buffer);
+  let sum = 0;
+  for (const x of buffer) sum += x * x;
+  return Math.sqrt(sum / buffer.length);
+}
 
 export function render({ model, el }) {
   const root = document.createElement("div");
@@ -20,6 +30,48 @@ export function render({ model, el }) {
   let room = null;
   let statsTimer = null;
   const lines = new Map(); // segment id -> transcript entry, so interim text is replaced
+
+  // Voice-to-voice as heard here: from the last moment the microphone carried the
+  // user's voice to the first audible audio of the agent's next reply. A reply
+  // starts when the agent's state turns "speaking"; it counts only if the user
+  // said something the agent transcribed since the previous reply (so not the
+  // greeting). Replies are numbered in order (0 = the first agent turn), which
+  // is how the database pairs the measurement with the agent's turn.
+  const meter = { ctx: null, timer: null, mic: null, agent: null, buffer: new Float32Array(1024),
+                  lastVoiceAt: null, replies: 0, awaitingAudio: false, userSpoke: false };
+
+  function analyse(track) {
+    const source = meter.ctx.createMediaStreamSource(new MediaStream([track]));
+    const analyser = meter.ctx.createAnalyser();
+    analyser.fftSize = 1024;
+    source.connect(analyser);
+    return analyser;
+  }
+
+  function startMeter() {
+    meter.ctx = new AudioContext();
+    meter.ctx.resume().catch(() => {});
+    meter.timer = setInterval(() => {
+      const now = performance.now();
+      if (meter.mic && rms(meter.mic, meter.buffer) > USER_VOICE_RMS) meter.lastVoiceAt = now;
+      if (meter.awaitingAudio && meter.agent && rms(meter.agent, meter.buffer) > AGENT_AUDIO_RMS) {
+        meter.awaitingAudio = false;
+        if (meter.userSpoke && meter.lastVoiceAt !== null) {
+          const v2v = (now - meter.lastVoiceAt) / 1000;
+          model.heard = [...model.heard, { ordinal: meter.replies - 1, v2v_s: Math.round(v2v * 1000) / 1000 }];
+        }
+        meter.userSpoke = false;
+      }
+    }, METER_INTERVAL_MS);
+  }
+
+  function onAgentState(state) {
+    model.agent_state = state;
+    if (state === "speaking") {
+      meter.replies += 1;
+      meter.awaitingAudio = true;
+    }
+  }
 
   function show(text) {
     status.textContent = text;
@@ -55,20 +107,29 @@ export function render({ model, el }) {
     }
     lines.clear();
     publishTranscript();
+    model.heard = [];
+    Object.assign(meter, { lastVoiceAt: null, replies: 0, awaitingAudio: false, userSpoke: false });
+    startMeter();
     room = new Room({ adaptiveStream: true, dynacast: true });
     room.on(RoomEvent.TrackSubscribed, (track) => {
       if (track.kind === Track.Kind.Audio) {
-        // A remote track reaches the speakers only while attached to a media element.
+        // A remote track reaches the speakers (and Web Audio) only while attached to a media element.
         audio.append(track.attach());
+        if (meter.ctx) meter.agent = analyse(track.mediaStreamTrack);
+      }
+    });
+    room.on(RoomEvent.LocalTrackPublished, (publication) => {
+      if (publication.track && publication.track.kind === Track.Kind.Audio && meter.ctx) {
+        meter.mic = analyse(publication.track.mediaStreamTrack);
       }
     });
     room.on(RoomEvent.TrackUnsubscribed, (track) => track.detach().forEach((e) => e.remove()));
     room.on(RoomEvent.ParticipantAttributesChanged, (changed) => {
-      if ("lk.agent.state" in changed) model.agent_state = changed["lk.agent.state"];
+      if ("lk.agent.state" in changed) onAgentState(changed["lk.agent.state"]);
     });
     room.on(RoomEvent.ParticipantConnected, (participant) => {
       const state = participant.attributes && participant.attributes["lk.agent.state"];
-      if (state) model.agent_state = state;
+      if (state) onAgentState(state);
     });
     room.on(RoomEvent.ConnectionStateChanged, (state) => {
       model.connection = state;
@@ -93,6 +154,7 @@ export function render({ model, el }) {
         publishTranscript();
       }
       lines.set(id, { speaker: fromUser ? "user" : "agent", text, final: true });
+      if (fromUser && text.trim()) meter.userSpoke = true;
       publishTranscript();
     });
     try {
@@ -114,6 +176,9 @@ export function render({ model, el }) {
   function cleanup() {
     if (statsTimer) clearInterval(statsTimer);
     statsTimer = null;
+    if (meter.timer) clearInterval(meter.timer);
+    if (meter.ctx) meter.ctx.close().catch(() => {});
+    Object.assign(meter, { timer: null, ctx: null, mic: null, agent: null });
     audio.replaceChildren();
     room = null;
   }

@@ -4,8 +4,10 @@ Python sets `url` and `token` (a short-lived token for this user's own room)
 and flips `active`; the browser code (livekit-client, bundled offline by
 `workbench/stack/web_bundle.py`) joins the room, publishes the microphone, plays the agent's audio,
 and reports back `transcript` (both sides, interim and final), `agent_state`
-(listening / thinking / speaking), `connection` and `stats` (round-trip time,
-packet loss, jitter from the sender's RTC statistics).
+(listening / thinking / speaking), `connection`, `stats` (round-trip time,
+packet loss, jitter from the sender's RTC statistics) and `heard` (voice to voice
+per agent reply measured from the audio: end of the user's voice on the
+microphone to the first audible agent audio).
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ class VoiceRoom(JSComponent):
     agent_state = param.String(default="", doc="the agent's state: listening, thinking, speaking")
     transcript = param.List(default=[], doc="[{speaker, text, final}] in order")
     stats = param.Dict(default={}, doc="rtt_ms, packets_lost, packets_sent, jitter_ms")
+    heard = param.List(
+        default=[], doc="[{ordinal, v2v_s}]: voice to voice per agent reply as heard here"
+    )
     error = param.String(default="", doc="why joining failed, if it did")
 
     _esm = _esm()

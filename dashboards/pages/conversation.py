@@ -18,7 +18,7 @@ from dashboards.components.voice_room import VoiceRoom
 from dashboards.rooms import open_room
 from workbench.auth.web_sessions import WebSession
 from workbench.config import Settings
-from workbench.db.repositories import PromptsRepo
+from workbench.db.repositories import ConversationsRepo, PromptsRepo
 
 DEFAULT_PROMPT = "(active prompt)"
 
@@ -30,6 +30,27 @@ class ConversationStore(param.Parameterized):
     can_choose_prompt = param.Boolean(default=False, doc="researchers and admins may pick")
     room = param.String(default="", doc="the LiveKit room of the running conversation")
     error = param.String(default="", doc="why the last action failed")
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._heard_room = ""  # the room the browser's measurements belong to (kept after Stop)
+        self._reported: set[int] = set()
+
+    async def report_heard(self, conn: AsyncConnection[Any], heard: list[dict[str, Any]]) -> None:
+        """Store voice-to-voice as the browser heard it; unreported entries are retried next call.
+
+        A report is refused until the agent has written the conversation row;
+        calling again later (the page does, as the transcript grows) delivers it.
+        """
+        repo = ConversationsRepo(conn)
+        for entry in heard:
+            ordinal, v2v = int(entry["ordinal"]), entry.get("v2v_s")
+            if v2v is None or ordinal in self._reported or not self._heard_room:
+                continue
+            if await repo.report_heard_latency(
+                room_name=self._heard_room, agent_ordinal=ordinal, v2v_audio_s=float(v2v)
+            ):
+                self._reported.add(ordinal)
 
     async def load(self, conn: AsyncConnection[Any]) -> None:
         """Which prompts this user may choose from (conn is in the user's RLS session)."""
@@ -55,6 +76,8 @@ class ConversationStore(param.Parameterized):
             return
         self.error = ""
         self.room = ticket.room
+        self._heard_room = ticket.room
+        self._reported = set()
         voice.param.update(url=ticket.url, token=ticket.token, active=True)
 
     def stop(self, voice: VoiceRoom) -> None:
@@ -75,9 +98,17 @@ def transcript_markdown(transcript: list[dict[str, Any]]) -> str:
     return "\n\n".join(lines)
 
 
-def stats_markdown(stats: dict[str, Any], connection: str, agent_state: str) -> str:
-    """Connection and agent state in one line."""
+def stats_markdown(
+    stats: dict[str, Any],
+    connection: str,
+    agent_state: str,
+    heard: list[dict[str, Any]] | None = None,
+) -> str:
+    """Connection, agent state and the last voice-to-voice heard, in one line."""
     parts = [f"Connection: **{connection}**", f"Agent: **{agent_state or '—'}**"]
+    measured = [h["v2v_s"] for h in heard or [] if h.get("v2v_s") is not None]
+    if measured:
+        parts.append(f"voice to voice {measured[-1]:.2f} s")
     if stats:
         parts += [
             f"RTT {stats.get('rtt_ms', '—')} ms",
@@ -109,9 +140,13 @@ def conversation_view(
     def transcript(lines: list[dict[str, Any]]) -> pn.viewable.Viewable:
         return pn.pane.Markdown(transcript_markdown(lines), name="transcript")
 
-    @pn.depends(voice.param.stats, voice.param.connection, voice.param.agent_state)
-    def status(stats: dict[str, Any], connection: str, agent_state: str) -> pn.viewable.Viewable:
-        return pn.pane.Markdown(stats_markdown(stats, connection, agent_state))
+    @pn.depends(
+        voice.param.stats, voice.param.connection, voice.param.agent_state, voice.param.heard
+    )
+    def status(
+        stats: dict[str, Any], connection: str, agent_state: str, heard: list[dict[str, Any]]
+    ) -> pn.viewable.Viewable:
+        return pn.pane.Markdown(stats_markdown(stats, connection, agent_state, heard))
 
     @pn.depends(store.param.error, voice.param.error)
     def errors(page_error: str, voice_error: str) -> pn.viewable.Viewable:

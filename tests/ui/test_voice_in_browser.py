@@ -238,6 +238,10 @@ def test_talking_to_the_agent_from_the_browser(
                 assert time.monotonic() < deadline, "the agent did not answer on the page"
                 page.wait_for_timeout(500)
             expect(page.get_by_text(re.compile(r"RTT \d+ ms"))).to_be_visible(timeout=30_000)
+            # The page measured voice to voice from the audio itself for an answer.
+            expect(page.get_by_text(re.compile(r"voice to voice \d+\.\d\d s"))).to_be_visible(
+                timeout=60_000
+            )
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "conversation.png"), full_page=True)
             page.get_by_role("button", name="Stop").click()
@@ -248,18 +252,24 @@ def test_talking_to_the_agent_from_the_browser(
 
     deadline = time.monotonic() + 60
     roles: list[str] = []
+    heard: list[float] = []
     while time.monotonic() < deadline:
         with psycopg.connect(database_url(web_settings)) as conn:
-            roles = [
-                row[0]
-                for row in conn.execute(
-                    """select t.role from public.turns t join public.conversations c on c.id = t.conversation_id
-                       where c.owner_id = %s order by t.idx""",
-                    [user.id],
-                )
+            rows = conn.execute(
+                """select t.role, t.idx, t.v2v_audio_s from public.turns t
+                   join public.conversations c on c.id = t.conversation_id
+                   where c.owner_id = %s order by c.started_at, t.idx""",
+                [user.id],
+            ).fetchall()
+            roles = [row[0] for row in rows]
+            heard = [
+                row[2] for row in rows if row[0] == "agent" and row[1] > 0 and row[2] is not None
             ]
-        if "user" in roles and "agent" in roles:
+        if "user" in roles and "agent" in roles and heard:
             break
         time.sleep(1)
     assert "user" in roles
     assert "agent" in roles
+    # Voice to voice as the browser heard it, stored on an answering agent turn (not the greeting).
+    assert heard, "no agent turn got the browser-measured voice-to-voice"
+    assert all(0.1 < v < 30 for v in heard), heard

@@ -36,6 +36,8 @@ def test_stats_line() -> None:
         == "Connection: **connected** · Agent: **listening** · RTT 12 ms · jitter 3 ms · lost 0 / 50 packets"
     )
     assert stats_markdown({}, "disconnected", "") == "Connection: **disconnected** · Agent: **—**"
+    heard = [{"ordinal": 1, "v2v_s": 1.5}, {"ordinal": 2, "v2v_s": 2.25}]
+    assert stats_markdown({}, "connected", "listening", heard).endswith("voice to voice 2.25 s")
 
 
 def test_only_known_prompts_can_be_chosen() -> None:

@@ -390,6 +390,25 @@ class ConversationsRepo(_Repo):
             [conversation_id],
         )
 
+    async def report_heard_latency(
+        self, *, room_name: str, agent_ordinal: int, v2v_audio_s: float
+    ) -> bool:
+        """The caller's browser heard agent reply `agent_ordinal` `v2v_audio_s` after the user stopped.
+
+        Lands on that agent turn's `v2v_audio_s` now or when the agent writes the
+        turn. False while the conversation row does not exist yet (report again later).
+        """
+        return (
+            await self._execute(
+                """insert into public.client_heard_latency (conversation_id, agent_ordinal, v2v_audio_s)
+                   select c.id, %s, %s from public.conversations c
+                   where c.room_name = %s and c.owner_id = auth.uid()
+                   on conflict do nothing""",
+                [agent_ordinal, v2v_audio_s, room_name],
+            )
+            > 0
+        )
+
     async def correct_transcript(self, turn_id: int, reference_text: str) -> Turn:
         """Store a human correction of a turn's text (the reference for evals)."""
         return await self._one(
