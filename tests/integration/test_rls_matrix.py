@@ -54,6 +54,7 @@ KEYS = {
     "exports": "id",
     "storage_objects": "id",
     "analytics_turn_latency": "turn_id",
+    "client_heard_latency": "conversation_id",
 }
 
 
@@ -123,6 +124,10 @@ def world(app_db: str, jwt_secret: str) -> Iterator[World]:
                     [conversation, idx, role],
                 ).fetchone()[0]  # type: ignore[index]
             )
+        conn.execute(
+            "insert into public.client_heard_latency (conversation_id, agent_ordinal, v2v_audio_s) values (%s, 0, 1.2)",
+            [conversations[a]],
+        )
         event = conn.execute(
             "insert into public.analytics_events (user_id, kind) values (%s, 'login') returning id",
             [a],
@@ -155,6 +160,7 @@ def world(app_db: str, jwt_secret: str) -> Iterator[World]:
             "exports": [export],
             "storage_objects": [obj],
             "analytics_turn_latency": [turns[1]],
+            "client_heard_latency": [conversations[a]],
         }
         yield World(
             people, rows, conversations[a], conversations[b], turns[0], prompt, versions, experiment
@@ -187,6 +193,7 @@ VISIBLE = {
     "exports": (DENIED, 1, 0, 0, 1),
     "storage_objects": (DENIED, 1, 0, 1, 1),
     "analytics_turn_latency": (DENIED, 1, 0, 1, 1),
+    "client_heard_latency": (DENIED, 1, 0, 1, 1),
 }
 PERSONAS = ("anon", "A", "B", "R", "M")
 
