@@ -44,8 +44,12 @@ def _field(name: str, label: str, kind: str = "text", value: str = "") -> str:
 
 
 def _safe_next(target: str | None) -> str:
-    # Only same-site paths: an open redirect would hand the session to another site.
-    if not target or not target.startswith("/") or target.startswith("//"):
+    """A same-site path to go to after sign-in, else "/".
+
+    An open redirect would hand the fresh session to another site; browsers read
+    "//host" and "/\\host" as other hosts.
+    """
+    if not target or not target.startswith("/") or target[1:2] in ("/", "\\"):
         return "/"
     return target
 
@@ -223,6 +227,61 @@ class ResetHandler(_FormHandler):
         )
 
 
+class ResetCompleteHandler(_FormHandler):
+    """The recovery link's landing page: choose a new password, then be signed in.
+
+    Supabase Auth's recovery mail must link here with the token hash, the
+    server-side pattern: `{{ .SiteURL }}/reset/complete?token_hash={{ .TokenHash }}`
+    (the default template's link puts the tokens in a URL fragment a server never sees).
+    """
+
+    def get(self) -> None:
+        self._render()
+
+    def _render(self, message: str = "", status: int = 200) -> None:
+        token_hash = self.get_argument("token_hash", "")
+        if not token_hash:
+            self.page(
+                "Reset your password",
+                '<p class="error" role="alert">This reset link is incomplete.</p>',
+                status=400,
+            )
+            return
+        action = "/reset/complete?" + urlencode({"token_hash": token_hash})
+        fields = _field("password", "New password (8 characters or more)", "password")
+        self.page(
+            "Choose a new password",
+            self.form(action, fields, "Set password", message=message),
+            status=status,
+        )
+
+    async def post(self) -> None:
+        context = web_context()
+        try:
+            auth = await context.auth.complete_password_reset(
+                self.get_argument("token_hash", ""), self.get_body_argument("password", "")
+            )
+        except AuthUnavailable:
+            self._render("Password reset is unavailable right now.", status=503)
+            return
+        except AuthFailure as exc:
+            self._render(str(exc), status=400)
+            return
+        async with context.connection() as conn:
+            cookie = await context.sessions.create(
+                conn, auth, user_agent=self.request.headers.get("User-Agent")
+            )
+        self.set_cookie(
+            COOKIE_NAME,
+            cookie,
+            httponly=True,
+            secure=self.request.protocol == "https",
+            samesite="Lax",
+            expires_days=ABSOLUTE_S / 86400,
+        )
+        self.redirect("/")
+
+
 class WorkbenchAuthProvider(AuthProvider):
     """Bokeh's hook: every app page needs a live session; anonymous users go to /login."""
 
@@ -253,4 +312,5 @@ def auth_routes() -> list[tuple[str, type[RequestHandler]]]:
         (r"/logout", LogoutHandler),
         (r"/register", RegisterHandler),
         (r"/reset", ResetHandler),
+        (r"/reset/complete", ResetCompleteHandler),
     ]

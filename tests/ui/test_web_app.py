@@ -356,3 +356,20 @@ def test_profile_avatar_upload_and_settings_validation(
     visit.page.get_by_role("button", name="Save settings").click()
     expect(visit.page.get_by_text("Saved.")).to_be_visible(timeout=15_000)
     visit.screenshot("settings")
+
+
+def test_password_reset_pages_fail_clearly(
+    visit: Visit, base_url: str, web_settings: Settings
+) -> None:
+    visit.page.goto(f"{base_url}/reset/complete")
+    expect(visit.page.get_by_role("alert")).to_contain_text("This reset link is incomplete.")
+    visit.page.goto(f"{base_url}/reset/complete?token_hash=not-a-real-token")
+    visit.page.get_by_label("New password (8 characters or more)").fill("a-new-password-1")
+    visit.page.get_by_role("button", name="Set password").click()
+    alert = visit.page.get_by_role("alert")
+    if LocalStack(web_settings).unavailable_reason("auth"):
+        expect(alert).to_contain_text("Password reset is unavailable right now.")
+    else:
+        expect(alert).not_to_be_empty()  # GoTrue refuses the made-up token
+    assert not [c for c in visit.context.cookies() if c["name"] == "vwb_session"]
+    visit.screenshot("reset")
