@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from db_throughput import seed_million  # noqa: E402
 
 from tests.support.databases import scratch_database  # noqa: E402
-from tests.support.netns import client_host, namespaces_unavailable  # noqa: E402
+from tests.support.netns import client_host, namespaces_unavailable, wrapper_in_namespace  # noqa: E402
 from tests.support.web import signed_in_cookie  # noqa: E402
 from workbench.auth.web_sessions import COOKIE_NAME  # noqa: E402
 from workbench.config import get_settings  # noqa: E402
@@ -165,9 +165,7 @@ def call_setup_times(calls: int) -> list[float]:
                     database_url(settings), secret, user_id=person.id, email=person.claims.email
                 )
             )
-            wrapper = Path(tmp) / "chromium"
-            wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {hosts.client_ns} {CHROMIUM} "$@"\n')
-            wrapper.chmod(0o755)
+            wrapper = wrapper_in_namespace(hosts.client_ns, CHROMIUM, Path(tmp))
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(
                     executable_path=str(wrapper),

@@ -17,7 +17,7 @@ from bokeh.server.auth_provider import AuthProvider
 from tornado.web import RequestHandler
 
 from dashboards.context import web_context
-from workbench.auth.client import AuthFailure, AuthUnavailable, InvalidCredentials
+from workbench.auth.client import AuthFailure, AuthSession, AuthUnavailable, InvalidCredentials
 from workbench.auth.login_guard import TooManyAttempts
 from workbench.auth.web_sessions import ABSOLUTE_S, COOKIE_NAME
 
@@ -55,6 +55,22 @@ def _safe_next(target: str | None) -> str:
 
 
 class _FormHandler(RequestHandler):
+    async def start_session(self, auth: AuthSession) -> None:
+        """Store the signed-in session server-side and give the browser its cookie."""
+        context = web_context()
+        async with context.connection() as conn:
+            cookie = await context.sessions.create(
+                conn, auth, user_agent=self.request.headers.get("User-Agent")
+            )
+        self.set_cookie(
+            COOKIE_NAME,
+            cookie,
+            httponly=True,
+            secure=self.request.protocol == "https",
+            samesite="Lax",
+            expires_days=ABSOLUTE_S / 86400,
+        )
+
     def page(self, title: str, body: str, *, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Cache-Control", "no-store")
@@ -125,18 +141,7 @@ class LoginHandler(_FormHandler):
         except AuthFailure as exc:
             self._render(str(exc), email, status=400)
             return
-        async with context.connection() as conn:
-            cookie = await context.sessions.create(
-                conn, auth, user_agent=self.request.headers.get("User-Agent")
-            )
-        self.set_cookie(
-            COOKIE_NAME,
-            cookie,
-            httponly=True,
-            secure=self.request.protocol == "https",
-            samesite="Lax",
-            expires_days=ABSOLUTE_S / 86400,
-        )
+        await self.start_session(auth)
         self.redirect(_safe_next(self.get_argument("next", None)))
 
 
@@ -267,18 +272,7 @@ class ResetCompleteHandler(_FormHandler):
         except AuthFailure as exc:
             self._render(str(exc), status=400)
             return
-        async with context.connection() as conn:
-            cookie = await context.sessions.create(
-                conn, auth, user_agent=self.request.headers.get("User-Agent")
-            )
-        self.set_cookie(
-            COOKIE_NAME,
-            cookie,
-            httponly=True,
-            secure=self.request.protocol == "https",
-            samesite="Lax",
-            expires_days=ABSOLUTE_S / 86400,
-        )
+        await self.start_session(auth)
         self.redirect("/")
 
 

@@ -31,8 +31,7 @@ class FileHandler(RequestHandler):
         store = ObjectStore(context.settings.storage_url)
         try:
             async with context.as_user(session) as conn:
-                stored = await store.stat(conn, bucket=bucket, path=path)  # type: ignore[arg-type]
-                data = await store.read(conn, bucket=bucket, path=path)  # type: ignore[arg-type]
+                stored, data = await store.fetch(conn, bucket=bucket, path=path)  # type: ignore[arg-type]
         except NotFound:
             raise HTTPError(404) from None
         self.set_header("Content-Type", stored.content_type)

@@ -17,7 +17,7 @@ from psycopg import AsyncConnection
 
 from workbench.auth.tokens import AccessClaims
 from workbench.db.connection import rls_session, service_session
-from workbench.db.models import Export
+from workbench.db.models import TURN_LATENCY_COLUMNS, Export
 from workbench.db.repositories import ConversationsRepo, ExportsRepo
 from workbench.storage import ObjectStore
 
@@ -35,12 +35,7 @@ COLUMNS = [
     "reference_text",
     "started_at",
     "ended_at",
-    "eou_delay_s",
-    "stt_s",
-    "llm_ttft_s",
-    "tts_ttfb_s",
-    "v2v_s",
-    "v2v_audio_s",
+    *TURN_LATENCY_COLUMNS,
     "interrupted",
     "false_interruption",
     "audio_path",
@@ -85,7 +80,7 @@ async def export_conversations(
             ids = (
                 [conversation_id]
                 if conversation_id
-                else [c.id for c in await repo.recent(limit=10_000) if c.owner_id == owner]
+                else [c.id for c in await repo.recent(limit=10_000, owner_id=owner)]
             )
             rows = [t.model_dump() for cid in ids for t in await repo.turns(cid)]
             stored = await store.put(

@@ -153,6 +153,13 @@ class ObjectStore:
 
     async def read(self, conn: AsyncConnection[Any], *, bucket: Bucket, path: str) -> bytes:
         """The bytes of an object the caller may see, checked against its digest."""
+        _, data = await self.fetch(conn, bucket=bucket, path=path)
+        return data
+
+    async def fetch(
+        self, conn: AsyncConnection[Any], *, bucket: Bucket, path: str
+    ) -> tuple[StoredObject, bytes]:
+        """Metadata and bytes of an object the caller may see (one lookup), digest checked."""
         stored = await self.stat(conn, bucket=bucket, path=path)
         data: bytes = await asyncio.to_thread(
             self._fs.cat_file, self._location(bucket, stored.path)
@@ -161,7 +168,7 @@ class ObjectStore:
             raise InvalidInput(
                 f"{bucket}/{path} does not match its recorded digest: the stored bytes changed"
             )
-        return data
+        return stored, data
 
     async def list_objects(
         self, conn: AsyncConnection[Any], *, bucket: Bucket, owner_id: UUID

@@ -18,21 +18,10 @@ import param
 from psycopg import AsyncConnection
 
 from dashboards.files import file_url
+from workbench.db.models import TURN_LATENCY_COLUMNS
 from workbench.db.repositories import ConversationsRepo, ExportsRepo
 
-TURN_COLUMNS = [
-    "idx",
-    "role",
-    "text",
-    "eou_delay_s",
-    "stt_s",
-    "llm_ttft_s",
-    "tts_ttfb_s",
-    "v2v_s",
-    "v2v_audio_s",
-    "interrupted",
-    "audio_path",
-]
+TURN_COLUMNS = ["idx", "role", "text", *TURN_LATENCY_COLUMNS, "interrupted", "audio_path"]
 
 
 class HistoryStore(param.Parameterized):
@@ -45,7 +34,7 @@ class HistoryStore(param.Parameterized):
 
     async def load(self, conn: AsyncConnection[Any], owner: UUID) -> None:
         """The owner's conversations and exports (conn in the user's RLS session)."""
-        mine = [c for c in await ConversationsRepo(conn).recent(limit=200) if c.owner_id == owner]
+        mine = await ConversationsRepo(conn).recent(limit=200, owner_id=owner)
         self.conversations = {
             f"{c.started_at:%Y-%m-%d %H:%M} · {c.status} · {c.id.hex[:8]}": str(c.id) for c in mine
         }

@@ -328,3 +328,17 @@ async def test_dashboard_views_aggregate_latency(app_db: str, people: dict[str, 
     assert row.v2v_p50_s == pytest.approx(0.5)
     assert row.interruption_rate == pytest.approx(0.2)
     assert sum(a.turns for a in activity) >= 10
+
+
+async def test_recent_conversations_of_one_owner(app_db: str, people: dict[str, Persona]) -> None:
+    viewer, other = people["admin"], people["user"]  # admins read everyone's conversations
+    for persona in (viewer, other):
+        async with session_as(app_db, persona) as conn:
+            await ConversationsRepo(conn).start(room_name=f"owner-filter-{persona.name}")
+    async with session_as(app_db, viewer) as conn:
+        repo = ConversationsRepo(conn)
+        everyone = await repo.recent(limit=1000)
+        own = await repo.recent(limit=1000, owner_id=viewer.id)
+    assert {viewer.id, other.id} <= {c.owner_id for c in everyone}
+    assert own
+    assert {c.owner_id for c in own} == {viewer.id}

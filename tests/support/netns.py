@@ -15,6 +15,7 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,17 @@ class Hosts:
     def on_client(self, *argv: str) -> list[str]:
         """`argv` run on the client host."""
         return ["ip", "netns", "exec", self.client_ns, *argv]
+
+
+def wrapper_in_namespace(namespace: str, binary: str, directory: Path) -> Path:
+    """An executable that runs `binary` (with its arguments) on the host `namespace`.
+
+    For programs another library launches by path, such as Playwright's Chromium.
+    """
+    wrapper = directory / f"{Path(binary).name}-in-{namespace}"
+    wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {namespace} {binary} "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
 
 
 def namespaces_unavailable() -> str | None:

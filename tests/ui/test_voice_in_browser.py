@@ -27,7 +27,7 @@ import soundfile as sf
 import yaml
 from playwright.sync_api import expect, sync_playwright
 
-from tests.support.netns import Hosts, client_host, namespaces_unavailable
+from tests.support.netns import Hosts, client_host, namespaces_unavailable, wrapper_in_namespace
 from tests.support.personas import Persona
 from tests.support.speech import pocketsphinx_utterances
 from tests.support.web import run_async, signed_in_cookie
@@ -191,9 +191,7 @@ def test_talking_to_the_agent_from_the_browser(
             email=user.claims.email,
         )
     )
-    wrapper = servers.workdir / "chromium-on-client-host"
-    wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {servers.hosts.client_ns} {CHROMIUM} "$@"\n')
-    wrapper.chmod(0o755)
+    wrapper = wrapper_in_namespace(servers.hosts.client_ns, CHROMIUM, servers.workdir)
     outside: list[str] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(

@@ -161,6 +161,10 @@ class TurnDraft(BaseModel):
     filter_verdict: dict[str, Any] | None = None
 
 
+# Per-stage latency columns of a turn, in pipeline order (seconds).
+TURN_LATENCY_COLUMNS = ("eou_delay_s", "stt_s", "llm_ttft_s", "tts_ttfb_s", "v2v_s", "v2v_audio_s")
+
+
 class Turn(_Row):
     """A stored turn."""
 

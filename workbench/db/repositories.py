@@ -350,15 +350,16 @@ class ConversationsRepo(_Repo):
         )
 
     async def recent(
-        self, *, limit: int = 50, before: datetime | None = None
+        self, *, limit: int = 50, before: datetime | None = None, owner_id: UUID | None = None
     ) -> list[Conversation]:
-        """Conversations the caller may see, newest first."""
+        """Conversations the caller may see (of one owner, if given), newest first."""
         return await self._all(
             Conversation,
             f"""select {_CONVERSATION} from public.conversations
-                where %(before)s::timestamptz is null or started_at < %(before)s
+                where (%(before)s::timestamptz is null or started_at < %(before)s)
+                  and (%(owner)s::uuid is null or owner_id = %(owner)s)
                 order by started_at desc limit %(limit)s""",
-            {"before": before, "limit": limit},
+            {"before": before, "limit": limit, "owner": owner_id},
         )
 
     async def add_turn(self, turn: TurnDraft) -> Turn:

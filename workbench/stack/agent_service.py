@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from workbench.config import REPO_ROOT
 from workbench.stack.errors import StackError
 from workbench.stack.layout import StackLayout
-from workbench.stack.managed import BinaryService
+from workbench.stack.managed import BinaryService, checkout_python_environment
 from workbench.stack.processes import log_excerpt
 
 
@@ -38,10 +36,7 @@ class AgentService(BinaryService):
         return {self.port: "WORKBENCH_AGENT_PORT"}
 
     def environment(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = str(REPO_ROOT) + (
-            ":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
-        )
+        env = checkout_python_environment()
         env["WORKBENCH_AGENT_PORT"] = str(self.port)
         env["WORKBENCH_AGENT_STACK"] = str(self.stack_file)
         env.setdefault(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from workbench.config import REPO_ROOT
 from workbench.stack.errors import StackError
 from workbench.stack.gobuild import GoBinary, ensure_go_binary
 from workbench.stack.layout import StackLayout
@@ -19,6 +20,13 @@ from workbench.stack.processes import (
     stop_pid,
     wait_until,
 )
+
+
+def checkout_python_environment() -> dict[str, str]:
+    """Our environment with this checkout first on PYTHONPATH, for services run as `python -m ...`."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO_ROOT) + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
 
 
 class BinaryService(ABC):

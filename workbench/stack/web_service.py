@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from workbench.config import REPO_ROOT
 from workbench.stack.errors import StackError
 from workbench.stack.layout import StackLayout
-from workbench.stack.managed import BinaryService
+from workbench.stack.managed import BinaryService, checkout_python_environment
+from workbench.stack.web_bundle import BundleError, build_bundle
 
 
 class WebService(BinaryService):
@@ -35,17 +34,12 @@ class WebService(BinaryService):
         return {self.port: "WORKBENCH_PANEL_PORT"}
 
     def environment(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = str(REPO_ROOT) + (
-            ":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
-        )
+        env = checkout_python_environment()
         env["WORKBENCH_PANEL_PORT"] = str(self.port)
         return env
 
     def prepare(self) -> None:
         """Build the browser bundle of the components once per version (cached); the server is Python."""
-        from workbench.stack.web_bundle import BundleError, build_bundle
-
         try:
             build_bundle(self.layout.cache_dir, log_path=self.layout.logs_dir / "build-web.log")
         except BundleError as exc:
