@@ -1,16 +1,19 @@
 """livekit-agents STT / LLM / TTS classes over the workbench's one model interface.
 
-The agent session gets its VAD-segmented speech through `WorkbenchSTT`
-(non-streaming: livekit-agents' StreamAdapter buffers each utterance), tokens
-through `WorkbenchLLM`, and audio through `WorkbenchTTS` (livekit-agents splits
-the reply into sentences and synthesizes each as it is complete).
+The agent session gets its transcripts from `WorkbenchSTT` (a stream that cuts
+utterances with its own VAD and transcribes at the first pause, see there),
+tokens through `WorkbenchLLM`, and audio through `WorkbenchTTS` (the reply cut
+by `agent.text_chunks`: the first clause as soon as it is complete, then whole
+sentences, each synthesized as it is ready).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections import OrderedDict
+import logging
+import time
+from collections import OrderedDict, deque
 from typing import Any, Literal
 
 import numpy as np
@@ -18,10 +21,13 @@ from livekit import rtc
 from livekit.agents import APIConnectOptions, llm, stt, tts, utils
 from livekit.agents.language import LanguageCode
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
+from livekit.agents.vad import VAD, VADEventType
 
-from workbench.audio import SPEECH_RATE_HZ, resample, to_float32
+from workbench.audio import SPEECH_RATE_HZ, resample, to_float32, to_int16
 from workbench.models import ChatMessage, ChatModel, SpeechToText, TextToSpeech
 from workbench.models.base import Model
+
+log = logging.getLogger("workbench.agent")
 
 
 class _Labelled:
@@ -39,17 +45,51 @@ class _Labelled:
 
 
 class WorkbenchSTT(_Labelled, stt.STT[Any]):
-    """A workbench SpeechToText as a (non-streaming) livekit STT."""
+    """A workbench SpeechToText as a streaming livekit STT that finalizes early.
+
+    Whisper is not a streaming model, so the stream cuts utterances with its own
+    VAD. It does not wait for the end-of-utterance silence the session uses: at
+    the first short pause (`vad` has a short `min_silence_duration`) it already
+    transcribes the whole utterance so far. If the user goes on speaking, that
+    attempt is dropped and the utterance grows; if not, the final transcript is
+    ready about when the session's VAD declares the speech over, instead of one
+    transcription later. Every attempt covers the whole utterance from its start,
+    so a mid-sentence pause costs compute, never accuracy.
+    """
 
     _model: SpeechToText
 
-    def __init__(self, model: SpeechToText, *, language: str | None = None) -> None:
-        super().__init__(capabilities=stt.STTCapabilities(streaming=False, interim_results=False))
+    def __init__(
+        self, model: SpeechToText, *, vad: VAD, language: str | None = None, prefix_s: float = 0.5
+    ) -> None:
+        super().__init__(capabilities=stt.STTCapabilities(streaming=True, interim_results=False))
         self._model = model
+        self._vad = vad
         self._language = language
-        self.last_utterance: tuple[np.ndarray, int] | None = (
-            None  # (int16 mono PCM, rate), for recording
-        )
+        self._prefix_s = prefix_s
+        self._heard: list[np.ndarray] = []  # user audio recognised since the last take_audio
+
+    def take_audio(self) -> tuple[np.ndarray, int] | None:
+        """The user audio behind the finals since the last call (int16 PCM at 16 kHz), for recording."""
+        if not self._heard:
+            return None
+        pcm = np.concatenate(self._heard)
+        self._heard = []
+        return pcm, SPEECH_RATE_HZ
+
+    async def transcribe_frames(
+        self, frames: list[rtc.AudioFrame], *, language: str | None = None
+    ) -> str:
+        """Transcribe frames as one utterance; their 16 kHz PCM is kept for `take_audio`."""
+        frame = rtc.combine_audio_frames(frames)
+        pcm = np.frombuffer(frame.data, dtype=np.int16)
+        if frame.num_channels > 1:
+            pcm = pcm.reshape(-1, frame.num_channels).mean(axis=1).astype(np.int16)
+        audio = resample(to_float32(pcm), frame.sample_rate, SPEECH_RATE_HZ)
+        transcript = await self._model.transcribe(audio, language=language or self._language)
+        if transcript.text:
+            self._heard.append(to_int16(audio))
+        return transcript.text
 
     async def _recognize_impl(
         self,
@@ -58,21 +98,127 @@ class WorkbenchSTT(_Labelled, stt.STT[Any]):
         language: NotGivenOr[str] = NOT_GIVEN,
         conn_options: APIConnectOptions,
     ) -> stt.SpeechEvent:
-        frame = rtc.combine_audio_frames(buffer)
-        pcm = np.frombuffer(frame.data, dtype=np.int16)
-        if frame.num_channels > 1:
-            pcm = pcm.reshape(-1, frame.num_channels).mean(axis=1).astype(np.int16)
-        self.last_utterance = (pcm.copy(), frame.sample_rate)
-        audio = resample(to_float32(pcm), frame.sample_rate, SPEECH_RATE_HZ)
         lang = language if isinstance(language, str) else self._language
-        transcript = await self._model.transcribe(audio, language=lang)
-        return stt.SpeechEvent(
-            type=stt.SpeechEventType.FINAL_TRANSCRIPT,
-            alternatives=[
-                stt.SpeechData(
-                    language=LanguageCode(transcript.language or lang or "en"), text=transcript.text
-                )
-            ],
+        frames = buffer if isinstance(buffer, list) else [buffer]
+        text = await self.transcribe_frames(frames, language=lang)
+        return _final(text, lang, speech_end_time=None)
+
+    def stream(
+        self,
+        *,
+        language: NotGivenOr[str] = NOT_GIVEN,
+        conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
+    ) -> stt.RecognizeStream:
+        return _EarlyFinalStream(
+            self,
+            language=language if isinstance(language, str) else self._language,
+            conn_options=conn_options,
+        )
+
+
+def _final(text: str, language: str | None, *, speech_end_time: float | None) -> stt.SpeechEvent:
+    return stt.SpeechEvent(
+        type=stt.SpeechEventType.FINAL_TRANSCRIPT,
+        alternatives=[stt.SpeechData(language=LanguageCode(language or "en"), text=text)],
+        speech_end_time=speech_end_time,
+    )
+
+
+class _EarlyFinalStream(stt.RecognizeStream):
+    """Frames in; START_OF_SPEECH, FINAL_TRANSCRIPT and END_OF_SPEECH out, one final per utterance."""
+
+    def __init__(
+        self, owner: WorkbenchSTT, *, language: str | None, conn_options: APIConnectOptions
+    ) -> None:
+        super().__init__(stt=owner, conn_options=conn_options)
+        self._owner = owner
+        self._language = language
+        self._recent: deque[rtc.AudioFrame] = deque()  # audio just before speech starts
+        self._utterance: list[rtc.AudioFrame] | None = None  # open utterance, from its prefix
+        self._generation = 0  # bumped when speech (re)starts: older attempts are stale
+        self._attempts: set[asyncio.Task[None]] = set()
+
+    def _remember(self, frame: rtc.AudioFrame) -> None:
+        self._recent.append(frame)
+        while sum(f.duration for f in self._recent) > self._owner._prefix_s:
+            self._recent.popleft()
+
+    async def _run(self) -> None:
+        vad_stream = self._owner._vad.stream()
+
+        async def forward_input() -> None:
+            async for item in self._input_ch:
+                if isinstance(item, self._FlushSentinel):
+                    vad_stream.flush()
+                    continue
+                vad_stream.push_frame(item)
+                if self._utterance is not None:
+                    self._utterance.append(item)
+                else:
+                    self._remember(item)
+            vad_stream.end_input()
+
+        async def segment() -> None:
+            async for event in vad_stream:
+                if event.type == VADEventType.START_OF_SPEECH:
+                    self._generation += 1
+                    if self._utterance is None:
+                        self._utterance = list(self._recent)
+                        self._recent.clear()
+                        self._event_ch.send_nowait(
+                            stt.SpeechEvent(type=stt.SpeechEventType.START_OF_SPEECH)
+                        )
+                elif event.type == VADEventType.END_OF_SPEECH and self._utterance is not None:
+                    speech_end = time.time() - event.silence_duration - event.inference_duration
+                    self._attempt(speech_end)
+
+        tasks = [asyncio.create_task(forward_input()), asyncio.create_task(segment())]
+        try:
+            await asyncio.gather(*tasks)
+            if self._attempts:
+                await asyncio.gather(*self._attempts)
+            if self._utterance:  # input ended mid-utterance: its words still count
+                self._attempt(time.time())
+                await asyncio.gather(*self._attempts)
+        finally:
+            await utils.aio.cancel_and_wait(*tasks, *self._attempts)
+            await vad_stream.aclose()
+
+    def _attempt(self, speech_end: float) -> None:
+        """Transcribe the utterance so far; it becomes final unless speech resumes first."""
+        assert self._utterance is not None
+        task = asyncio.create_task(
+            self._finalize(list(self._utterance), self._generation, speech_end)
+        )
+        self._attempts.add(task)
+        task.add_done_callback(self._attempts.discard)
+
+    async def _finalize(
+        self, frames: list[rtc.AudioFrame], generation: int, speech_end: float
+    ) -> None:
+        try:
+            text = await self._owner.transcribe_frames(frames, language=self._language)
+        except Exception:
+            log.exception("transcription failed; the utterance is dropped")
+            text = ""
+        if generation != self._generation or self._utterance is None:
+            return  # the user went on speaking: a later attempt covers this audio too
+        after = self._utterance[len(frames) :]  # silence (or a new onset) heard meanwhile
+        self._utterance = None
+        for frame in after:
+            self._remember(frame)
+        if text:
+            self._event_ch.send_nowait(_final(text, self._language, speech_end_time=speech_end))
+        self._event_ch.send_nowait(
+            stt.SpeechEvent(type=stt.SpeechEventType.END_OF_SPEECH, speech_end_time=speech_end)
+        )
+        self._event_ch.send_nowait(
+            stt.SpeechEvent(
+                type=stt.SpeechEventType.RECOGNITION_USAGE,
+                recognition_usage=stt.RecognitionUsage(
+                    audio_duration=sum(f.duration for f in frames)
+                ),
+            )
         )
 
 

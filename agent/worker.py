@@ -38,6 +38,7 @@ from livekit.agents import (
     ModelSettings,
     TurnHandlingOptions,
     llm,
+    tts,
 )
 from livekit.agents.inference import TurnDetector
 from livekit.agents.types import FlushSentinel
@@ -45,6 +46,7 @@ from livekit.plugins import silero
 
 from agent.adapters import WorkbenchLLM, WorkbenchSTT, WorkbenchTTS
 from agent.recorder import ConversationInfo, ConversationRecorder, recover_journals
+from agent.text_chunks import FirstClauseTokenizer
 from workbench.config import REPO_ROOT, get_settings
 from workbench.content_filter import ContentPolicy
 from workbench.db.connection import database_url, service_session
@@ -68,7 +70,8 @@ class _Models:
     stt: SpeechToText
     llm: ChatModel
     tts: TextToSpeech
-    vad: Any
+    vad: Any  # the session's: ends a user's speech after VAD_SILENCE_S
+    stt_vad: Any  # the STT stream's: cuts at the first short pause to transcribe early
     snapshot: dict[str, Any]
 
 
@@ -79,12 +82,21 @@ def prewarm(proc: JobProcess) -> None:
             "WORKBENCH_AGENT_STACK", str(REPO_ROOT / "configs" / "stacks" / "cpu-small.yaml")
         )
     )
-    stt, chat, tts = load_model(stack.stt), load_model(stack.llm), load_model(stack.tts)
-    assert isinstance(stt, SpeechToText)
-    assert isinstance(chat, ChatModel)
-    assert isinstance(tts, TextToSpeech)
+    stt_model, chat_model, tts_model = (
+        load_model(stack.stt),
+        load_model(stack.llm),
+        load_model(stack.tts),
+    )
+    assert isinstance(stt_model, SpeechToText)
+    assert isinstance(chat_model, ChatModel)
+    assert isinstance(tts_model, TextToSpeech)
     proc.userdata["models"] = _Models(
-        stt=stt, llm=chat, tts=tts, vad=silero.VAD.load(), snapshot=stack.snapshot()
+        stt=stt_model,
+        llm=chat_model,
+        tts=tts_model,
+        vad=silero.VAD.load(min_silence_duration=VAD_SILENCE_S),
+        stt_vad=silero.VAD.load(min_silence_duration=EARLY_SILENCE_S),
+        snapshot=stack.snapshot(),
     )
     log.info("models loaded", extra={"stack": stack.name})
 
@@ -170,6 +182,9 @@ PREEMPTIVE = os.environ.get("WORKBENCH_AGENT_PREEMPTIVE", "0") == "1"
 # Shorter (0.35 s / 0.3 s) was measured worse here: read speech pauses mid-sentence, the
 # utterance splits, and voice-to-voice rose from 4.4 s to 6.6 s p50 (bench/voice_latency.py).
 VAD_SILENCE_S = float(os.environ.get("WORKBENCH_AGENT_VAD_SILENCE_S", "0.55"))
+# The pause after which the STT already transcribes the utterance so far (see WorkbenchSTT):
+# the final transcript is then ready ~when VAD_SILENCE_S has passed, not a transcription later.
+EARLY_SILENCE_S = float(os.environ.get("WORKBENCH_AGENT_EARLY_SILENCE_S", "0.2"))
 MIN_ENDPOINT_S = float(os.environ.get("WORKBENCH_AGENT_MIN_ENDPOINT_S", "0.5"))
 
 
@@ -246,13 +261,16 @@ async def entrypoint(ctx: JobContext) -> None:
     # The user's language setting steers recognition; a requested stack other than
     # the one this worker runs is recorded (workers per stack are dispatched by name).
     stt_adapter = WorkbenchSTT(
-        models.stt, language=str(user_settings.get("language", "")).split("-")[0] or None
+        models.stt,
+        vad=models.stt_vad,
+        language=str(user_settings.get("language", "")).split("-")[0] or None,
     )
     tts_adapter = _CapturingTTS(models.tts)
     session: AgentSession[Any] = AgentSession(
         stt=stt_adapter,
         llm=WorkbenchLLM(models.llm),
-        tts=tts_adapter,
+        # the first clause is spoken as soon as it is complete (agent/text_chunks.py)
+        tts=tts.StreamAdapter(tts=tts_adapter, sentence_tokenizer=FirstClauseTokenizer()),
         vad=models.vad,
         turn_handling=TurnHandlingOptions(
             turn_detection=TurnDetector(version="v1-mini"),  # the local model: no cloud inference
@@ -290,9 +308,9 @@ async def entrypoint(ctx: JobContext) -> None:
                 stt_s=metrics.get("transcription_delay"),
                 filter_verdict=item.extra.get("filter_verdict") or policy.check(text),
             )
-            if stt_adapter.last_utterance is not None:
-                pcm, rate = stt_adapter.last_utterance
-                stt_adapter.last_utterance = None
+            heard = stt_adapter.take_audio()
+            if heard is not None:
+                pcm, rate = heard
         else:
             draft = TurnDraft(
                 **common,

@@ -59,3 +59,26 @@ def rms_dbfs(samples: np.ndarray) -> float:
         return float("-inf")
     rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
     return 20 * np.log10(rms) if rms > 0 else float("-inf")
+
+
+def speech_span(
+    samples: np.ndarray, sample_rate_hz: int, *, above_floor_db: float = 10.0, frame_ms: int = 20
+) -> tuple[float, float]:
+    """Start and end (seconds) of the audible part of a recording of float samples.
+
+    Recordings carry room tone before and after the words, which a latency
+    measured "from the end of speech" must not count. Audible = 20 ms frames
+    `above_floor_db` over the noise floor (the 10th-percentile frame), and
+    within 40 dB of the loudest (for clean synthetic audio). (0, 0) for silence.
+    """
+    samples = np.asarray(samples, dtype=np.float64).reshape(-1)
+    step = max(1, sample_rate_hz * frame_ms // 1000)
+    frames = samples[: samples.size - samples.size % step].reshape(-1, step)
+    if frames.size == 0:
+        return 0.0, 0.0
+    level = 20 * np.log10(np.sqrt(np.mean(np.square(frames), axis=1)) + 1e-12)
+    if level.max() <= -200:
+        return 0.0, 0.0
+    threshold = max(np.percentile(level, 10) + above_floor_db, level.max() - 40.0)
+    audible = np.nonzero(level > threshold)[0]
+    return audible[0] * step / sample_rate_hz, (audible[-1] + 1) * step / sample_rate_hz

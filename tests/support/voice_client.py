@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from livekit import api, rtc
 
-from workbench.audio import read_audio, resample, to_int16
+from workbench.audio import read_audio, resample, speech_span, to_int16
 
 RATE_HZ = 48_000
 FRAME_MS = 20
@@ -86,10 +86,17 @@ class VoiceClient:
             await self._source.capture_frame(rtc.AudioFrame(chunk.tobytes(), RATE_HZ, 1, step))
 
     async def say(self, wav: str, *, then_silence_s: float = 0.0) -> float:
-        """Speak a wav at real time (followed by silence); returns when the speech ended."""
+        """Speak a wav at real time (followed by silence); returns when its words ended.
+
+        That is when the last audible sample leaves this client: `capture_frame`
+        returns once a frame is queued (the source buffers up to a second) and a
+        recording's room tone after the words is not speech.
+        """
         audio = read_audio(wav, sample_rate_hz=RATE_HZ)
+        _, words_end = speech_span(audio, RATE_HZ)
         await self._push(to_int16(audio))
-        ended = time.monotonic()
+        tail = audio.size / RATE_HZ - words_end
+        ended = time.monotonic() + self._source.queued_duration - tail
         self.heard.speech_ended_at.append(ended)
         if then_silence_s:
             await self.silence(then_silence_s)

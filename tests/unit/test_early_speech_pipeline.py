@@ -1,0 +1,177 @@
+"""The two latency cuts of the agent: early final transcripts, and the first clause spoken early.
+
+The STT stream runs on the real Whisper tiny.en and Silero VAD, fed in real time
+like a room does, with real speech from pocketsphinx-testdata.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from livekit import rtc
+from livekit.agents import stt
+from livekit.plugins import silero
+
+from agent.adapters import WorkbenchSTT
+from agent.text_chunks import FirstClauseTokenizer, first_chunk_end
+from tests.support.speech import pocketsphinx_utterances
+from workbench.audio import read_audio, speech_span, to_int16
+from workbench.metrics.wer import error_rates
+from workbench.models import SpeechToText, load_model
+
+pytestmark = pytest.mark.unit
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    return error_rates([reference], [hypothesis]).wer
+
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "models"
+RATE_HZ = 48_000
+FRAME = RATE_HZ // 100  # 10 ms, as a room delivers them
+
+
+@pytest.mark.parametrize(
+    ("text", "first"),
+    [
+        ("I'm sorry for any misunderstanding, but as an", "I'm sorry for any misunderstanding,"),
+        ("Sure. I can", "Sure."),
+        ("Yes! ", "Yes!"),
+        ("Hi, there you", None),  # a clause of one word waits for more
+        ("Hello, Mr. Smith is", None),  # an abbreviation is not a sentence end
+        ("It costs 3.5 dollars", None),  # nor is a decimal point
+        ("one two three four five six seven eight nine", "one two three four five six seven eight"),
+        ("one two three four five six seven eig", None),  # the 8th word is not complete yet
+    ],
+)
+def test_first_chunk_end(text: str, first: str | None) -> None:
+    end = first_chunk_end(text)
+    assert (text[:end] if end is not None else None) == first
+
+
+async def test_stream_speaks_the_first_clause_then_sentences() -> None:
+    stream = FirstClauseTokenizer().stream()
+    reply = (
+        "I am sorry for any confusion, but I can help with that today. What would you like to know?"
+    )
+    emitted: list[str] = []
+
+    async def read() -> None:
+        async for event in stream:
+            emitted.append(event.token.strip())
+
+    reader = asyncio.create_task(read())
+    words = reply.split(" ")
+    for i, word in enumerate(words):
+        stream.push_text(word + " ")
+        await asyncio.sleep(0)
+        if i == 5:  # "confusion, " and the next word are in: the first chunk is out
+            assert emitted == ["I am sorry for any confusion,"]
+    stream.end_input()
+    await reader
+    assert emitted[0] == "I am sorry for any confusion,"
+    assert " ".join(emitted) == reply
+    assert len(emitted) >= 2
+
+
+@pytest.fixture(scope="module")
+def whisper() -> SpeechToText:
+    model = load_model(CONFIGS / "whisper-tiny-en-ct2.yaml")
+    assert isinstance(model, SpeechToText)
+    return model
+
+
+async def _speak(stream: stt.RecognizeStream, pcm: np.ndarray) -> None:
+    """Push 48 kHz int16 audio in 10 ms frames at real time."""
+    started = time.monotonic()
+    for i, start in enumerate(range(0, pcm.size, FRAME)):
+        chunk = pcm[start : start + FRAME]
+        chunk = np.pad(chunk, (0, FRAME - chunk.size))
+        stream.push_frame(rtc.AudioFrame(chunk.tobytes(), RATE_HZ, 1, FRAME))
+        await asyncio.sleep(max(0.0, started + (i + 1) * 0.01 - time.monotonic()))
+
+
+async def _events_for(
+    model: SpeechToText, pcm: np.ndarray
+) -> tuple[list[stt.SpeechEvent], WorkbenchSTT]:
+    adapter = WorkbenchSTT(model, vad=silero.VAD.load(min_silence_duration=0.2), language="en")
+    stream = adapter.stream()
+    events: list[stt.SpeechEvent] = []
+
+    async def read() -> None:
+        async for event in stream:
+            events.append(event)
+
+    reader = asyncio.create_task(read())
+    await _speak(stream, pcm)
+    stream.end_input()
+    await asyncio.wait_for(reader, timeout=30)
+    return events, adapter
+
+
+def _clip(index: int) -> tuple[np.ndarray, str]:
+    """A recording cut to its words (the pauses around them are the test's to set)."""
+    utterance = pocketsphinx_utterances()[index]
+    audio = read_audio(utterance.path, sample_rate_hz=RATE_HZ)
+    start, end = speech_span(audio, RATE_HZ)
+    return to_int16(audio[int(start * RATE_HZ) : int(end * RATE_HZ)]), utterance.reference
+
+
+def _silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * RATE_HZ), dtype=np.int16)
+
+
+def _finals(events: list[stt.SpeechEvent]) -> list[str]:
+    return [
+        e.alternatives[0].text for e in events if e.type == stt.SpeechEventType.FINAL_TRANSCRIPT
+    ]
+
+
+async def test_a_short_pause_does_not_split_the_utterance(whisper: SpeechToText) -> None:
+    # two sentences with a 0.3 s pause: the attempt started at the pause is dropped when
+    # speech resumes, and the one final covers both
+    (a, text_a), (b, text_b) = _clip(1), _clip(2)
+    events, adapter = await _events_for(
+        whisper, np.concatenate([a, _silence(0.3), b, _silence(1.0)])
+    )
+    finals = _finals(events)
+    assert len(finals) == 1, finals
+    assert word_error_rate(f"{text_a} {text_b}", finals[0]) < 0.35
+    kinds = [e.type for e in events if e.type != stt.SpeechEventType.RECOGNITION_USAGE]
+    assert kinds == [
+        stt.SpeechEventType.START_OF_SPEECH,
+        stt.SpeechEventType.FINAL_TRANSCRIPT,
+        stt.SpeechEventType.END_OF_SPEECH,
+    ]
+    heard = adapter.take_audio()
+    assert heard is not None
+    pcm, rate = heard
+    assert pcm.size / rate >= (a.size + b.size) / RATE_HZ  # the whole utterance is kept
+    assert adapter.take_audio() is None
+
+
+async def test_a_long_pause_makes_two_finals(whisper: SpeechToText) -> None:
+    (a, text_a), (b, text_b) = _clip(1), _clip(2)
+    events, _ = await _events_for(whisper, np.concatenate([a, _silence(1.5), b, _silence(1.0)]))
+    finals = _finals(events)
+    assert len(finals) == 2, finals
+    assert word_error_rate(text_a, finals[0]) < 0.35
+    assert word_error_rate(text_b, finals[1]) < 0.35
+
+
+async def test_speech_cut_off_by_the_end_of_input_is_still_transcribed(
+    whisper: SpeechToText,
+) -> None:
+    a, text_a = _clip(1)
+    events, _ = await _events_for(whisper, a)  # no trailing silence at all
+    assert word_error_rate(text_a, " ".join(_finals(events))) < 0.35
+
+
+async def test_silence_gives_no_transcript(whisper: SpeechToText) -> None:
+    events, adapter = await _events_for(whisper, _silence(1.5))
+    assert _finals(events) == []
+    assert adapter.take_audio() is None
