@@ -4,7 +4,7 @@ A non-streaming TTS speaks nothing until it has a chunk of text. livekit-agents'
 default cuts at sentence ends and also waits for the start of the next sentence,
 so a long first sentence from the LLM holds back the first audio for its whole
 generation. The first chunk here ends at the first sentence end, or at a clause
-mark (`,` `;` `:` `—`) once it has a few words, or after `max_words` words; the
+mark (`,` `;` `:` `—`) once it has a few words, or after `max_words` (6) words; the
 rest of the reply is cut into sentences as before (prosody is best over whole
 sentences, and by then audio is already playing).
 """
@@ -24,7 +24,7 @@ _COMPLETE_WORD = re.compile(r"\S+(?=\s)")
 _ABBREVIATIONS = frozenset({"mr", "mrs", "ms", "dr", "st", "vs", "etc", "e.g", "i.e", "prof"})
 
 
-def first_chunk_end(text: str, *, min_words: int = 3, max_words: int = 8) -> int | None:
+def first_chunk_end(text: str, *, min_words: int = 3, max_words: int = 6) -> int | None:
     """Index just past the first speakable chunk of `text`, or None while it is incomplete."""
     for mark in _BOUNDARY.finditer(text):
         words = text[: mark.start()].split()
@@ -44,7 +44,7 @@ def first_chunk_end(text: str, *, min_words: int = 3, max_words: int = 8) -> int
 class FirstClauseTokenizer(tokenize.SentenceTokenizer):
     """Sentence tokenizer whose stream emits the reply's first clause as soon as it is complete."""
 
-    def __init__(self, *, min_words: int = 3, max_words: int = 8) -> None:
+    def __init__(self, *, min_words: int = 3, max_words: int = 6) -> None:
         self._min_words = min_words
         self._max_words = max_words
         self._sentences = tokenize.blingfire.SentenceTokenizer(retain_format=True)

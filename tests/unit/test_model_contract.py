@@ -7,6 +7,7 @@ SmolLM2 replies that stream, Piper audio that Whisper can read back.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -169,6 +170,27 @@ def test_context_keeps_the_system_prompt_and_drops_the_oldest_turns(llm: ChatMod
     assert sum(llm.count_tokens(m.content) + 4 for m in fitted) <= 120
     with pytest.raises(ContextTooLong, match="system prompt"):
         llm.fit_context([ChatMessage(role="system", content="word " * 500)], budget_tokens=100)
+
+
+def test_context_cut_stays_put_for_several_turns(llm: ChatModel) -> None:
+    # the prompt must start the same way turn after turn, or no KV cache can be reused
+    system = ChatMessage(role="system", content="Be brief.")
+    history: list[ChatMessage] = []
+    firsts = []
+    for i in range(30):
+        history += [
+            ChatMessage(role="user", content=f"question number {i} about the weather today"),
+            ChatMessage(role="assistant", content=f"answer number {i} about the weather"),
+        ]
+        fitted = llm.fit_context(
+            [system, *history, ChatMessage(role="user", content="and?")], budget_tokens=200
+        )
+        assert sum(llm.count_tokens(m.content) + 4 for m in fitted) <= 200
+        firsts.append(fitted[1].content)
+    cuts = sum(1 for a, b in itertools.pairwise(firsts) if a != b)
+    assert 0 < cuts < len(firsts) / 3, firsts  # cut now and then, not every turn
+    huge = ChatMessage(role="user", content="word " * 400)
+    assert llm.fit_context([system, huge], budget_tokens=200) == [system]
 
 
 async def test_llm_scores_options_from_its_own_distribution(llm: ChatModel) -> None:

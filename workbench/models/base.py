@@ -216,24 +216,39 @@ class ChatModel(Model):
         return GenerationParams(**{k: v for k, v in self.spec.params.items() if k in allowed})
 
     def fit_context(
-        self, messages: Sequence[ChatMessage], *, budget_tokens: int
+        self, messages: Sequence[ChatMessage], *, budget_tokens: int, trim_to: float = 0.5
     ) -> list[ChatMessage]:
-        """Keep the system prompt and the newest turns that fit `budget_tokens`; drop the oldest."""
+        """Keep the system prompt and the newest turns within `budget_tokens`; drop the oldest.
+
+        Trimming is done in steps: when the history overflows the budget, the
+        oldest turns go until it fills only `trim_to` of it, and that cut then
+        stays put while the conversation grows into the budget again. The prompt's
+        start is therefore the same for several turns in a row, which is what lets
+        a backend reuse its key/value cache (a cut moving every turn would make
+        each turn prefill the whole history). The cut is recomputed from the
+        messages alone, so every call with the same history agrees.
+        """
         system = [m for m in messages if m.role == "system"]
         rest = [m for m in messages if m.role != "system"]
-        used = sum(self.count_tokens(m.content) + 4 for m in system)
-        if used > budget_tokens:
+        fixed = sum(self.count_tokens(m.content) + 4 for m in system)
+        if fixed > budget_tokens:
             raise ContextTooLong(
-                f"the system prompt needs {used} tokens; the budget is {budget_tokens}"
+                f"the system prompt needs {fixed} tokens; the budget is {budget_tokens}"
             )
-        kept: list[ChatMessage] = []
-        for message in reversed(rest):
-            cost = self.count_tokens(message.content) + 4  # role and separator tokens
-            if used + cost > budget_tokens:
-                break
-            kept.append(message)
+        costs = [self.count_tokens(m.content) + 4 for m in rest]  # + role and separator tokens
+        room, low_water = budget_tokens - fixed, (budget_tokens - fixed) * trim_to
+        start, used = 0, 0
+        for i, cost in enumerate(
+            costs
+        ):  # replay the conversation's growth, cutting as it overflows
             used += cost
-        kept.reverse()
+            if used > room:
+                while start < i and used > low_water:
+                    used -= costs[start]
+                    start += 1
+                if used > room:  # this message alone is over the budget
+                    start, used = i + 1, 0
+        kept = rest[start:]
         # A history must not start with an assistant turn the model never saw asked.
         while kept and kept[0].role == "assistant":
             kept.pop(0)
