@@ -179,8 +179,8 @@ MAX_JOBS = int(os.environ.get("WORKBENCH_AGENT_MAX_JOBS", "4"))
 # on a 2-core CPU a discarded attempt's prefill competes with STT (see bench/).
 PREEMPTIVE = os.environ.get("WORKBENCH_AGENT_PREEMPTIVE", "0") == "1"
 # Silence that ends an utterance, and the least wait before the turn is taken as over.
-# Shorter (0.35 s / 0.3 s) was measured worse here: read speech pauses mid-sentence, the
-# utterance splits, and voice-to-voice rose from 4.4 s to 6.6 s p50 (bench/voice_latency.py).
+# Shorter (0.35 s / 0.3 s) measured worse when the STT transcribed each VAD segment alone (read
+# speech pauses mid-sentence; 4.4 -> 6.6 s p50); WorkbenchSTT now finalizes early on its own.
 VAD_SILENCE_S = float(os.environ.get("WORKBENCH_AGENT_VAD_SILENCE_S", "0.55"))
 # The pause after which the STT already transcribes the utterance so far (see WorkbenchSTT):
 # the final transcript is then ready ~when VAD_SILENCE_S has passed, not a transcription later.
