@@ -78,18 +78,20 @@ class WorkbenchSTT(_Labelled, stt.STT[Any]):
         return pcm, SPEECH_RATE_HZ
 
     async def transcribe_frames(
-        self, frames: list[rtc.AudioFrame], *, language: str | None = None
-    ) -> str:
-        """Transcribe frames as one utterance; their 16 kHz PCM is kept for `take_audio`."""
+        self, frames: utils.AudioBuffer, *, language: str | None = None
+    ) -> tuple[str, np.ndarray]:
+        """Transcribe frames as one utterance: the text and the 16 kHz float audio it heard."""
         frame = rtc.combine_audio_frames(frames)
         pcm = np.frombuffer(frame.data, dtype=np.int16)
         if frame.num_channels > 1:
             pcm = pcm.reshape(-1, frame.num_channels).mean(axis=1).astype(np.int16)
         audio = resample(to_float32(pcm), frame.sample_rate, SPEECH_RATE_HZ)
         transcript = await self._model.transcribe(audio, language=language or self._language)
-        if transcript.text:
-            self._heard.append(to_int16(audio))
-        return transcript.text
+        return transcript.text, audio
+
+    def keep_audio(self, audio: np.ndarray) -> None:
+        """Keep the audio behind a final transcript for `take_audio`."""
+        self._heard.append(to_int16(audio))
 
     async def _recognize_impl(
         self,
@@ -99,8 +101,9 @@ class WorkbenchSTT(_Labelled, stt.STT[Any]):
         conn_options: APIConnectOptions,
     ) -> stt.SpeechEvent:
         lang = language if isinstance(language, str) else self._language
-        frames = buffer if isinstance(buffer, list) else [buffer]
-        text = await self.transcribe_frames(frames, language=lang)
+        text, audio = await self.transcribe_frames(buffer, language=lang)
+        if text:
+            self.keep_audio(audio)
         return _final(text, lang, speech_end_time=None)
 
     def stream(
@@ -197,12 +200,14 @@ class _EarlyFinalStream(stt.RecognizeStream):
         self, frames: list[rtc.AudioFrame], generation: int, speech_end: float
     ) -> None:
         try:
-            text = await self._owner.transcribe_frames(frames, language=self._language)
+            text, audio = await self._owner.transcribe_frames(frames, language=self._language)
         except Exception:
             log.exception("transcription failed; the utterance is dropped")
-            text = ""
+            text, audio = "", np.zeros(0, dtype=np.float32)
         if generation != self._generation or self._utterance is None:
             return  # the user went on speaking: a later attempt covers this audio too
+        if text:
+            self._owner.keep_audio(audio)
         after = self._utterance[len(frames) :]  # silence (or a new onset) heard meanwhile
         self._utterance = None
         for frame in after:

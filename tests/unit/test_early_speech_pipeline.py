@@ -151,6 +151,8 @@ async def test_a_short_pause_does_not_split_the_utterance(whisper: SpeechToText)
     assert heard is not None
     pcm, rate = heard
     assert pcm.size / rate >= (a.size + b.size) / RATE_HZ  # the whole utterance is kept
+    # ... once: the attempt dropped at the pause leaves no audio behind (prefix + pauses < 1.5 s)
+    assert pcm.size / rate < (a.size + b.size) / RATE_HZ + 1.5
     assert adapter.take_audio() is None
 
 

@@ -238,9 +238,8 @@ class ChatModel(Model):
         costs = [self.count_tokens(m.content) + 4 for m in rest]  # + role and separator tokens
         room, low_water = budget_tokens - fixed, (budget_tokens - fixed) * trim_to
         start, used = 0, 0
-        for i, cost in enumerate(
-            costs
-        ):  # replay the conversation's growth, cutting as it overflows
+        # Replay the conversation's growth, cutting each time it overflows.
+        for i, cost in enumerate(costs):
             used += cost
             if used > room:
                 while start < i and used > low_water:
