@@ -33,7 +33,7 @@ pytestmark = pytest.mark.unit
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "models"
 STT_SPECS = ["whisper-tiny-en-ct2", "whisper-tiny-en-hf", "fake"]
-LLM_SPECS = ["smollm2-135m-instruct", "fake"]
+LLM_SPECS = ["smollm2-135m-instruct", "smollm2-135m-instruct-llamacpp", "fake"]
 TTS_SPECS = ["piper-joe-medium", "espeak-ng-en-us", "fake"]
 FAKES = {
     "stt": ModelSpec(
@@ -274,8 +274,9 @@ async def test_tts_output_is_recognisable_speech(name: str, max_wer: float) -> N
     assert error_rates(sentences, heard).wer < max_wer, heard
 
 
-async def test_kv_cache_reuse_changes_speed_not_words() -> None:
-    spec = load_spec_file("smollm2-135m-instruct")
+@pytest.mark.parametrize("name", ["smollm2-135m-instruct", "smollm2-135m-instruct-llamacpp"])
+async def test_kv_cache_reuse_changes_speed_not_words(name: str) -> None:
+    spec = load_spec_file(name)
     with_reuse = load_model(spec)
     without = load_model(
         spec.model_copy(update={"params": {**spec.params, "reuse_kv_cache": False}})
@@ -293,3 +294,30 @@ async def test_kv_cache_reuse_changes_speed_not_words() -> None:
     assert (
         getattr(with_reuse, "reused_prefix_tokens", 0) > 20
     )  # the history was not prefilled again
+
+
+async def test_llama_cpp_refuses_a_prompt_beyond_its_window_clearly() -> None:
+    spec = load_spec_file("smollm2-135m-instruct-llamacpp")
+    model = load_model(spec.model_copy(update={"params": {**spec.params, "context_window": 256}}))
+    assert isinstance(model, ChatModel)
+    history = [ChatMessage(role="user", content="tell me about the weather " * 40)]
+    # the budget says it fits, the model's window does not: a clear error, not a crash
+    roomy = GenerationParams(max_new_tokens=64, context_tokens=1024)
+    with pytest.raises(ContextTooLong, match="context window is 256"):
+        await model.reply(history, params=roomy)
+    assert (await model.reply([ChatMessage(role="user", content="Hi")], params=roomy)).strip()
+
+
+async def test_llama_cpp_and_transformers_agree_on_the_same_weights() -> None:
+    # one GGUF, two runtimes: the next-token distributions must match closely
+    question = [
+        ChatMessage(role="system", content="Answer with one word."),
+        ChatMessage(role="user", content="Is ice hot or cold?"),
+    ]
+    options = ["hot", "cold", "warm"]
+    results = []
+    for name in ("smollm2-135m-instruct", "smollm2-135m-instruct-llamacpp"):
+        model = load_model(load_spec_file(name))
+        assert isinstance(model, ChatModel)
+        results.append(await model.option_probabilities(question, options))
+    np.testing.assert_allclose(results[0], results[1], atol=0.05)

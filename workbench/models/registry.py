@@ -24,6 +24,7 @@ _BACKENDS: dict[tuple[str, str], tuple[str, str, str]] = {
         "TransformersChatModel",
         "models",
     ),
+    ("llm", "llama-cpp"): ("workbench.models.llama_cpp_chat", "LlamaCppChatModel", "models"),
     ("tts", "piper"): ("workbench.models.piper_tts", "PiperTTS", "models"),
     ("tts", "transformers"): (
         "workbench.models.transformers_vits",

