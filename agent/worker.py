@@ -8,13 +8,14 @@ Run with `python -m agent` (the stack's `up` does). Environment:
 plus the usual LIVEKIT_* and database settings.
 
 A participant's identity is their Supabase user id (the Panel server issues
-their LiveKit token); room metadata may name another prompt: `{"prompt": "slug"}`.
+their LiveKit token); room metadata may name another prompt, `{"prompt": "slug"}`,
+and the pipeline, `{"pipeline": "sequential"}` (see `SequentialAgent`; default
+"streaming").
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ from uuid import UUID, uuid4
 
 import numpy as np
 import psycopg
+from livekit import rtc
 from livekit.agents import (
     Agent,
     AgentServer,
@@ -146,6 +148,57 @@ class WorkbenchAgent(Agent):
             yield chunk
 
 
+class SequentialAgent(WorkbenchAgent):
+    """The naive pipeline, to compare the streaming one against on the same models and wire.
+
+    It answers when the session VAD says the user stopped, transcribes the whole
+    utterance then, generates the whole reply, synthesizes all of its audio and
+    only then plays it. Everything else (transport, recording, content policy,
+    metrics) is the streaming agent's, so the two differ in the pipeline alone.
+    """
+
+    async def llm_node(
+        self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings
+    ) -> AsyncIterable[llm.ChatChunk | str | FlushSentinel]:
+        chunks = [c async for c in super().llm_node(chat_ctx, tools, model_settings)]
+        for chunk in chunks:
+            yield chunk
+
+    async def tts_node(
+        self, text: AsyncIterable[str], model_settings: ModelSettings
+    ) -> AsyncIterable[rtc.AudioFrame]:
+        reply = "".join([piece async for piece in text])
+
+        async def whole() -> AsyncIterable[str]:
+            yield reply
+
+        frames = [f async for f in Agent.default.tts_node(self, whole(), model_settings)]
+        for frame in frames:
+            yield frame
+
+
+PIPELINES: dict[str, type[WorkbenchAgent]] = {
+    "streaming": WorkbenchAgent,
+    "sequential": SequentialAgent,
+}
+
+
+def _room_options(metadata: str | None, *, default_prompt: str) -> tuple[str, str]:
+    """The prompt slug and pipeline a room's metadata asks for (defaults when absent or unreadable)."""
+    try:
+        options = json.loads(metadata or "{}")
+    except ValueError:
+        options = {}
+    if not isinstance(options, dict):
+        options = {}
+    slug = str(options.get("prompt") or default_prompt)
+    pipeline = str(options.get("pipeline") or "streaming")
+    if pipeline not in PIPELINES:
+        log.warning("unknown pipeline %r in room metadata; using streaming", pipeline)
+        pipeline = "streaming"
+    return slug, pipeline
+
+
 def _connector(dsn: str) -> Callable[[], Awaitable[psycopg.AsyncConnection[Any]]]:
     """Fresh autocommit connections with a short timeout (an outage must not stall the session)."""
 
@@ -230,9 +283,11 @@ async def entrypoint(ctx: JobContext) -> None:
         ctx.shutdown(reason="participant is not a workbench user")
         return
 
-    slug = os.environ.get("WORKBENCH_AGENT_PROMPT", "voice-assistant")
-    with contextlib.suppress(ValueError, TypeError, AttributeError):
-        slug = json.loads(ctx.room.metadata or "{}").get("prompt", slug)
+    slug, pipeline = _room_options(
+        ctx.room.metadata,
+        default_prompt=os.environ.get("WORKBENCH_AGENT_PROMPT", "voice-assistant"),
+    )
+    sequential = pipeline == "sequential"
     prompt: SessionPrompt | None = None
     user_settings: dict[str, Any] = {}
     instructions = FALLBACK_INSTRUCTIONS
@@ -248,7 +303,7 @@ async def entrypoint(ctx: JobContext) -> None:
             owner_id=owner_id,
             room_name=ctx.room.name,
             prompt=prompt,
-            model_specs={**models.snapshot, "user_settings": user_settings},
+            model_specs={**models.snapshot, "pipeline": pipeline, "user_settings": user_settings},
         ),
         connect=connect,
         store=store,
@@ -262,7 +317,8 @@ async def entrypoint(ctx: JobContext) -> None:
     # the one this worker runs is recorded (workers per stack are dispatched by name).
     stt_adapter = WorkbenchSTT(
         models.stt,
-        vad=models.stt_vad,
+        # the naive pipeline transcribes only once the session's VAD has ended the speech
+        vad=models.vad if sequential else models.stt_vad,
         language=str(user_settings.get("language", "")).split("-")[0] or None,
     )
     tts_adapter = _CapturingTTS(models.tts)
@@ -273,9 +329,11 @@ async def entrypoint(ctx: JobContext) -> None:
         tts=tts.StreamAdapter(tts=tts_adapter, sentence_tokenizer=FirstClauseTokenizer()),
         vad=models.vad,
         turn_handling=TurnHandlingOptions(
-            turn_detection=TurnDetector(version="v1-mini"),  # the local model: no cloud inference
-            preemptive_generation={"enabled": PREEMPTIVE},
-            endpointing={"min_delay": MIN_ENDPOINT_S},
+            # the local model (no cloud inference); the naive pipeline answers when VAD says
+            # the speech ended, with no extra wait
+            turn_detection="vad" if sequential else TurnDetector(version="v1-mini"),
+            preemptive_generation={"enabled": PREEMPTIVE and not sequential},
+            endpointing={"min_delay": 0.0 if sequential else MIN_ENDPOINT_S},
         ),
     )
     pending: set[asyncio.Task[None]] = set()
@@ -358,7 +416,7 @@ async def entrypoint(ctx: JobContext) -> None:
     closing: set[asyncio.Task[None]] = set()  # keeps the task referenced until done
     ctx.add_shutdown_callback(finish)
     await session.start(
-        agent=WorkbenchAgent(instructions=instructions, policy=policy), room=ctx.room
+        agent=PIPELINES[pipeline](instructions=instructions, policy=policy), room=ctx.room
     )
     greeting = os.environ.get("WORKBENCH_AGENT_GREETING", "Hello! How can I help you today?")
     if greeting:
