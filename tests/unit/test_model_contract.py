@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,6 +119,37 @@ async def test_stt_on_silence_and_empty_input(stt: SpeechToText) -> None:
     silence = await stt.transcribe(np.zeros(2 * SPEECH_RATE_HZ, dtype=np.float32))
     # Whisper may hallucinate on silence; the no-speech filter must keep it short.
     assert len(silence.text.split()) <= 3
+
+
+async def test_short_encoder_window_is_as_accurate_and_never_loops() -> None:
+    spec = load_spec_file("whisper-tiny-en-ct2")
+    assert spec.params.get("short_window_s")
+    full_params = {k: v for k, v in spec.params.items() if k != "short_window_s"}
+    short = load_model(spec)
+    full = load_model(spec.model_copy(update={"params": full_params}))
+    utterances = pocketsphinx_utterances()
+    clips = [read_audio(u.path) for u in utterances]
+    references = [u.reference for u in utterances]
+
+    short_wer = error_rates(references, [t.text for t in await short.transcribe_batch(clips)])
+    full_wer = error_rates(references, [t.text for t in await full.transcribe_batch(clips)])
+    assert short_wer.wer <= full_wer.wer + 0.02, (short_wer, full_wer)
+
+    # Cut-off pieces: in a tight window Whisper loops on some ("10 of clubs 10 of clubs ...");
+    # such a decode must fall back to the full window, never come out.
+    pieces = [clip[: int(clip.size * share)] for clip in clips for share in (0.4, 0.7)]
+    for transcript in await short.transcribe_batch(pieces):
+        text = transcript.text.encode()
+        assert len(text) <= 2.4 * max(1, len(zlib.compress(text))), transcript.text
+
+    # Longer than the short window: the full one, every word still there.
+    longest = sorted(range(len(clips)), key=lambda i: clips[i].size)[-2:]
+    joined = np.concatenate([clips[i] for i in longest])
+    assert joined.size > 10 * SPEECH_RATE_HZ
+    heard = (await short.transcribe(joined)).text
+    assert error_rates([" ".join(references[i] for i in longest)], [heard]).wer < 0.25, heard
+    await short.aclose()
+    await full.aclose()
 
 
 # -- chat ---------------------------------------------------------------------------

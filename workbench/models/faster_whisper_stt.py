@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import os
+import zlib
 from typing import Any
 
 import numpy as np
 
+from workbench.audio import SPEECH_RATE_HZ
 from workbench.models.base import SpeechToText
 from workbench.models.sources import resolve_source
+
+# A short-window result this repetitive (gzip ratio, Whisper's own threshold) is a
+# decoding loop, not speech: the clip is transcribed again on the full window.
+MAX_COMPRESSION_RATIO = 2.4
+# Whisper-speed speech is ~3 tokens a second; a decode past this many is looping.
+MAX_TOKENS_PER_S = 8
 
 
 class FasterWhisperSTT(SpeechToText):
@@ -16,7 +24,8 @@ class FasterWhisperSTT(SpeechToText):
 
     params: `beam_size` (1), `language`, `cpu_threads` (all cores), `no_speech_threshold`
     (0.6: segments Whisper thinks are not speech are dropped, against hallucinations on
-    silence), `batch_size` (> 1 uses the batched pipeline, for replays on GPU).
+    silence), `batch_size` (> 1 uses the batched pipeline, for replays on GPU),
+    `short_window_s` (see `_transcribe_short`; unset: every clip gets Whisper's 30 s window).
     """
 
     def _load(self) -> None:
@@ -37,13 +46,20 @@ class FasterWhisperSTT(SpeechToText):
         )
         batch_size = int(self._params.get("batch_size", 1))
         self._batched = BatchedInferencePipeline(self._model) if batch_size > 1 else None
+        window = self._params.get("short_window_s")
+        self._short_window_s = float(window) if window else None
         self._transcribe_batch([np.zeros(16_000, dtype=np.float32)], "en")  # warm-up
 
     def _transcribe_one(self, clip: np.ndarray, language: str | None) -> tuple[str, str | None]:
         if clip.size == 0:
             return "", language
+        language = language or self._params.get("language")
+        if self._short_window_s and clip.size <= 0.75 * self._short_window_s * SPEECH_RATE_HZ:
+            short = self._transcribe_short(clip, language, self._short_window_s)
+            if short is not None:
+                return short
         options = {
-            "language": language or self._params.get("language"),
+            "language": language,
             "beam_size": int(self._params.get("beam_size", 1)),
             "condition_on_previous_text": False,
             "without_timestamps": True,
@@ -57,6 +73,55 @@ class FasterWhisperSTT(SpeechToText):
         threshold = float(self._params.get("no_speech_threshold", 0.6))
         text = "".join(s.text for s in segments if s.no_speech_prob < threshold)
         return text, info.language
+
+    def _transcribe_short(
+        self, clip: np.ndarray, language: str | None, window_s: float
+    ) -> tuple[str, str | None] | None:
+        """One greedy decode over a `window_s` encoder window instead of Whisper's 30 s.
+
+        The encoder's cost grows faster than its input: on 2 CPU cores tiny.en encodes
+        10 s in 0.04 s and 30 s in 0.32 s, so a voice turn's transcript is ready ~0.3 s
+        sooner (bench/README.md). Whisper was trained on 30 s windows; at 10 s with at
+        least a quarter of it padding, read speech transcribes as well (WER measured in
+        tests/unit/test_model_contract.py), but tighter windows make it loop, so a
+        result that repeats itself (`MAX_COMPRESSION_RATIO`, `MAX_TOKENS_PER_S`) is None
+        and the caller falls back to the full window.
+        """
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_ctranslate2_storage
+
+        extractor = self._model.feature_extractor
+        frames = round(window_s * SPEECH_RATE_HZ / extractor.hop_length)
+        features = pad_or_trim(extractor(clip), frames)
+        encoded = self._model.model.encode(
+            get_ctranslate2_storage(np.ascontiguousarray(features[None])), to_cpu=False
+        )
+        multilingual = self._model.model.is_multilingual
+        if multilingual and not language:
+            language = self._model.model.detect_language(encoded)[0][0][0][2:-2]
+        tokenizer = Tokenizer(
+            self._model.hf_tokenizer, multilingual, task="transcribe", language=language or "en"
+        )
+        max_tokens = max(16, round(MAX_TOKENS_PER_S * clip.size / SPEECH_RATE_HZ))
+        (result,) = self._model.model.generate(
+            encoded,
+            [[*tokenizer.sot_sequence, tokenizer.no_timestamps]],
+            beam_size=int(self._params.get("beam_size", 1)),
+            max_length=max_tokens + len(tokenizer.sot_sequence) + 1,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=[-1],
+        )
+        tokens = result.sequences_ids[0]
+        if result.no_speech_prob >= float(self._params.get("no_speech_threshold", 0.6)):
+            return "", language
+        text = tokenizer.decode(tokens)
+        encoded_text = text.encode()
+        ratio = len(encoded_text) / max(1, len(zlib.compress(encoded_text)))
+        if len(tokens) >= max_tokens or ratio > MAX_COMPRESSION_RATIO:
+            return None
+        return text, language
 
     def _transcribe_batch(
         self, clips: list[np.ndarray], language: str | None
