@@ -40,6 +40,7 @@ from livekit.agents import (
     ModelSettings,
     TurnHandlingOptions,
     llm,
+    room_io,
     tts,
 )
 from livekit.agents.inference import TurnDetector
@@ -72,8 +73,9 @@ class _Models:
     stt: SpeechToText
     llm: ChatModel
     tts: TextToSpeech
-    vad: Any  # the session's: ends a user's speech after VAD_SILENCE_S
+    vad: Any  # the streaming session's: a pause of VAD_SILENCE_S asks the turn detector
     stt_vad: Any  # the STT stream's: cuts at the first short pause to transcribe early
+    naive_vad: Any  # the sequential pipeline's: ends speech after NAIVE_SILENCE_S, no turn model
     snapshot: dict[str, Any]
 
 
@@ -98,6 +100,7 @@ def prewarm(proc: JobProcess) -> None:
         tts=tts_model,
         vad=silero.VAD.load(min_silence_duration=VAD_SILENCE_S),
         stt_vad=silero.VAD.load(min_silence_duration=EARLY_SILENCE_S),
+        naive_vad=silero.VAD.load(min_silence_duration=NAIVE_SILENCE_S),
         snapshot=stack.snapshot(),
     )
     log.info("models loaded", extra={"stack": stack.name})
@@ -151,9 +154,9 @@ class WorkbenchAgent(Agent):
 class SequentialAgent(WorkbenchAgent):
     """The naive pipeline, to compare the streaming one against on the same models and wire.
 
-    It answers when the session VAD says the user stopped, transcribes the whole
-    utterance then, generates the whole reply, synthesizes all of its audio and
-    only then plays it. Everything else (transport, recording, content policy,
+    It answers once its VAD has heard NAIVE_SILENCE_S of silence (no turn model),
+    transcribes the whole utterance then, generates the whole reply, synthesizes
+    all of its audio and only then plays it. Everything else (transport, recording, content policy,
     metrics) is the streaming agent's, so the two differ in the pipeline alone.
     """
 
@@ -228,17 +231,24 @@ async def _session_prompt(
 
 
 MAX_JOBS = int(os.environ.get("WORKBENCH_AGENT_MAX_JOBS", "4"))
-# Starting the LLM before the turn is confirmed pays off when compute is spare;
-# on a 2-core CPU a discarded attempt's prefill competes with STT (see bench/).
-PREEMPTIVE = os.environ.get("WORKBENCH_AGENT_PREEMPTIVE", "0") == "1"
-# Silence that ends an utterance, and the least wait before the turn is taken as over.
-# Shorter (0.35 s / 0.3 s) measured worse when the STT transcribed each VAD segment alone (read
-# speech pauses mid-sentence; 4.4 -> 6.6 s p50); WorkbenchSTT now finalizes early on its own.
-VAD_SILENCE_S = float(os.environ.get("WORKBENCH_AGENT_VAD_SILENCE_S", "0.55"))
-# The pause after which the STT already transcribes the utterance so far (see WorkbenchSTT):
-# the final transcript is then ready ~when VAD_SILENCE_S has passed, not a transcription later.
-EARLY_SILENCE_S = float(os.environ.get("WORKBENCH_AGENT_EARLY_SILENCE_S", "0.2"))
-MIN_ENDPOINT_S = float(os.environ.get("WORKBENCH_AGENT_MIN_ENDPOINT_S", "0.5"))
+# Starting the reply on the final transcript, before the turn detector has confirmed the
+# turn: with llama.cpp the LLM's prefill is ~0.1 s, so a discarded attempt costs little.
+PREEMPTIVE = os.environ.get("WORKBENCH_AGENT_PREEMPTIVE", "1") == "1"
+# The pause after which the STT already transcribes the utterance so far (see WorkbenchSTT).
+EARLY_SILENCE_S = float(os.environ.get("WORKBENCH_AGENT_EARLY_SILENCE_S", "0.15"))
+# The streaming session's VAD silence and least endpointing wait. Short, because the turn
+# detector model, not the silence, judges whether the user has finished: on an unfinished
+# sentence it waits up to its max delay. (Before WorkbenchSTT finalized early, 0.35 / 0.3 s
+# measured worse: each VAD segment was transcribed alone, 4.4 -> 6.6 s p50.)
+VAD_SILENCE_S = float(os.environ.get("WORKBENCH_AGENT_VAD_SILENCE_S", "0.3"))
+MIN_ENDPOINT_S = float(os.environ.get("WORKBENCH_AGENT_MIN_ENDPOINT_S", "0.3"))
+# livekit-agents can pace the agent's caption to its audio, but it estimates the speaking rate
+# with an STFT on the event loop: 120-270 ms stalls per reply on 2 cores, during which VAD,
+# turn detection and audio output wait. So captions go out as the reply is generated.
+SYNC_CAPTIONS = os.environ.get("WORKBENCH_AGENT_SYNC_CAPTIONS", "0") == "1"
+# The sequential pipeline has no turn model, so the silence alone ends a turn: Silero's
+# default, which a naive pipeline needs not to cut people off mid-sentence.
+NAIVE_SILENCE_S = float(os.environ.get("WORKBENCH_AGENT_NAIVE_SILENCE_S", "0.55"))
 
 
 def job_load(worker: AgentServer) -> float:
@@ -318,7 +328,7 @@ async def entrypoint(ctx: JobContext) -> None:
     stt_adapter = WorkbenchSTT(
         models.stt,
         # the naive pipeline transcribes only once the session's VAD has ended the speech
-        vad=models.vad if sequential else models.stt_vad,
+        vad=models.naive_vad if sequential else models.stt_vad,
         language=str(user_settings.get("language", "")).split("-")[0] or None,
     )
     tts_adapter = _CapturingTTS(models.tts)
@@ -327,12 +337,16 @@ async def entrypoint(ctx: JobContext) -> None:
         llm=WorkbenchLLM(models.llm),
         # the first clause is spoken as soon as it is complete (agent/text_chunks.py)
         tts=tts.StreamAdapter(tts=tts_adapter, sentence_tokenizer=FirstClauseTokenizer()),
-        vad=models.vad,
+        vad=models.naive_vad if sequential else models.vad,
         turn_handling=TurnHandlingOptions(
             # the local model (no cloud inference); the naive pipeline answers when VAD says
             # the speech ended, with no extra wait
             turn_detection="vad" if sequential else TurnDetector(version="v1-mini"),
-            preemptive_generation={"enabled": PREEMPTIVE and not sequential},
+            # piper renders a clause in ~0.05 s, so the preemptive reply is voiced too
+            preemptive_generation={
+                "enabled": PREEMPTIVE and not sequential,
+                "preemptive_tts": True,
+            },
             endpointing={"min_delay": 0.0 if sequential else MIN_ENDPOINT_S},
         ),
     )
@@ -416,7 +430,11 @@ async def entrypoint(ctx: JobContext) -> None:
     closing: set[asyncio.Task[None]] = set()  # keeps the task referenced until done
     ctx.add_shutdown_callback(finish)
     await session.start(
-        agent=PIPELINES[pipeline](instructions=instructions, policy=policy), room=ctx.room
+        agent=PIPELINES[pipeline](instructions=instructions, policy=policy),
+        room=ctx.room,
+        room_options=room_io.RoomOptions(
+            text_output=room_io.TextOutputOptions(sync_transcription=SYNC_CAPTIONS)
+        ),
     )
     greeting = os.environ.get("WORKBENCH_AGENT_GREETING", "Hello! How can I help you today?")
     if greeting:

@@ -10,6 +10,7 @@ track that carries no speech.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -42,8 +43,14 @@ def speaker(admin_dsn: str, jwt_secret: str) -> Persona:
 
 
 @pytest.fixture
+def pipeline() -> str:
+    """The agent pipeline the room asks for (tests parametrize it)."""
+    return "streaming"
+
+
+@pytest.fixture
 async def client(
-    stack: LocalStack, settings: Settings, speaker: Persona
+    stack: LocalStack, settings: Settings, speaker: Persona, pipeline: str
 ) -> AsyncIterator[VoiceClient]:
     assert stack.agent.healthy(), "the stack's agent worker is not running"
     assert settings.livekit_url
@@ -52,7 +59,11 @@ async def client(
     secret = settings.livekit_api_secret.get_secret_value()
     room = f"e2e-{time.monotonic_ns()}"
     async with api.LiveKitAPI(settings.livekit_http_url, settings.livekit_api_key, secret) as lk:
-        await lk.room.create_room(api.CreateRoomRequest(name=room, empty_timeout=10))
+        await lk.room.create_room(
+            api.CreateRoomRequest(
+                name=room, empty_timeout=10, metadata=json.dumps({"pipeline": pipeline})
+            )
+        )
     voice = VoiceClient(
         settings.livekit_url, settings.livekit_api_key, secret, room=room, identity=str(speaker.id)
     )
@@ -101,8 +112,9 @@ async def _wait_for(
         await asyncio.sleep(0.5)
 
 
+@pytest.mark.parametrize("pipeline", ["streaming", "sequential"])
 async def test_a_spoken_question_is_answered_and_recorded(
-    client: VoiceClient, speaker: Persona, admin_dsn: str, settings: Settings
+    client: VoiceClient, speaker: Persona, admin_dsn: str, settings: Settings, pipeline: str
 ) -> None:
     await _greeted(client)
     ended = await client.say(str(_utterance(LIBRIVOX_0880)), then_silence_s=0.2)
@@ -116,6 +128,7 @@ async def test_a_spoken_question_is_answered_and_recorded(
         admin_dsn, speaker.id, lambda c, t: c["status"] == "completed"
     )
     assert conversation["model_specs"]["name"] == "cpu-small"
+    assert conversation["model_specs"]["pipeline"] == pipeline
     assert conversation["prompt_version_id"] is not None  # the seeded prompt's active version
     roles = [t["role"] for t in turns]
     assert roles[:3] == ["agent", "user", "agent"], roles  # greeting, question, answer

@@ -51,3 +51,23 @@ def test_phrase_cache_keys_on_spec_and_text() -> None:
     cache.put("k3", np.ones(3, dtype=np.int16))  # evicts the least recently used: k2
     assert cache.get("k2") is None
     assert (cache.hits, cache.misses) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
+        (None, ("voice-assistant", "streaming")),
+        ("", ("voice-assistant", "streaming")),
+        ('{"prompt": "tutor"}', ("tutor", "streaming")),
+        ('{"pipeline": "sequential"}', ("voice-assistant", "sequential")),
+        ('{"pipeline": "telepathic"}', ("voice-assistant", "streaming")),  # unknown: the default
+        ("not json", ("voice-assistant", "streaming")),
+        ('["a list"]', ("voice-assistant", "streaming")),
+    ],
+)
+def test_room_metadata_picks_prompt_and_pipeline(
+    metadata: str | None, expected: tuple[str, str]
+) -> None:
+    from agent.worker import _room_options
+
+    assert _room_options(metadata, default_prompt="voice-assistant") == expected
