@@ -353,3 +353,66 @@ async def test_llama_cpp_and_transformers_agree_on_the_same_weights() -> None:
         assert isinstance(model, ChatModel)
         results.append(await model.option_probabilities(question, options))
     np.testing.assert_allclose(results[0], results[1], atol=0.05)
+
+
+def test_dropped_block_finds_the_turns_a_trim_cut() -> None:
+    from workbench.models.llama_cpp_chat import _dropped_block
+
+    system, old, kept, new = [1, 2, 3], list(range(10, 30)), list(range(40, 60)), [7, 8]
+    evaluated = system + old + kept + [99]  # ...and a token the new prompt renders differently
+    assert _dropped_block(evaluated, system + kept + new) == (3, 20, 20)
+    assert _dropped_block(evaluated, evaluated + new) is None  # a plain continuation
+    assert _dropped_block(evaluated, system + [5] * 30) is None  # nothing cached lines up
+    assert _dropped_block(evaluated, system + kept[:5] + new) is None  # too short to shift
+
+
+def test_llama_cpp_shifts_cut_turns_out_of_its_cache() -> None:
+    """After a trim the kept turns come from the shifted cache and predict about as a fresh prefill.
+
+    Not exactly: the kept turns' cached states were computed while the cut turns
+    were in view (llama.cpp's context shift has the same approximation). They must
+    be much closer to the trimmed prompt than to the untrimmed history.
+    """
+    import llama_cpp
+
+    model = load_model(CONFIGS / "smollm2-135m-instruct-llamacpp.yaml")
+    llm = model._llm  # type: ignore[attr-defined]
+    system = ChatMessage(role="system", content="You are a helpful assistant. Answer briefly.")
+    turns = [
+        ChatMessage(role="user", content="What is the capital of France?"),
+        ChatMessage(role="assistant", content="Paris is the capital of France."),
+        ChatMessage(role="user", content="And of Spain? Tell me about its river too."),
+        ChatMessage(role="assistant", content="Madrid. The Manzanares river runs through it."),
+        ChatMessage(role="user", content="Which of the two cities is bigger?"),
+    ]
+    vocab = llm.n_vocab()
+
+    def next_token_logprobs() -> np.ndarray:
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(vocab,))
+        shifted = logits.astype(np.float64) - logits.max()
+        return shifted - np.log(np.exp(shifted).sum())
+
+    untrimmed = model._prompt_tokens([system, *turns], 0)  # type: ignore[attr-defined]
+    trimmed = model._prompt_tokens([system, *turns[2:]], 0)  # type: ignore[attr-defined]
+    system_tokens = model._prompt_tokens([system], 0)  # type: ignore[attr-defined]
+    llm.reset()
+    llm.eval(untrimmed)
+    full_history = next_token_logprobs()
+    model._shift_out_dropped_turns(trimmed)  # type: ignore[attr-defined]
+    assert llm.n_tokens > len(system_tokens) + 16  # the kept turns stayed in the cache
+    llm.n_tokens = min(llm.n_tokens, len(trimmed) - 1)  # the last token is evaluated again
+    llm.eval(trimmed[llm.n_tokens :])
+    shifted = next_token_logprobs()
+    llm.reset()
+    llm.eval(trimmed)
+    fresh = next_token_logprobs()
+
+    def kl(p: np.ndarray, q: np.ndarray) -> float:
+        return float(np.sum(np.exp(p) * (p - q)))
+
+    assert int(np.argmax(shifted)) == int(np.argmax(fresh))
+    assert kl(fresh, shifted) < 0.5 * kl(fresh, full_history), (
+        kl(fresh, shifted),
+        kl(fresh, full_history),
+    )
+    asyncio.run(model.aclose())

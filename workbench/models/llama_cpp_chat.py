@@ -6,7 +6,9 @@ copy) with its own threads, which on a small CPU decodes several times faster
 than a float32 transformers model of the same size. It keeps its KV cache
 between calls and reuses the longest common token prefix of the next prompt
 itself, so with `fit_context`'s stepped trimming each turn prefills only the new
-tokens, as the transformers backend's own cache reuse does.
+tokens, as the transformers backend's own cache reuse does; when the trimming
+cuts the oldest turns, they are shifted out of the cache rather than the kept
+turns prefilled again (`_shift_out_dropped_turns`).
 
 Sampling matches the transformers backend's meaning (temperature, top-p, top-k
 50, no min-p), with one difference: llama.cpp's repetition penalty looks back over
@@ -134,12 +136,12 @@ class LlamaCppChatModel(ChatModel):
         with self._lock:
             if not self.spec.params.get("reuse_kv_cache", True):
                 self._llm.reset()
+            else:
+                self._shift_out_dropped_turns(prompt)
             # llama.cpp keeps the evaluated tokens and re-uses the longest common
             # prefix with the new prompt by itself; this only reports how much.
-            evaluated = self._llm.input_ids[: self._llm.n_tokens]
-            self.reused_prefix_tokens = next(
-                (i for i, (a, b) in enumerate(zip(evaluated, prompt, strict=False)) if a != b),
-                min(len(evaluated), len(prompt)),
+            self.reused_prefix_tokens = _common_prefix(
+                list(self._llm.input_ids[: self._llm.n_tokens]), prompt
             )
             pieces = self._llm.create_completion(
                 prompt,
@@ -161,6 +163,34 @@ class LlamaCppChatModel(ChatModel):
                         break
             finally:
                 pieces.close()  # an abandoned stream stops decoding here, not at max_tokens
+
+    def _shift_out_dropped_turns(self, prompt: list[int]) -> None:
+        """Drop from the KV cache the turns `fit_context` cut, keeping the rest without re-prefill.
+
+        After a cut the prompt is the cached tokens with a block (the oldest turns)
+        taken out after the system prompt. llama.cpp's common-prefix reuse alone
+        would keep only the system prompt and prefill every kept turn again (~1 s
+        for 300 tokens on 2 cores). Instead the block is removed from the cache and
+        the positions after it shifted down (a RoPE re-rotation, what llama.cpp's
+        own server does on a context shift), so only the new turn is prefilled.
+        """
+        import llama_cpp
+
+        evaluated = [int(t) for t in self._llm.input_ids[: self._llm.n_tokens]]
+        found = _dropped_block(evaluated, prompt)
+        if found is None:
+            return
+        start, dropped, kept = found
+        memory = llama_cpp.llama_get_memory(self._llm.ctx)
+        if not llama_cpp.llama_memory_can_shift(memory):
+            return  # this model's positions cannot be shifted: plain prefix reuse
+        end = start + dropped + kept
+        llama_cpp.llama_memory_seq_rm(memory, -1, end, -1)
+        llama_cpp.llama_memory_seq_rm(memory, -1, start, start + dropped)
+        llama_cpp.llama_memory_seq_add(memory, 0, start + dropped, end, -dropped)
+        remaining = evaluated[:start] + evaluated[start + dropped : end]
+        self._llm.input_ids[: len(remaining)] = remaining
+        self._llm.n_tokens = len(remaining)
 
     def _option_logprobs(self, messages: list[ChatMessage], options: list[str]) -> list[float]:
         import llama_cpp
@@ -196,3 +226,34 @@ class LlamaCppChatModel(ChatModel):
                     score += float(next_token_logprobs()[following])
                 scores.append(score)
             return scores
+
+
+# A kept run shorter than this is not worth a cache shift.
+_MIN_SHIFTED_TOKENS = 16
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    return next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
+
+
+def _dropped_block(evaluated: list[int], prompt: list[int]) -> tuple[int, int, int] | None:
+    """(start, dropped, kept) when `prompt` continues `evaluated` with `dropped` tokens cut at `start`.
+
+    That is: the two agree up to `start`, and after skipping `dropped` cached tokens
+    the next `kept` cached tokens are the prompt's next ones (the turns that stayed).
+    The longest such `kept` wins; None when nothing worth shifting lines up.
+    """
+    start = _common_prefix(evaluated, prompt)
+    rest, new = evaluated[start:], prompt[start:]
+    if not rest or not new:
+        return None
+    best: tuple[int, int, int] | None = None
+    for dropped in range(1, len(rest)):
+        if rest[dropped] != new[0]:
+            continue
+        kept = _common_prefix(rest[dropped:], new)
+        if kept >= _MIN_SHIFTED_TOKENS and (best is None or kept > best[2]):
+            best = (start, dropped, kept)
+    return best
