@@ -242,10 +242,12 @@ EARLY_SILENCE_S = float(os.environ.get("WORKBENCH_AGENT_EARLY_SILENCE_S", "0.15"
 # measured worse: each VAD segment was transcribed alone, 4.4 -> 6.6 s p50.)
 VAD_SILENCE_S = float(os.environ.get("WORKBENCH_AGENT_VAD_SILENCE_S", "0.3"))
 MIN_ENDPOINT_S = float(os.environ.get("WORKBENCH_AGENT_MIN_ENDPOINT_S", "0.3"))
-# livekit-agents can pace the agent's caption to its audio, but it estimates the speaking rate
-# with an STFT on the event loop: 120-270 ms stalls per reply on 2 cores, during which VAD,
-# turn detection and audio output wait. So captions go out as the reply is generated.
-SYNC_CAPTIONS = os.environ.get("WORKBENCH_AGENT_SYNC_CAPTIONS", "0") == "1"
+# Captions paced to the agent's audio: on an interruption the agent's turn (recorded, and
+# in the LLM's context) then holds the words the user heard, not all that was generated.
+# The pacing estimates the speaking rate with an STFT on the event loop, which stalls it
+# 120-270 ms per reply on 2 cores; 0 sends captions as generated instead. The bench
+# measured no clear latency difference either way (bench/README.md).
+SYNC_CAPTIONS = os.environ.get("WORKBENCH_AGENT_SYNC_CAPTIONS", "1") == "1"
 # The sequential pipeline has no turn model, so the silence alone ends a turn: Silero's
 # default, which a naive pipeline needs not to cut people off mid-sentence.
 NAIVE_SILENCE_S = float(os.environ.get("WORKBENCH_AGENT_NAIVE_SILENCE_S", "0.55"))
