@@ -13,7 +13,7 @@ CPU small stack). Prints tables:
 4. peak memory of the worker's job processes;
 5. p95 voice-to-voice with 1..N rooms talking at once.
 
-    ./dev python bench/voice_latency.py [--turns 20] [--max-rooms 3]
+    ./dev python bench/voice_latency.py [--turns 20] [--max-rooms 3] [--agent-only | --rooms-only]
 """
 
 from __future__ import annotations
@@ -208,6 +208,32 @@ def table(title: str, rows: dict[str, list[float]]) -> None:
 
 async def main_async(args: argparse.Namespace) -> None:
     dsn = database_url(get_settings())
+    if not args.rooms_only:
+        await latency_tables(args, dsn)
+        if args.agent_only:
+            return
+    print(
+        f"\nworker processes' peak RSS: {', '.join(f'{p:.0f} MB' for p in sorted(worker_peak_memory_mb(), reverse=True))}"
+    )
+    print("\n| rooms at once | turns | p50 s | p95 s |")
+    print("|---------------|-------|-------|-------|")
+    for rooms in range(1, args.max_rooms + 1):
+        # The previous round's jobs take a few seconds to exit; until then the worker
+        # counts their slots as busy.
+        await asyncio.sleep(8)
+        results = await asyncio.gather(
+            *(talk(args.turns_per_room, dsn, label=f"c{rooms}") for _ in range(rooms))
+        )
+        values = [v for _, heard_ in results for v in heard_]
+        if values:
+            print(
+                f"| {rooms:>13} | {len(values):>5} | {pct(values, 0.5):>5.2f} | {pct(values, 0.95):>5.2f} |",
+                flush=True,
+            )
+
+
+async def latency_tables(args: argparse.Namespace, dsn: str) -> None:
+    """Tables 1-3: the streaming agent, the sequential pipeline, the in-process floor."""
     user, heard = await talk(args.turns, dsn, label="single")
     agent = stage_rows(dsn, user, heard)
     table(f"Streaming agent through LiveKit, {len(heard)} turns (CPU small stack)", agent)
@@ -228,25 +254,6 @@ async def main_async(args: argparse.Namespace) -> None:
         f"vs sequential {sequential:.2f} s (ratio {streaming / sequential:.2f}); "
         f"the in-process sequential lower bound is {in_process:.2f} s (ratio {streaming / in_process:.2f})"
     )
-    peaks = worker_peak_memory_mb()
-    print(
-        f"\nworker processes' peak RSS: {', '.join(f'{p:.0f} MB' for p in sorted(peaks, reverse=True))}"
-    )
-    print("\n| rooms at once | turns | p50 s | p95 s |")
-    print("|---------------|-------|-------|-------|")
-    for rooms in range(1, args.max_rooms + 1):
-        # The previous round's jobs take a few seconds to exit; until then the worker
-        # counts their slots as busy and LiveKit would not dispatch it to a new room.
-        await asyncio.sleep(8)
-        results = await asyncio.gather(
-            *(talk(args.turns_per_room, dsn, label=f"c{rooms}") for _ in range(rooms))
-        )
-        values = [v for _, heard_ in results for v in heard_]
-        if values:
-            print(
-                f"| {rooms:>13} | {len(values):>5} | {pct(values, 0.5):>5.2f} | {pct(values, 0.95):>5.2f} |",
-                flush=True,
-            )
 
 
 def main() -> int:
@@ -257,6 +264,7 @@ def main() -> int:
     parser.add_argument("--max-rooms", type=int, default=3)
     parser.add_argument("--turns-per-room", type=int, default=5)
     parser.add_argument("--agent-only", action="store_true", help="only the streaming agent table")
+    parser.add_argument("--rooms-only", action="store_true", help="only memory and rooms at once")
     asyncio.run(main_async(parser.parse_args()))
     return 0
 

@@ -48,11 +48,8 @@ def pipeline() -> str:
     return "streaming"
 
 
-@pytest.fixture
-async def client(
-    stack: LocalStack, settings: Settings, speaker: Persona, pipeline: str
-) -> AsyncIterator[VoiceClient]:
-    assert stack.agent.healthy(), "the stack's agent worker is not running"
+async def _join(settings: Settings, identity: str, pipeline: str) -> VoiceClient:
+    """A new room asking for `pipeline`, and a client in it speaking as `identity`."""
     assert settings.livekit_url
     assert settings.livekit_api_key
     assert settings.livekit_api_secret
@@ -65,9 +62,18 @@ async def client(
             )
         )
     voice = VoiceClient(
-        settings.livekit_url, settings.livekit_api_key, secret, room=room, identity=str(speaker.id)
+        settings.livekit_url, settings.livekit_api_key, secret, room=room, identity=identity
     )
     await voice.connect()
+    return voice
+
+
+@pytest.fixture
+async def client(
+    stack: LocalStack, settings: Settings, speaker: Persona, pipeline: str
+) -> AsyncIterator[VoiceClient]:
+    assert stack.agent.healthy(), "the stack's agent worker is not running"
+    voice = await _join(settings, str(speaker.id), pipeline)
     yield voice
     await voice.close()
 
@@ -203,3 +209,22 @@ async def test_a_track_without_speech_makes_no_user_turn(
     _, turns = await _wait_for(admin_dsn, speaker.id, lambda c, t: c["status"] == "completed")
     user_turns = [t for t in turns if t["role"] == "user"]
     assert all(len(t["text"].split()) <= 3 for t in user_turns), user_turns
+
+
+async def test_rooms_opened_together_each_get_the_agent(
+    stack: LocalStack, settings: Settings, admin_dsn: str, jwt_secret: str
+) -> None:
+    """Two users starting at the same moment on an idle worker are both answered."""
+    assert stack.agent.healthy(), "the stack's agent worker is not running"
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        people = [
+            create_user(conn, name=f"twin{i}", role="user", jwt_secret=jwt_secret) for i in range(2)
+        ]
+    await asyncio.sleep(3)  # the previous test's job has exited: the worker is idle
+    clients = await asyncio.gather(*(_join(settings, str(p.id), "streaming") for p in people))
+    try:
+        t0 = time.monotonic()
+        greeted = await asyncio.gather(*(c.wait_for_agent_audio(t0, timeout_s=60) for c in clients))
+        assert all(at is not None for at in greeted), greeted
+    finally:
+        await asyncio.gather(*(c.close() for c in clients))
