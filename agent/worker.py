@@ -156,8 +156,9 @@ class SequentialAgent(WorkbenchAgent):
 
     It answers once its VAD has heard NAIVE_SILENCE_S of silence (no turn model),
     transcribes the whole utterance then, generates the whole reply, synthesizes
-    all of its audio and only then plays it. Everything else (transport, recording, content policy,
-    metrics) is the streaming agent's, so the two differ in the pipeline alone.
+    all of its audio and only then plays it. Everything else (transport,
+    recording, content policy, metrics) is the streaming agent's, so the two
+    differ in the pipeline alone.
     """
 
     async def llm_node(
@@ -285,7 +286,7 @@ server = SlotCountingServer(
     load_threshold=0.99,
     initialize_process_timeout=180,  # the first load may convert a checkpoint
     num_idle_processes=1,
-    job_memory_warn_mb=3000,  # the small CPU stack holds ~1.8 GB per process
+    job_memory_warn_mb=3000,  # the small CPU stack holds ~1.2 GB per process
     host="127.0.0.1",
     port=int(os.environ.get("WORKBENCH_AGENT_PORT", "8089")),
 )
