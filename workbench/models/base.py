@@ -215,6 +215,15 @@ class ChatModel(Model):
         allowed = set(GenerationParams.model_fields)
         return GenerationParams(**{k: v for k, v in self.spec.params.items() if k in allowed})
 
+    def _warm_up(self) -> None:
+        """Generate two tokens, so the first real reply does not pay one-off set-up costs."""
+        self._generate(
+            [ChatMessage(role="user", content="Hi")],
+            GenerationParams(max_new_tokens=2),
+            lambda _: None,
+            lambda: False,
+        )
+
     def fit_context(
         self, messages: Sequence[ChatMessage], *, budget_tokens: int, trim_to: float = 0.5
     ) -> list[ChatMessage]:
@@ -413,3 +422,10 @@ class TextEmbedder(Model):
     @abstractmethod
     def _embed(self, texts: list[str]) -> np.ndarray:
         """Blocking: one vector per text."""
+
+
+def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens two sequences share (what a KV cache can keep)."""
+    return next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )

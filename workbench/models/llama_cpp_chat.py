@@ -26,7 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from workbench.models.base import ChatMessage, ChatModel, ContextTooLong, GenerationParams
+from workbench.models.base import (
+    ChatMessage,
+    ChatModel,
+    ContextTooLong,
+    GenerationParams,
+    common_prefix_length,
+)
 from workbench.models.sources import resolve_source
 
 # Tokens between the `fit_context` estimate (content + 4 per message) and the
@@ -95,12 +101,7 @@ class LlamaCppChatModel(ChatModel):
         )
         self._lock = threading.Lock()
         self.reused_prefix_tokens = 0
-        self._generate(
-            [ChatMessage(role="user", content="Hi")],
-            GenerationParams(max_new_tokens=2),
-            lambda _: None,
-            lambda: False,
-        )
+        self._warm_up()
 
     def _token_text(self, token: int) -> str:
         if token < 0:
@@ -140,7 +141,7 @@ class LlamaCppChatModel(ChatModel):
                 self._shift_out_dropped_turns(prompt)
             # llama.cpp keeps the evaluated tokens and re-uses the longest common
             # prefix with the new prompt by itself; this only reports how much.
-            self.reused_prefix_tokens = _common_prefix(
+            self.reused_prefix_tokens = common_prefix_length(
                 list(self._llm.input_ids[: self._llm.n_tokens]), prompt
             )
             pieces = self._llm.create_completion(
@@ -232,12 +233,6 @@ class LlamaCppChatModel(ChatModel):
 _MIN_SHIFTED_TOKENS = 16
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    return next(
-        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
-    )
-
-
 def _dropped_block(evaluated: list[int], prompt: list[int]) -> tuple[int, int, int] | None:
     """(start, dropped, kept) when `prompt` continues `evaluated` with `dropped` tokens cut at `start`.
 
@@ -245,7 +240,7 @@ def _dropped_block(evaluated: list[int], prompt: list[int]) -> tuple[int, int, i
     the next `kept` cached tokens are the prompt's next ones (the turns that stayed).
     The longest such `kept` wins; None when nothing worth shifting lines up.
     """
-    start = _common_prefix(evaluated, prompt)
+    start = common_prefix_length(evaluated, prompt)
     rest, new = evaluated[start:], prompt[start:]
     if not rest or not new:
         return None
@@ -253,7 +248,7 @@ def _dropped_block(evaluated: list[int], prompt: list[int]) -> tuple[int, int, i
     for dropped in range(1, len(rest)):
         if rest[dropped] != new[0]:
             continue
-        kept = _common_prefix(rest[dropped:], new)
+        kept = common_prefix_length(rest[dropped:], new)
         if kept >= _MIN_SHIFTED_TOKENS and (best is None or kept > best[2]):
             best = (start, dropped, kept)
     return best

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from workbench.models.base import ChatMessage, ChatModel, GenerationParams
+from workbench.models.base import ChatMessage, ChatModel, GenerationParams, common_prefix_length
 from workbench.models.convert import gguf_to_safetensors
 from workbench.models.sources import resolve_source
 
@@ -48,12 +48,7 @@ class TransformersChatModel(ChatModel):
         self._cache_lock = threading.Lock()
         self._cached: tuple[list[int], Any] | None = None
         self.reused_prefix_tokens = 0
-        self._generate(
-            [ChatMessage(role="user", content="Hi")],
-            GenerationParams(max_new_tokens=2),
-            lambda _: None,
-            lambda: False,
-        )
+        self._warm_up()
 
     def count_tokens(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False))
@@ -145,9 +140,7 @@ class TransformersChatModel(ChatModel):
         limit = min(
             len(cached_ids), len(new) - 1, int(cache.get_seq_length())
         )  # >= 1 token left to prefill
-        common = 0
-        while common < limit and cached_ids[common] == new[common]:
-            common += 1
+        common = min(common_prefix_length(cached_ids, new), limit)
         if common < 16:  # not worth it
             return None
         surplus = int(cache.get_seq_length()) - common
