@@ -21,6 +21,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +30,7 @@ from uuid import UUID, uuid4
 
 import numpy as np
 import psycopg
+from aiohttp import web
 from livekit import rtc
 from livekit.agents import (
     Agent,
@@ -48,15 +50,24 @@ from livekit.agents.types import FlushSentinel
 from livekit.plugins import silero
 
 from agent.adapters import WorkbenchLLM, WorkbenchSTT, WorkbenchTTS
+from agent.model_health import ModelHealth
 from agent.recorder import ConversationInfo, ConversationRecorder, recover_journals
 from agent.text_chunks import FirstClauseTokenizer
+from workbench.audio import SPEECH_RATE_HZ, resample, to_float32
 from workbench.config import REPO_ROOT, get_settings
 from workbench.content_filter import ContentPolicy
 from workbench.db.connection import database_url, service_session
 from workbench.db.errors import DataError
 from workbench.db.models import SessionPrompt, TurnDraft
 from workbench.db.repositories import ProfilesRepo, PromptsRepo
-from workbench.models import ChatModel, SpeechToText, TextToSpeech, load_model
+from workbench.models import (
+    ChatMessage,
+    ChatModel,
+    GenerationParams,
+    SpeechToText,
+    TextToSpeech,
+    load_model,
+)
 from workbench.models.stack import load_stack
 from workbench.storage import ObjectStore
 
@@ -94,7 +105,7 @@ def prewarm(proc: JobProcess) -> None:
     assert isinstance(stt_model, SpeechToText)
     assert isinstance(chat_model, ChatModel)
     assert isinstance(tts_model, TextToSpeech)
-    proc.userdata["models"] = _Models(
+    models = _Models(
         stt=stt_model,
         llm=chat_model,
         tts=tts_model,
@@ -103,7 +114,40 @@ def prewarm(proc: JobProcess) -> None:
         naive_vad=silero.VAD.load(min_silence_duration=NAIVE_SILENCE_S),
         snapshot=stack.snapshot(),
     )
-    log.info("models loaded", extra={"stack": stack.name})
+    seconds = warm_up_turn(models)
+    proc.userdata["models"] = models
+    log.info(
+        "models loaded and answered a warm-up turn in %.2f s", seconds, extra={"stack": stack.name}
+    )
+
+
+def warm_up_turn(models: _Models) -> float:
+    """One turn through the stack (TTS -> STT -> LLM), so a process is ready only if it can answer.
+
+    A native crash or a broken model shows here, in prewarm, where the worker
+    counts it, instead of in the first room. Returns the seconds it took.
+    """
+
+    async def turn() -> str:
+        spoken = await models.tts.synthesize_all("Hello, can you hear me?")
+        audio = resample(to_float32(spoken.pcm), spoken.sample_rate_hz, SPEECH_RATE_HZ)
+        heard = await models.stt.transcribe(audio)
+        question = ChatMessage(role="user", content=heard.text or "Hello")
+        pieces = [
+            piece
+            async for piece in models.llm.stream_reply(
+                [question], params=GenerationParams(max_new_tokens=4)
+            )
+        ]
+        return "".join(pieces)
+
+    t0 = time.perf_counter()
+    # A thread of its own: prewarm may be called where an event loop already runs.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        reply = pool.submit(asyncio.run, turn()).result()
+    if not reply.strip():
+        raise RuntimeError("the warm-up turn got an empty reply from the chat model")
+    return time.perf_counter() - t0
 
 
 class _CapturingTTS(WorkbenchTTS):
@@ -266,18 +310,57 @@ def job_load(worker: AgentServer) -> float:
 
 
 class SlotCountingServer(AgentServer):
-    """An AgentServer on which a job accepted but not started yet takes one room slot.
+    """An AgentServer that counts room slots and knows whether its models load.
 
-    livekit-agents estimates such a reserved job's load as load_threshold /
-    num_idle_processes while no job runs yet (0.99 here), so an idle worker
-    refused the second of two rooms created at the same moment, and the LiveKit
-    server does not retry: that room never got an agent (seen in bench/ with two
-    and three rooms at once). Counted in slots, as `job_load` counts running
-    jobs, the worker takes MAX_JOBS rooms however they arrive.
+    Slots: livekit-agents estimates a job accepted but not started yet as
+    load_threshold / num_idle_processes while no job runs (0.99 here), so an idle
+    worker refused the second of two rooms created at the same moment, and the
+    LiveKit server does not retry: that room never got an agent (seen in bench/
+    with two and three rooms at once). Counted in slots, as `job_load` counts
+    running jobs, the worker takes MAX_JOBS rooms however they arrive.
+
+    Models: `model_health` watches the job processes (see agent/model_health.py)
+    and serves `/models`; after repeated failures the worker shuts down.
     """
+
+    def __init__(self, **kwargs: Any) -> None:
+        status_file = os.environ.get("WORKBENCH_AGENT_STATUS_FILE")
+        # Set first: __setattr__ below uses it while the base class builds itself.
+        self.model_health = ModelHealth(
+            status_file=Path(status_file) if status_file else None, on_give_up=self._give_up
+        )
+        super().__init__(**kwargs)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # livekit-agents builds its HTTP server and process pool inside run() and
+        # starts them at once, with no hook between: attach the model-health route
+        # and listeners as they are assigned, which is before they start.
+        if name == "_http_server" and value is not None:
+            value.app.add_routes([web.get("/models", self.model_health.handle)])
+        elif name == "_proc_pool" and value is not None:
+            value.on("process_ready", lambda proc: self.model_health.process_ready(proc.pid))
+            value.on(
+                "process_closed",
+                lambda proc: self.model_health.process_closed(
+                    proc.pid,
+                    proc.exitcode,
+                    killed=proc.killed,
+                    shutting_down=self._closed or value._closed,
+                ),
+            )
+        super().__setattr__(name, value)
+
+    def _give_up(self, reason: str) -> None:
+        log.error("stopping the worker: %s", reason)
+        task = asyncio.get_running_loop().create_task(self.aclose())
+        _background.add(task)
+        task.add_done_callback(_background.discard)
 
     def _get_effective_load(self) -> float:
         return float(self._worker_load) + self._reserved_slots / MAX_JOBS
+
+
+_background: set[asyncio.Task[None]] = set()  # keeps fire-and-forget tasks referenced
 
 
 server = SlotCountingServer(

@@ -20,6 +20,9 @@ from dashboards.context import web_context
 from workbench.auth.client import AuthFailure, AuthSession, AuthUnavailable, InvalidCredentials
 from workbench.auth.login_guard import TooManyAttempts
 from workbench.auth.web_sessions import ABSOLUTE_S, COOKIE_NAME
+from workbench.config import REPO_ROOT
+
+MAIL_TEMPLATES_DIR = REPO_ROOT / "supabase" / "templates"
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title} · Voice Workbench</title>
@@ -91,7 +94,10 @@ class LoginHandler(_FormHandler):
     """GET: the form. POST: sign in through Supabase Auth, start a server-side session."""
 
     def get(self) -> None:
-        self._render()
+        if self.get_argument("registered", ""):
+            self._render("Your account is ready: sign in.", error=False)
+        else:
+            self._render()
 
     def _render(
         self, message: str = "", email: str = "", status: int = 200, error: bool = True
@@ -185,15 +191,26 @@ class RegisterHandler(_FormHandler):
     async def post(self) -> None:
         email = self.get_body_argument("email", "").strip()
         try:
-            await web_context().auth.sign_up(
+            signed_up = await web_context().auth.sign_up(
                 email,
                 self.get_body_argument("password", ""),
                 display_name=self.get_body_argument("display_name", "").strip() or None,
+                client_key=self.request.remote_ip,
             )
+        except AuthUnavailable:
+            self._render("Registration is unavailable right now.", email, status=503)
+            return
         except AuthFailure as exc:
             self._render(str(exc), email, status=400)
             return
-        self.redirect("/login?" + urlencode({"next": "/"}))
+        if signed_up.needs_confirmation:
+            self.page(
+                "Check your email",
+                f'<p class="note" role="status">We sent a confirmation link to {html.escape(email)}. '
+                "Follow it to finish creating your account.</p>",
+            )
+            return
+        self.redirect("/login?" + urlencode({"next": "/", "registered": "1"}))
 
 
 class ResetHandler(_FormHandler):
@@ -210,7 +227,7 @@ class ResetHandler(_FormHandler):
         base = f"{self.request.protocol}://{self.request.host}"
         try:
             await web_context().auth.request_password_reset(
-                email, redirect_to=f"{base}/reset/complete"
+                email, redirect_to=f"{base}/reset/complete", client_key=self.request.remote_ip
             )
         except AuthUnavailable:
             self.page(
@@ -276,6 +293,38 @@ class ResetCompleteHandler(_FormHandler):
         self.redirect("/")
 
 
+class ConfirmHandler(_FormHandler):
+    """The confirmation mail's link (when e-mail confirmation is on): confirm, then be signed in."""
+
+    async def get(self) -> None:
+        try:
+            auth = await web_context().auth.confirm_sign_up(self.get_argument("token_hash", ""))
+        except AuthUnavailable:
+            self.page(
+                "Confirm your account",
+                '<p class="error" role="alert">Confirmation is unavailable right now; try the link again later.</p>',
+                status=503,
+            )
+            return
+        except AuthFailure:
+            self.page(
+                "Confirm your account",
+                '<p class="error" role="alert">This confirmation link is invalid or has expired.</p>',
+                status=400,
+            )
+            return
+        await self.start_session(auth)
+        self.redirect("/")
+
+
+class MailTemplateHandler(RequestHandler):
+    """Supabase Auth's mail templates (supabase/templates/), fetched by GoTrue when it sends a mail."""
+
+    def get(self, name: str) -> None:
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.write((MAIL_TEMPLATES_DIR / f"{name}.html").read_text())
+
+
 class WorkbenchAuthProvider(AuthProvider):
     """Bokeh's hook: every app page needs a live session; anonymous users go to /login."""
 
@@ -307,4 +356,6 @@ def auth_routes() -> list[tuple[str, type[RequestHandler]]]:
         (r"/register", RegisterHandler),
         (r"/reset", ResetHandler),
         (r"/reset/complete", ResetCompleteHandler),
+        (r"/confirm", ConfirmHandler),
+        (r"/auth/templates/(recovery|confirmation)\.html", MailTemplateHandler),
     ]

@@ -1,35 +1,13 @@
--- Local-only seed: an admin, a researcher and demo prompts. Applied by `./dev up` on the
--- embedded stack (never on a hosted project). Idempotent. Passwords: see README.
+-- Local-only seed: demo prompts. Applied by `./dev up` on the embedded stack (never on a
+-- hosted project), after the local accounts were made through Supabase Auth's admin API
+-- (workbench/stack/local_accounts.py; the admin's fixed id is the prompts' author).
+-- Idempotent: a prompt slug that exists is left alone.
 
 do $$
-declare
-  seed record;
 begin
-  for seed in
-    select * from (values
-      ('00000000-0000-4000-a000-000000000001'::uuid, 'admin@workbench.local', 'Admin', 'admin'),
-      ('00000000-0000-4000-a000-000000000002'::uuid, 'researcher@workbench.local', 'Researcher', 'researcher')
-    ) as s (id, email, display_name, role)
-  loop
-    insert into auth.users (instance_id, id, aud, role, email, encrypted_password, confirmed_at,
-                            raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
-    values ('00000000-0000-0000-0000-000000000000', seed.id, 'authenticated', 'authenticated', seed.email,
-            extensions.crypt('workbench-local', extensions.gen_salt('bf', 10)), now(),
-            '{"provider": "email", "providers": ["email"]}', jsonb_build_object('display_name', seed.display_name),
-            now(), now())
-    on conflict (id) do nothing;
-    -- GoTrue (when it has run its migrations) signs in through an identity row.
-    if to_regclass('auth.identities') is not null then
-      execute $sql$
-        insert into auth.identities (provider_id, user_id, identity_data, provider, created_at, updated_at)
-        values ($1::text, $1, jsonb_build_object('sub', $1::text, 'email', $2::text), 'email', now(), now())
-        on conflict do nothing
-      $sql$ using seed.id, seed.email;
-    end if;
-    update public.profiles set role = seed.role::public.app_role where id = seed.id and role <> seed.role::public.app_role;
-  end loop;
-
-  if not exists (select 1 from public.system_prompts where slug = 'voice-assistant') then
+  -- Only while the seeded admin (their author) exists: deleting that account sticks.
+  if not exists (select 1 from public.system_prompts where slug = 'voice-assistant')
+     and exists (select 1 from public.profiles where id = '00000000-0000-4000-a000-000000000001') then
     insert into public.system_prompts (id, slug, title, description, created_by)
     values ('00000000-0000-4000-b000-000000000001', 'voice-assistant', 'Voice assistant',
             'Default prompt of the live agent.', '00000000-0000-4000-a000-000000000001');

@@ -115,6 +115,11 @@ class Settings(BaseSettings):
         "127.0.0.1", validation_alias=_env("WORKBENCH_PANEL_ADDRESS", "panel_address")
     )
 
+    # Local Supabase Auth: require the confirmation mail before a new account signs in.
+    auth_confirm_email: bool = Field(
+        False, validation_alias=_env("WORKBENCH_AUTH_CONFIRM_EMAIL", "auth_confirm_email")
+    )
+
     supabase_url: str | None = Field(None, validation_alias=_env("SUPABASE_URL", "supabase_url"))
     supabase_anon_key: SecretStr | None = Field(
         None, validation_alias=_env("SUPABASE_ANON_KEY", "supabase_anon_key")

@@ -53,7 +53,7 @@ def test_audio_flows_between_hosts_in_a_namespace_of_our_own(
 ) -> None:
     binary = ensure_go_binary(
         LIVEKIT_SERVER, cache_dir=stack.layout.cache_dir, log_path=tmp_path / "build.log"
-    )
+    ).path
     key, secret = "nskey", "ns-secret-0123456789abcdefghijklmnopqrstuvwxyz"
     with two_hosts() as ns:
         config = livekit_config(

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from workbench.config import REPO_ROOT
+from workbench.stack.agent_service import AgentService
 from workbench.stack.cli import main as stack_cli
 from workbench.stack.errors import StackError
 from workbench.stack.layout import StackLayout
@@ -25,13 +29,16 @@ def _states(stack: LocalStack) -> dict[str, str]:
     return {report.name: report.state for report in stack.status()}
 
 
-def test_every_service_is_up_or_reported_unavailable_with_a_reason(stack: LocalStack) -> None:
+def test_every_service_is_up_and_says_where_its_binary_came_from(stack: LocalStack) -> None:
     reports = {report.name: report for report in stack.status()}
-    assert reports["postgres"].state == "running"
-    assert reports["livekit"].state == "running"
-    assert reports["auth"].state in ("running", "unavailable")
-    if reports["auth"].state == "unavailable":
-        assert "WORKBENCH_AUTH_BIN" in reports["auth"].detail
+    assert {name: report.state for name, report in reports.items()} == dict.fromkeys(
+        ("postgres", "mail", "auth", "livekit", "agent", "web"), "running"
+    )
+    # Built by `go install`, from the vendored source, or given prebuilt: status says which.
+    assert re.search(
+        r"binary: (cache, built |prebuilt \(WORKBENCH_AUTH_BIN\))", reports["auth"].detail
+    )
+    assert reports["livekit"].detail.startswith("binary: ")
 
 
 def test_up_is_idempotent(stack: LocalStack) -> None:
@@ -130,3 +137,34 @@ def test_generated_secrets_are_private(stack: LocalStack) -> None:
     secrets_file: Path = stack.layout.local_dir / "secrets.json"
     assert secrets_file.stat().st_mode & 0o077 == 0
     assert (stack.layout.run_dir / "livekit.yaml").stat().st_mode & 0o077 == 0
+
+
+def test_an_agent_whose_models_cannot_load_is_never_ready(
+    stack: LocalStack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The worker counts job processes that die before their warm-up, gives up, and `up` says why.
+
+    (livekit-agents alone restarts them forever behind a 200 health check.)
+    """
+    broken = tmp_path / "broken-stack.yaml"
+    broken.write_text(
+        "name: broken\n"
+        "stt: {name: missing, kind: stt, backend: faster-whisper, model: /nonexistent/whisper}\n"
+        f"llm: {REPO_ROOT / 'configs/models/smollm2-135m-instruct-llamacpp.yaml'}\n"
+        f"tts: {REPO_ROOT / 'configs/models/piper-joe-medium.yaml'}\n"
+    )
+    layout = StackLayout(local_dir=tmp_path / "local", cache_dir=stack.layout.cache_dir)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    agent = AgentService(layout, port=port, stack_file=broken)
+    agent._binary = Path(sys.executable)  # prepare() would refuse the spec before the worker could
+    try:
+        with pytest.raises(StackError, match=r"agent: models failed to load: a job process ended before its models loaded") as failure:
+            agent.start()
+        assert "stopped restarting job processes after 3" in str(failure.value)
+        assert not agent.running()  # it gave up instead of looping
+        assert agent.models_failure() is not None
+        assert "models failed to load" in agent.status_detail()
+    finally:
+        agent.stop()

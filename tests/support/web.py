@@ -1,10 +1,9 @@
-"""Browser sessions for UI tests: a session row as the login page creates it, for a test user.
+"""Browser sessions for UI tests that are not about auth: a session row as the login page makes it.
 
-Supabase Auth (GoTrue) cannot be built on every machine (see the README); the
-UI tests of pages other than login therefore start from a server-side session
-holding an access token signed with the stack's JWT secret, exactly what the
-login page stores after GoTrue answers. The login flow itself is tested
-against GoTrue where it runs.
+Pages other than the auth forms are tested from a server-side session holding an
+access token signed with the stack's JWT secret, exactly what the login page
+stores after Supabase Auth answers, which spares each test a registration. The
+auth journey itself goes through the real forms and GoTrue (test_first_conversation.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""A real voice conversation in the browser: Chromium's microphone (a recording) talks to the agent.
+"""A newcomer's first conversation in a real browser: register, sign in, talk, History, passwords.
+
+Chromium's microphone plays a real recording to the agent.
 
 Chromium will not use loopback for WebRTC, so the browser runs on a client
 host (a network namespace of this test's own) and reaches, over a veth link,
@@ -12,12 +14,15 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
@@ -25,19 +30,18 @@ import psycopg
 import pytest
 import soundfile as sf
 import yaml
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.support.netns import Hosts, client_host, namespaces_unavailable, wrapper_in_namespace
-from tests.support.personas import Persona
 from tests.support.speech import pocketsphinx_utterances
-from tests.support.web import run_async, signed_in_cookie
 from tests.ui.conftest import ARTIFACTS, CHROMIUM
 from workbench.audio import read_audio
-from workbench.auth.web_sessions import COOKIE_NAME
 from workbench.config import REPO_ROOT, Settings
 from workbench.db.connection import database_url
 from workbench.stack.gobuild import LIVEKIT_SERVER, ensure_go_binary
 from workbench.stack.livekit_server import livekit_config
+from workbench.stack.mailcatcher import links_in, read_messages
+from workbench.stack.services import LocalStack
 
 pytestmark = [
     pytest.mark.ui,
@@ -87,7 +91,7 @@ class Servers:
         }
         self.binary = ensure_go_binary(
             LIVEKIT_SERVER, cache_dir=settings.cache_dir, log_path=workdir / "build.log"
-        )
+        ).path
 
     def _start(self, name: str, argv: list[str]) -> tuple[subprocess.Popen[bytes], Path]:
         log = self.workdir / f"{name}.log"
@@ -176,98 +180,196 @@ def microphone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_talking_to_the_agent_from_the_browser(
-    servers: Servers, microphone: Path, people: dict[str, Persona], web_settings: Settings
-) -> None:
-    user = people["user"]
-    assert user.id is not None
-    assert user.claims.email is not None
-    assert web_settings.supabase_jwt_secret is not None
-    cookie = run_async(
-        signed_in_cookie(
-            database_url(web_settings),
-            web_settings.supabase_jwt_secret.get_secret_value(),
-            user_id=user.id,
-            email=user.claims.email,
-        )
-    )
+def _launch(playwright: Any, servers: Servers, microphone: Path) -> Any:
     wrapper = wrapper_in_namespace(servers.hosts.client_ns, CHROMIUM, servers.workdir)
+    return playwright.chromium.launch(
+        executable_path=str(wrapper),
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-dev-shm-usage",
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={microphone}",
+            "--autoplay-policy=no-user-gesture-required",
+            # The test host is plain http on a private address; browsers grant the
+            # microphone only to secure origins (https or localhost) otherwise.
+            f"--unsafely-treat-insecure-origin-as-secure={servers.web_url}",
+        ],
+    )
+
+
+def _sign_in(page: Page, web_url: str, email: str, password: str) -> None:
+    page.goto(f"{web_url}/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def _sign_out(page: Page, web_url: str) -> None:
+    page.goto(f"{web_url}/logout")
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(re.compile(r"/login"))
+
+
+def _talk(page: Page, web_url: str) -> None:
+    """Start a conversation, hear the agent answer what the microphone said, stop."""
+    page.goto(f"{web_url}/conversation")
+    page.get_by_role("button", name="Start conversation").click()
+    expect(page.get_by_text("Connection: connected")).to_be_visible(timeout=60_000)
+    # The user's words ("he was not an ill disposed young man"), transcribed by
+    # the agent, then the agent's reply.
+    expect(page.get_by_text(re.compile(r"You:.*young man", re.I)).first).to_be_visible(
+        timeout=120_000
+    )
+    # The greeting, then an answer to what the user said.
+    agent_lines = page.get_by_text(re.compile(r"Agent:\s*\S+"))
+    deadline = time.monotonic() + 120
+    while agent_lines.count() < 2:
+        assert time.monotonic() < deadline, "the agent did not answer on the page"
+        page.wait_for_timeout(500)
+    expect(page.get_by_text(re.compile(r"RTT \d+ ms"))).to_be_visible(timeout=30_000)
+    # The page measured voice to voice from the audio it played: the answer was heard.
+    expect(page.get_by_text(re.compile(r"voice to voice \d+\.\d\d s"))).to_be_visible(
+        timeout=60_000
+    )
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "conversation.png"), full_page=True)
+    page.get_by_role("button", name="Stop").click()
+    expect(page.get_by_text("Connection: disconnected")).to_be_visible(timeout=30_000)
+
+
+def _stored_turns(settings: Settings, user_id: str) -> list[tuple[Any, ...]]:
+    """(role, idx, v2v_audio_s, audio_path) of the user's turns, once both sides and the heard delay are in."""
+    deadline = time.monotonic() + 60
+    rows: list[tuple[Any, ...]] = []
+    while time.monotonic() < deadline:
+        with psycopg.connect(database_url(settings)) as conn:
+            rows = conn.execute(
+                """select t.role, t.idx, t.v2v_audio_s, t.audio_path from public.turns t
+                   join public.conversations c on c.id = t.conversation_id
+                   where c.owner_id = %s order by c.started_at, t.idx""",
+                [user_id],
+            ).fetchall()
+        heard = [r for r in rows if r[0] == "agent" and r[1] > 0 and r[2] is not None]
+        if {"user", "agent"} <= {r[0] for r in rows} and heard:
+            break
+        time.sleep(1)
+    return rows
+
+
+def test_a_newcomers_first_conversation(
+    servers: Servers, microphone: Path, web_settings: Settings
+) -> None:
+    """The journey of the README, through the real forms and Supabase Auth (no session shortcut).
+
+    Register, sign in, talk, hear the answer, find the turns in History, change the
+    password, sign out, and reset the password through the mailed link.
+    """
+    web = servers.web_url
+    email = f"newcomer-{secrets.token_hex(4)}@example.org"
+    first, second, third = (secrets.token_urlsafe(12) for _ in range(3))
+    mail_folder = LocalStack(web_settings).mail.folder
     outside: list[str] = []
+    allowed = (
+        f"http://{servers.hosts.server_ip}",
+        f"ws://{servers.hosts.server_ip}",
+        "data:",
+        "blob:",
+    )
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(wrapper),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-dev-shm-usage",
-                "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-audio-capture={microphone}",
-                "--autoplay-policy=no-user-gesture-required",
-                # The test host is plain http on a private address; browsers grant the
-                # microphone only to secure origins (https or localhost) otherwise.
-                f"--unsafely-treat-insecure-origin-as-secure={servers.web_url}",
-            ],
-        )
+        browser = _launch(playwright, servers, microphone)
         context = browser.new_context(viewport={"width": 1280, "height": 900})
-        context.add_cookies([{"name": COOKIE_NAME, "value": cookie, "url": servers.web_url}])
         page = context.new_page()
-        allowed = (
-            f"http://{servers.hosts.server_ip}",
-            f"ws://{servers.hosts.server_ip}",
-            "data:",
-            "blob:",
-        )
         page.on("request", lambda r: None if r.url.startswith(allowed) else outside.append(r.url))
         try:
-            page.goto(f"{servers.web_url}/conversation")
-            page.get_by_role("button", name="Start conversation").click()
-            expect(page.get_by_text("Connection: connected")).to_be_visible(timeout=60_000)
-            # The user's words ("he was not an ill disposed young man"), transcribed by
-            # the agent, then the agent's reply.
-            expect(page.get_by_text(re.compile(r"You:.*young man", re.I)).first).to_be_visible(
-                timeout=120_000
+            page.goto(f"{web}/register")
+            page.get_by_label("Display name").fill("Newcomer")
+            page.get_by_label("Email").fill(email)
+            page.get_by_label("Password (8 characters or more)").fill(first)
+            page.get_by_role("button", name="Create account").click()
+            expect(page.get_by_role("alert")).to_contain_text("Your account is ready: sign in.")
+            _sign_in(page, web, email, first)
+            expect(page).not_to_have_url(re.compile(r"/login"))
+            with psycopg.connect(database_url(web_settings)) as conn:
+                (user_id,) = conn.execute(
+                    "select id::text from auth.users where email = %s", [email]
+                ).fetchone() or (None,)
+            assert user_id is not None, "registration made no Supabase Auth user"
+
+            _talk(page, web)
+            rows = _stored_turns(web_settings, user_id)
+            assert {"user", "agent"} <= {row[0] for row in rows}, rows
+            heard = [row[2] for row in rows if row[0] == "agent" and row[1] > 0 and row[2]]
+            assert heard, "no agent turn got the browser-measured voice-to-voice"
+            assert all(0.1 < v < 30 for v in heard), heard
+
+            # History: both turns, their latency columns, and their audio, playable.
+            page.goto(f"{web}/history")
+            picker = page.get_by_label("Conversation")
+            expect(picker).to_be_visible(timeout=30_000)
+            picker.select_option(index=1)  # the newcomer's one conversation
+            expect(page.get_by_text(re.compile(r"young man", re.I)).first).to_be_visible(
+                timeout=30_000
             )
-            # The greeting, then an answer to what the user said.
-            agent_lines = page.get_by_text(re.compile(r"Agent:\s*\S+"))
-            deadline = time.monotonic() + 120
-            while agent_lines.count() < 2:
-                assert time.monotonic() < deadline, "the agent did not answer on the page"
-                page.wait_for_timeout(500)
-            expect(page.get_by_text(re.compile(r"RTT \d+ ms"))).to_be_visible(timeout=30_000)
-            # The page measured voice to voice from the audio itself for an answer.
-            expect(page.get_by_text(re.compile(r"voice to voice \d+\.\d\d s"))).to_be_visible(
-                timeout=60_000
-            )
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "conversation.png"), full_page=True)
-            page.get_by_role("button", name="Stop").click()
-            expect(page.get_by_text("Connection: disconnected")).to_be_visible(timeout=30_000)
+            expect(page.get_by_text("v2v_audio_s").first).to_be_visible()
+            expect(page.get_by_text(re.compile(r"Turn \d+ \(user\)")).first).to_be_visible()
+            expect(page.get_by_text(re.compile(r"Turn \d+ \(agent\)")).first).to_be_visible()
+            src = page.locator("audio").first.get_attribute("src")
+            assert src is not None
+            played = context.request.get(f"{web}{src}")
+            assert played.status == 200
+            assert played.body()[:4] == b"RIFF"
+            page.screenshot(path=str(ARTIFACTS / "journey-history.png"), full_page=True)
+
+            # Change the password on the profile page, sign out, and only the new one works.
+            page.goto(f"{web}/profile")
+            new_password = page.get_by_label("New password")
+            expect(new_password).to_be_visible(timeout=30_000)
+            new_password.fill(second)
+            new_password.press("Enter")
+            page.get_by_role("button", name="Change password").click()
+            expect(page.get_by_text("Password changed.")).to_be_visible(timeout=15_000)
+            _sign_out(page, web)
+            with psycopg.connect(database_url(web_settings)) as conn:
+                live = conn.execute(
+                    "select count(*) from auth.refresh_tokens where user_id = %s and not revoked",
+                    [user_id],
+                ).fetchone()
+            assert live == (0,), "sign-out left a refresh token alive at Supabase Auth"
+            _sign_in(page, web, email, first)
+            expect(page.get_by_role("alert")).to_contain_text("Wrong email or password")
+            _sign_in(page, web, email, second)
+            expect(page).not_to_have_url(re.compile(r"/login"))
+            _sign_out(page, web)
+
+            # Forgot it after all: the mailed link leads to our reset page.
+            page.goto(f"{web}/reset")
+            page.get_by_label("Email").fill(email)
+            page.get_by_role("button", name="Send link").click()
+            expect(
+                page.get_by_text("If that account exists, a reset link is on its way.")
+            ).to_be_visible()
+            deadline = time.monotonic() + 30
+            while not (messages := read_messages(mail_folder, to=email)):
+                assert time.monotonic() < deadline, "no recovery mail arrived"
+                time.sleep(0.3)
+            (link,) = links_in(messages[-1])
+            parts = urlsplit(link)
+            assert parts.path == "/reset/complete"
+            assert "token_hash=" in parts.query
+            # The link names the stack's site URL (127.0.0.1); this browser lives on the
+            # test host, so it opens the same path on the test's web server.
+            page.goto(f"{web}{parts.path}?{parts.query}")
+            page.get_by_label("New password (8 characters or more)").fill(third)
+            page.get_by_role("button", name="Set password").click()
+            expect(page).not_to_have_url(re.compile(r"/reset|/login"), timeout=15_000)
+            _sign_out(page, web)
+            _sign_in(page, web, email, second)
+            expect(page.get_by_role("alert")).to_contain_text("Wrong email or password")
+            _sign_in(page, web, email, third)
+            expect(page).not_to_have_url(re.compile(r"/login"))
         finally:
             browser.close()
     assert outside == [], f"requests left the test hosts: {outside}"
-
-    deadline = time.monotonic() + 60
-    roles: list[str] = []
-    heard: list[float] = []
-    while time.monotonic() < deadline:
-        with psycopg.connect(database_url(web_settings)) as conn:
-            rows = conn.execute(
-                """select t.role, t.idx, t.v2v_audio_s from public.turns t
-                   join public.conversations c on c.id = t.conversation_id
-                   where c.owner_id = %s order by c.started_at, t.idx""",
-                [user.id],
-            ).fetchall()
-            roles = [row[0] for row in rows]
-            heard = [
-                row[2] for row in rows if row[0] == "agent" and row[1] > 0 and row[2] is not None
-            ]
-        if "user" in roles and "agent" in roles and heard:
-            break
-        time.sleep(1)
-    assert "user" in roles
-    assert "agent" in roles
-    # Voice to voice as the browser heard it, stored on an answering agent turn (not the greeting).
-    assert heard, "no agent turn got the browser-measured voice-to-voice"
-    assert all(0.1 < v < 30 for v in heard), heard

@@ -45,6 +45,14 @@ class AuthUnavailable(AuthFailure):
 
 
 @dataclass(frozen=True)
+class SignUp:
+    """A new account: its id, and whether it must confirm its e-mail before signing in."""
+
+    user_id: UUID
+    needs_confirmation: bool
+
+
+@dataclass(frozen=True)
 class AuthSession:
     """A signed-in session: tokens and the verified claims of the access token."""
 
@@ -80,10 +88,15 @@ class SupabaseAuth:
         self._connect = connect
 
     @contextlib.asynccontextmanager
-    async def _client(self) -> AsyncIterator[AsyncGoTrueClient]:
+    async def _client(self, client_key: str | None = None) -> AsyncIterator[AsyncGoTrueClient]:
+        headers = {"apikey": self._anon_key, "Authorization": f"Bearer {self._anon_key}"}
+        if client_key:
+            # Every call comes from this server: name the browser, so Supabase Auth's
+            # per-client rate limits (GOTRUE_RATE_LIMIT_HEADER) count each user apart.
+            headers["X-Forwarded-For"] = client_key
         client = AsyncGoTrueClient(
             url=self._auth_url,
-            headers={"apikey": self._anon_key, "Authorization": f"Bearer {self._anon_key}"},
+            headers=headers,
             persist_session=False,
             auto_refresh_token=False,
         )
@@ -104,18 +117,33 @@ class SupabaseAuth:
             session.access_token, session.refresh_token, self._verifier.verify(session.access_token)
         )
 
-    async def sign_up(self, email: str, password: str, *, display_name: str | None = None) -> UUID:
-        """Register; the profile is created by the database on sign-up. Returns the user id."""
+    async def sign_up(
+        self,
+        email: str,
+        password: str,
+        *,
+        display_name: str | None = None,
+        client_key: str | None = None,
+    ) -> SignUp:
+        """Register; the profile is created by the database on sign-up."""
         if len(password) < MIN_PASSWORD_LENGTH:
             raise WeakPassword(f"passwords have at least {MIN_PASSWORD_LENGTH} characters")
         credentials: dict[str, Any] = {"email": email, "password": password}
         if display_name:
             credentials["options"] = {"data": {"display_name": display_name}}
-        async with self._client() as client:
+        async with self._client(client_key) as client:
             response = await client.sign_up(credentials)  # type: ignore[arg-type]
         if response.user is None:
             raise AuthFailure("Supabase Auth returned no user")
-        return UUID(response.user.id)
+        # No session: the project requires the confirmation mail first.
+        return SignUp(UUID(response.user.id), needs_confirmation=response.session is None)
+
+    async def confirm_sign_up(self, token_hash: str) -> AuthSession:
+        """Redeem the confirmation mail's token hash; returns the new account's first session."""
+        async with self._client() as client:
+            return self._session(
+                await client.verify_otp({"type": "email", "token_hash": token_hash})
+            )
 
     async def sign_in(self, email: str, password: str, *, client_key: str) -> AuthSession:
         """Sign in with a password; rate limited per account and per `client_key` (IP or browser)."""
@@ -123,7 +151,7 @@ class SupabaseAuth:
             async with self._connect() as conn:
                 await self._guard.check(conn, email=email, client=client_key)
         try:
-            async with self._client() as client:
+            async with self._client(client_key) as client:
                 response = await client.sign_in_with_password(
                     {"email": email, "password": password}
                 )
@@ -155,9 +183,11 @@ class SupabaseAuth:
             await client.set_session(access_token, refresh_token)
             await client.sign_out()
 
-    async def request_password_reset(self, email: str, *, redirect_to: str) -> None:
+    async def request_password_reset(
+        self, email: str, *, redirect_to: str, client_key: str | None = None
+    ) -> None:
         """Send the recovery email (says nothing about whether the account exists)."""
-        async with self._client() as client:
+        async with self._client(client_key) as client:
             await client.reset_password_for_email(email, {"redirect_to": redirect_to})
 
     async def complete_password_reset(self, token_hash: str, new_password: str) -> AuthSession:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -26,7 +27,14 @@ class AgentService(BinaryService):
 
     @property
     def health_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
+        # 200 only once a job process loaded the models and answered a warm-up turn
+        # (agent/model_health.py); the worker's own "/" answers as soon as it runs.
+        return f"http://127.0.0.1:{self.port}/models"
+
+    @property
+    def status_file(self) -> Path:
+        """Where the worker writes its model health (it outlives the worker)."""
+        return self.layout.run_dir / "agent-models.json"
 
     @property
     def url(self) -> str:
@@ -39,6 +47,7 @@ class AgentService(BinaryService):
         env = checkout_python_environment()
         env["WORKBENCH_AGENT_PORT"] = str(self.port)
         env["WORKBENCH_AGENT_STACK"] = str(self.stack_file)
+        env["WORKBENCH_AGENT_STATUS_FILE"] = str(self.status_file)
         env.setdefault(
             "HF_HUB_OFFLINE", "1"
         )  # models come from packages and the cache, never a hub
@@ -63,8 +72,38 @@ class AgentService(BinaryService):
     def command(self, binary: Path) -> list[str]:
         return [str(binary), "-m", "agent"]
 
+    def start(self) -> None:
+        """Start the worker and wait until a job process answered its warm-up turn.
+
+        Fails with the worker's own account (which process, what signal) when the
+        models cannot load, rather than after the whole start timeout.
+        """
+        if not self.running():
+            self.status_file.unlink(missing_ok=True)  # a previous worker's verdict
+        try:
+            super().start()
+        except StackError as exc:
+            reason = self.models_failure()
+            if reason is None:
+                raise
+            raise StackError(f"agent: {reason}." + log_excerpt(self.log_path)) from exc
+
+    def models_failure(self) -> str | None:
+        """Why the worker's job processes failed to load the models, if they did."""
+        try:  # written by agent/model_health.py
+            status = json.loads(self.status_file.read_text())
+        except (OSError, ValueError):
+            return None
+        if status.get("state") in ("failed", "gave_up"):
+            return str(status["reason"])
+        return None
+
+    def status_detail(self) -> str:
+        reason = self.models_failure()
+        return reason + log_excerpt(self.log_path, lines=5) if reason else ""
+
     def healthy(self) -> bool:
-        """The health endpoint answers and the worker has registered with LiveKit since it started.
+        """Models answer (see health_url) and the worker has registered with LiveKit since it started.
 
         LiveKit dispatches a room when it is created; a worker that has not
         registered yet would miss it, so "up" waits for the registration.

@@ -27,6 +27,7 @@ class AuthService(BinaryService):
         jwt_secret: str,
         site_url: str,
         smtp_port: int,
+        confirm_email: bool = False,
     ) -> None:
         super().__init__(layout)
         self.port = port
@@ -35,6 +36,7 @@ class AuthService(BinaryService):
         self._jwt_secret = jwt_secret
         self._site_url = site_url
         self._smtp_port = smtp_port
+        self._confirm_email = confirm_email
 
     @property
     def health_url(self) -> str:
@@ -72,7 +74,9 @@ class AuthService(BinaryService):
                 "GOTRUE_JWT_ADMIN_ROLES": "service_role",
                 "GOTRUE_DISABLE_SIGNUP": "false",
                 "GOTRUE_EXTERNAL_EMAIL_ENABLED": "true",
-                "GOTRUE_MAILER_AUTOCONFIRM": "true",
+                # Local accounts are confirmed at once unless WORKBENCH_AUTH_CONFIRM_EMAIL
+                # asks for the confirmation mail (read in the mail catcher).
+                "GOTRUE_MAILER_AUTOCONFIRM": "false" if self._confirm_email else "true",
                 "GOTRUE_LOG_LEVEL": "info",
                 # Mail (confirmation, recovery) goes to the stack's mail catcher.
                 "GOTRUE_SMTP_HOST": "127.0.0.1",
@@ -80,6 +84,20 @@ class AuthService(BinaryService):
                 "GOTRUE_SMTP_ADMIN_EMAIL": "auth@workbench.local",
                 "GOTRUE_SMTP_SENDER_NAME": "Voice Workbench",
                 "GOTRUE_MAILER_URLPATHS_RECOVERY": "/verify",
+                # Links to our own pages with the token hash (supabase/templates/README.md),
+                # fetched from the web app (relative to the site URL) when a mail goes out.
+                "GOTRUE_MAILER_TEMPLATES_RECOVERY": "/auth/templates/recovery.html",
+                "GOTRUE_MAILER_TEMPLATES_CONFIRMATION": "/auth/templates/confirmation.html",
+                "GOTRUE_MAILER_SUBJECTS_RECOVERY": "Reset your Voice Workbench password",
+                "GOTRUE_MAILER_SUBJECTS_CONFIRMATION": "Confirm your Voice Workbench account",
+                # GoTrue's own per-client limits: every call comes from the web server,
+                # which forwards the browser's address in this header (SupabaseAuth).
+                "GOTRUE_RATE_LIMIT_HEADER": "X-Forwarded-For",
+                "GOTRUE_RATE_LIMIT_EMAIL_SENT": "60",  # mails per hour, all clients
+                "GOTRUE_RATE_LIMIT_VERIFY": "30",  # per client per 5 min
+                "GOTRUE_RATE_LIMIT_TOKEN_REFRESH": "150",  # per client per 5 min
+                "GOTRUE_RATE_LIMIT_OTP": "30",
+                "GOTRUE_SECURITY_REFRESH_TOKEN_ROTATION_ENABLED": "true",
             }
         )
         return env

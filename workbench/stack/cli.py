@@ -11,6 +11,7 @@ import time
 from workbench.config import SettingsError, get_settings
 from workbench.db.migrations import MigrationError
 from workbench.stack.errors import StackError
+from workbench.stack.local_accounts import ACCOUNTS_FILE
 from workbench.stack.services import LocalStack, ServiceReport
 
 SERVICES = ("postgres", "mail", "auth", "livekit", "agent", "web")
@@ -30,12 +31,19 @@ def cmd_up(stack: LocalStack, _: argparse.Namespace) -> int:
     reports = stack.up()
     print(f"stack up in {time.monotonic() - t0:.1f} s:")
     _print_reports(reports)
-    bad = [r for r in reports if r.state in ("stopped", "unhealthy")]
+    bad = [r for r in reports if r.state != "running"]
     if bad:
-        print("not healthy: " + ", ".join(r.name for r in bad) + " (see `./dev logs <service>`)")
+        print("not ready: " + ", ".join(r.name for r in bad) + " (see `./dev logs <service>`)")
         return 1
-    # Until the Panel server lands (dashboards/), clients connect to LiveKit directly.
-    print(f"\nready: open {stack.web.url}  (LiveKit clients connect to {stack.livekit.url})")
+    if stack.accounts_made:
+        path = stack.layout.local_dir / ACCOUNTS_FILE
+        print(
+            f"\nlocal accounts (made once for this database; passwords also in {path}, mode 0600):"
+        )
+        for account in stack.accounts_made:
+            print(f"  {account.role:<11} {account.email:<28} password {account.password}")
+        print("  or create your own account on the sign-in page (Create an account).")
+    print(f"\nready: open {stack.web.url}")
     return 0
 
 
@@ -48,7 +56,7 @@ def cmd_down(stack: LocalStack, _: argparse.Namespace) -> int:
 def cmd_status(stack: LocalStack, _: argparse.Namespace) -> int:
     reports = stack.status()
     _print_reports(reports)
-    return 0 if all(r.state in ("running", "unavailable") for r in reports) else 3
+    return 0 if all(r.state == "running" for r in reports) else 3
 
 
 def cmd_logs(stack: LocalStack, args: argparse.Namespace) -> int:

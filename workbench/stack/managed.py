@@ -11,7 +11,7 @@ import httpx
 
 from workbench.config import REPO_ROOT
 from workbench.stack.errors import StackError
-from workbench.stack.gobuild import GoBinary, ensure_go_binary
+from workbench.stack.gobuild import GoBinary, binary_origin, ensure_go_binary
 from workbench.stack.layout import StackLayout
 from workbench.stack.processes import (
     PidFile,
@@ -75,6 +75,14 @@ class BinaryService(ABC):
             self.binary_spec,
             cache_dir=self.layout.cache_dir,
             log_path=self.layout.logs_dir / f"build-{self.name}.log",
+        ).path
+
+    def status_detail(self) -> str:
+        """A line for `status` under the service's state: how its binary was obtained."""
+        if self.binary_spec is None:
+            return ""
+        return "binary: " + (
+            binary_origin(self.binary_spec, cache_dir=self.layout.cache_dir) or "not built yet"
         )
 
     def pid(self) -> int | None:

@@ -17,6 +17,7 @@ import psycopg
 from workbench.db.migrations import apply_bootstrap, apply_migrations, apply_seed
 from workbench.stack.errors import StackError
 from workbench.stack.layout import StackLayout
+from workbench.stack.local_accounts import LocalAccount, ensure_local_accounts
 from workbench.stack.processes import ensure_ports_free, log_excerpt, wait_until
 
 PREFERRED_MAJOR = "15"  # Supabase's Postgres line packaged by Debian 12
@@ -271,8 +272,18 @@ class PostgresService:
                 )
 
     def migrate(self) -> list[str]:
-        """Apply pending app migrations, then the local seed; names of the migrations applied now."""
+        """Apply pending app migrations; names of the migrations applied now."""
         with psycopg.connect(self.dsn, autocommit=True) as conn:
-            applied = [m.path.name for m in apply_migrations(conn)]
+            return [m.path.name for m in apply_migrations(conn)]
+
+    def seed(self, *, auth_url: str, service_role_key: str) -> list[LocalAccount]:
+        """Make the local accounts (once per database) and the demo prompts; the accounts made now."""
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            made = ensure_local_accounts(
+                conn,
+                auth_url=auth_url,
+                service_role_key=service_role_key,
+                local_dir=self.layout.local_dir,
+            )
             apply_seed(conn)
-            return applied
+            return made

@@ -5,21 +5,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from workbench.config import Settings
 from workbench.stack.agent_service import AgentService
 from workbench.stack.auth_server import AuthService
-from workbench.stack.errors import ArtefactUnavailable, StackError
+from workbench.stack.errors import StackError
 from workbench.stack.layout import StackLayout
 from workbench.stack.livekit_server import LiveKitService
+from workbench.stack.local_accounts import LocalAccount
 from workbench.stack.mail_service import MailService
 from workbench.stack.postgres import PostgresService
 from workbench.stack.secrets import ensure_local_secrets
 from workbench.stack.web_service import WebService
 
-State = Literal["running", "unhealthy", "stopped", "unavailable"]
+State = Literal["running", "unhealthy", "stopped"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class LocalStack:
             jwt_secret=secrets["jwt_secret"],
             site_url=f"http://127.0.0.1:{settings.panel_port}",
             smtp_port=settings.mail_port,
+            confirm_email=settings.auth_confirm_email,
         )
         self.mail = MailService(self.layout, port=settings.mail_port)
         self.livekit = LiveKitService(
@@ -72,20 +73,15 @@ class LocalStack:
         )
         self.web = WebService(self.layout, port=settings.panel_port)
         self._role_password = secrets["postgres_password"]
-
-    def _unavailable_marker(self, name: str) -> Path:
-        return self.layout.run_dir / f"{name}.unavailable"
-
-    def unavailable_reason(self, name: str) -> str | None:
-        """Why a service's binary could not be obtained at the last `up`, if it could not."""
-        marker = self._unavailable_marker(name)
-        return marker.read_text().strip() if marker.exists() else None
+        self._service_role_key = secrets["service_role_key"]
+        self.accounts_made: list[LocalAccount] = []  # by the last `up`, on a new database
 
     def up(self) -> list[ServiceReport]:
         """Bring every service up (idempotent); return their reports.
 
-        A service whose binary cannot be obtained on this machine is reported
-        `unavailable` with the reason; every other failure raises StackError.
+        Every failure raises StackError naming the fix, a binary that cannot be
+        obtained included: a stack without sign-in or without LiveKit cannot
+        serve its users, so it is never reported as up.
         """
         for directory in (self.layout.logs_dir, self.layout.run_dir, self.layout.storage_dir):
             directory.mkdir(parents=True, exist_ok=True)
@@ -94,27 +90,28 @@ class LocalStack:
         self._step("mail", self.mail.prepare, self.mail.start)
         # GoTrue runs its own migrations in `auth` before the app's, whose
         # triggers and foreign keys reference auth.users.
-        for service in (self.auth, self.livekit):
-            marker = self._unavailable_marker(service.name)
-            try:
-                self._step(service.name, service.prepare, service.start)
-                marker.unlink(missing_ok=True)
-            except ArtefactUnavailable as exc:
-                marker.write_text(str(exc))
-                self._echo(f"WARNING {exc}")
+        self._step("auth", self.auth.prepare, self.auth.start)
+        self._step("livekit", self.livekit.prepare, self.livekit.start)
         applied = self.postgres.migrate()
         if applied:
             self._echo(f"applied migrations: {', '.join(applied)}")
-        if self.unavailable_reason("livekit") is None:
-            self._step("agent", self.agent.prepare, self.agent.start)
+        self.accounts_made = self.postgres.seed(
+            auth_url=self.auth.url, service_role_key=self._service_role_key
+        )
+        self._step("agent", self.agent.prepare, self.agent.start)
         self._step("web", self.web.prepare, self.web.start)
         return self.status()
 
     def _step(self, name: str, prepare: Callable[[], None], start: Callable[[], None]) -> None:
+        # Prepare (a build, a model conversion) is timed apart from the start, so a
+        # first `up` says what its first-time steps cost.
         t0 = time.monotonic()
         prepare()
+        t1 = time.monotonic()
         start()
-        self._echo(f"{name:<9} up ({time.monotonic() - t0:.1f} s)")
+        t2 = time.monotonic()
+        prepared = f"prepare {t1 - t0:.1f} s, " if t1 - t0 >= 1.0 else ""
+        self._echo(f"{name:<9} up ({prepared}start {t2 - t1:.1f} s)")
 
     def down(self) -> list[str]:
         """Stop every process the stack started (by pidfile); names of those stopped."""
@@ -137,18 +134,15 @@ class LocalStack:
             )
         ]
         for service in (self.mail, self.auth, self.livekit, self.agent, self.web):
-            reason = self.unavailable_reason(service.name)
-            running = service.running()
-            if reason and not running:
-                reports.append(
-                    ServiceReport(service.name, "unavailable", service.url, None, reason)
+            reports.append(
+                ServiceReport(
+                    service.name,
+                    _state(service.running(), service.healthy),
+                    service.url,
+                    service.pid(),
+                    service.status_detail(),
                 )
-            else:
-                reports.append(
-                    ServiceReport(
-                        service.name, _state(running, service.healthy), service.url, service.pid()
-                    )
-                )
+            )
         return reports
 
 
