@@ -160,7 +160,10 @@ def test_an_agent_whose_models_cannot_load_is_never_ready(
     agent = AgentService(layout, port=port, stack_file=broken)
     agent._binary = Path(sys.executable)  # prepare() would refuse the spec before the worker could
     try:
-        with pytest.raises(StackError, match=r"agent: models failed to load: a job process ended before its models loaded") as failure:
+        with pytest.raises(
+            StackError,
+            match=r"agent: models failed to load: a job process ended before its models loaded",
+        ) as failure:
             agent.start()
         assert "stopped restarting job processes after 3" in str(failure.value)
         assert not agent.running()  # it gave up instead of looping
