@@ -35,15 +35,10 @@ def main() -> int:
         logging.getLogger("workbench.agent").info(
             "stored %d conversation(s) left by a crashed worker", recovered
         )
-    code = livekit_main(
+    # A worker whose models fail to load leaves with status 3 (agent/model_health.py).
+    return livekit_main(
         ["start", str(Path(__file__).with_name("worker.py")), "--log-format", "colored"]
     )
-    from agent.worker import server
-
-    if server.model_health.gave_up:
-        print(f"error: {server.model_health.reason}", file=sys.stderr)
-        return 3
-    return code
 
 
 if __name__ == "__main__":

@@ -104,6 +104,8 @@ class ModelHealth:
         is how the pool ends a process whose set-up raised); only the worker's own
         shutdown is not a failure.
         """
+        if self.gave_up:
+            return  # the verdict stands while the worker shuts down
         was_ready = pid is not None and pid in self._ready_pids
         if pid is not None:
             self._ready_pids.discard(pid)
@@ -118,7 +120,7 @@ class ModelHealth:
             f"{self.consecutive_failures} failure(s) in a row"
         )
         log.error(self.reason)
-        if self.consecutive_failures >= self.max_failures and not self.gave_up:
+        if self.consecutive_failures >= self.max_failures:
             self.gave_up = True
             self.reason += (
                 f"; the worker stopped restarting job processes after {self.max_failures}"

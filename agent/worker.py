@@ -16,9 +16,11 @@ and the pipeline, `{"pipeline": "sequential"}` (see `SequentialAgent`; default
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
+import sys
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -351,16 +353,33 @@ class SlotCountingServer(AgentServer):
         super().__setattr__(name, value)
 
     def _give_up(self, reason: str) -> None:
+        # Neither aclose() nor SIGTERM ends the worker here: while no process has
+        # initialised, run() waits in the pool's start for up to the initialise
+        # timeout (180 s) and the pool keeps respawning. So stop the pool, kill what
+        # it started, and leave with status 3; the reason is in the log and the
+        # status file already.
         log.error("stopping the worker: %s", reason)
-        task = asyncio.get_running_loop().create_task(self.aclose())
-        _background.add(task)
-        task.add_done_callback(_background.discard)
+
+        async def stop() -> None:
+            await self._proc_pool.aclose()
+            for proc in list(self._proc_pool.processes):
+                kill = getattr(proc, "kill", None)  # process executors; threads have none
+                if kill is not None:
+                    with contextlib.suppress(Exception):
+                        await kill()
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(3)
+
+        _stopping.append(asyncio.get_running_loop().create_task(stop()))
 
     def _get_effective_load(self) -> float:
         return float(self._worker_load) + self._reserved_slots / MAX_JOBS
 
 
-_background: set[asyncio.Task[None]] = set()  # keeps fire-and-forget tasks referenced
+_stopping: list[asyncio.Task[None]] = []  # keeps the give-up task referenced
+
 
 
 server = SlotCountingServer(
