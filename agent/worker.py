@@ -381,7 +381,6 @@ class SlotCountingServer(AgentServer):
 _stopping: list[asyncio.Task[None]] = []  # keeps the give-up task referenced
 
 
-
 server = SlotCountingServer(
     setup_fnc=prewarm,
     load_fnc=job_load,
