@@ -17,7 +17,13 @@ from bokeh.server.auth_provider import AuthProvider
 from tornado.web import RequestHandler
 
 from dashboards.context import web_context
-from workbench.auth.client import AuthFailure, AuthSession, AuthUnavailable, InvalidCredentials
+from workbench.auth.client import (
+    AuthFailure,
+    AuthSession,
+    AuthUnavailable,
+    InvalidCredentials,
+    TooManyRequests,
+)
 from workbench.auth.login_guard import TooManyAttempts
 from workbench.auth.web_sessions import ABSOLUTE_S, COOKIE_NAME
 from workbench.config import REPO_ROOT
@@ -229,16 +235,19 @@ class ResetHandler(_FormHandler):
             await web_context().auth.request_password_reset(
                 email, redirect_to=f"{base}/reset/complete", client_key=self.request.remote_ip
             )
-        except AuthUnavailable:
+        except (AuthUnavailable, TooManyRequests) as exc:
+            unavailable = isinstance(exc, AuthUnavailable)
             self.page(
                 "Reset your password",
                 self.form(
                     "/reset",
                     _field("email", "Email", "email", email),
                     "Send link",
-                    message="Password reset is unavailable right now.",
+                    message="Password reset is unavailable right now."
+                    if unavailable
+                    else str(exc).capitalize() + ".",
                 ),
-                status=503,
+                status=503 if unavailable else 429,
             )
             return
         except AuthFailure:
@@ -281,7 +290,9 @@ class ResetCompleteHandler(_FormHandler):
         context = web_context()
         try:
             auth = await context.auth.complete_password_reset(
-                self.get_argument("token_hash", ""), self.get_body_argument("password", "")
+                self.get_argument("token_hash", ""),
+                self.get_body_argument("password", ""),
+                client_key=self.request.remote_ip,
             )
         except AuthUnavailable:
             self._render("Password reset is unavailable right now.", status=503)
@@ -298,7 +309,9 @@ class ConfirmHandler(_FormHandler):
 
     async def get(self) -> None:
         try:
-            auth = await web_context().auth.confirm_sign_up(self.get_argument("token_hash", ""))
+            auth = await web_context().auth.confirm_sign_up(
+                self.get_argument("token_hash", ""), client_key=self.request.remote_ip
+            )
         except AuthUnavailable:
             self.page(
                 "Confirm your account",

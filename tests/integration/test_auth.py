@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import socket
 import tarfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -22,13 +23,22 @@ import pytest
 from supabase_auth import SyncGoTrueClient
 from supabase_auth.errors import AuthApiError
 
-from workbench.auth.client import AuthFailure, EmailTaken, InvalidCredentials, SupabaseAuth
+from workbench.auth.client import (
+    AuthFailure,
+    EmailTaken,
+    InvalidCredentials,
+    SupabaseAuth,
+    TooManyRequests,
+)
 from workbench.auth.login_guard import LoginGuard, TooManyAttempts
 from workbench.auth.tokens import TokenError, verifier_for
 from workbench.config import Settings
 from workbench.db.connection import rls_session
+from workbench.stack.auth_server import AuthService
 from workbench.stack.gobuild import SUPABASE_AUTH, find_source
+from workbench.stack.layout import StackLayout
 from workbench.stack.mailcatcher import links_in, read_messages
+from workbench.stack.secrets import ensure_local_secrets
 from workbench.stack.services import LocalStack
 
 pytestmark = pytest.mark.integration
@@ -184,3 +194,74 @@ def test_every_gotrue_migration_ran_on_top_of_the_bootstrap(admin_dsn: str) -> N
         assert applied - shipped == legacy
     else:  # no archive beside this checkout: the count still tells
         assert len(applied - legacy) >= 69
+
+
+async def test_gotrue_rate_limits_each_browser_apart(supabase_auth: SupabaseAuth) -> None:
+    """GoTrue's limit on /verify (30 per 5 min) counts the address the web server forwards."""
+    busy, other = (f"198.51.100.{secrets.randbelow(250)}-{secrets.token_hex(3)}" for _ in range(2))
+    refused_as_invalid = 0
+    with pytest.raises(TooManyRequests):  # within 40 bad reset links from one address
+        for _ in range(40):
+            with pytest.raises(AuthFailure) as bad:
+                await supabase_auth.complete_password_reset("bogus", "pw-123456", client_key=busy)
+            if isinstance(bad.value, TooManyRequests):
+                raise bad.value
+            refused_as_invalid += 1
+    assert refused_as_invalid >= 30  # the configured burst went through first
+    with pytest.raises(AuthFailure) as elsewhere:
+        await supabase_auth.complete_password_reset("not-a-token", "pw-123456", client_key=other)
+    assert not isinstance(elsewhere.value, TooManyRequests)
+
+
+@pytest.fixture
+def confirming_auth(stack: LocalStack, settings: Settings, tmp_path: Path) -> Iterator[AuthService]:
+    """A second Supabase Auth on the stack's database that requires the confirmation mail."""
+    secrets_ = ensure_local_secrets(stack.layout.local_dir)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    service = AuthService(
+        StackLayout(local_dir=tmp_path, cache_dir=stack.layout.cache_dir),
+        port=port,
+        postgres_port=settings.postgres_port,
+        db_password=secrets_["postgres_password"],
+        jwt_secret=secrets_["jwt_secret"],
+        site_url=f"http://127.0.0.1:{settings.panel_port}",  # serves the mail templates
+        smtp_port=settings.mail_port,
+        confirm_email=True,
+    )
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "run").mkdir()
+    service.prepare()
+    service.start()
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+async def test_email_confirmation_when_required(
+    confirming_auth: AuthService, stack: LocalStack, settings: Settings
+) -> None:
+    assert settings.supabase_anon_key is not None
+    auth = SupabaseAuth(
+        auth_url=confirming_auth.url,
+        anon_key=settings.supabase_anon_key.get_secret_value(),
+        verifier=verifier_for(settings),
+    )
+    email = f"careful-{secrets.token_hex(4)}@example.org"
+    signed_up = await auth.sign_up(email, "a-good-password-1")
+    assert signed_up.needs_confirmation
+    with pytest.raises(AuthFailure, match=r"(?i)not confirmed"):
+        await auth.sign_in(email, "a-good-password-1", client_key="careful")
+    deadline = time.monotonic() + 15
+    while not (messages := read_messages(stack.mail.folder, to=email)):
+        assert time.monotonic() < deadline, "no confirmation mail arrived"
+        await asyncio.sleep(0.2)
+    (link,) = links_in(messages[-1])
+    assert link.startswith(f"http://127.0.0.1:{settings.panel_port}/confirm?token_hash=")
+    session = await auth.confirm_sign_up(parse_qs(urlsplit(link).query)["token_hash"][0])
+    assert session.claims.email == email
+    assert (await auth.sign_in(email, "a-good-password-1", client_key="careful")).user_id == (
+        signed_up.user_id
+    )

@@ -44,6 +44,10 @@ class AuthUnavailable(AuthFailure):
     """Supabase Auth did not answer."""
 
 
+class TooManyRequests(AuthFailure):
+    """Supabase Auth's own rate limit for this client (or for mail) was reached."""
+
+
 @dataclass(frozen=True)
 class SignUp:
     """A new account: its id, and whether it must confirm its e-mail before signing in."""
@@ -138,9 +142,11 @@ class SupabaseAuth:
         # No session: the project requires the confirmation mail first.
         return SignUp(UUID(response.user.id), needs_confirmation=response.session is None)
 
-    async def confirm_sign_up(self, token_hash: str) -> AuthSession:
+    async def confirm_sign_up(
+        self, token_hash: str, *, client_key: str | None = None
+    ) -> AuthSession:
         """Redeem the confirmation mail's token hash; returns the new account's first session."""
-        async with self._client() as client:
+        async with self._client(client_key) as client:
             return self._session(
                 await client.verify_otp({"type": "email", "token_hash": token_hash})
             )
@@ -190,11 +196,13 @@ class SupabaseAuth:
         async with self._client(client_key) as client:
             await client.reset_password_for_email(email, {"redirect_to": redirect_to})
 
-    async def complete_password_reset(self, token_hash: str, new_password: str) -> AuthSession:
+    async def complete_password_reset(
+        self, token_hash: str, new_password: str, *, client_key: str | None = None
+    ) -> AuthSession:
         """Redeem the recovery link's token and set a new password; returns the new session."""
         if len(new_password) < MIN_PASSWORD_LENGTH:
             raise WeakPassword(f"passwords have at least {MIN_PASSWORD_LENGTH} characters")
-        async with self._client() as client:
+        async with self._client(client_key) as client:
             session = self._session(
                 await client.verify_otp({"type": "recovery", "token_hash": token_hash})
             )
@@ -219,4 +227,6 @@ def _translate(exc: AuthError) -> AuthFailure:
         return EmailTaken("an account with this email already exists")
     if code == "weak_password":
         return WeakPassword(str(exc))
+    if code in ("over_request_rate_limit", "over_email_send_rate_limit"):
+        return TooManyRequests("too many requests from here: try again in a few minutes")
     return AuthFailure(str(exc))
