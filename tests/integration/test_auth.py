@@ -12,6 +12,7 @@ import secrets
 import socket
 import tarfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from workbench.db.connection import rls_session
 from workbench.stack.auth_server import AuthService
 from workbench.stack.gobuild import SUPABASE_AUTH, find_source
 from workbench.stack.layout import StackLayout
+from workbench.stack.local_accounts import repair_sql_seeded
 from workbench.stack.mailcatcher import links_in, read_messages
 from workbench.stack.secrets import ensure_local_secrets
 from workbench.stack.services import LocalStack
@@ -265,3 +267,36 @@ async def test_email_confirmation_when_required(
     assert (await auth.sign_in(email, "a-good-password-1", client_key="careful")).user_id == (
         signed_up.user_id
     )
+
+
+def test_accounts_an_old_seed_inserted_by_sql_are_repaired_for_gotrue(
+    settings: Settings, admin_dsn: str
+) -> None:
+    """Clusters from before the accounts went through GoTrue hold raw rows GoTrue cannot read."""
+    user_id, email = str(uuid.uuid4()), f"legacy-{secrets.token_hex(4)}@example.org"
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        # What supabase/seed.sql used to insert (minus confirmed_at, generated since).
+        conn.execute(
+            """insert into auth.users (instance_id, id, aud, role, email, encrypted_password,
+                   email_confirmed_at, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
+               values ('00000000-0000-0000-0000-000000000000', %s, 'authenticated', 'authenticated', %s,
+                   extensions.crypt('old-password', extensions.gen_salt('bf', 10)), now(),
+                   '{"provider": "email", "providers": ["email"]}', '{}', now(), now())""",
+            [user_id, email],
+        )
+    assert settings.supabase_service_role_key is not None
+    key = settings.supabase_service_role_key.get_secret_value()
+    admin = httpx.Client(
+        base_url=settings.auth_url, headers={"Authorization": f"Bearer {key}", "apikey": key}
+    )
+    broken = admin.put(f"/admin/users/{user_id}", json={"password": "new-password-1"})
+    assert broken.status_code == 500  # "Database error ...": the NULL token columns
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        repair_sql_seeded(conn, [user_id])
+    assert admin.put(f"/admin/users/{user_id}", json={"password": "new-password-1"}).is_success
+    signed_in = admin.post(
+        "/token",
+        params={"grant_type": "password"},
+        json={"email": email, "password": "new-password-1"},
+    )
+    assert signed_in.is_success, signed_in.text

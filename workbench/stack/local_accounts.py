@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import psycopg
+import psycopg.sql
 
 from workbench.stack.errors import StackError
 
@@ -64,6 +65,7 @@ def ensure_local_accounts(
     ).fetchone()
     if done:
         return []
+    repair_sql_seeded(conn, [account.id for account in LOCAL_ACCOUNTS])
     made = [
         _create(account, auth_url=auth_url, service_role_key=service_role_key)
         for account in LOCAL_ACCOUNTS
@@ -79,6 +81,47 @@ def ensure_local_accounts(
     _write_private(local_dir / ACCOUNTS_FILE, made)
     conn.execute("insert into supabase_migrations.local_seed (name) values ('local-accounts')")
     return made
+
+
+# Token columns GoTrue reads as strings: NULL there makes it answer "Database error
+# checking email" for the whole address.
+_TOKEN_COLUMNS = (
+    "confirmation_token",
+    "recovery_token",
+    "email_change_token_new",
+    "email_change",
+    "email_change_token_current",
+    "phone_change",
+    "phone_change_token",
+    "reauthentication_token",
+)
+
+
+def repair_sql_seeded(conn: psycopg.Connection[Any], user_ids: list[str]) -> None:
+    """Make users an earlier `up` inserted by SQL (the local accounts) readable to GoTrue.
+
+    Clusters made before the accounts went through GoTrue hold them as raw rows
+    with NULL tokens; they keep their ids (and everything the users own) and
+    get fresh passwords below.
+    """
+    present = {
+        row[0]
+        for row in conn.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = 'auth' and table_name = 'users'"
+        )
+    }
+    columns = [c for c in _TOKEN_COLUMNS if c in present]
+    if not columns:
+        return
+    assignments = psycopg.sql.SQL(", ").join(
+        psycopg.sql.SQL("{0} = coalesce({0}, '')").format(psycopg.sql.Identifier(c))
+        for c in columns
+    )
+    conn.execute(
+        psycopg.sql.SQL("update auth.users set {} where id = any(%s)").format(assignments),
+        [user_ids],
+    )
 
 
 def _create(account: LocalAccount, *, auth_url: str, service_role_key: str) -> LocalAccount:
