@@ -305,9 +305,17 @@ class ResetCompleteHandler(_FormHandler):
 
 
 class ConfirmHandler(_FormHandler):
-    """The confirmation mail's link (when e-mail confirmation is on): confirm, then be signed in."""
+    """The confirmation mail's link (when e-mail confirmation is on): confirm, then be signed in.
 
-    async def get(self) -> None:
+    GET only shows a button; the POST redeems the token, so a mail scanner that
+    fetches links does not use up the link before its owner clicks it.
+    """
+
+    def get(self) -> None:
+        action = "/confirm?" + urlencode({"token_hash": self.get_argument("token_hash", "")})
+        self.page("Confirm your account", self.form(action, "", "Confirm my account"))
+
+    async def post(self) -> None:
         try:
             auth = await web_context().auth.confirm_sign_up(
                 self.get_argument("token_hash", ""), client_key=self.request.remote_ip

@@ -10,5 +10,6 @@ class StackError(RuntimeError):
 class ArtefactUnavailable(StackError):
     """A service's binary cannot be obtained on this machine (e.g. the registry refuses it).
 
-    The stack runs without that service and says so; it is not a crash.
+    `ensure_go_binary` turns to the next source on it (a vendored source archive);
+    when none is left, `up` stops with the message, which names the fix.
     """
