@@ -77,10 +77,10 @@ def analytics_loads(turns: int, loads: int) -> tuple[float, list[float]]:
                 "insert into auth.users (id, email, raw_user_meta_data) values (%s, 'bench@example.org', '{}')",
                 [user],
             )
-            conn.execute(
-                "select set_config('request.jwt.claims', '{\"role\": \"service_role\"}', false)"
-            )
+            # As the service: set_user_role trusts the session's database role, not claims.
+            conn.execute("set role service_role")
             conn.execute("select public.set_user_role(%s, 'researcher')", [user])
+            conn.execute("reset role")
         seeded_s = seed_million(dsn, user, turns)
         cookie = asyncio.run(signed_in_cookie(dsn, secret, user_id=user, email="bench@example.org"))
         port = free_port()

@@ -140,8 +140,15 @@ grant execute on function auth.jwt(), auth.uid(), auth.role(), auth.email()
 -- Supabase's defaults: API roles may use public objects; RLS on every table
 -- (enforced by each migration) decides which rows.
 grant usage on schema public to anon, authenticated, service_role;
-alter default privileges in schema public grant all on tables to anon, authenticated, service_role;
-alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
+-- Not ALL for the API roles: RLS does not govern TRUNCATE, REFERENCES or TRIGGER,
+-- and bumping a sequence is no one's business but the service's. (Revoked
+-- explicitly too, for clusters whose defaults granted ALL before.)
+alter default privileges in schema public grant all on tables to service_role;
+alter default privileges in schema public grant all on sequences to service_role;
+alter default privileges in schema public grant select, insert, update, delete on tables to anon, authenticated;
+alter default privileges in schema public revoke truncate, references, trigger on tables from anon, authenticated;
+alter default privileges in schema public grant usage, select on sequences to anon, authenticated;
+alter default privileges in schema public revoke update on sequences from anon, authenticated;
 alter default privileges in schema public grant execute on functions to anon, authenticated, service_role;
 
 create schema if not exists supabase_migrations;

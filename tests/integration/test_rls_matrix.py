@@ -9,6 +9,8 @@ enforced by Postgres (policies, grants, triggers), not by Python.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -387,3 +389,100 @@ async def test_events_are_recorded_only_in_ones_own_name(app_db: str, world: Wor
             "insert into public.analytics_events (user_id, kind) values (%s, 'login')",
             [b.id],
         )
+
+
+# -- privileges beyond RLS ----------------------------------------------------
+
+
+def test_no_api_role_can_truncate_reference_trigger_or_bump_a_sequence(app_db: str) -> None:
+    """RLS does not govern TRUNCATE, REFERENCES or TRIGGER: no public object grants them to API roles."""
+    with psycopg.connect(app_db) as conn:
+        leaks = conn.execute(
+            """select c.relname, r.role, p.privilege
+               from pg_class c join pg_namespace n on n.oid = c.relnamespace
+               cross join (values ('anon'), ('authenticated')) as r (role)
+               cross join (values ('TRUNCATE'), ('REFERENCES'), ('TRIGGER')) as p (privilege)
+               where n.nspname = 'public' and c.relkind in ('r', 'p', 'v', 'm', 'f')
+                 and has_table_privilege(r.role, c.oid, p.privilege)
+               union all
+               select c.relname, r.role, 'UPDATE (sequence)'
+               from pg_class c join pg_namespace n on n.oid = c.relnamespace
+               cross join (values ('anon'), ('authenticated')) as r (role)
+               where n.nspname = 'public' and c.relkind = 'S'
+                 and has_sequence_privilege(r.role, c.oid, 'UPDATE')"""
+        ).fetchall()
+        tables = conn.execute(
+            "select count(*) from pg_tables where schemaname = 'public'"
+        ).fetchone()
+    assert tables is not None
+    assert tables[0] > 5
+    assert leaks == []
+
+
+async def test_a_signed_in_user_cannot_empty_a_shared_table(app_db: str, world: World) -> None:
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        await _as(app_db, world.people["R"], "truncate public.eval_runs cascade")
+    with psycopg.connect(app_db) as conn:
+        left = conn.execute("select count(*) from public.eval_runs").fetchone()
+    assert left is not None
+    assert left[0] >= 1
+
+
+def test_tables_made_later_grant_api_roles_no_truncate(app_db: str) -> None:
+    """The default privileges too: a table a future migration creates is covered from the start."""
+    with psycopg.connect(app_db, autocommit=True) as conn:
+        conn.execute("create table public.later_table (id int)")
+        try:
+            granted = conn.execute(
+                "select has_table_privilege('authenticated', 'public.later_table', 'TRUNCATE'),"
+                " has_table_privilege('authenticated', 'public.later_table', 'SELECT')"
+            ).fetchone()
+        finally:
+            conn.execute("drop table public.later_table")
+    assert granted == (False, True)
+
+
+async def test_a_claim_saying_service_role_does_not_change_roles(app_db: str, world: World) -> None:
+    """set_user_role trusts the session's database role, never a `role` claim a user could forge."""
+    a = world.people["A"]
+    async with await psycopg.AsyncConnection.connect(app_db) as conn:
+        await conn.execute(
+            "select set_config('request.jwt.claims', %s, true)",
+            [json.dumps({"sub": str(a.id), "role": "service_role"})],
+        )
+        await conn.execute("set local role authenticated")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="only an admin"):
+            await conn.execute("select public.set_user_role(%s, 'admin')", [a.id])
+
+
+async def test_two_admins_demoting_each_other_at_once_leave_one(app_db: str, world: World) -> None:
+    m = world.people["M"]
+    with psycopg.connect(app_db, autocommit=True) as conn:
+        second = create_user(conn, name="second-admin", role="admin", jwt_secret="x" * 40)
+    first_tx = await psycopg.AsyncConnection.connect(app_db)
+    second_tx = await psycopg.AsyncConnection.connect(app_db)
+    try:
+        for conn, me in ((first_tx, m), (second_tx, second)):
+            await conn.execute(
+                "select set_config('request.jwt.claims', %s, true)",
+                [json.dumps({"sub": str(me.id), "role": "authenticated"})],
+            )
+            await conn.execute("set local role authenticated")
+        await first_tx.execute("select public.set_user_role(%s, 'user')", [second.id])
+        # The second demotion waits for the first to commit, then sees one admin left.
+        racing = asyncio.create_task(
+            second_tx.execute("select public.set_user_role(%s, 'user')", [m.id])
+        )
+        await asyncio.sleep(0.5)
+        assert not racing.done(), "the second role change did not wait for the first"
+        await first_tx.commit()
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="last admin"):
+            await racing
+    finally:
+        await first_tx.close()
+        await second_tx.close()
+    with psycopg.connect(app_db) as conn:
+        admins = conn.execute(
+            "select count(*) from public.profiles where role = 'admin'"
+        ).fetchone()
+    assert admins == (1,)

@@ -48,10 +48,10 @@ def create_user(
         [user_id, email, meta],
     )
     if role != "user":
-        conn.execute(
-            "select set_config('request.jwt.claims', '{\"role\": \"service_role\"}', false)"
-        )
+        # As the service: set_user_role trusts the session's database role, not claims.
+        conn.execute("set role service_role")
         conn.execute("select public.set_user_role(%s, %s::public.app_role)", [user_id, role])
+        conn.execute("reset role")
     token = user_token(jwt_secret, user_id=user_id, email=email)
     return Persona(name, user_id, TokenVerifier(jwt_secret=jwt_secret).verify(token))
 
