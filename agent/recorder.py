@@ -35,6 +35,7 @@ from workbench.stack.processes import PidFile
 from workbench.storage import ObjectStore
 
 log = logging.getLogger("workbench.agent.recorder")
+QUARANTINE_DIR = "quarantine"
 Connect = Callable[[], Awaitable[psycopg.AsyncConnection[Any]]]
 
 
@@ -156,14 +157,62 @@ class ConversationRecorder:
         self._retry_task = asyncio.create_task(retry())
 
 
+class UnreadableJournal(ValueError):
+    """A journal whose records cannot be read (not just a torn last line)."""
+
+
+def read_journal(journal: Path) -> list[dict[str, Any]]:
+    """The journal's records. A torn last line (a crash or a full disk mid-write) is cut off.
+
+    That line is what the journal exists for: the turn it held was not complete,
+    so the records before it are the conversation. It is removed from the file,
+    so an appended record starts on a line of its own. Anything worse raises
+    UnreadableJournal.
+    """
+    raw = journal.read_bytes()
+    lines = raw.split(b"\n")
+    records: list[dict[str, Any]] = []
+    kept = 0  # bytes of whole, readable lines
+    for number, line in enumerate(lines):
+        if not line.strip():
+            kept += len(line) + 1
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            if any(rest.strip() for rest in lines[number + 1 :]):
+                raise UnreadableJournal(f"{journal}: line {number + 1} is not JSON") from None
+            log.warning(
+                "journal %s: dropped a torn last line (%d bytes)", journal.parent.name, len(line)
+            )
+            with journal.open("r+b") as handle:
+                handle.truncate(kept)
+            break
+        if not isinstance(record, dict) or "type" not in record:
+            raise UnreadableJournal(f"{journal}: line {number + 1} is not a journal record")
+        records.append(record)
+        kept += len(line) + 1
+    if not records or records[0]["type"] != "start":
+        raise UnreadableJournal(f"{journal} does not begin with a start record")
+    return records
+
+
+def quarantine(folder: Path, reason: str) -> Path:
+    """Move a journal folder the worker cannot store aside (`<journal dir>/quarantine/`), with why."""
+    target = folder.parent / QUARANTINE_DIR / folder.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    folder.rename(target)
+    (target / "REASON").write_text(reason + "\n")
+    log.error("quarantined journal %s: %s", folder.name, reason)
+    return target
+
+
 async def replay(folder: Path, *, connect: Connect, store: ObjectStore) -> bool:
     """Store a journal folder's events (idempotently); True if the conversation ended and the folder is gone."""
     journal = folder / "journal.jsonl"
     if not journal.exists():
         return True
-    records = [json.loads(line) for line in journal.read_text().splitlines() if line.strip()]
-    if not records or records[0]["type"] != "start":
-        raise ValueError(f"{journal} does not begin with a start record")
+    records = read_journal(journal)
     start = records[0]
     owner_id = UUID(start["owner_id"])
     conversation_id = UUID(start["conversation_id"])
@@ -213,11 +262,24 @@ async def recover_journals(
     if not journal_dir.exists():
         return 0
     for folder in sorted(p for p in journal_dir.iterdir() if p.is_dir()):
-        if UUID(folder.name) in live or PidFile(folder / "owner.pid").live_pid() is not None:
+        if folder.name == QUARANTINE_DIR:
+            continue
+        try:
+            conversation = UUID(folder.name)
+        except ValueError:
+            log.warning(
+                "journal dir %s: %s is not a conversation's folder", journal_dir, folder.name
+            )
+            continue
+        if conversation in live or PidFile(folder / "owner.pid").live_pid() is not None:
             continue  # a running worker still owns this conversation
         journal = folder / "journal.jsonl"
-        lines = journal.read_text().splitlines() if journal.exists() else []
-        if lines and not any(json.loads(line)["type"] == "end" for line in lines if line.strip()):
+        try:
+            records = read_journal(journal) if journal.exists() else []
+        except UnreadableJournal as exc:
+            quarantine(folder, str(exc))  # never a reason not to start
+            continue
+        if records and not any(r["type"] == "end" for r in records):
             with journal.open("a") as handle:
                 handle.write(json.dumps({"type": "end", "status": "interrupted"}) + "\n")
         try:

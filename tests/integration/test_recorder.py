@@ -131,3 +131,76 @@ async def test_a_crashed_workers_conversation_ends_interrupted(
     assert status == "interrupted"
     assert [t[1] for t in turns] == ["turn 0"]
     assert not folder.exists()
+
+
+def _crashed_journal(folder: Path, owner: Persona, conversation_id: uuid.UUID) -> Path:
+    folder.mkdir(parents=True)
+    records = [
+        {
+            "type": "start",
+            "conversation_id": str(conversation_id),
+            "owner_id": str(owner.id),
+            "room_name": "torn",
+            "prompt": None,
+            "model_specs": {},
+        },
+        {"type": "turn", "turn": _draft(conversation_id, 0).model_dump(mode="json")},
+    ]
+    journal = folder / "journal.jsonl"
+    journal.write_text("".join(json.dumps(r) + "\n" for r in records))
+    (folder / "owner.pid").write_text(
+        json.dumps({"pid": 999_999_999, "start_ticks": 1, "command": []})
+    )
+    return journal
+
+
+async def test_a_torn_last_line_is_dropped_and_the_rest_recovered(
+    app_db: str, owner: Persona, tmp_path: Path
+) -> None:
+    """A crash (or a full disk) mid-write leaves half a line: the worker still starts and stores the rest."""
+    conversation_id = uuid.uuid4()
+    folder = tmp_path / "journal" / str(conversation_id)
+    journal = _crashed_journal(folder, owner, conversation_id)
+    turn = json.dumps({"type": "turn", "turn": _draft(conversation_id, 1).model_dump(mode="json")})
+    with journal.open("a") as handle:
+        handle.write(turn[: len(turn) // 2])  # the process died here
+    recovered = await recover_journals(
+        tmp_path / "journal",
+        connect=_connector(app_db),
+        store=ObjectStore(str(tmp_path / "o")),
+        live=set(),
+    )
+    assert recovered == 1
+    status, turns = _rows(app_db, conversation_id)
+    assert status == "interrupted"
+    assert [t[1] for t in turns] == ["turn 0"]
+
+
+async def test_an_unreadable_journal_is_quarantined_not_fatal(
+    app_db: str, owner: Persona, tmp_path: Path
+) -> None:
+    conversation_id, healthy_id = uuid.uuid4(), uuid.uuid4()
+    journal = _crashed_journal(tmp_path / "journal" / str(conversation_id), owner, conversation_id)
+    journal.write_text("\x00garbage\n" + journal.read_text())  # not a torn tail: lost
+    _crashed_journal(tmp_path / "journal" / str(healthy_id), owner, healthy_id)
+    recovered = await recover_journals(
+        tmp_path / "journal",
+        connect=_connector(app_db),
+        store=ObjectStore(str(tmp_path / "o")),
+        live=set(),
+    )
+    assert recovered == 1  # the readable one, despite its neighbour
+    assert _rows(app_db, healthy_id)[0] == "interrupted"
+    kept = tmp_path / "journal" / "quarantine" / str(conversation_id)
+    assert (kept / "journal.jsonl").exists()  # kept for a person to look at
+    assert "line 1 is not JSON" in (kept / "REASON").read_text()
+    # The next start passes over the quarantine quietly.
+    assert (
+        await recover_journals(
+            tmp_path / "journal",
+            connect=_connector(app_db),
+            store=ObjectStore(str(tmp_path / "o")),
+            live=set(),
+        )
+        == 0
+    )
