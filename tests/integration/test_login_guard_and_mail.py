@@ -122,4 +122,7 @@ def test_mail_catcher_keeps_messages_and_their_links(stack: LocalStack) -> None:
         smtp.send_message(message)
     (received,) = read_messages(stack.mail.folder, to=to)
     assert received["Subject"] == "Reset your password"
+    # Mail holds reset links: owner-only, like everything services write under .local/.
+    newest = max(stack.mail.folder.glob("*.eml"), key=lambda path: path.stat().st_mtime_ns)
+    assert newest.stat().st_mode & 0o077 == 0
     assert links_in(received) == ["http://127.0.0.1:9999/verify?token=abc&type=recovery"]

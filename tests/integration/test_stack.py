@@ -136,6 +136,8 @@ def test_hosted_mode_has_no_local_stack(settings: object, monkeypatch: pytest.Mo
 def test_generated_secrets_are_private(stack: LocalStack) -> None:
     secrets_file: Path = stack.layout.local_dir / "secrets.json"
     assert secrets_file.stat().st_mode & 0o077 == 0
+    for log in ("postgres", "mail", "auth", "livekit", "agent", "web"):
+        assert (stack.layout.logs_dir / f"{log}.log").stat().st_mode & 0o077 == 0, log
     assert (stack.layout.run_dir / "livekit.yaml").stat().st_mode & 0o077 == 0
 
 

@@ -199,7 +199,8 @@ class PostgresService:
         )
         self._chown_to_owner(conf)
         self.layout.logs_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path.touch()
+        self.log_path.touch(mode=0o600)
+        self.log_path.chmod(0o600)
         self._chown_to_owner(self.log_path)
         result = self._run_as_owner(
             [

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from workbench.stack.errors import StackError
 
@@ -97,6 +98,13 @@ def ensure_ports_free(
                 )
 
 
+def open_private(path: Path) -> BinaryIO:
+    """Open `path` for appending, readable by its owner only (also when it existed before)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "ab")
+
+
 def start_detached(
     command: Sequence[str],
     *,
@@ -107,7 +115,7 @@ def start_detached(
 ) -> int:
     """Start `command` in its own session, output appended to `log_path`; record its pid."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log:
+    with open_private(log_path) as log:
         log.write(f"\n--- {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} start\n".encode())
         log.flush()
         proc = subprocess.Popen(
@@ -118,6 +126,9 @@ def start_detached(
             env=dict(env) if env is not None else None,
             cwd=cwd,
             start_new_session=True,  # survives the CLI and is stopped as a group by `down`
+            # What services write under .local/ (mail with reset links, audio,
+            # journals) is for the owner only.
+            umask=0o077,
         )
     pidfile.write(proc.pid, command)
     return proc.pid
