@@ -8,8 +8,10 @@ import psycopg
 import pytest
 
 from workbench.auth.tokens import AccessClaims
-from workbench.db.connection import ClaimsRoleError, rls_session, service_session
+from workbench.config import Settings
+from workbench.db.connection import ClaimsRoleError, open_pool, rls_session, service_session
 from workbench.db.migrations import MigrationError, apply_migrations
+from workbench.stack.services import LocalStack
 
 pytestmark = pytest.mark.integration
 
@@ -139,3 +141,17 @@ def test_failed_migration_is_rolled_back_whole(scratch_db: str, tmp_path: Path) 
             "select count(*) from supabase_migrations.schema_migrations"
         ).fetchone()
         assert applied == (0,)
+
+
+async def test_the_pool_survives_a_postgres_restart(stack: LocalStack, settings: Settings) -> None:
+    """Pooled connections die with the server; the next request must get a live one, not a 500."""
+    async with open_pool(settings, min_size=2, max_size=2) as pool:
+        async with pool.connection() as conn:
+            await conn.execute("select 1")
+        stack.postgres.stop()
+        stack.postgres.start()
+        async with pool.connection() as conn:
+            cur = await conn.execute("select 1")
+            assert await cur.fetchone() == (1,)
+            cur = await conn.execute("show statement_timeout")
+            assert await cur.fetchone() == ("30s",)
