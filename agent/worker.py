@@ -8,7 +8,8 @@ Run with `python -m agent` (the stack's `up` does). Environment:
 plus the usual LIVEKIT_* and database settings.
 
 A participant's identity is their Supabase user id (the Panel server issues
-their LiveKit token); room metadata may name another prompt, `{"prompt": "slug"}`,
+their LiveKit token), and the agent records only the user the web app opened the
+room for (`dashboards.rooms.open_room`); room metadata may name another prompt, `{"prompt": "slug"}`,
 and the pipeline, `{"pipeline": "sequential"}` (see `SequentialAgent`; default
 "streaming").
 """
@@ -61,7 +62,7 @@ from workbench.content_filter import ContentPolicy
 from workbench.db.connection import database_url, service_session
 from workbench.db.errors import DataError
 from workbench.db.models import SessionPrompt, TurnDraft
-from workbench.db.repositories import ProfilesRepo, PromptsRepo
+from workbench.db.repositories import ProfilesRepo, PromptsRepo, RoomsRepo
 from workbench.models import (
     ChatMessage,
     ChatModel,
@@ -262,6 +263,16 @@ def _timestamp(value: float | None, fallback: float) -> datetime:
     return datetime.fromtimestamp(value if value else fallback, tz=UTC)
 
 
+async def _room_owner(connect: Any, room: str) -> UUID | None:
+    """The user the web app opened `room` for (private.rooms), if it opened it."""
+    conn = await connect()
+    try:
+        async with service_session(conn):
+            return await RoomsRepo(conn).owner_of(room)
+    finally:
+        await conn.close()
+
+
 async def _session_prompt(
     connect: Any, owner_id: UUID, slug: str
 ) -> tuple[SessionPrompt | None, dict[str, Any], str]:
@@ -278,6 +289,8 @@ async def _session_prompt(
 
 
 MAX_JOBS = int(os.environ.get("WORKBENCH_AGENT_MAX_JOBS", "4"))
+# How long the agent waits in a new room for the user who opened it.
+JOIN_TIMEOUT_S = float(os.environ.get("WORKBENCH_AGENT_JOIN_TIMEOUT_S", "30"))
 # Starting the reply on the final transcript, before the turn detector has confirmed the
 # turn: with llama.cpp the LLM's prefill is ~0.1 s, so a discarded attempt costs little.
 PREEMPTIVE = os.environ.get("WORKBENCH_AGENT_PREEMPTIVE", "1") == "1"
@@ -404,12 +417,23 @@ async def entrypoint(ctx: JobContext) -> None:
     journal_dir = settings.local_dir / "agent-journal"
 
     await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
-    participant = await ctx.wait_for_participant()
     try:
-        owner_id = UUID(participant.identity)
-    except ValueError:
-        log.warning("participant identity is not a user id; leaving the room")
-        ctx.shutdown(reason="participant is not a workbench user")
+        participant = await asyncio.wait_for(ctx.wait_for_participant(), JOIN_TIMEOUT_S)
+    except TimeoutError:
+        # The browser never came (a closed tab, a deleted room): free the slot. An
+        # agent waiting alone keeps the room alive, so nothing else would end it.
+        log.warning("no participant joined within %.0f s; leaving the room", JOIN_TIMEOUT_S)
+        ctx.shutdown(reason="no participant joined")
+        return
+    try:
+        owner_id = await _room_owner(connect, ctx.room.name)
+    except (psycopg.OperationalError, OSError, DataError) as exc:
+        owner_id = None
+        log.warning("could not look up the room's owner (%s)", type(exc).__name__)
+    if owner_id is None or participant.identity != str(owner_id):
+        # Only the user the web app opened the room for is recorded (dashboards/rooms.py).
+        log.warning("the participant is not the user this room was opened for; leaving the room")
+        ctx.shutdown(reason="participant is not the room's owner")
         return
 
     slug, pipeline = _room_options(

@@ -27,10 +27,10 @@ import uuid
 from pathlib import Path
 
 import psycopg
-from livekit import api
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from dashboards.rooms import open_room
 from tests.support.speech import pocketsphinx_utterances
 from tests.support.voice_client import VoiceClient
 from workbench.audio import SPEECH_RATE_HZ, read_audio
@@ -66,13 +66,12 @@ async def talk(
     assert settings.livekit_api_secret
     secret = settings.livekit_api_secret.get_secret_value()
     user = new_user(dsn)
-    room = f"bench-{label}-{user.hex[:6]}"
-    async with api.LiveKitAPI(settings.livekit_http_url, settings.livekit_api_key, secret) as lk:
-        await lk.room.create_room(
-            api.CreateRoomRequest(
-                name=room, empty_timeout=10, metadata=json.dumps({"pipeline": pipeline})
-            )
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        # Opened as the web app opens rooms: the agent records only the room's owner.
+        ticket = await open_room(
+            settings, conn, user_id=user, display_name=f"bench-{label}", pipeline=pipeline
         )
+    room = ticket.room
     client = VoiceClient(
         settings.livekit_url, settings.livekit_api_key, secret, room=room, identity=str(user)
     )

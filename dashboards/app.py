@@ -133,7 +133,7 @@ async def _conversation(session: WebSession, body: pn.Column) -> None:
         await store.load(conn)
 
     async def start() -> None:
-        await store.start(context.settings, session, voice)
+        await store.start(context.settings, context.connection, session, voice)
 
     async def report_heard() -> None:
         if voice.heard:

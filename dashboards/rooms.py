@@ -1,9 +1,12 @@
 """Rooms for live conversations: one LiveKit room per conversation, a token only for it.
 
-The web server calls `open_room` when a user presses Start: the room is created
-with its metadata (which prompt the agent should use), so the agent that LiveKit
+The web server calls `open_room` when a user presses Start: the room's owner is
+recorded in the database (`private.rooms`) first, then the room is created with
+its metadata (which prompt the agent should use), so the agent that LiveKit
 dispatches reads it on join; the browser gets a short-lived token that can join
-that room only, as the user (identity = user id, which the agent records turns for).
+that room only, as the user (identity = user id). The agent records turns only
+when that identity is the room's recorded owner: holding the LiveKit key pair is
+not enough to write into someone's history.
 """
 
 from __future__ import annotations
@@ -12,11 +15,15 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
 from livekit import api
+from psycopg import AsyncConnection
 
 from workbench.config import Settings
+from workbench.db.connection import service_session
+from workbench.db.repositories import RoomsRepo
 
 TOKEN_TTL = timedelta(hours=1)
 _SLUG_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
@@ -32,9 +39,19 @@ class RoomTicket:
 
 
 async def open_room(
-    settings: Settings, *, user_id: UUID, display_name: str, prompt_slug: str | None = None
+    settings: Settings,
+    conn: AsyncConnection[Any],
+    *,
+    user_id: UUID,
+    display_name: str,
+    prompt_slug: str | None = None,
+    pipeline: str | None = None,
 ) -> RoomTicket:
-    """Create a fresh room for `user_id` (with the prompt in its metadata) and a join token."""
+    """Create a fresh room for `user_id` (prompt and pipeline in its metadata) and a join token.
+
+    `conn` is a connection as the server itself (not in a user's RLS session): the
+    room's owner is recorded with service rights.
+    """
     if (
         settings.livekit_url is None
         or settings.livekit_api_key is None
@@ -47,7 +64,10 @@ async def open_room(
         raise ValueError(f"not a prompt slug: {prompt_slug!r}")
     secret = settings.livekit_api_secret.get_secret_value()
     room = f"conv-{user_id.hex[:8]}-{secrets.token_hex(6)}"
-    metadata = json.dumps({"prompt": prompt_slug}) if prompt_slug else ""
+    options = {"prompt": prompt_slug, "pipeline": pipeline}
+    metadata = json.dumps({k: v for k, v in options.items() if v}) if any(options.values()) else ""
+    async with service_session(conn, acting_for=user_id):
+        await RoomsRepo(conn).register(room, user_id)
     async with api.LiveKitAPI(settings.livekit_http_url, settings.livekit_api_key, secret) as lk:
         await lk.room.create_room(
             api.CreateRoomRequest(

@@ -8,6 +8,8 @@ system prompt the agent uses; everyone else gets the active one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import panel as pn
@@ -61,16 +63,24 @@ class ConversationStore(param.Parameterized):
             slugs = sorted(p.slug for p in await PromptsRepo(conn).all_prompts())
             self.param.prompt.objects = [DEFAULT_PROMPT, *slugs]
 
-    async def start(self, settings: Settings, session: WebSession, voice: VoiceRoom) -> None:
-        """Open a room and let the browser join it."""
+    async def start(
+        self,
+        settings: Settings,
+        server_connection: Callable[[], AbstractAsyncContextManager[AsyncConnection[Any]]],
+        session: WebSession,
+        voice: VoiceRoom,
+    ) -> None:
+        """Open a room (its owner recorded through `server_connection`) and let the browser join it."""
         slug = None if self.prompt == DEFAULT_PROMPT or not self.can_choose_prompt else self.prompt
         try:
-            ticket = await open_room(
-                settings,
-                user_id=session.user_id,
-                display_name=session.claims.email or "researcher",
-                prompt_slug=slug,
-            )
+            async with server_connection() as conn:
+                ticket = await open_room(
+                    settings,
+                    conn,
+                    user_id=session.user_id,
+                    display_name=session.claims.email or "researcher",
+                    prompt_slug=slug,
+                )
         except Exception as exc:  # LiveKit down or misconfigured: say so on the page
             self.error = f"Could not open a room: {exc}"
             return

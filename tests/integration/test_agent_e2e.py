@@ -10,7 +10,6 @@ track that carries no speech.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,10 +21,12 @@ import psycopg
 import pytest
 from livekit import api
 
+from dashboards.rooms import open_room
 from tests.support.personas import Persona, create_user
 from tests.support.speech import pocketsphinx_utterances
 from tests.support.voice_client import VoiceClient
 from workbench.config import Settings
+from workbench.db.connection import database_url
 from workbench.metrics.wer import error_rates
 from workbench.stack.services import LocalStack
 
@@ -49,20 +50,19 @@ def pipeline() -> str:
 
 
 async def _join(settings: Settings, identity: str, pipeline: str) -> VoiceClient:
-    """A new room asking for `pipeline`, and a client in it speaking as `identity`."""
+    """A room opened as the web app opens it, asking for `pipeline`; a client in it as `identity`."""
     assert settings.livekit_url
     assert settings.livekit_api_key
     assert settings.livekit_api_secret
     secret = settings.livekit_api_secret.get_secret_value()
-    room = f"e2e-{time.monotonic_ns()}"
-    async with api.LiveKitAPI(settings.livekit_http_url, settings.livekit_api_key, secret) as lk:
-        await lk.room.create_room(
-            api.CreateRoomRequest(
-                name=room, empty_timeout=10, metadata=json.dumps({"pipeline": pipeline})
-            )
+    async with await psycopg.AsyncConnection.connect(
+        database_url(settings), autocommit=True
+    ) as conn:
+        ticket = await open_room(
+            settings, conn, user_id=UUID(identity), display_name="e2e", pipeline=pipeline
         )
     voice = VoiceClient(
-        settings.livekit_url, settings.livekit_api_key, secret, room=room, identity=identity
+        settings.livekit_url, settings.livekit_api_key, secret, room=ticket.room, identity=identity
     )
     await voice.connect()
     return voice
@@ -228,3 +228,37 @@ async def test_rooms_opened_together_each_get_the_agent(
         assert all(at is not None for at in greeted), greeted
     finally:
         await asyncio.gather(*(c.close() for c in clients))
+
+
+async def test_no_one_is_recorded_in_a_room_the_web_app_did_not_open(
+    stack: LocalStack, settings: Settings, speaker: Persona
+) -> None:
+    """Holding the LiveKit key pair is not enough to write into a user's history.
+
+    A client creates a room itself and joins it with a real user's id as identity:
+    the agent must leave without greeting, and store nothing for that user.
+    """
+    assert settings.livekit_api_key
+    assert settings.livekit_api_secret
+    assert settings.livekit_url
+    secret = settings.livekit_api_secret.get_secret_value()
+    room = f"forged-{time.monotonic_ns()}"
+    log_size = stack.agent.log_path.stat().st_size
+    async with api.LiveKitAPI(settings.livekit_http_url, settings.livekit_api_key, secret) as lk:
+        await lk.room.create_room(api.CreateRoomRequest(name=room, empty_timeout=10))
+    voice = VoiceClient(
+        settings.livekit_url, settings.livekit_api_key, secret, room=room, identity=str(speaker.id)
+    )
+    await voice.connect()
+    try:
+        assert await voice.wait_for_agent_audio(time.monotonic(), timeout_s=15) is None
+    finally:
+        await voice.close()
+    with stack.agent.log_path.open("rb") as log:
+        log.seek(log_size)
+        assert b"not the user this room was opened for" in log.read()  # it came, and left
+    async with await psycopg.AsyncConnection.connect(database_url(settings)) as conn:
+        cur = await conn.execute(
+            "select count(*) from public.conversations where room_name = %s", [room]
+        )
+        assert await cur.fetchone() == (0,)

@@ -604,3 +604,22 @@ class ExportsRepo(_Repo):
         return await self._all(
             Export, f"select {_EXPORT} from public.exports order by created_at desc"
         )
+
+
+class RoomsRepo(_Repo):
+    """Who each LiveKit room was opened for (service sessions only: `private.rooms`)."""
+
+    async def register(self, name: str, owner_id: UUID) -> None:
+        """Record that the web app opened room `name` for `owner_id` (before the room exists)."""
+        await self._execute(
+            "insert into private.rooms (name, owner_id) values (%s, %s)", [name, owner_id]
+        )
+
+    async def owner_of(self, name: str) -> UUID | None:
+        """The user room `name` was opened for, or None if no one opened it here."""
+        with translated():
+            cur = await self.conn.execute(
+                "select owner_id from private.rooms where name = %s", [name]
+            )
+            row = await cur.fetchone()
+        return UUID(str(row[0])) if row else None
