@@ -100,12 +100,15 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
-    rows = [("installed (portable)", "", _measure(args.repeats, None))]
     with tempfile.TemporaryDirectory(prefix="llama-builds-") as tmp:
+        # Every build first, then every measurement back to back, so the
+        # compilers are not competing with a measurement for the 2 cores.
+        builds: list[tuple[str, str, Path | None]] = [("installed (portable)", "", None)]
         for spec in args.build:
             name, _, cmake_args = spec.partition("=")
-            target, build_s = _build(name, cmake_args, Path(tmp))
-            rows.append((name, f"{build_s:.0f}", _measure(args.repeats, target)))
+            target, seconds = _build(name, cmake_args, Path(tmp))
+            builds.append((name, f"{seconds:.0f}", target))
+        rows = [(name, build_s, _measure(args.repeats, target)) for name, build_s, target in builds]
 
     print(
         f"\nllama.cpp on SmolLM2-135M Q4_1, 2 threads, median of {args.repeats} ({os.cpu_count()} cores)\n"

@@ -230,7 +230,8 @@ class ResetHandler(_FormHandler):
 
     async def post(self) -> None:
         email = self.get_body_argument("email", "").strip()
-        base = f"{self.request.protocol}://{self.request.host}"
+        # The configured address, not the request's Host header, which the sender chooses.
+        base = web_context().settings.public_url
         try:
             await web_context().auth.request_password_reset(
                 email, redirect_to=f"{base}/reset/complete", client_key=self.request.remote_ip

@@ -115,6 +115,9 @@ class Settings(BaseSettings):
         "127.0.0.1", validation_alias=_env("WORKBENCH_PANEL_ADDRESS", "panel_address")
     )
 
+    # Where people open the web app; links in mail (password reset, confirmation) point
+    # here, never at whatever Host header a request carried.
+    site_url: str | None = Field(None, validation_alias=_env("WORKBENCH_SITE_URL", "site_url"))
     # Local Supabase Auth: require the confirmation mail before a new account signs in.
     auth_confirm_email: bool = Field(
         False, validation_alias=_env("WORKBENCH_AUTH_CONFIRM_EMAIL", "auth_confirm_email")
@@ -259,6 +262,11 @@ class Settings(BaseSettings):
         assert self.supabase_url is not None  # filled in local mode, required in hosted mode
         # Locally GoTrue is reached directly; a hosted project routes it under /auth/v1.
         return self.supabase_url if self.is_local else f"{self.supabase_url}/auth/v1"
+
+    @property
+    def public_url(self) -> str:
+        """The web app's address as people open it (WORKBENCH_SITE_URL, else the loopback port)."""
+        return (self.site_url or f"http://127.0.0.1:{self.panel_port}").rstrip("/")
 
     @property
     def jwks_url(self) -> str:

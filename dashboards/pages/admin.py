@@ -17,6 +17,7 @@ import panel as pn
 import param
 from psycopg import AsyncConnection
 
+from dashboards.text import markdown_text
 from workbench.db.models import AppRole, Experiment, PromptVersion, SystemPrompt
 from workbench.db.repositories import ProfilesRepo, PromptsRepo
 
@@ -196,7 +197,10 @@ def admin_view(store: AdminStore, act: Any) -> pn.viewable.Viewable:
             )
         )
         experiment_rows.append(
-            pn.Row(pn.pane.Markdown(f"**{experiment.name}**: {experiment.status}"), button)
+            pn.Row(
+                pn.pane.Markdown(f"**{markdown_text(experiment.name)}**: {experiment.status}"),
+                button,
+            )
         )
     users = pn.widgets.Tabulator(
         store.users if store.users is not None else pd.DataFrame(),

@@ -18,6 +18,7 @@ from psycopg import AsyncConnection
 
 from dashboards.components.voice_room import VoiceRoom
 from dashboards.rooms import open_room
+from dashboards.text import markdown_text
 from workbench.auth.web_sessions import WebSession
 from workbench.config import Settings
 from workbench.db.repositories import ConversationsRepo, PromptsRepo
@@ -103,7 +104,7 @@ def transcript_markdown(transcript: list[dict[str, Any]]) -> str:
     lines = []
     for entry in transcript:
         who = "You" if entry.get("speaker") == "user" else "Agent"
-        text = str(entry.get("text", "")).strip().replace("\n", " ")
+        text = markdown_text(str(entry.get("text", "")).strip())
         lines.append(f"**{who}:** {text}" if entry.get("final") else f"**{who}:** *{text}*")
     return "\n\n".join(lines)
 

@@ -18,6 +18,7 @@ import param
 from psycopg import AsyncConnection
 
 from dashboards.files import file_url
+from dashboards.text import markdown_text
 from workbench.db.models import TURN_LATENCY_COLUMNS
 from workbench.db.repositories import ConversationsRepo, ExportsRepo
 
@@ -75,7 +76,7 @@ def exports_markdown(exports: list[dict[str, Any]]) -> str:
             )
         else:
             lines.append(
-                f"- {when} {e['format'].upper()}: {e['status']} {e['error'] or ''}".rstrip()
+                f"- {when} {e['format'].upper()}: {e['status']} {markdown_text(e['error'] or '')}".rstrip()
             )
     return "\n".join(lines)
 

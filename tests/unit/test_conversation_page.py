@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from markdown_it import MarkdownIt
 
 from dashboards.pages.conversation import (
     DEFAULT_PROMPT,
@@ -23,6 +24,19 @@ def test_transcript_marks_speakers_and_interim_text() -> None:
     )
     assert text == "**You:** What time is it?\n\n**Agent:** *It is noon*"
     assert "appears here" in transcript_markdown([])
+
+
+def test_what_users_and_models_wrote_renders_as_text() -> None:
+    """A reply carrying HTML or Markdown must show as those characters, never run or format."""
+    attack = '<img src=x onerror="alert(1)"> **not bold** [link](javascript:alert(2))'
+    markdown = transcript_markdown([{"speaker": "agent", "text": attack, "final": True}])
+    # Rendered the way Panel's Markdown pane renders (markdown-it, inline HTML allowed).
+    rendered = MarkdownIt("commonmark", {"html": True}).render(markdown)
+    assert "<img" not in rendered
+    assert "<a " not in rendered
+    assert rendered.count("<strong>") == 1  # the speaker label only
+    assert "&lt;img src=x onerror=" in rendered  # shown as the characters it is
+    assert "**not bold**" in rendered
 
 
 def test_stats_line() -> None:

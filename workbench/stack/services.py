@@ -55,7 +55,7 @@ class LocalStack:
             postgres_port=settings.postgres_port,
             db_password=secrets["postgres_password"],
             jwt_secret=secrets["jwt_secret"],
-            site_url=f"http://127.0.0.1:{settings.panel_port}",
+            site_url=settings.public_url,
             smtp_port=settings.mail_port,
             confirm_email=settings.auth_confirm_email,
         )
