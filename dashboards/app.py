@@ -194,8 +194,8 @@ def _account_actions(session: WebSession, store: AccountStore) -> Callable[..., 
         store.param.update(message="", error="")
         try:
             if name == "password":
-                await _change_password(session, kwargs["password"])
-                store.message = "Password changed."
+                await _change_password(session, kwargs["current"], kwargs["password"])
+                store.message = "Password changed. Your other sessions have been signed out."
                 return
             async with context.as_user(session) as conn:
                 if name == "name":
@@ -220,13 +220,22 @@ def _account_actions(session: WebSession, store: AccountStore) -> Callable[..., 
     return act
 
 
-async def _change_password(session: WebSession, password: str) -> None:
+async def _change_password(session: WebSession, current: str, password: str) -> None:
     context = web_context()
+    cookie = pn.state.cookies.get(COOKIE_NAME)
     async with context.connection() as conn:
-        tokens = await context.sessions.tokens(conn, pn.state.cookies.get(COOKIE_NAME))
+        tokens = await context.sessions.tokens(conn, cookie)
     if tokens is None:
         raise AuthFailure("your session has ended: sign in again")
-    await context.auth.change_password(AuthSession(tokens[0], tokens[1], session.claims), password)
+    request = pn.state.curdoc.session_context.request if pn.state.curdoc else None
+    await context.auth.change_password(
+        AuthSession(tokens[0], tokens[1], session.claims),
+        current,
+        password,
+        client_key=getattr(request, "remote_ip", None) or "unknown",
+    )
+    async with context.connection() as conn:
+        await context.sessions.end_others(conn, session.user_id, keep=cookie)
 
 
 async def _profile(session: WebSession, body: pn.Column) -> None:

@@ -301,6 +301,9 @@ class ResetCompleteHandler(_FormHandler):
         except AuthFailure as exc:
             self._render(str(exc), status=400)
             return
+        # Whoever was signed in with the old password is signed out here too.
+        async with context.connection() as conn:
+            await context.sessions.end_others(conn, auth.user_id)
         await self.start_session(auth)
         self.redirect("/")
 

@@ -123,9 +123,14 @@ def profile_view(store: AccountStore, act: Any) -> pn.viewable.Viewable:
             partial(act, "avatar", data=avatar.value, mime_type=avatar.mime_type)
         )
     )
+    current = pn.widgets.PasswordInput(name="Current password", width=300)
     password = pn.widgets.PasswordInput(name="New password", width=300)
     change = pn.widgets.Button(name="Change password")
-    change.on_click(lambda _e: pn.state.execute(partial(act, "password", password=password.value)))
+    change.on_click(
+        lambda _e: pn.state.execute(
+            partial(act, "password", current=current.value, password=password.value)
+        )
+    )
 
     @pn.depends(store.param.avatar_path)
     def picture(path: str) -> pn.viewable.Viewable:
@@ -141,7 +146,7 @@ def profile_view(store: AccountStore, act: Any) -> pn.viewable.Viewable:
         pn.Row(name, save_name),
         picture,
         pn.Row(avatar, upload),
-        pn.Row(password, change),
+        pn.Row(current, password, change),
         sizing_mode="stretch_width",
     )
 

@@ -310,3 +310,42 @@ def test_accounts_an_old_seed_inserted_by_sql_are_repaired_for_gotrue(
         json={"email": email, "password": "new-password-1"},
     )
     assert signed_in.is_success, signed_in.text
+
+
+async def test_changing_the_password_needs_the_current_one_and_ends_other_sessions(
+    supabase_auth: SupabaseAuth,
+) -> None:
+    email = f"mover-{secrets.token_hex(4)}@example.org"
+    await supabase_auth.sign_up(email, "first-password-1")
+    here = await supabase_auth.sign_in(email, "first-password-1", client_key="laptop")
+    elsewhere = await supabase_auth.sign_in(email, "first-password-1", client_key="lab-pc")
+    with pytest.raises(InvalidCredentials, match="current password is wrong"):
+        await supabase_auth.change_password(
+            here, "not-it-1", "second-password-2", client_key="laptop"
+        )
+    await supabase_auth.change_password(
+        here, "first-password-1", "second-password-2", client_key="laptop"
+    )
+    with pytest.raises(AuthFailure):
+        await supabase_auth.refresh(elsewhere.refresh_token)  # the other machine is signed out
+    assert (await supabase_auth.refresh(here.refresh_token)).user_id == here.user_id
+    with pytest.raises(InvalidCredentials):
+        await supabase_auth.sign_in(email, "first-password-1", client_key="laptop")
+
+
+async def test_a_password_reset_ends_every_earlier_session(
+    supabase_auth: SupabaseAuth, stack: LocalStack, settings: Settings
+) -> None:
+    email = f"stolen-{secrets.token_hex(4)}@example.org"
+    await supabase_auth.sign_up(email, "leaked-password-1")
+    thief = await supabase_auth.sign_in(email, "leaked-password-1", client_key="thief")
+    await supabase_auth.request_password_reset(email, redirect_to=f"{settings.public_url}/reset")
+    deadline = time.monotonic() + 15
+    while not (messages := read_messages(stack.mail.folder, to=email)):
+        assert time.monotonic() < deadline, "no recovery mail arrived"
+        await asyncio.sleep(0.2)
+    (link,) = links_in(messages[-1])
+    token_hash = parse_qs(urlsplit(link).query)["token_hash"][0]
+    await supabase_auth.complete_password_reset(token_hash, "fresh-password-2")
+    with pytest.raises(AuthFailure):
+        await supabase_auth.refresh(thief.refresh_token)

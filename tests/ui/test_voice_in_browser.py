@@ -325,10 +325,17 @@ def test_a_newcomers_first_conversation(
 
             # Change the password on the profile page, sign out, and only the new one works.
             page.goto(f"{web}/profile")
+            current = page.get_by_label("Current password")
+            expect(current).to_be_visible(timeout=30_000)
             new_password = page.get_by_label("New password")
-            expect(new_password).to_be_visible(timeout=30_000)
+            current.fill("not-my-password")
+            current.press("Enter")
             new_password.fill(second)
             new_password.press("Enter")
+            page.get_by_role("button", name="Change password").click()
+            expect(page.get_by_text("the current password is wrong")).to_be_visible(timeout=15_000)
+            current.fill(first)
+            current.press("Enter")
             page.get_by_role("button", name="Change password").click()
             expect(page.get_by_text("Password changed.")).to_be_visible(timeout=15_000)
             _sign_out(page, web)

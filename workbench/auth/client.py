@@ -199,7 +199,11 @@ class SupabaseAuth:
     async def complete_password_reset(
         self, token_hash: str, new_password: str, *, client_key: str | None = None
     ) -> AuthSession:
-        """Redeem the recovery link's token and set a new password; returns the new session."""
+        """Redeem the recovery link's token and set a new password; returns the new session.
+
+        Every other session of the user ends at Supabase Auth (their refresh tokens
+        stop working): whoever knew the old password is out.
+        """
         if len(new_password) < MIN_PASSWORD_LENGTH:
             raise WeakPassword(f"passwords have at least {MIN_PASSWORD_LENGTH} characters")
         async with self._client(client_key) as client:
@@ -208,15 +212,36 @@ class SupabaseAuth:
             )
             await client.set_session(session.access_token, session.refresh_token)
             await client.update_user({"password": new_password})
+            await client.sign_out({"scope": "others"})
         return session
 
-    async def change_password(self, session: AuthSession, new_password: str) -> None:
-        """Change the signed-in user's password."""
+    async def change_password(
+        self,
+        session: AuthSession,
+        current_password: str,
+        new_password: str,
+        *,
+        client_key: str,
+    ) -> None:
+        """Change the signed-in user's password, proving the current one first.
+
+        The proof goes through `sign_in`, so it is rate limited like a sign-in: a
+        session left open on a shared machine is not a way to guess or take over
+        the password. Every other session of the user ends at Supabase Auth.
+        """
         if len(new_password) < MIN_PASSWORD_LENGTH:
             raise WeakPassword(f"passwords have at least {MIN_PASSWORD_LENGTH} characters")
-        async with self._client() as client:
+        if not session.claims.email:
+            raise AuthFailure("this account has no e-mail to check the current password against")
+        try:
+            await self.sign_in(session.claims.email, current_password, client_key=client_key)
+        except InvalidCredentials:
+            raise InvalidCredentials("the current password is wrong") from None
+        async with self._client(client_key) as client:
             await client.set_session(session.access_token, session.refresh_token)
             await client.update_user({"password": new_password})
+            # Also ends the session the check above opened.
+            await client.sign_out({"scope": "others"})
 
 
 def _translate(exc: AuthError) -> AuthFailure:

@@ -139,3 +139,13 @@ class WebSessions:
         )
         row = await cur.fetchone()
         return (row[0], row[1]) if row else None
+
+    async def end_others(
+        self, conn: AsyncConnection[Any], user_id: UUID, *, keep: str | None = None
+    ) -> int:
+        """End every session of `user_id` but the one behind cookie `keep` (after a password change or reset)."""
+        cur = await conn.execute(
+            "delete from private.web_sessions where user_id = %s and id_hash <> %s",
+            [user_id, _hash(keep) if keep else ""],
+        )
+        return cur.rowcount
