@@ -21,6 +21,7 @@ from workbench.auth.client import (
     AuthFailure,
     AuthSession,
     AuthUnavailable,
+    EmailTaken,
     InvalidCredentials,
     TooManyRequests,
 )
@@ -101,7 +102,11 @@ class LoginHandler(_FormHandler):
 
     def get(self) -> None:
         if self.get_argument("registered", ""):
-            self._render("Your account is ready: sign in.", error=False)
+            self._render(
+                "Your account is ready: sign in. (If you had one with this address already, "
+                "use its password, or reset it.)",
+                error=False,
+            )
         else:
             self._render()
 
@@ -205,6 +210,11 @@ class RegisterHandler(_FormHandler):
             )
         except AuthUnavailable:
             self._render("Registration is unavailable right now.", email, status=503)
+            return
+        except EmailTaken:
+            # Answered like a new registration: the form must not tell anyone which
+            # addresses have an account. The owner signs in (or resets) as usual.
+            self.redirect("/login?" + urlencode({"next": "/", "registered": "1"}))
             return
         except AuthFailure as exc:
             self._render(str(exc), email, status=400)

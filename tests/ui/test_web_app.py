@@ -359,3 +359,23 @@ def test_password_reset_pages_fail_clearly(visit: Visit, base_url: str) -> None:
     expect(visit.page.get_by_role("alert")).not_to_be_empty()  # GoTrue refuses the made-up token
     assert not [c for c in visit.context.cookies() if c["name"] == "vwb_session"]
     visit.screenshot("reset")
+
+
+def test_registration_does_not_reveal_which_addresses_have_accounts(base_url: str) -> None:
+    """Registering a taken address answers exactly as registering a new one."""
+    email = f"twice-{uuid.uuid4().hex[:8]}@example.org"
+    answers = []
+    for _ in range(2):  # the first creates the account, the second finds it taken
+        with httpx.Client(base_url=base_url) as browser:
+            browser.get("/register")
+            response = browser.post(
+                "/register",
+                data={
+                    "_xsrf": browser.cookies["_xsrf"],
+                    "display_name": "Twice",
+                    "email": email,
+                    "password": "a-good-password-1",
+                },
+            )
+            answers.append((response.status_code, response.headers.get("location")))
+    assert answers[0] == answers[1] == (302, "/login?next=%2F&registered=1")
