@@ -108,3 +108,30 @@ async def test_an_expired_access_token_is_refreshed_or_the_session_ends(
             [hashlib.sha256(second.encode()).hexdigest()],
         )
         assert (await cur.fetchone())[0] == 0  # type: ignore[index]
+
+
+async def test_a_database_reader_cannot_use_the_stored_tokens(
+    app_db: str, jwt_secret: str, user: Persona
+) -> None:
+    """The tokens are sealed with a key from the cookie, which the table does not hold."""
+    sessions = WebSessions(TokenVerifier(jwt_secret=jwt_secret))
+    auth = _auth(jwt_secret, user)
+    async with await psycopg.AsyncConnection.connect(app_db, autocommit=True) as conn:
+        cookie = await sessions.create(conn, auth)
+        cur = await conn.execute(
+            "select row_to_json(s)::text from private.web_sessions s where id_hash = %s",
+            [hashlib.sha256(cookie.encode()).hexdigest()],
+        )
+        (stored,) = await cur.fetchone()  # type: ignore[misc]
+        assert auth.refresh_token not in stored
+        assert auth.access_token not in stored
+        assert auth.access_token.split(".")[1] not in stored  # not even the claims part
+        # With the cookie they come back whole.
+        assert await sessions.tokens(conn, cookie) == (auth.access_token, auth.refresh_token)
+        # A row stored before sealing (plain tokens) ends instead of failing the request.
+        await conn.execute(
+            "update private.web_sessions set access_token = %s, refresh_token = %s where id_hash = %s",
+            [auth.access_token, auth.refresh_token, hashlib.sha256(cookie.encode()).hexdigest()],
+        )
+        assert await sessions.resolve(conn, cookie) is None
+        assert await sessions.tokens(conn, cookie) is None

@@ -2,13 +2,17 @@
 
 The Panel server signs users in through Supabase Auth and stores the access
 and refresh tokens here (`private.web_sessions`, keyed by sha256 of the
-cookie value). Each request resolves the cookie to verified claims; an expired
+cookie value), sealed with a key derived from the cookie value: the database
+holds only the hash, so whoever reads the table (a backup, a leaked dump, a
+misused service key) can neither find a session's cookie nor use its Supabase
+Auth tokens. Only a request carrying the cookie unseals them. Each request resolves the cookie to verified claims; an expired
 access token is refreshed through Supabase Auth on the way. Sessions expire
 after `IDLE_S` without use and `ABSOLUTE_S` after sign-in, and end on logout.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 from collections.abc import Awaitable, Callable
@@ -17,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from cryptography.fernet import Fernet, InvalidToken
 from psycopg import AsyncConnection
 
 from workbench.auth.client import AuthSession
@@ -43,6 +48,26 @@ def _hash(cookie_value: str) -> str:
     return hashlib.sha256(cookie_value.encode()).hexdigest()
 
 
+def _sealer(cookie_value: str) -> Fernet:
+    # A different digest from the row key (_hash), so knowing one gives nothing of the other.
+    key = hashlib.sha256(b"vwb-session-tokens\0" + cookie_value.encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def _seal(cookie_value: str, *tokens: str) -> list[str]:
+    sealer = _sealer(cookie_value)
+    return [sealer.encrypt(token.encode()).decode() for token in tokens]
+
+
+def _unseal(cookie_value: str, *sealed: str) -> list[str] | None:
+    """The tokens, or None for a row not sealed with this cookie (e.g. stored before sealing)."""
+    sealer = _sealer(cookie_value)
+    try:
+        return [sealer.decrypt(value.encode()).decode() for value in sealed]
+    except InvalidToken:
+        return None
+
+
 class WebSessions:
     """Create, resolve and end browser sessions (the connection acts as the database owner)."""
 
@@ -55,6 +80,7 @@ class WebSessions:
     ) -> str:
         """Store a signed-in session; returns the cookie value (shown to nobody else)."""
         cookie_value = secrets.token_urlsafe(32)
+        access_token, refresh_token = _seal(cookie_value, auth.access_token, auth.refresh_token)
         await conn.execute(
             """insert into private.web_sessions
                  (id_hash, user_id, access_token, refresh_token, access_expires_at, expires_at, user_agent)
@@ -62,8 +88,8 @@ class WebSessions:
             [
                 _hash(cookie_value),
                 auth.user_id,
-                auth.access_token,
-                auth.refresh_token,
+                access_token,
+                refresh_token,
                 auth.claims.exp,
                 ABSOLUTE_S,
                 (user_agent or "")[:500] or None,
@@ -87,7 +113,12 @@ class WebSessions:
         row = await cur.fetchone()
         if row is None:
             return None
-        user_id, access_token, refresh_token, access_expires_at = row
+        user_id, sealed_access, sealed_refresh, access_expires_at = row
+        unsealed = _unseal(cookie_value, sealed_access, sealed_refresh)
+        if unsealed is None:
+            await self.end(conn, cookie_value)
+            return None
+        access_token, refresh_token = unsealed
         if access_expires_at <= datetime.now(UTC) + timedelta(seconds=_REFRESH_MARGIN_S):
             if self._refresh is None:
                 return None
@@ -100,8 +131,7 @@ class WebSessions:
                 """update private.web_sessions set access_token = %s, refresh_token = %s,
                      access_expires_at = to_timestamp(%s) where id_hash = %s""",
                 [
-                    renewed.access_token,
-                    renewed.refresh_token,
+                    *_seal(cookie_value, renewed.access_token, renewed.refresh_token),
                     renewed.claims.exp,
                     _hash(cookie_value),
                 ],
@@ -125,7 +155,8 @@ class WebSessions:
             [_hash(cookie_value)],
         )
         row = await cur.fetchone()
-        return (row[0], row[1]) if row else None
+        unsealed = _unseal(cookie_value, row[0], row[1]) if row else None
+        return (unsealed[0], unsealed[1]) if unsealed else None
 
     async def end(
         self, conn: AsyncConnection[Any], cookie_value: str | None
@@ -138,7 +169,8 @@ class WebSessions:
             [_hash(cookie_value)],
         )
         row = await cur.fetchone()
-        return (row[0], row[1]) if row else None
+        unsealed = _unseal(cookie_value, row[0], row[1]) if row else None
+        return (unsealed[0], unsealed[1]) if unsealed else None
 
     async def end_others(
         self, conn: AsyncConnection[Any], user_id: UUID, *, keep: str | None = None
