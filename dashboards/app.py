@@ -68,6 +68,23 @@ def _nav(role: str) -> str:
     return f"{links}\n\n---\n\n[Sign out](/logout)"
 
 
+def _page_request() -> Any:
+    """The Tornado request that opened this page (Bokeh's session context keeps it)."""
+    context = pn.state.curdoc.session_context if pn.state.curdoc else None
+    return getattr(getattr(context, "request", None), "_request", None)
+
+
+def session_cookie() -> str | None:
+    """The session cookie of the request that opened this page, read server-side.
+
+    It is kept out of Bokeh's session token (see `serve`), so `pn.state.cookies`
+    does not have it; the original request's own cookies do.
+    """
+    request = _page_request()
+    cookie = request.cookies.get(COOKIE_NAME) if request is not None else None
+    return cookie.value if cookie is not None else None
+
+
 def _session_page(
     path: str, build: Callable[[WebSession, pn.Column], Any]
 ) -> Callable[[], pn.template.BaseTemplate]:
@@ -87,7 +104,7 @@ def _session_page(
 
         async def fill() -> None:
             context = web_context()
-            session = await context.resolve(pn.state.cookies.get(COOKIE_NAME))
+            session = await context.resolve(session_cookie())
             if session is None:
                 body[:] = [pn.pane.Markdown("Your session has ended. [Sign in again](/login).")]
                 return
@@ -222,17 +239,16 @@ def _account_actions(session: WebSession, store: AccountStore) -> Callable[..., 
 
 async def _change_password(session: WebSession, current: str, password: str) -> None:
     context = web_context()
-    cookie = pn.state.cookies.get(COOKIE_NAME)
+    cookie = session_cookie()
     async with context.connection() as conn:
         tokens = await context.sessions.tokens(conn, cookie)
     if tokens is None:
         raise AuthFailure("your session has ended: sign in again")
-    request = pn.state.curdoc.session_context.request if pn.state.curdoc else None
     await context.auth.change_password(
         AuthSession(tokens[0], tokens[1], session.claims),
         current,
         password,
-        client_key=getattr(request, "remote_ip", None) or "unknown",
+        client_key=getattr(_page_request(), "remote_ip", None) or "unknown",
     )
     async with context.connection() as conn:
         await context.sessions.end_others(conn, session.user_id, keep=cookie)
@@ -332,6 +348,12 @@ def serve(*, port: int, address: str = "127.0.0.1", **extra: Any) -> Any:
         extra_patterns=[*auth_routes(), *file_routes()],
         cookie_secret=settings.cookie_secret.get_secret_value(),
         xsrf_cookies=True,
+        # Bokeh copies the request's cookies and headers into the session token it
+        # embeds in the page, where page JavaScript can read it: keep the session
+        # and XSRF cookies (and the raw Cookie header) out; `session_cookie()` reads
+        # the session cookie server-side instead.
+        exclude_cookies=[COOKIE_NAME, "_xsrf"],
+        exclude_headers=["Cookie", "Authorization"],
         liveness=True,
         **extra,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import UTC, datetime
@@ -10,10 +11,11 @@ import httpx
 import numpy as np
 import psycopg
 import pytest
+from bokeh.util.token import get_token_payload
 from playwright.sync_api import expect
 
 from tests.support.personas import Persona, session_as
-from tests.support.web import run_async
+from tests.support.web import run_async, signed_in_cookie
 from tests.ui.conftest import Visit
 from workbench.audio import wav_bytes
 from workbench.config import Settings
@@ -379,3 +381,36 @@ def test_registration_does_not_reveal_which_addresses_have_accounts(base_url: st
             )
             answers.append((response.status_code, response.headers.get("location")))
     assert answers[0] == answers[1] == (302, "/login?next=%2F&registered=1")
+
+
+def test_the_page_token_carries_neither_the_session_nor_the_xsrf_cookie(
+    base_url: str, people: dict[str, Persona], web_settings: Settings
+) -> None:
+    """Bokeh embeds a session token in the page, readable by its JavaScript: no secrets in it."""
+    persona = people["user"]
+    assert persona.id is not None
+    assert persona.claims.email is not None
+    assert web_settings.supabase_jwt_secret is not None
+    cookie = run_async(
+        signed_in_cookie(
+            database_url(web_settings),
+            web_settings.supabase_jwt_secret.get_secret_value(),
+            user_id=persona.id,
+            email=persona.claims.email,
+        )
+    )
+    with httpx.Client(base_url=base_url) as browser:
+        browser.get("/login")  # an _xsrf cookie, as a browser would have
+        browser.cookies.set("vwb_session", cookie)
+        page = browser.get("/history")
+    assert page.status_code == 200
+    tokens = re.findall(r'"token":\s*"([^"]+)"', page.text) + re.findall(
+        r"token=([A-Za-z0-9_\-\.]+)", page.text
+    )
+    assert tokens, "no session token in the page"
+    for token in tokens:
+        payload = get_token_payload(token)
+        assert set(payload.get("cookies", {})) & {"vwb_session", "_xsrf"} == set(), payload
+        headers = {name.lower() for name in payload.get("headers", {})}
+        assert "cookie" not in headers
+        assert cookie not in json.dumps(payload)
