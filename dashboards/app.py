@@ -17,6 +17,7 @@ from uuid import UUID
 import panel as pn
 
 from dashboards.auth_pages import WorkbenchAuthProvider, auth_routes
+from dashboards.client_address import client_address
 from dashboards.components.voice_room import VoiceRoom
 from dashboards.context import web_context
 from dashboards.files import file_routes
@@ -72,6 +73,18 @@ def _page_request() -> Any:
     """The Tornado request that opened this page (Bokeh's session context keeps it)."""
     context = pn.state.curdoc.session_context if pn.state.curdoc else None
     return getattr(getattr(context, "request", None), "_request", None)
+
+
+def _page_client() -> str:
+    """The browser's address (through our trusted proxies only), for rate limits."""
+    request = _page_request()
+    if request is None:
+        return "unknown"
+    return client_address(
+        request.remote_ip or "unknown",
+        request.headers.get("X-Forwarded-For"),
+        web_context().trusted_proxies,
+    )
 
 
 def session_cookie() -> str | None:
@@ -248,7 +261,7 @@ async def _change_password(session: WebSession, current: str, password: str) -> 
         AuthSession(tokens[0], tokens[1], session.claims),
         current,
         password,
-        client_key=getattr(_page_request(), "remote_ip", None) or "unknown",
+        client_key=_page_client(),
     )
     async with context.connection() as conn:
         await context.sessions.end_others(conn, session.user_id, keep=cookie)

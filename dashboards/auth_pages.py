@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 from bokeh.server.auth_provider import AuthProvider
 from tornado.web import RequestHandler
 
+from dashboards.client_address import client_address
 from dashboards.context import web_context
 from workbench.auth.client import (
     AuthFailure,
@@ -65,6 +66,14 @@ def _safe_next(target: str | None) -> str:
 
 
 class _FormHandler(RequestHandler):
+    def client_key(self) -> str:
+        """The browser's address for rate limits (through our trusted proxies only)."""
+        return client_address(
+            self.request.remote_ip or "unknown",
+            self.request.headers.get("X-Forwarded-For"),
+            web_context().trusted_proxies,
+        )
+
     async def start_session(self, auth: AuthSession) -> None:
         """Store the signed-in session server-side and give the browser its cookie."""
         context = web_context()
@@ -139,9 +148,7 @@ class LoginHandler(_FormHandler):
         password = self.get_body_argument("password", "")
         context = web_context()
         try:
-            auth = await context.auth.sign_in(
-                email, password, client_key=self.request.remote_ip or "unknown"
-            )
+            auth = await context.auth.sign_in(email, password, client_key=self.client_key())
         except InvalidCredentials:
             self._render("Wrong email or password.", email, status=401)
             return
@@ -206,7 +213,7 @@ class RegisterHandler(_FormHandler):
                 email,
                 self.get_body_argument("password", ""),
                 display_name=self.get_body_argument("display_name", "").strip() or None,
-                client_key=self.request.remote_ip,
+                client_key=self.client_key(),
             )
         except AuthUnavailable:
             self._render("Registration is unavailable right now.", email, status=503)
@@ -244,7 +251,7 @@ class ResetHandler(_FormHandler):
         base = web_context().settings.public_url
         try:
             await web_context().auth.request_password_reset(
-                email, redirect_to=f"{base}/reset/complete", client_key=self.request.remote_ip
+                email, redirect_to=f"{base}/reset/complete", client_key=self.client_key()
             )
         except (AuthUnavailable, TooManyRequests) as exc:
             unavailable = isinstance(exc, AuthUnavailable)
@@ -303,7 +310,7 @@ class ResetCompleteHandler(_FormHandler):
             auth = await context.auth.complete_password_reset(
                 self.get_argument("token_hash", ""),
                 self.get_body_argument("password", ""),
-                client_key=self.request.remote_ip,
+                client_key=self.client_key(),
             )
         except AuthUnavailable:
             self._render("Password reset is unavailable right now.", status=503)
@@ -332,7 +339,7 @@ class ConfirmHandler(_FormHandler):
     async def post(self) -> None:
         try:
             auth = await web_context().auth.confirm_sign_up(
-                self.get_argument("token_hash", ""), client_key=self.request.remote_ip
+                self.get_argument("token_hash", ""), client_key=self.client_key()
             )
         except AuthUnavailable:
             self.page(

@@ -15,6 +15,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from dashboards.client_address import parse_networks
 from workbench.auth.client import SupabaseAuth
 from workbench.auth.tokens import verifier_for
 from workbench.auth.web_sessions import WebSession, WebSessions
@@ -29,6 +30,7 @@ class WebContext:
         self.settings = settings
         self.verifier = verifier_for(settings)
         self._pool: AsyncConnectionPool | None = None
+        self.trusted_proxies = parse_networks(settings.trusted_proxies)
         if settings.supabase_anon_key is None:
             raise ValueError("the web server needs SUPABASE_ANON_KEY")
         self.auth = SupabaseAuth(

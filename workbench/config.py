@@ -118,6 +118,11 @@ class Settings(BaseSettings):
     # Where people open the web app; links in mail (password reset, confirmation) point
     # here, never at whatever Host header a request carried.
     site_url: str | None = Field(None, validation_alias=_env("WORKBENCH_SITE_URL", "site_url"))
+    # Reverse proxies in front of the web app (comma-separated addresses or CIDRs), whose
+    # X-Forwarded-For is believed for rate limits; none by default.
+    trusted_proxies: str | None = Field(
+        None, validation_alias=_env("WORKBENCH_TRUSTED_PROXIES", "trusted_proxies")
+    )
     # Local Supabase Auth: require the confirmation mail before a new account signs in.
     auth_confirm_email: bool = Field(
         False, validation_alias=_env("WORKBENCH_AUTH_CONFIRM_EMAIL", "auth_confirm_email")

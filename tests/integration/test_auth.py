@@ -121,7 +121,7 @@ def supabase_auth(
         auth_url=settings.auth_url,
         anon_key=settings.supabase_anon_key.get_secret_value(),
         verifier=verifier_for(settings),
-        guard=LoginGuard(max_account_failures=3),
+        guard=LoginGuard(max_pair_failures=3),
         connect=connect,
     )
 

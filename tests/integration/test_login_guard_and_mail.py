@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import smtplib
@@ -31,33 +32,73 @@ def _connector(dsn: str):  # type: ignore[no-untyped-def]
     return connect
 
 
-async def test_account_is_locked_after_repeated_failures_and_freed_by_success(app_db: str) -> None:
-    guard = LoginGuard(max_account_failures=3, max_client_failures=100, window_s=600)
+async def _fail(
+    guard: LoginGuard, conn: psycopg.AsyncConnection[Any], email: str, client: str
+) -> None:
+    attempt = await guard.begin(conn, email=email, client=client)
+    await guard.finish(conn, attempt, succeeded=False)
+
+
+async def test_a_client_guessing_one_account_waits_the_window_and_only_that_client(
+    app_db: str,
+) -> None:
+    guard = LoginGuard(max_pair_failures=3, max_client_failures=100, window_s=600)
     email = f"victim-{secrets.token_hex(3)}@example.org"
     async with await psycopg.AsyncConnection.connect(app_db, autocommit=True) as conn:
         for _ in range(3):
-            await guard.check(conn, email=email, client="10.0.0.1")
-            await guard.record(conn, email=email, client="10.0.0.1", succeeded=False)
+            await _fail(guard, conn, email, "10.0.0.1")
         with pytest.raises(TooManyAttempts, match=r"try again in \d+ s") as excinfo:
-            await guard.check(
-                conn, email=email.upper(), client="10.0.0.9"
-            )  # any client, same account
+            await guard.begin(conn, email=email.upper(), client="10.0.0.1")
         assert 0 < excinfo.value.retry_after_s <= 600
+        # The owner, elsewhere, is not locked out by the guesser.
+        attempt = await guard.begin(conn, email=email, client="10.0.0.2")
+        await guard.finish(conn, attempt, succeeded=True)
         # An account's lock does not spill onto other accounts.
-        await guard.check(conn, email=f"other-{email}", client="10.0.0.1")
-        # A success resets the account's count.
-        await guard.record(conn, email=email, client="10.0.0.2", succeeded=True)
-        await guard.check(conn, email=email, client="10.0.0.2")
+        await guard.begin(conn, email=f"other-{email}", client="10.0.0.1")
+
+
+async def test_many_clients_guessing_one_account_meet_a_short_backoff(app_db: str) -> None:
+    """A distributed guess is slowed per account, by seconds, never a long lock on the owner."""
+    guard = LoginGuard(max_pair_failures=100, free_account_failures=4, max_backoff_s=60)
+    email = f"target-{secrets.token_hex(3)}@example.org"
+    async with await psycopg.AsyncConnection.connect(app_db, autocommit=True) as conn:
+        for i in range(4):
+            await _fail(guard, conn, email, f"198.51.100.{i}")
+        with pytest.raises(TooManyAttempts) as first:
+            await guard.begin(conn, email=email, client="203.0.113.9")
+        assert first.value.retry_after_s == 1  # 2^0 s after the last failure
+        await asyncio.sleep(1.1)
+        await _fail(guard, conn, email, "203.0.113.9")  # allowed after the wait
+        with pytest.raises(TooManyAttempts) as second:
+            await guard.begin(conn, email=email, client="203.0.113.10")
+        assert second.value.retry_after_s == 2  # and it doubles
+
+
+async def test_parallel_wrong_passwords_are_each_counted(app_db: str) -> None:
+    """Check-then-record let parallel guesses through; begin() counts each before it leaves."""
+    guard = LoginGuard(max_pair_failures=3, max_client_failures=100)
+    email = f"raced-{secrets.token_hex(3)}@example.org"
+
+    async def attempt() -> bool:
+        async with await psycopg.AsyncConnection.connect(app_db, autocommit=True) as conn:
+            try:
+                await guard.begin(conn, email=email, client="10.9.9.9")  # outcome not in yet
+            except TooManyAttempts:
+                return False
+            return True
+
+    let_through = await asyncio.gather(*(attempt() for _ in range(10)))
+    assert sum(let_through) == 3
 
 
 async def test_one_client_guessing_many_accounts_is_stopped(app_db: str) -> None:
-    guard = LoginGuard(max_account_failures=100, max_client_failures=4, window_s=600)
+    guard = LoginGuard(max_pair_failures=100, max_client_failures=4, window_s=600)
     client = f"203.0.113.{secrets.randbelow(200)}-{secrets.token_hex(2)}"
     async with await psycopg.AsyncConnection.connect(app_db, autocommit=True) as conn:
         for i in range(4):
-            await guard.record(conn, email=f"user{i}@example.org", client=client, succeeded=False)
+            await _fail(guard, conn, f"user{i}@example.org", client)
         with pytest.raises(TooManyAttempts):
-            await guard.check(conn, email="fresh@example.org", client=client)
+            await guard.begin(conn, email="fresh@example.org", client=client)
 
 
 def test_login_attempts_are_out_of_reach_of_api_roles(app_db: str) -> None:
@@ -81,7 +122,7 @@ async def test_dead_auth_server_is_a_clear_error_and_not_a_failed_guess(app_db: 
         auth_url=f"http://127.0.0.1:{_closed_port()}",
         anon_key="anon",
         verifier=TokenVerifier(jwt_secret="x" * 40),
-        guard=LoginGuard(max_account_failures=1),
+        guard=LoginGuard(max_pair_failures=1),
         connect=_connector(app_db),
     )
     for _ in range(3):
@@ -91,10 +132,10 @@ async def test_dead_auth_server_is_a_clear_error_and_not_a_failed_guess(app_db: 
 
 async def test_rate_limit_applies_before_the_password_leaves(app_db: str) -> None:
     email = f"locked-{secrets.token_hex(3)}@example.org"
-    guard = LoginGuard(max_account_failures=2)
+    guard = LoginGuard(max_pair_failures=2)
     async with await psycopg.AsyncConnection.connect(app_db, autocommit=True) as conn:
         for _ in range(2):
-            await guard.record(conn, email=email, client="c", succeeded=False)
+            await _fail(guard, conn, email, "c")
     # The auth URL is dead: reaching it would raise AuthUnavailable, so this proves the guard stops first.
     auth = SupabaseAuth(
         auth_url=f"http://127.0.0.1:{_closed_port()}",

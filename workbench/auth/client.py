@@ -152,27 +152,31 @@ class SupabaseAuth:
             )
 
     async def sign_in(self, email: str, password: str, *, client_key: str) -> AuthSession:
-        """Sign in with a password; rate limited per account and per `client_key` (IP or browser)."""
+        """Sign in with a password; rate limited per account and client (`LoginGuard`).
+
+        The attempt is recorded before the password leaves, so parallel guesses are
+        each counted; an Auth server that does not answer costs the user nothing.
+        """
+        attempt: int | None = None
         if self._connect is not None:
             async with self._connect() as conn:
-                await self._guard.check(conn, email=email, client=client_key)
+                attempt = await self._guard.begin(conn, email=email, client=client_key)
+        outcome: bool | None = None
         try:
             async with self._client(client_key) as client:
                 response = await client.sign_in_with_password(
                     {"email": email, "password": password}
                 )
+            session = self._session(response)
+            outcome = True
         except InvalidCredentials:
-            await self._record(email, client_key, succeeded=False)
+            outcome = False
             raise
-        session = self._session(response)
-        await self._record(email, client_key, succeeded=True)
+        finally:
+            if attempt is not None and self._connect is not None:
+                async with self._connect() as conn:
+                    await self._guard.finish(conn, attempt, succeeded=outcome)
         return session
-
-    async def _record(self, email: str, client_key: str, *, succeeded: bool) -> None:
-        # Only answers from Auth count: an unreachable server is not a failed guess.
-        if self._connect is not None:
-            async with self._connect() as conn:
-                await self._guard.record(conn, email=email, client=client_key, succeeded=succeeded)
 
     async def refresh(self, refresh_token: str) -> AuthSession:
         """A new session from a refresh token (each refresh token works once)."""

@@ -30,38 +30,54 @@ def account_key(email: str) -> str:
 
 @dataclass(frozen=True)
 class LoginGuard:
-    """Limits: at most `max_account_failures` per account (since its last success) and
-    `max_client_failures` per client, within `window_s`."""
+    """Limits on password attempts (see private.login_begin in the migrations).
 
-    max_account_failures: int = 5
+    Per account and client: `max_pair_failures` within `window_s`, then that client
+    waits the window out. Per client: `max_client_failures` over all accounts. Per
+    account from anywhere: after `free_account_failures`, an exponential backoff up
+    to `max_backoff_s`, so no one can lock an owner out for long.
+    """
+
+    max_pair_failures: int = 5
     max_client_failures: int = 20
+    free_account_failures: int = 10
+    max_backoff_s: int = 60
     window_s: int = 900
 
-    async def check(self, conn: AsyncConnection[Any], *, email: str, client: str) -> None:
-        """Raise TooManyAttempts if this attempt must wait."""
+    async def begin(self, conn: AsyncConnection[Any], *, email: str, client: str) -> int:
+        """Record an attempt about to be made (a failure until `finish`); its id.
+
+        Raises TooManyAttempts, recording nothing, if this attempt must wait.
+        """
         async with service_session(conn):
             cur = await conn.execute(
-                "select allowed, retry_after_s from private.login_allowed(%s, %s, %s, %s, %s)",
+                "select attempt_id, retry_after_s from private.login_begin(%s, %s, %s, %s, %s, %s, %s)",
                 [
                     account_key(email),
                     client,
-                    self.max_account_failures,
+                    self.max_pair_failures,
                     self.max_client_failures,
+                    self.free_account_failures,
+                    self.max_backoff_s,
                     self.window_s,
                 ],
             )
             row = await cur.fetchone()
         assert row is not None
-        allowed, retry_after_s = row
-        if not allowed:
+        attempt_id, retry_after_s = row
+        if attempt_id is None:
             raise TooManyAttempts(int(retry_after_s))
+        return int(attempt_id)
 
-    async def record(
-        self, conn: AsyncConnection[Any], *, email: str, client: str, succeeded: bool
+    async def finish(
+        self, conn: AsyncConnection[Any], attempt_id: int, *, succeeded: bool | None
     ) -> None:
-        """Record the outcome of an attempt."""
+        """Record an attempt's outcome; None forgets it (Auth never answered: not a guess)."""
         async with service_session(conn):
-            await conn.execute(
-                "insert into private.login_attempts (account_key, client_key, succeeded) values (%s, %s, %s)",
-                [account_key(email), client, succeeded],
-            )
+            if succeeded is None:
+                await conn.execute("delete from private.login_attempts where id = %s", [attempt_id])
+            else:
+                await conn.execute(
+                    "update private.login_attempts set succeeded = %s where id = %s",
+                    [succeeded, attempt_id],
+                )
