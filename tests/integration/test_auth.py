@@ -14,6 +14,7 @@ import tarfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -44,6 +45,15 @@ from workbench.stack.secrets import ensure_local_secrets
 from workbench.stack.services import LocalStack
 
 pytestmark = pytest.mark.integration
+
+
+async def _mail_to(stack: LocalStack, email: str, kind: str) -> list[EmailMessage]:
+    """The messages the mail catcher holds for `email`, waiting up to 15 s for the first."""
+    deadline = time.monotonic() + 15
+    while not (messages := read_messages(stack.mail.folder, to=email)):
+        assert time.monotonic() < deadline, f"no {kind} mail arrived"
+        await asyncio.sleep(0.2)
+    return messages
 
 
 @pytest.fixture
@@ -134,10 +144,7 @@ async def test_password_reset_through_the_captured_mail(
     await supabase_auth.request_password_reset(
         email, redirect_to=f"http://127.0.0.1:{settings.panel_port}/reset"
     )
-    deadline = time.monotonic() + 15
-    while not (messages := read_messages(stack.mail.folder, to=email)):
-        assert time.monotonic() < deadline, "no recovery mail arrived"
-        await asyncio.sleep(0.2)
+    messages = await _mail_to(stack, email, "recovery")
     # Our template links to the web app's own page with the token hash (a server
     # never sees GoTrue's default link, whose tokens are in a URL fragment).
     (link,) = links_in(messages[-1])
@@ -256,10 +263,7 @@ async def test_email_confirmation_when_required(
     assert signed_up.needs_confirmation
     with pytest.raises(AuthFailure, match=r"(?i)not confirmed"):
         await auth.sign_in(email, "a-good-password-1", client_key="careful")
-    deadline = time.monotonic() + 15
-    while not (messages := read_messages(stack.mail.folder, to=email)):
-        assert time.monotonic() < deadline, "no confirmation mail arrived"
-        await asyncio.sleep(0.2)
+    messages = await _mail_to(stack, email, "confirmation")
     (link,) = links_in(messages[-1])
     assert link.startswith(f"http://127.0.0.1:{settings.panel_port}/confirm?token_hash=")
     # The link's page (the stack's web app; same database) asks for a click: opening
@@ -340,10 +344,7 @@ async def test_a_password_reset_ends_every_earlier_session(
     await supabase_auth.sign_up(email, "leaked-password-1")
     thief = await supabase_auth.sign_in(email, "leaked-password-1", client_key="thief")
     await supabase_auth.request_password_reset(email, redirect_to=f"{settings.public_url}/reset")
-    deadline = time.monotonic() + 15
-    while not (messages := read_messages(stack.mail.folder, to=email)):
-        assert time.monotonic() < deadline, "no recovery mail arrived"
-        await asyncio.sleep(0.2)
+    messages = await _mail_to(stack, email, "recovery")
     (link,) = links_in(messages[-1])
     token_hash = parse_qs(urlsplit(link).query)["token_hash"][0]
     await supabase_auth.complete_password_reset(token_hash, "fresh-password-2")

@@ -48,6 +48,16 @@ def _draft(conversation_id: uuid.UUID, idx: int) -> TurnDraft:
     )
 
 
+async def _recover(tmp_path: Path, dsn: str) -> int:
+    """What the next worker does at start: store the journals under tmp_path/journal."""
+    return await recover_journals(
+        tmp_path / "journal",
+        connect=_connector(dsn),
+        store=ObjectStore(str(tmp_path / "o")),
+        live=set(),
+    )
+
+
 def _rows(dsn: str, conversation_id: uuid.UUID) -> tuple[str | None, list[tuple[Any, ...]]]:
     with psycopg.connect(dsn) as conn:
         status = conn.execute(
@@ -120,12 +130,7 @@ async def test_a_crashed_workers_conversation_ends_interrupted(
     (folder / "owner.pid").write_text(
         json.dumps({"pid": 999_999_999, "start_ticks": 1, "command": []})
     )
-    recovered = await recover_journals(
-        tmp_path / "journal",
-        connect=_connector(app_db),
-        store=ObjectStore(str(tmp_path / "o")),
-        live=set(),
-    )
+    recovered = await _recover(tmp_path, app_db)
     assert recovered == 1
     status, turns = _rows(app_db, conversation_id)
     assert status == "interrupted"
@@ -164,12 +169,7 @@ async def test_a_torn_last_line_is_dropped_and_the_rest_recovered(
     turn = json.dumps({"type": "turn", "turn": _draft(conversation_id, 1).model_dump(mode="json")})
     with journal.open("a") as handle:
         handle.write(turn[: len(turn) // 2])  # the process died here
-    recovered = await recover_journals(
-        tmp_path / "journal",
-        connect=_connector(app_db),
-        store=ObjectStore(str(tmp_path / "o")),
-        live=set(),
-    )
+    recovered = await _recover(tmp_path, app_db)
     assert recovered == 1
     status, turns = _rows(app_db, conversation_id)
     assert status == "interrupted"
@@ -183,24 +183,11 @@ async def test_an_unreadable_journal_is_quarantined_not_fatal(
     journal = _crashed_journal(tmp_path / "journal" / str(conversation_id), owner, conversation_id)
     journal.write_text("\x00garbage\n" + journal.read_text())  # not a torn tail: lost
     _crashed_journal(tmp_path / "journal" / str(healthy_id), owner, healthy_id)
-    recovered = await recover_journals(
-        tmp_path / "journal",
-        connect=_connector(app_db),
-        store=ObjectStore(str(tmp_path / "o")),
-        live=set(),
-    )
+    recovered = await _recover(tmp_path, app_db)
     assert recovered == 1  # the readable one, despite its neighbour
     assert _rows(app_db, healthy_id)[0] == "interrupted"
     kept = tmp_path / "journal" / "quarantine" / str(conversation_id)
     assert (kept / "journal.jsonl").exists()  # kept for a person to look at
     assert "line 1 is not JSON" in (kept / "REASON").read_text()
     # The next start passes over the quarantine quietly.
-    assert (
-        await recover_journals(
-            tmp_path / "journal",
-            connect=_connector(app_db),
-            store=ObjectStore(str(tmp_path / "o")),
-            live=set(),
-        )
-        == 0
-    )
+    assert await _recover(tmp_path, app_db) == 0

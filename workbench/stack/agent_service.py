@@ -88,6 +88,13 @@ class AgentService(BinaryService):
                 raise
             raise StackError(f"agent: {reason}." + log_excerpt(self.log_path)) from exc
 
+    def stop(self) -> bool:
+        """Stop the worker; its model verdict goes with it (`down` kills job processes too,
+        which the worker may count as failures on the way out)."""
+        stopped = super().stop()
+        self.status_file.unlink(missing_ok=True)
+        return stopped
+
     def models_failure(self) -> str | None:
         """Why the worker's job processes failed to load the models, if they did."""
         try:  # written by agent/model_health.py
