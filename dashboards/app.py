@@ -10,16 +10,18 @@ resources are served by this server (no CDN: no request leaves the machine).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID
 
 import panel as pn
+from psycopg import AsyncConnection
 
 from dashboards.auth_pages import WorkbenchAuthProvider, auth_routes
 from dashboards.client_address import client_address
 from dashboards.components.voice_room import VoiceRoom
-from dashboards.context import web_context
+from dashboards.context import SessionEnded, web_context
 from dashboards.files import file_routes
 from dashboards.pages.account import AccountStore, profile_view, settings_view
 from dashboards.pages.admin import AdminStore, admin_view, parse_arms
@@ -27,6 +29,7 @@ from dashboards.pages.analytics import AnalyticsStore, analytics_view
 from dashboards.pages.conversation import ConversationStore, conversation_view
 from dashboards.pages.history import HistoryStore, history_view
 from workbench.auth.client import AuthFailure, AuthSession
+from workbench.auth.tokens import AccessClaims
 from workbench.auth.web_sessions import COOKIE_NAME, WebSession
 from workbench.db.errors import DataError
 from workbench.db.models import AppRole
@@ -98,8 +101,46 @@ def session_cookie() -> str | None:
     return cookie.value if cookie is not None else None
 
 
+ENDED_MARKDOWN = "Your session has ended. [Sign in again](/login)."
+
+
+class PageSession:
+    """The signed-in session behind one open page, checked again before each action.
+
+    A sign-out, an expiry or a password change elsewhere reaches the page within
+    `LIVENESS_S`: its next action finds the session gone, the page says so and
+    shows nothing more.
+    """
+
+    def __init__(self, session: WebSession, body: pn.Column) -> None:
+        self._session = session
+        self._body = body
+
+    @property
+    def user_id(self) -> UUID:
+        """The signed-in user's id."""
+        return self._session.user_id
+
+    @property
+    def claims(self) -> AccessClaims:
+        """The claims of the session's current access token."""
+        return self._session.claims
+
+    @asynccontextmanager
+    async def as_user(self) -> AsyncIterator[AsyncConnection[Any]]:
+        """A connection in the user's RLS session, if the session still stands."""
+        context = web_context()
+        try:
+            self._session = await context.live(self._session)
+        except SessionEnded:
+            self._body[:] = [pn.pane.Markdown(ENDED_MARKDOWN)]
+            raise
+        async with context.as_user(self._session) as conn:
+            yield conn
+
+
 def _session_page(
-    path: str, build: Callable[[WebSession, pn.Column], Any]
+    path: str, build: Callable[[PageSession, pn.Column], Any]
 ) -> Callable[[], pn.template.BaseTemplate]:
     """A page whose body is filled once the browser session is resolved (on load, off the render path).
 
@@ -117,11 +158,12 @@ def _session_page(
 
         async def fill() -> None:
             context = web_context()
-            session = await context.resolve(session_cookie())
-            if session is None:
-                body[:] = [pn.pane.Markdown("Your session has ended. [Sign in again](/login).")]
+            resolved = await context.resolve(session_cookie())
+            if resolved is None:
+                body[:] = [pn.pane.Markdown(ENDED_MARKDOWN)]
                 return
-            async with context.as_user(session) as conn:
+            session = PageSession(resolved, body)
+            async with session.as_user() as conn:
                 role = (await ProfilesRepo(conn).mine()).role
             nav[:] = [pn.pane.Markdown(_nav(role))]
             if _RANK[role] < _RANK[needs]:
@@ -135,19 +177,18 @@ def _session_page(
     return page
 
 
-async def _analytics(session: WebSession, body: pn.Column) -> None:
-    context = web_context()
+async def _analytics(session: PageSession, body: pn.Column) -> None:
     store = AnalyticsStore()
 
     async def reload() -> None:
         try:
-            await store.load(lambda: context.as_user(session))
+            await store.load(lambda: session.as_user())
         except ValueError as exc:  # e.g. an inverted date range
             if pn.state.notifications is not None:
                 pn.state.notifications.error(str(exc))
 
     async def load_samples(_event: Any = None) -> None:
-        async with context.as_user(session) as conn:
+        async with session.as_user() as conn:
             await store.load_samples(conn)
 
     await reload()
@@ -155,19 +196,25 @@ async def _analytics(session: WebSession, body: pn.Column) -> None:
     body[:] = [analytics_view(store, reload)]
 
 
-async def _conversation(session: WebSession, body: pn.Column) -> None:
+async def _conversation(session: PageSession, body: pn.Column) -> None:
     context = web_context()
     store = ConversationStore()
     voice = VoiceRoom()
-    async with context.as_user(session) as conn:
+    async with session.as_user() as conn:
         await store.load(conn)
 
     async def start() -> None:
-        await store.start(context.settings, context.connection, session, voice)
+        await store.start(
+            context.settings,
+            context.connection,
+            user_id=session.user_id,
+            display_name=session.claims.email or "researcher",
+            voice=voice,
+        )
 
     async def report_heard() -> None:
         if voice.heard:
-            async with context.as_user(session) as conn:
+            async with session.as_user() as conn:
                 await store.report_heard(conn, voice.heard)
 
     # Retried as the transcript and the 2-second statistics update, and once more on Stop:
@@ -181,14 +228,14 @@ async def _conversation(session: WebSession, body: pn.Column) -> None:
     body[:] = [conversation_view(store, voice, start, stop)]
 
 
-async def _history(session: WebSession, body: pn.Column) -> None:
+async def _history(session: PageSession, body: pn.Column) -> None:
     context = web_context()
     store = HistoryStore()
-    async with context.as_user(session) as conn:
+    async with session.as_user() as conn:
         await store.load(conn, session.user_id)
 
     async def on_select() -> None:
-        async with context.as_user(session) as conn:
+        async with session.as_user() as conn:
             await store.load_turns(conn)
 
     async def on_export(fmt: Format) -> None:
@@ -204,20 +251,20 @@ async def _history(session: WebSession, body: pn.Column) -> None:
                 )
             except Exception:  # the export row records why; the list below shows it
                 log.exception("export failed")
-        async with context.as_user(session) as conn:
+        async with session.as_user() as conn:
             await store.load_exports(conn)
 
     body[:] = [history_view(store, on_select, on_export)]
 
 
-async def _account(session: WebSession) -> AccountStore:
+async def _account(session: PageSession) -> AccountStore:
     store = AccountStore()
-    async with web_context().as_user(session) as conn:
+    async with session.as_user() as conn:
         await store.load(conn)
     return store
 
 
-def _account_actions(session: WebSession, store: AccountStore) -> Callable[..., Any]:
+def _account_actions(session: PageSession, store: AccountStore) -> Callable[..., Any]:
     context = web_context()
 
     async def act(name: str, **kwargs: Any) -> None:
@@ -227,7 +274,7 @@ def _account_actions(session: WebSession, store: AccountStore) -> Callable[..., 
                 await _change_password(session, kwargs["current"], kwargs["password"])
                 store.message = "Password changed. Your other sessions have been signed out."
                 return
-            async with context.as_user(session) as conn:
+            async with session.as_user() as conn:
                 if name == "name":
                     await store.save_name(conn)
                 elif name == "settings":
@@ -250,7 +297,7 @@ def _account_actions(session: WebSession, store: AccountStore) -> Callable[..., 
     return act
 
 
-async def _change_password(session: WebSession, current: str, password: str) -> None:
+async def _change_password(session: PageSession, current: str, password: str) -> None:
     context = web_context()
     cookie = session_cookie()
     async with context.connection() as conn:
@@ -267,29 +314,28 @@ async def _change_password(session: WebSession, current: str, password: str) -> 
         await context.sessions.end_others(conn, session.user_id, keep=cookie)
 
 
-async def _profile(session: WebSession, body: pn.Column) -> None:
+async def _profile(session: PageSession, body: pn.Column) -> None:
     store = await _account(session)
     body[:] = [profile_view(store, _account_actions(session, store))]
 
 
-async def _settings(session: WebSession, body: pn.Column) -> None:
+async def _settings(session: PageSession, body: pn.Column) -> None:
     store = await _account(session)
     body[:] = [settings_view(store, _account_actions(session, store))]
 
 
-async def _admin(session: WebSession, body: pn.Column) -> None:
-    context = web_context()
+async def _admin(session: PageSession, body: pn.Column) -> None:
     store = AdminStore()
 
     async def render() -> None:
-        async with context.as_user(session) as conn:
+        async with session.as_user() as conn:
             await store.load(conn)
         body[:] = [admin_view(store, act)]
 
     async def act(name: str, **kwargs: Any) -> None:
         message = ""
         try:
-            async with context.as_user(session) as conn:
+            async with session.as_user() as conn:
                 if name == "select":
                     store.slug = kwargs["slug"]
                 elif name == "save":

@@ -7,6 +7,7 @@ use the server's own connection.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import lru_cache
@@ -16,11 +17,19 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from dashboards.client_address import parse_networks
-from workbench.auth.client import SupabaseAuth
+from workbench.auth.client import AuthFailure, SupabaseAuth
 from workbench.auth.tokens import verifier_for
 from workbench.auth.web_sessions import WebSession, WebSessions
 from workbench.config import Settings, get_settings
 from workbench.db.connection import open_pool, rls_session
+
+# How long an open page trusts its last check of the session before asking again:
+# a sign-out, expiry or password change reaches open pages within this many seconds.
+LIVENESS_S = 5.0
+
+
+class SessionEnded(AuthFailure):
+    """The browser session behind an open page has ended (sign-out, expiry, password change)."""
 
 
 class WebContext:
@@ -31,6 +40,7 @@ class WebContext:
         self.verifier = verifier_for(settings)
         self._pool: AsyncConnectionPool | None = None
         self.trusted_proxies = parse_networks(settings.trusted_proxies)
+        self._checked: dict[str, tuple[float, WebSession]] = {}
         if settings.supabase_anon_key is None:
             raise ValueError("the web server needs SUPABASE_ANON_KEY")
         self.auth = SupabaseAuth(
@@ -59,6 +69,25 @@ class WebContext:
         """The signed-in session behind a cookie value, if any."""
         async with self.connection() as conn:
             return await self.sessions.resolve(conn, cookie_value)
+
+    async def live(self, session: WebSession) -> WebSession:
+        """The session as it stands now, re-checked server-side at most every LIVENESS_S.
+
+        The check also counts as activity for the idle timer and refreshes an
+        expired access token. Raises SessionEnded when the session is gone.
+        """
+        now = time.monotonic()
+        checked = self._checked.get(session.cookie)
+        if checked is not None and now - checked[0] < LIVENESS_S:
+            return checked[1]
+        current = await self.resolve(session.cookie)
+        if current is None:
+            self._checked.pop(session.cookie, None)
+            raise SessionEnded("your session has ended: sign in again")
+        if len(self._checked) > 10_000:  # forget stale checks rather than grow forever
+            self._checked = {k: v for k, v in self._checked.items() if now - v[0] < LIVENESS_S}
+        self._checked[session.cookie] = (now, current)
+        return current
 
     @asynccontextmanager
     async def as_user(self, session: WebSession) -> AsyncIterator[AsyncConnection[Any]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
+from uuid import UUID
 
 import panel as pn
 import param
@@ -19,7 +20,6 @@ from psycopg import AsyncConnection
 from dashboards.components.voice_room import VoiceRoom
 from dashboards.rooms import open_room
 from dashboards.text import markdown_text
-from workbench.auth.web_sessions import WebSession
 from workbench.config import Settings
 from workbench.db.repositories import ConversationsRepo, PromptsRepo
 
@@ -68,7 +68,9 @@ class ConversationStore(param.Parameterized):
         self,
         settings: Settings,
         server_connection: Callable[[], AbstractAsyncContextManager[AsyncConnection[Any]]],
-        session: WebSession,
+        *,
+        user_id: UUID,
+        display_name: str,
         voice: VoiceRoom,
     ) -> None:
         """Open a room (its owner recorded through `server_connection`) and let the browser join it."""
@@ -78,8 +80,8 @@ class ConversationStore(param.Parameterized):
                 ticket = await open_room(
                     settings,
                     conn,
-                    user_id=session.user_id,
-                    display_name=session.claims.email or "researcher",
+                    user_id=user_id,
+                    display_name=display_name,
                     prompt_slug=slug,
                 )
         except Exception as exc:  # LiveKit down or misconfigured: say so on the page

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
@@ -14,6 +15,7 @@ import pytest
 from bokeh.util.token import get_token_payload
 from playwright.sync_api import expect
 
+from dashboards.context import LIVENESS_S
 from tests.support.personas import Persona, session_as
 from tests.support.web import run_async, signed_in_cookie
 from tests.ui.conftest import Visit
@@ -414,3 +416,26 @@ def test_the_page_token_carries_neither_the_session_nor_the_xsrf_cookie(
         headers = {name.lower() for name in payload.get("headers", {})}
         assert "cookie" not in headers
         assert cookie not in json.dumps(payload)
+
+
+def test_an_open_page_notices_that_its_session_ended(
+    visit: Visit,
+    base_url: str,
+    people: dict[str, Persona],
+    sign_in,  # type: ignore[no-untyped-def]
+    web_settings: Settings,
+) -> None:
+    """A sign-out, expiry or password change elsewhere reaches pages already open."""
+    cookie = sign_in(visit, people["user"])
+    visit.page.goto(f"{base_url}/settings")
+    save = visit.page.get_by_role("button", name="Save settings")
+    expect(save).to_be_visible(timeout=30_000)
+    with psycopg.connect(database_url(web_settings), autocommit=True) as conn:
+        conn.execute(
+            "delete from private.web_sessions where id_hash = %s",
+            [hashlib.sha256(cookie.encode()).hexdigest()],
+        )
+    visit.page.wait_for_timeout(LIVENESS_S * 1000 + 500)  # the page's last check expires
+    save.click()
+    expect(visit.page.get_by_text("Your session has ended.")).to_be_visible(timeout=15_000)
+    expect(save).to_be_hidden()

@@ -16,7 +16,7 @@ import base64
 import hashlib
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -37,11 +37,16 @@ Refresher = Callable[[str], Awaitable[AuthSession]]
 
 @dataclass(frozen=True)
 class WebSession:
-    """A live session: who, and the verified claims of its current access token."""
+    """A live session: who, and the verified claims of its current access token.
+
+    `cookie` is the browser's cookie value, kept server-side so an open page can
+    re-check its session (`WebContext.live`); it is never rendered.
+    """
 
     user_id: UUID
     claims: AccessClaims
     access_token: str
+    cookie: str = field(default="", repr=False, compare=False)
 
 
 def _hash(cookie_value: str) -> str:
@@ -141,7 +146,9 @@ class WebSessions:
             claims = self._verifier.verify(access_token)
         except TokenError:
             return None
-        return WebSession(user_id=user_id, claims=claims, access_token=access_token)
+        return WebSession(
+            user_id=user_id, claims=claims, access_token=access_token, cookie=cookie_value
+        )
 
     async def tokens(
         self, conn: AsyncConnection[Any], cookie_value: str | None
