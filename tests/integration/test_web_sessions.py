@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from tests.support.personas import Persona, create_user, user_token
-from workbench.auth.client import AuthSession
+from workbench.auth.client import AuthSession, AuthUnavailable
 from workbench.auth.tokens import TokenVerifier
 from workbench.auth.web_sessions import WebSessions
 
@@ -135,3 +135,28 @@ async def test_a_database_reader_cannot_use_the_stored_tokens(
         )
         assert await sessions.resolve(conn, cookie) is None
         assert await sessions.tokens(conn, cookie) is None
+
+
+async def test_a_session_survives_an_auth_outage(
+    app_db: str, jwt_secret: str, user: Persona
+) -> None:
+    """Refreshing while Supabase Auth is down must not sign the user out for good."""
+    fresh = _auth(jwt_secret, user)
+
+    async def down(token: str) -> AuthSession:
+        raise AuthUnavailable("Supabase Auth at http://127.0.0.1:1 is not reachable")
+
+    async def back(token: str) -> AuthSession:
+        return fresh
+
+    verifier = TokenVerifier(jwt_secret=jwt_secret)
+    async with await psycopg.AsyncConnection.connect(app_db, autocommit=True) as conn:
+        cookie = await WebSessions(verifier).create(conn, _auth(jwt_secret, user))
+        await conn.execute(
+            "update private.web_sessions set access_expires_at = now() - interval '1 minute' where id_hash = %s",
+            [hashlib.sha256(cookie.encode()).hexdigest()],
+        )
+        assert await WebSessions(verifier, refresh=down).resolve(conn, cookie) is None
+        resumed = await WebSessions(verifier, refresh=back).resolve(conn, cookie)
+        assert resumed is not None
+        assert resumed.access_token == fresh.access_token

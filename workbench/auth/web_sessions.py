@@ -24,7 +24,7 @@ from uuid import UUID
 from cryptography.fernet import Fernet, InvalidToken
 from psycopg import AsyncConnection
 
-from workbench.auth.client import AuthSession
+from workbench.auth.client import AuthSession, AuthUnavailable
 from workbench.auth.tokens import AccessClaims, TokenError, TokenVerifier
 
 COOKIE_NAME = "vwb_session"
@@ -129,6 +129,10 @@ class WebSessions:
                 return None
             try:
                 renewed = await self._refresh(refresh_token)
+            except AuthUnavailable:
+                # Supabase Auth is down: no fresh token now, but the session is not
+                # over; it resumes once Auth answers again.
+                return None
             except Exception:  # a revoked or reused refresh token ends the session
                 await self.end(conn, cookie_value)
                 return None
