@@ -240,7 +240,7 @@ async def _history(session: PageSession, body: pn.Column) -> None:
 
     async def on_export(fmt: Format) -> None:
         assert context.settings.storage_url is not None
-        async with context.connection() as conn:
+        async with context.page_connection() as conn:
             try:
                 await export_conversations(
                     conn,

@@ -33,12 +33,12 @@ class SessionEnded(AuthFailure):
 
 
 class WebContext:
-    """Settings, a lazily opened pool, Supabase Auth and the session store of this process."""
+    """Settings, lazily opened pools, Supabase Auth and the session store of this process."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.verifier = verifier_for(settings)
-        self._pool: AsyncConnectionPool | None = None
+        self._pools: dict[str, AsyncConnectionPool] = {}
         self.trusted_proxies = parse_networks(settings.trusted_proxies)
         self._checked: dict[str, tuple[float, WebSession]] = {}
         if settings.supabase_anon_key is None:
@@ -51,19 +51,36 @@ class WebContext:
         )
         self.sessions = WebSessions(self.verifier, refresh=self.auth.refresh)
 
-    async def pool(self) -> AsyncConnectionPool:
-        """The process's pool, opened on first use (inside the server's event loop)."""
-        if self._pool is None:
-            pool = open_pool(self.settings, min_size=1, max_size=8)
+    async def _open(self, name: str, max_size: int) -> AsyncConnectionPool:
+        # Opened on first use, inside the server's event loop.
+        pool = self._pools.get(name)
+        if pool is None:
+            pool = open_pool(self.settings, min_size=1, max_size=max_size)
             await pool.open()
-            self._pool = pool
-        return self._pool
+            self._pools[name] = pool
+        return pool
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection[Any]]:
-        """A pooled connection as the server itself (session store, login guard)."""
-        async with (await self.pool()).connection() as conn:
+        """A pooled connection as the server itself (sign-in, sessions, login guard, rooms).
+
+        A pool of its own, apart from the pages' queries: a page whose query hangs
+        (until the statement timeout) cannot keep anyone from signing in.
+        """
+        async with (await self._open("server", 4)).connection() as conn:
             yield conn
+
+    @asynccontextmanager
+    async def page_connection(self) -> AsyncIterator[AsyncConnection[Any]]:
+        """A pooled connection for a page's work (queries under RLS, exports)."""
+        async with (await self._open("pages", 8)).connection() as conn:
+            yield conn
+
+    async def aclose(self) -> None:
+        """Close the pools (the server keeps them for its lifetime; tests close theirs)."""
+        for pool in self._pools.values():
+            await pool.close()
+        self._pools.clear()
 
     async def resolve(self, cookie_value: str | None) -> WebSession | None:
         """The signed-in session behind a cookie value, if any."""
@@ -92,7 +109,7 @@ class WebContext:
     @asynccontextmanager
     async def as_user(self, session: WebSession) -> AsyncIterator[AsyncConnection[Any]]:
         """A connection inside the user's RLS session (one transaction)."""
-        async with self.connection() as conn, rls_session(conn, session.claims) as scoped:
+        async with self.page_connection() as conn, rls_session(conn, session.claims) as scoped:
             yield scoped
 
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 
 import psycopg
 import pytest
 
+from dashboards.context import WebContext
 from tests.support.personas import Persona, create_user, user_token
 from workbench.auth.client import AuthSession, AuthUnavailable
 from workbench.auth.tokens import TokenVerifier
 from workbench.auth.web_sessions import WebSessions
+from workbench.config import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -160,3 +163,36 @@ async def test_a_session_survives_an_auth_outage(
         resumed = await WebSessions(verifier, refresh=back).resolve(conn, cookie)
         assert resumed is not None
         assert resumed.access_token == fresh.access_token
+
+
+async def test_sign_in_bookkeeping_works_while_every_page_connection_is_busy(
+    settings: Settings, jwt_secret: str, admin_dsn: str
+) -> None:
+    """Pages and sign-in draw on separate pools: hung page queries cannot lock people out."""
+    context = WebContext(settings)
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        someone = create_user(conn, name="busy", role="user", jwt_secret=jwt_secret)
+    async with context.connection() as conn:
+        cookie = await context.sessions.create(conn, _auth(jwt_secret, someone))
+    release = asyncio.Event()
+    held = asyncio.Event()
+    holding = 0
+
+    async def hold_a_page_connection() -> None:
+        nonlocal holding
+        async with context.page_connection():
+            holding += 1
+            if holding == 8:
+                held.set()
+            await release.wait()
+
+    holders = [asyncio.create_task(hold_a_page_connection()) for _ in range(8)]
+    try:
+        await asyncio.wait_for(held.wait(), timeout=30)
+        resolved = await asyncio.wait_for(context.resolve(cookie), timeout=10)
+        assert resolved is not None
+        assert resolved.user_id == someone.id
+    finally:
+        release.set()
+        await asyncio.gather(*holders)
+        await context.aclose()
