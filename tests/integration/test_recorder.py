@@ -113,23 +113,7 @@ async def test_a_crashed_workers_conversation_ends_interrupted(
     assert owner.id is not None
     conversation_id = uuid.uuid4()
     folder = tmp_path / "journal" / str(conversation_id)
-    folder.mkdir(parents=True)
-    # What a worker that died after one turn leaves behind (its owner pid is gone).
-    records = [
-        {
-            "type": "start",
-            "conversation_id": str(conversation_id),
-            "owner_id": str(owner.id),
-            "room_name": "crashed",
-            "prompt": None,
-            "model_specs": {},
-        },
-        {"type": "turn", "turn": _draft(conversation_id, 0).model_dump(mode="json")},
-    ]
-    (folder / "journal.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    (folder / "owner.pid").write_text(
-        json.dumps({"pid": 999_999_999, "start_ticks": 1, "command": []})
-    )
+    _crashed_journal(folder, owner, conversation_id)
     recovered = await _recover(tmp_path, app_db)
     assert recovered == 1
     status, turns = _rows(app_db, conversation_id)
@@ -139,6 +123,7 @@ async def test_a_crashed_workers_conversation_ends_interrupted(
 
 
 def _crashed_journal(folder: Path, owner: Persona, conversation_id: uuid.UUID) -> Path:
+    """What a worker that died after one turn leaves behind (its owner pid is gone)."""
     folder.mkdir(parents=True)
     records = [
         {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+from typing import Any
 
 import psycopg
 import pytest
@@ -31,6 +32,13 @@ def _auth(jwt_secret: str, user: Persona) -> AuthSession:
     token = user_token(jwt_secret, user_id=user.id, email="web@example.org")
     return AuthSession(
         token, secrets.token_urlsafe(16), TokenVerifier(jwt_secret=jwt_secret).verify(token)
+    )
+
+
+async def _expire_access_token(conn: psycopg.AsyncConnection[Any], cookie: str) -> None:
+    await conn.execute(
+        "update private.web_sessions set access_expires_at = now() - interval '1 minute' where id_hash = %s",
+        [hashlib.sha256(cookie.encode()).hexdigest()],
     )
 
 
@@ -91,10 +99,7 @@ async def test_an_expired_access_token_is_refreshed_or_the_session_ends(
     async with await psycopg.AsyncConnection.connect(app_db, autocommit=True) as conn:
         stale = _auth(jwt_secret, user)
         cookie = await WebSessions(verifier).create(conn, stale)
-        await conn.execute(
-            "update private.web_sessions set access_expires_at = now() - interval '1 minute' where id_hash = %s",
-            [hashlib.sha256(cookie.encode()).hexdigest()],
-        )
+        await _expire_access_token(conn, cookie)
         session = await WebSessions(verifier, refresh=refresh).resolve(conn, cookie)
         assert session is not None
         assert session.access_token == fresh.access_token
@@ -155,10 +160,7 @@ async def test_a_session_survives_an_auth_outage(
     verifier = TokenVerifier(jwt_secret=jwt_secret)
     async with await psycopg.AsyncConnection.connect(app_db, autocommit=True) as conn:
         cookie = await WebSessions(verifier).create(conn, _auth(jwt_secret, user))
-        await conn.execute(
-            "update private.web_sessions set access_expires_at = now() - interval '1 minute' where id_hash = %s",
-            [hashlib.sha256(cookie.encode()).hexdigest()],
-        )
+        await _expire_access_token(conn, cookie)
         assert await WebSessions(verifier, refresh=down).resolve(conn, cookie) is None
         resumed = await WebSessions(verifier, refresh=back).resolve(conn, cookie)
         assert resumed is not None
