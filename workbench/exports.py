@@ -7,6 +7,7 @@ their status). A failure is recorded on the export row, never half a file.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from typing import Any, Literal
@@ -83,12 +84,15 @@ async def export_conversations(
                 else [c.id for c in await repo.recent(limit=10_000, owner_id=owner)]
             )
             rows = [t.model_dump() for cid in ids for t in await repo.turns(cid)]
+            # Serialising thousands of turns (pandas, Parquet) takes seconds: off the
+            # event loop, which serves every open page of the web server.
+            data = await asyncio.to_thread(serialise, rows, fmt)
             stored = await store.put(
                 conn,
                 bucket="exports",
                 owner_id=owner,
                 name=f"{export.id}.{fmt}",
-                data=serialise(rows, fmt),
+                data=data,
                 content_type=CONTENT_TYPES[fmt],
             )
         path = stored.path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
@@ -13,10 +14,11 @@ import psycopg
 import pytest
 
 from tests.support.personas import Persona, create_user, session_as
+from workbench import exports
 from workbench.db.errors import NotFound, PermissionDenied
 from workbench.db.models import TurnDraft
 from workbench.db.repositories import ConversationsRepo
-from workbench.exports import export_conversations
+from workbench.exports import export_conversations, serialise
 from workbench.storage import ObjectStore
 
 pytestmark = pytest.mark.integration
@@ -105,3 +107,29 @@ async def test_exporting_someone_elses_conversation_is_refused(
                 fmt="csv",
                 conversation_id=conversation_id,
             )
+
+
+async def test_serialising_an_export_leaves_the_event_loop_free(
+    app_db: str, people: dict[str, Persona], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The web server's one event loop serves every open page: exports serialise elsewhere."""
+    loop_thread = threading.get_ident()
+    ran_on: list[int] = []
+
+    def recording(rows: list[dict[str, object]], fmt: str) -> bytes:
+        ran_on.append(threading.get_ident())
+        return serialise(rows, fmt)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(exports, "serialise", recording)
+    conversation_id = UUID(await _conversation(app_db, people["owner"]))
+    async with await psycopg.AsyncConnection.connect(app_db, autocommit=True) as conn:
+        export = await export_conversations(
+            conn,
+            ObjectStore(str(tmp_path / "objects")),
+            people["owner"].claims,
+            fmt="parquet",
+            conversation_id=conversation_id,
+        )
+    assert export.status == "ready"
+    assert ran_on
+    assert loop_thread not in ran_on
