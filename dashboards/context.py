@@ -83,9 +83,19 @@ class WebContext:
         self._pools.clear()
 
     async def resolve(self, cookie_value: str | None) -> WebSession | None:
-        """The signed-in session behind a cookie value, if any."""
+        """The signed-in session behind a cookie value, if any; it counts as a liveness check."""
         async with self.connection() as conn:
-            return await self.sessions.resolve(conn, cookie_value)
+            session = await self.sessions.resolve(conn, cookie_value)
+        if session is not None:
+            # The page that just resolved its session need not resolve it again at once.
+            self._remember(session)
+        return session
+
+    def _remember(self, session: WebSession) -> None:
+        now = time.monotonic()
+        if len(self._checked) > 10_000:  # forget stale checks rather than grow forever
+            self._checked = {k: v for k, v in self._checked.items() if now - v[0] < LIVENESS_S}
+        self._checked[session.cookie] = (now, session)
 
     async def live(self, session: WebSession) -> WebSession:
         """The session as it stands now, re-checked server-side at most every LIVENESS_S.
@@ -101,9 +111,6 @@ class WebContext:
         if current is None:
             self._checked.pop(session.cookie, None)
             raise SessionEnded("your session has ended: sign in again")
-        if len(self._checked) > 10_000:  # forget stale checks rather than grow forever
-            self._checked = {k: v for k, v in self._checked.items() if now - v[0] < LIVENESS_S}
-        self._checked[session.cookie] = (now, current)
         return current
 
     @asynccontextmanager

@@ -130,8 +130,7 @@ class SupabaseAuth:
         client_key: str | None = None,
     ) -> SignUp:
         """Register; the profile is created by the database on sign-up."""
-        if len(password) < MIN_PASSWORD_LENGTH:
-            raise WeakPassword(f"passwords have at least {MIN_PASSWORD_LENGTH} characters")
+        _require_strong(password)
         credentials: dict[str, Any] = {"email": email, "password": password}
         if display_name:
             credentials["options"] = {"data": {"display_name": display_name}}
@@ -208,8 +207,7 @@ class SupabaseAuth:
         Every other session of the user ends at Supabase Auth (their refresh tokens
         stop working): whoever knew the old password is out.
         """
-        if len(new_password) < MIN_PASSWORD_LENGTH:
-            raise WeakPassword(f"passwords have at least {MIN_PASSWORD_LENGTH} characters")
+        _require_strong(new_password)
         async with self._client(client_key) as client:
             session = self._session(
                 await client.verify_otp({"type": "recovery", "token_hash": token_hash})
@@ -233,8 +231,7 @@ class SupabaseAuth:
         session left open on a shared machine is not a way to guess or take over
         the password. Every other session of the user ends at Supabase Auth.
         """
-        if len(new_password) < MIN_PASSWORD_LENGTH:
-            raise WeakPassword(f"passwords have at least {MIN_PASSWORD_LENGTH} characters")
+        _require_strong(new_password)
         if not session.claims.email:
             raise AuthFailure("this account has no e-mail to check the current password against")
         try:
@@ -246,6 +243,12 @@ class SupabaseAuth:
             await client.update_user({"password": new_password})
             # Also ends the session the check above opened.
             await client.sign_out({"scope": "others"})
+
+
+def _require_strong(password: str) -> None:
+    """The password policy, checked before a password goes to Supabase Auth."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise WeakPassword(f"passwords have at least {MIN_PASSWORD_LENGTH} characters")
 
 
 def _translate(exc: AuthError) -> AuthFailure:
