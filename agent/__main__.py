@@ -11,6 +11,7 @@ from pathlib import Path
 from livekit.agents.__main__ import main as livekit_main
 
 from workbench.config import get_settings
+from workbench.db.connection import PrivilegedConnectionError, database_url, refuse_privileged
 
 
 def main() -> int:
@@ -22,6 +23,11 @@ def main() -> int:
             file=sys.stderr,
         )
         return 1
+    try:
+        refuse_privileged(database_url(settings))
+    except PrivilegedConnectionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     # Through the environment, not argv: secrets stay out of `ps`, and a value
     # starting with "-" cannot be mistaken for an option. Set before agent.worker
     # is imported: its AgentServer reads them when it is built.

@@ -254,7 +254,9 @@ def _connector(dsn: str) -> Callable[[], Awaitable[psycopg.AsyncConnection[Any]]
     """Fresh autocommit connections with a short timeout (an outage must not stall the session)."""
 
     async def connect() -> psycopg.AsyncConnection[Any]:
-        return await psycopg.AsyncConnection.connect(dsn, autocommit=True, connect_timeout=3)
+        return await psycopg.AsyncConnection.connect(
+            dsn, autocommit=True, connect_timeout=3, application_name="voice-workbench-agent"
+        )
 
     return connect
 

@@ -20,7 +20,7 @@ from psycopg.types.json import Jsonb
 
 from tests.support.databases import scratch_database
 from workbench.config import get_settings
-from workbench.db.connection import database_url, service_session
+from workbench.db.connection import admin_database_url, service_session
 from workbench.db.models import TurnDraft
 from workbench.db.repositories import AnalyticsRepo, ConversationsRepo
 
@@ -160,7 +160,7 @@ def main() -> int:
     parser.add_argument("--turns", type=int, default=1_000_000)
     args = parser.parse_args()
     with scratch_database(
-        database_url(get_settings()), with_migrations=True, prefix="vwb_bench"
+        admin_database_url(get_settings()), with_migrations=True, prefix="vwb_bench"
     ) as dsn:
         with psycopg.connect(dsn, autocommit=True) as conn:
             user_id = uuid.uuid4()

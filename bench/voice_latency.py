@@ -35,7 +35,7 @@ from tests.support.speech import pocketsphinx_utterances
 from tests.support.voice_client import VoiceClient
 from workbench.audio import SPEECH_RATE_HZ, read_audio
 from workbench.config import get_settings
-from workbench.db.connection import database_url
+from workbench.db.connection import admin_database_url
 from workbench.models import ChatMessage, ChatModel, SpeechToText, TextToSpeech, load_model
 from workbench.models.stack import load_stack
 
@@ -206,7 +206,8 @@ def table(title: str, rows: dict[str, list[float]]) -> None:
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    dsn = database_url(get_settings())
+    # Test set-up (users, reading stage rows) as the owner; rooms open as the web app opens them.
+    dsn = admin_database_url(get_settings())
     if not args.rooms_only:
         await latency_tables(args, dsn)
         if args.agent_only:

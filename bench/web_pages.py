@@ -37,12 +37,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from db_throughput import seed_million  # noqa: E402
 
-from tests.support.databases import scratch_database  # noqa: E402
+from tests.support.databases import in_database, scratch_database  # noqa: E402
 from tests.support.netns import client_host, namespaces_unavailable, wrapper_in_namespace  # noqa: E402
 from tests.support.web import signed_in_cookie  # noqa: E402
 from workbench.auth.web_sessions import COOKIE_NAME  # noqa: E402
 from workbench.config import get_settings  # noqa: E402
-from workbench.db.connection import database_url  # noqa: E402
+from workbench.db.connection import admin_database_url, database_url  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -69,7 +69,7 @@ def analytics_loads(turns: int, loads: int) -> tuple[float, list[float]]:
     assert settings.supabase_jwt_secret is not None
     secret = settings.supabase_jwt_secret.get_secret_value()
     with scratch_database(
-        database_url(settings), with_migrations=True, prefix="vwb_web_bench"
+        admin_database_url(settings), with_migrations=True, prefix="vwb_web_bench"
     ) as dsn:
         user = uuid.uuid4()
         with psycopg.connect(dsn, autocommit=True) as conn:
@@ -87,7 +87,8 @@ def analytics_loads(turns: int, loads: int) -> tuple[float, list[float]]:
         env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
-            "DATABASE_URL": dsn,
+            # The web server refuses the owner's connection: it gets the app's role.
+            "DATABASE_URL": in_database(database_url(settings), dsn),
             "WORKBENCH_PANEL_PORT": str(port),
         }
         with tempfile.TemporaryFile() as log:
@@ -151,7 +152,7 @@ def call_setup_times(calls: int) -> list[float]:
     settings = get_settings()
     assert settings.supabase_jwt_secret is not None
     secret = settings.supabase_jwt_secret.get_secret_value()
-    with psycopg.connect(database_url(settings), autocommit=True) as conn:
+    with psycopg.connect(admin_database_url(settings), autocommit=True) as conn:
         person = create_user(conn, name="bench-caller", role="user", jwt_secret=secret)
     assert person.id is not None
     assert person.claims.email is not None

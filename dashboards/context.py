@@ -51,11 +51,17 @@ class WebContext:
         )
         self.sessions = WebSessions(self.verifier, refresh=self.auth.refresh)
 
-    async def _open(self, name: str, max_size: int) -> AsyncConnectionPool:
+    async def _open(self, name: str, max_size: int, role: str | None = None) -> AsyncConnectionPool:
         # Opened on first use, inside the server's event loop.
         pool = self._pools.get(name)
         if pool is None:
-            pool = open_pool(self.settings, min_size=1, max_size=max_size)
+            pool = open_pool(
+                self.settings,
+                min_size=1,
+                max_size=max_size,
+                name=f"voice-workbench-web-{name}",
+                role=role,
+            )
             await pool.open()
             self._pools[name] = pool
         return pool
@@ -64,10 +70,11 @@ class WebContext:
     async def connection(self) -> AsyncIterator[AsyncConnection[Any]]:
         """A pooled connection as the server itself (sign-in, sessions, login guard, rooms).
 
-        A pool of its own, apart from the pages' queries: a page whose query hangs
-        (until the statement timeout) cannot keep anyone from signing in.
+        It acts as `service_role` (the server's own tables in `private` are that
+        role's); a pool of its own, apart from the pages' queries: a page whose
+        query hangs (until the statement timeout) cannot keep anyone from signing in.
         """
-        async with (await self._open("server", 4)).connection() as conn:
+        async with (await self._open("server", 4, role="service_role")).connection() as conn:
             yield conn
 
     @asynccontextmanager

@@ -138,8 +138,14 @@ class Settings(BaseSettings):
     supabase_jwt_secret: SecretStr | None = Field(
         None, validation_alias=_env("SUPABASE_JWT_SECRET", "supabase_jwt_secret")
     )
+    # What the web app, the agent and the CLIs connect as: `authenticator` (it can only
+    # `set role` to anon/authenticated/service_role), so RLS never rests on the code.
     database_url: SecretStr | None = Field(
         None, validation_alias=_env("DATABASE_URL", "database_url")
+    )
+    # The owner's connection, for migrations and the local stack's housekeeping only.
+    database_admin_url: SecretStr | None = Field(
+        None, validation_alias=_env("DATABASE_ADMIN_URL", "database_admin_url")
     )
     livekit_url: str | None = Field(None, validation_alias=_env("LIVEKIT_URL", "livekit_url"))
     livekit_api_key: str | None = Field(
@@ -182,7 +188,7 @@ class Settings(BaseSettings):
             )
         return value.rstrip("/")
 
-    @field_validator("database_url")
+    @field_validator("database_url", "database_admin_url")
     @classmethod
     def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None:
@@ -222,9 +228,14 @@ class Settings(BaseSettings):
             "livekit_api_secret": secrets.get("livekit_api_secret"),
             "cookie_secret": secrets.get("cookie_secret"),
         }
-        if "postgres_password" in secrets:
+        local_db = f"127.0.0.1:{ports['postgres']}/postgres"
+        if "authenticator_password" in secrets:
             defaults["database_url"] = (
-                f"postgresql://postgres:{secrets['postgres_password']}@127.0.0.1:{ports['postgres']}/postgres"
+                f"postgresql://authenticator:{secrets['authenticator_password']}@{local_db}"
+            )
+        if "postgres_password" in secrets:
+            defaults["database_admin_url"] = (
+                f"postgresql://postgres:{secrets['postgres_password']}@{local_db}"
             )
         merged = dict(data)
         for field, value in defaults.items():

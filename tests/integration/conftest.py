@@ -13,7 +13,7 @@ import pytest
 from tests.support.databases import scratch_database
 from workbench.auth.tokens import AccessClaims, verifier_for
 from workbench.config import Settings, get_settings
-from workbench.db.connection import database_url
+from workbench.db.connection import admin_database_url
 from workbench.stack.services import LocalStack
 
 
@@ -36,7 +36,7 @@ def settings(stack: LocalStack) -> Settings:
 @pytest.fixture(scope="session")
 def admin_dsn(settings: Settings) -> str:
     """Superuser connection string: test set-up only, never a user-facing path."""
-    return database_url(settings)
+    return admin_database_url(settings)
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from tests.support.personas import Persona, create_user
 from tests.support.speech import pocketsphinx_utterances
 from tests.support.voice_client import VoiceClient
 from workbench.config import Settings
-from workbench.db.connection import database_url
+from workbench.db.connection import admin_database_url, database_url
 from workbench.metrics.wer import error_rates
 from workbench.stack.services import LocalStack
 
@@ -257,7 +257,7 @@ async def test_no_one_is_recorded_in_a_room_the_web_app_did_not_open(
     with stack.agent.log_path.open("rb") as log:
         log.seek(log_size)
         assert b"not the user this room was opened for" in log.read()  # it came, and left
-    async with await psycopg.AsyncConnection.connect(database_url(settings)) as conn:
+    async with await psycopg.AsyncConnection.connect(admin_database_url(settings)) as conn:
         cur = await conn.execute(
             "select count(*) from public.conversations where room_name = %s", [room]
         )

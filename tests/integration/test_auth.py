@@ -233,7 +233,7 @@ def confirming_auth(stack: LocalStack, settings: Settings, tmp_path: Path) -> It
         StackLayout(local_dir=tmp_path, cache_dir=stack.layout.cache_dir),
         port=port,
         postgres_port=settings.postgres_port,
-        db_password=secrets_["postgres_password"],
+        db_password=secrets_["auth_admin_password"],
         jwt_secret=secrets_["jwt_secret"],
         site_url=f"http://127.0.0.1:{settings.panel_port}",  # serves the mail templates
         smtp_port=settings.mail_port,

@@ -9,7 +9,15 @@ import pytest
 
 from workbench.auth.tokens import AccessClaims
 from workbench.config import Settings
-from workbench.db.connection import ClaimsRoleError, open_pool, rls_session, service_session
+from workbench.db.connection import (
+    ClaimsRoleError,
+    PrivilegedConnectionError,
+    database_url,
+    open_pool,
+    refuse_privileged,
+    rls_session,
+    service_session,
+)
 from workbench.db.migrations import MigrationError, apply_migrations
 from workbench.stack.services import LocalStack
 
@@ -45,15 +53,39 @@ def test_supabase_roles_exist_with_their_powers(admin_dsn: str) -> None:
         assert {"auth", "extensions", "supabase_migrations"} <= schemas
 
 
-def test_authenticator_logs_in_and_becomes_only_api_roles(admin_dsn: str, settings: object) -> None:
-    password = admin_dsn.split(":")[2].split("@")[0]
-    dsn = admin_dsn.replace(f"postgres:{password}@", f"authenticator:{password}@")
-    with psycopg.connect(dsn) as conn:
+def test_the_app_connects_as_authenticator_with_its_own_password(
+    admin_dsn: str, settings: Settings
+) -> None:
+    """The app's URL is `authenticator`'s: no rights of its own, only `set role` to the API roles."""
+    app_dsn = database_url(settings)
+    assert app_dsn.startswith("postgresql://authenticator:")
+    # Each login role has its own password; the superuser's opens no other role.
+    superuser_password = admin_dsn.split(":")[2].split("@")[0]
+    for role in ("authenticator", "supabase_auth_admin"):
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(
+                admin_dsn.replace(
+                    f"postgres:{superuser_password}@", f"{role}:{superuser_password}@"
+                )
+            )
+    with psycopg.connect(app_dsn, autocommit=True) as conn:
         for role in ("anon", "authenticated", "service_role"):
             conn.execute(psycopg.sql.SQL("set role {}").format(psycopg.sql.Identifier(role)))
             conn.execute("reset role")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("set role postgres")
+        # As itself (NOINHERIT) it reads nothing: not Auth's users, not the server's
+        # tables, not the app's rows.
+        for query in (
+            "select 1 from auth.users",
+            "select 1 from private.web_sessions",
+            "select 1 from public.turns",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(query)
+    refuse_privileged(app_dsn)
+    with pytest.raises(PrivilegedConnectionError, match="bypasses row-level security"):
+        refuse_privileged(admin_dsn)
 
 
 async def test_rows_are_visible_only_to_their_owner(scratch_db: str, sign_user_claims) -> None:  # type: ignore[no-untyped-def]

@@ -12,6 +12,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
+import psycopg
 import pytest
 
 from workbench.config import REPO_ROOT
@@ -173,3 +175,30 @@ def test_an_agent_whose_models_cannot_load_is_never_ready(
         assert "models failed to load" in agent.status_detail()
     finally:
         agent.stop()
+
+
+def test_services_connect_as_authenticator_not_the_owner(stack: LocalStack, admin_dsn: str) -> None:
+    """The web app's pooled connections are `authenticator`'s, never the superuser's.
+
+    (Supabase Auth's own password is checked in test_database: the superuser's
+    password no longer opens `supabase_auth_admin`, and Auth still answers.)
+    """
+    base = stack.web.url.rstrip("/")
+    with httpx.Client() as browser:
+        browser.get(f"{base}/login")
+        answer = browser.post(
+            f"{base}/login",
+            data={
+                "_xsrf": browser.cookies["_xsrf"],
+                "email": "nobody@example.org",
+                "password": "wrong-1",
+            },
+        )
+        assert answer.status_code == 401  # the login guard ran: the server's pool is open
+    with psycopg.connect(admin_dsn) as conn:
+        held = conn.execute(
+            """select usename::text, application_name from pg_stat_activity
+               where datname = 'postgres' and pid <> pg_backend_pid() and usename is not null"""
+        ).fetchall()
+    web = {user for user, app in held if app.startswith("voice-workbench-web")}
+    assert web == {"authenticator"}, held

@@ -12,6 +12,11 @@ from psycopg import sql
 from workbench.db.migrations import apply_bootstrap, apply_migrations
 
 
+def in_database(role_dsn: str, database_dsn: str) -> str:
+    """`role_dsn` (e.g. the app's `authenticator` URL) pointed at `database_dsn`'s database."""
+    return role_dsn.rsplit("/", 1)[0] + "/" + database_dsn.rsplit("/", 1)[1]
+
+
 @contextmanager
 def scratch_database(
     admin_dsn: str, *, with_migrations: bool, prefix: str = "vwb_test"

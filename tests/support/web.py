@@ -32,6 +32,8 @@ async def signed_in_cookie(dsn: str, jwt_secret: str, *, user_id: uuid.UUID, ema
     auth = AuthSession(token, secrets.token_urlsafe(16), verifier.verify(token))
     conn: Any
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        # As the web server's own pool acts (dashboards/context.py): service_role.
+        await conn.execute("set role service_role")
         return await WebSessions(verifier).create(conn, auth, user_agent="ui-test")
 
 

@@ -19,7 +19,7 @@ from tests.support.personas import Persona, create_user
 from tests.support.web import run_async, signed_in_cookie
 from workbench.auth.web_sessions import COOKIE_NAME
 from workbench.config import REPO_ROOT, Settings, get_settings
-from workbench.db.connection import database_url
+from workbench.db.connection import admin_database_url, database_url
 from workbench.stack.services import LocalStack
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -68,7 +68,7 @@ def people(web_settings: Settings) -> dict[str, Persona]:
     """A researcher and a plain user in the stack's database."""
     assert web_settings.supabase_jwt_secret is not None
     secret = web_settings.supabase_jwt_secret.get_secret_value()
-    with psycopg.connect(database_url(web_settings), autocommit=True) as conn:
+    with psycopg.connect(admin_database_url(web_settings), autocommit=True) as conn:
         return {
             name: create_user(
                 conn, name=f"ui-{name}", role=role, jwt_secret=secret, display_name=name.title()

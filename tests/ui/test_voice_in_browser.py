@@ -37,7 +37,7 @@ from tests.support.speech import pocketsphinx_utterances
 from tests.ui.conftest import ARTIFACTS, CHROMIUM
 from workbench.audio import read_audio
 from workbench.config import REPO_ROOT, Settings
-from workbench.db.connection import database_url
+from workbench.db.connection import admin_database_url
 from workbench.stack.gobuild import LIVEKIT_SERVER, ensure_go_binary
 from workbench.stack.livekit_server import livekit_config
 from workbench.stack.mailcatcher import links_in, read_messages
@@ -245,7 +245,7 @@ def _stored_turns(settings: Settings, user_id: str) -> list[tuple[Any, ...]]:
     deadline = time.monotonic() + 60
     rows: list[tuple[Any, ...]] = []
     while time.monotonic() < deadline:
-        with psycopg.connect(database_url(settings)) as conn:
+        with psycopg.connect(admin_database_url(settings)) as conn:
             rows = conn.execute(
                 """select t.role, t.idx, t.v2v_audio_s, t.audio_path from public.turns t
                    join public.conversations c on c.id = t.conversation_id
@@ -292,7 +292,7 @@ def test_a_newcomers_first_conversation(
             expect(page.get_by_role("alert")).to_contain_text("Your account is ready: sign in.")
             _sign_in(page, web, email, first)
             expect(page).not_to_have_url(re.compile(r"/login"))
-            with psycopg.connect(database_url(web_settings)) as conn:
+            with psycopg.connect(admin_database_url(web_settings)) as conn:
                 (user_id,) = conn.execute(
                     "select id::text from auth.users where email = %s", [email]
                 ).fetchone() or (None,)
@@ -339,7 +339,7 @@ def test_a_newcomers_first_conversation(
             page.get_by_role("button", name="Change password").click()
             expect(page.get_by_text("Password changed.")).to_be_visible(timeout=15_000)
             _sign_out(page, web)
-            with psycopg.connect(database_url(web_settings)) as conn:
+            with psycopg.connect(admin_database_url(web_settings)) as conn:
                 live = conn.execute(
                     "select count(*) from auth.refresh_tokens where user_id = %s and not revoked",
                     [user_id],

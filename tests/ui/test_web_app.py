@@ -21,7 +21,7 @@ from tests.support.web import run_async, signed_in_cookie
 from tests.ui.conftest import Visit
 from workbench.audio import wav_bytes
 from workbench.config import Settings
-from workbench.db.connection import database_url
+from workbench.db.connection import admin_database_url, database_url
 from workbench.db.models import EvalSample, TurnDraft
 from workbench.db.repositories import ConversationsRepo, EvalsRepo
 from workbench.storage import ObjectStore
@@ -155,7 +155,7 @@ def test_logout_ends_the_session_everywhere(
     assert not [c for c in visit.context.cookies() if c["name"] == "vwb_session"]
     import hashlib
 
-    with psycopg.connect(database_url(web_settings)) as conn:
+    with psycopg.connect(admin_database_url(web_settings)) as conn:
         row = conn.execute(
             "select 1 from private.web_sessions where id_hash = %s",
             [hashlib.sha256(cookie.encode()).hexdigest()],
@@ -299,7 +299,7 @@ def test_admin_edits_diffs_and_activates_a_prompt(
     visit.page.get_by_role("button", name="Activate").click()
     expect(visit.page.get_by_text(f"Version {saved} is active.")).to_be_visible(timeout=15_000)
     visit.screenshot("admin")
-    with psycopg.connect(database_url(web_settings)) as conn:
+    with psycopg.connect(admin_database_url(web_settings)) as conn:
         body = conn.execute(
             """select v.body from public.system_prompts p join public.prompt_versions v on v.id = p.active_version_id
                where p.slug = 'voice-assistant'"""
@@ -430,7 +430,7 @@ def test_an_open_page_notices_that_its_session_ended(
     visit.page.goto(f"{base_url}/settings")
     save = visit.page.get_by_role("button", name="Save settings")
     expect(save).to_be_visible(timeout=30_000)
-    with psycopg.connect(database_url(web_settings), autocommit=True) as conn:
+    with psycopg.connect(admin_database_url(web_settings), autocommit=True) as conn:
         conn.execute(
             "delete from private.web_sessions where id_hash = %s",
             [hashlib.sha256(cookie.encode()).hexdigest()],

@@ -45,6 +45,7 @@ def test_local_defaults_point_at_loopback_and_read_generated_secrets(tmp_path: P
                 "jwt_secret": "s" * 64,
                 "anon_key": "anon-jwt",
                 "postgres_password": "pw",
+                "authenticator_password": "app-pw",
                 "livekit_api_key": "APIkey",
                 "livekit_api_secret": "lksecret",
             }
@@ -55,9 +56,15 @@ def test_local_defaults_point_at_loopback_and_read_generated_secrets(tmp_path: P
     assert settings.auth_url == "http://127.0.0.1:9999"
     assert settings.livekit_url == "ws://127.0.0.1:7880"
     assert settings.livekit_http_url == "http://127.0.0.1:7880"
+    # The app connects as `authenticator`; the owner's URL is for migrations only.
     assert settings.database_url is not None
     assert (
         settings.database_url.get_secret_value()
+        == "postgresql://authenticator:app-pw@127.0.0.1:6000/postgres"
+    )
+    assert settings.database_admin_url is not None
+    assert (
+        settings.database_admin_url.get_secret_value()
         == "postgresql://postgres:pw@127.0.0.1:6000/postgres"
     )
     assert settings.supabase_anon_key is not None

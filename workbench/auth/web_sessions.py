@@ -74,7 +74,7 @@ def _unseal(cookie_value: str, *sealed: str) -> list[str] | None:
 
 
 class WebSessions:
-    """Create, resolve and end browser sessions (the connection acts as the database owner)."""
+    """Create, resolve and end browser sessions (the connection acts as `service_role`)."""
 
     def __init__(self, verifier: TokenVerifier, refresh: Refresher | None = None) -> None:
         self._verifier = verifier

@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from psycopg import AsyncConnection, sql
 from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool
@@ -36,10 +37,44 @@ class ClaimsRoleError(PermissionError):
 
 
 def database_url(settings: Settings) -> str:
-    """The configured connection string (raises if there is none yet)."""
+    """The application's connection string, `authenticator` locally (raises if there is none yet)."""
     if settings.database_url is None:
         raise ValueError("no DATABASE_URL: run `./dev up` (local) or set DATABASE_URL (hosted)")
     return settings.database_url.get_secret_value()
+
+
+def admin_database_url(settings: Settings) -> str:
+    """The database owner's connection string: migrations and stack housekeeping only."""
+    if settings.database_admin_url is None:
+        raise ValueError(
+            "no DATABASE_ADMIN_URL: run `./dev up` (local) or set DATABASE_ADMIN_URL (hosted, "
+            "for migrations)"
+        )
+    return settings.database_admin_url.get_secret_value()
+
+
+class PrivilegedConnectionError(PermissionError):
+    """A long-running service was given a connection that RLS cannot hold back."""
+
+
+def refuse_privileged(dsn: str) -> None:
+    """Refuse a connection string whose role is a superuser or bypasses RLS.
+
+    The web app and the agent connect as `authenticator` and reach more only by
+    `set local role`; with the owner's connection one injection would read
+    everything, whatever the policies say. Called once as each service starts.
+    """
+    with psycopg.connect(dsn, connect_timeout=5) as conn:
+        found = conn.execute(
+            "select current_user::text, rolsuper or rolbypassrls from pg_roles "
+            "where rolname = current_user"
+        ).fetchone()
+    if found is not None and found[1]:
+        raise PrivilegedConnectionError(
+            f"DATABASE_URL connects as {found[0]!r}, which bypasses row-level security; "
+            "connect as `authenticator` (`./dev up` sets this locally) and keep the owner's URL "
+            "in DATABASE_ADMIN_URL for migrations"
+        )
 
 
 # A query that hangs (a lock, a runaway plan) fails instead of holding a pooled
@@ -48,21 +83,40 @@ STATEMENT_TIMEOUT_MS = 30_000
 LOCK_TIMEOUT_MS = 5_000
 
 
-def open_pool(settings: Settings, *, min_size: int = 1, max_size: int = 10) -> AsyncConnectionPool:
+def open_pool(
+    settings: Settings,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    name: str = "voice-workbench",
+    role: str | None = None,
+) -> AsyncConnectionPool:
     """An (unopened) async pool; use `async with open_pool(s) as pool:`.
+
+    `role` (e.g. `service_role`) is taken for each connection's whole life, for a
+    pool that serves only the server's own bookkeeping; without it a connection has
+    only the login role's rights (`authenticator`: none) until an `rls_session`.
 
     Each connection is checked as it leaves the pool: after a Postgres restart the
     pooled ones are dead, and a request would otherwise get AdminShutdown (a 500)
     instead of a fresh connection. The check is one round trip on loopback.
     """
+
+    async def take_role(conn: AsyncConnection[Any]) -> None:
+        if role is not None:
+            await conn.execute(sql.SQL("set role {}").format(sql.Identifier(role)))
+
     return AsyncConnectionPool(
         database_url(settings),
+        configure=take_role,
         min_size=min_size,
         max_size=max_size,
         open=False,
         check=AsyncConnectionPool.check_connection,
         kwargs={
             "autocommit": True,
+            # Named, so pg_stat_activity tells which service holds which connection.
+            "application_name": name,
             "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS} -c lock_timeout={LOCK_TIMEOUT_MS}",
         },
     )
@@ -126,13 +180,10 @@ async def claims_for_user(
     Auth; they still act as a named user under RLS (less power than the
     connection has), so what they read and write is what that user may.
     """
-    # auth.users is readable by the database owner only (as on Supabase), not by
-    # service_role: this runs as the connection's own role.
-    _require_idle(conn)
-    cur = await conn.execute(
-        "select id::text, email from auth.users where lower(email) = lower(%s)", [email]
-    )
-    found = await cur.fetchone()
+    # auth.users belongs to Supabase Auth; the lookup is a service_role-only function.
+    async with service_session(conn):
+        cur = await conn.execute("select id::text, email from private.user_by_email(%s)", [email])
+        found = await cur.fetchone()
     if found is None:
         raise LookupError(f"no user with email {email!r}")
     now = int(time.time())

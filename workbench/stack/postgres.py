@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import psycopg
@@ -261,14 +262,18 @@ class PostgresService:
             return None
 
     # -- schema ------------------------------------------------------------
-    def provision_roles(self, role_password: str) -> None:
-        """Apply Supabase's role model and set the login roles' passwords (idempotent)."""
+    def provision_roles(self, passwords: Mapping[str, str]) -> None:
+        """Apply Supabase's role model and set each login role's own password (idempotent).
+
+        `passwords` maps `authenticator` and `supabase_auth_admin` to theirs; applied on
+        every `up`, so a cluster made when they shared the superuser's gets its own.
+        """
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             apply_bootstrap(conn)
             for role in ("authenticator", "supabase_auth_admin"):
                 conn.execute(
                     psycopg.sql.SQL("alter role {} with login password {}").format(
-                        psycopg.sql.Identifier(role), psycopg.sql.Literal(role_password)
+                        psycopg.sql.Identifier(role), psycopg.sql.Literal(passwords[role])
                     )
                 )
 

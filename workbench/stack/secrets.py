@@ -16,6 +16,8 @@ _REQUIRED = (
     "anon_key",
     "service_role_key",
     "postgres_password",
+    "authenticator_password",
+    "auth_admin_password",
     "livekit_api_key",
     "livekit_api_secret",
 )
@@ -39,6 +41,10 @@ def ensure_local_secrets(local_dir: Path) -> dict[str, str]:
     generated.setdefault("service_role_key", mint_api_key(generated["jwt_secret"], "service_role"))
     # Hex: no character a shell, a URL or an argument parser treats specially.
     generated.setdefault("postgres_password", secrets.token_hex(16))
+    # One password per login role: the app's (`authenticator`) and Auth's own
+    # (`supabase_auth_admin`); the superuser's is for migrations only.
+    generated.setdefault("authenticator_password", secrets.token_hex(16))
+    generated.setdefault("auth_admin_password", secrets.token_hex(16))
     generated.setdefault("livekit_api_key", "API" + secrets.token_hex(6))
     generated.setdefault("livekit_api_secret", secrets.token_hex(24))
     generated.setdefault("cookie_secret", secrets.token_hex(32))

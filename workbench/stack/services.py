@@ -53,7 +53,7 @@ class LocalStack:
             self.layout,
             port=settings.auth_port,
             postgres_port=settings.postgres_port,
-            db_password=secrets["postgres_password"],
+            db_password=secrets["auth_admin_password"],
             jwt_secret=secrets["jwt_secret"],
             site_url=settings.public_url,
             smtp_port=settings.mail_port,
@@ -72,7 +72,10 @@ class LocalStack:
             self.layout, port=settings.agent_port, stack_file=settings.agent_stack
         )
         self.web = WebService(self.layout, port=settings.panel_port)
-        self._role_password = secrets["postgres_password"]
+        self._role_passwords = {
+            "authenticator": secrets["authenticator_password"],
+            "supabase_auth_admin": secrets["auth_admin_password"],
+        }
         self._service_role_key = secrets["service_role_key"]
         self.accounts_made: list[LocalAccount] = []  # by the last `up`, on a new database
 
@@ -86,7 +89,7 @@ class LocalStack:
         for directory in (self.layout.logs_dir, self.layout.run_dir, self.layout.storage_dir):
             directory.mkdir(parents=True, exist_ok=True)
         self._step("postgres", self.postgres.prepare, self.postgres.start)
-        self.postgres.provision_roles(self._role_password)
+        self.postgres.provision_roles(self._role_passwords)
         self._step("mail", self.mail.prepare, self.mail.start)
         # GoTrue runs its own migrations in `auth` before the app's, whose
         # triggers and foreign keys reference auth.users.
