@@ -34,13 +34,14 @@ def main() -> int:
     os.environ["LIVEKIT_URL"] = settings.livekit_url
     os.environ["LIVEKIT_API_KEY"] = settings.livekit_api_key
     os.environ["LIVEKIT_API_SECRET"] = settings.livekit_api_secret.get_secret_value()
-    from agent.worker import recover
+    from agent.worker import recover, start_recovery_thread
 
     recovered = asyncio.run(recover())
     if recovered:
         logging.getLogger("workbench.agent").info(
             "stored %d conversation(s) left by a crashed worker", recovered
         )
+    start_recovery_thread()  # and those of jobs that crash while this worker runs
     # A worker whose models fail to load leaves with status 3 (agent/model_health.py).
     return livekit_main(
         ["start", str(Path(__file__).with_name("worker.py")), "--log-format", "colored"]

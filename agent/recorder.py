@@ -1,23 +1,34 @@
 """Persist a conversation as it goes, surviving a database outage and a worker crash.
 
 Every event (start, each completed turn with its audio, end) is appended to a
-local journal first (`<journal_dir>/<conversation id>.jsonl`, audio beside it),
-then replayed into Postgres and the object store. Replays are idempotent, so a
-flush that fails half-way (the database went away) is simply tried again until
-it succeeds; when the conversation has ended and everything is stored, the
-journal is deleted. A journal left without an end by a crashed worker is closed
-as `interrupted` by the next worker (`recover_journals`).
+local journal first (`<journal_dir>/<conversation id>/journal.jsonl`, audio
+beside it, written off the event loop), then stored in Postgres and the object
+store. Storing is incremental: `progress.json` records how far the journal is
+stored, so each flush sends only the records after it, one transaction each,
+and a conversation's cost grows with its length, not its square. A flush that
+fails on a connection error (the database went away) is retried until it
+succeeds; a record the database refuses (a constraint, a deleted owner) is set
+aside in `rejected.jsonl` with its reason and the rest of the conversation lands.
+When the conversation has ended and everything is stored, the journal is
+deleted (or, if anything was refused, moved to `quarantine/` for a person).
+
+A journal left without an end by a crashed job is closed as `interrupted` by
+`recover_journals`, which the worker runs at start and then periodically while
+it lives. A lock file keeps a live recorder and a recovery from storing the same
+folder at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import os
 import shutil
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,10 +36,11 @@ from uuid import UUID
 
 import numpy as np
 import psycopg
+import pydantic
 
 from workbench.audio import wav_bytes
 from workbench.db.connection import service_session
-from workbench.db.errors import Conflict, DataError, NotFound
+from workbench.db.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from workbench.db.models import SessionPrompt, TurnDraft
 from workbench.db.repositories import ConversationsRepo
 from workbench.stack.processes import PidFile
@@ -37,6 +49,10 @@ from workbench.storage import ObjectStore
 log = logging.getLogger("workbench.agent.recorder")
 QUARANTINE_DIR = "quarantine"
 Connect = Callable[[], Awaitable[psycopg.AsyncConnection[Any]]]
+# A connection error or a full disk passes; the record is tried again later.
+TRANSIENT = (psycopg.OperationalError, OSError)
+# The database (or the record itself) says no: trying again cannot help.
+REFUSED = (InvalidInput, PermissionDenied, pydantic.ValidationError, KeyError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -68,23 +84,35 @@ class ConversationRecorder:
         self._folder = journal_dir / str(info.conversation_id)
         self._journal = self._folder / "journal.jsonl"
         self._retry_interval_s = retry_interval_s
-        self._lock = asyncio.Lock()
+        self._write_lock = asyncio.Lock()  # appends land in call order
+        self._flush_lock = asyncio.Lock()
         self._retry_task: asyncio.Task[None] | None = None
         self._next_idx = 0
+        self._given_up = False  # the database refused the conversation itself
         self.flushed = False
 
-    def _append(self, record: dict[str, Any]) -> None:
-        self._folder.mkdir(parents=True, exist_ok=True)
-        with self._journal.open("a") as handle:
-            handle.write(json.dumps(record, default=str) + "\n")
-            handle.flush()
+    async def _append(
+        self, record: dict[str, Any], audio: tuple[Path, bytes] | None = None
+    ) -> None:
+        # File writes (a WAV can be megabytes) go to a thread: the event loop carries
+        # the live conversation's audio.
+        def write() -> None:
+            self._folder.mkdir(parents=True, exist_ok=True)
+            if audio is not None:
+                audio[0].write_bytes(audio[1])
+            with self._journal.open("a") as handle:
+                handle.write(json.dumps(record, default=str) + "\n")
+                handle.flush()
+
+        async with self._write_lock:
+            await asyncio.to_thread(write)
 
     async def start(self) -> None:
         """Record the conversation's start (and which live process owns the journal)."""
         info = self.info
         self._folder.mkdir(parents=True, exist_ok=True)
         PidFile(self._folder / "owner.pid").write(os.getpid(), ["agent"])
-        self._append(
+        await self._append(
             {
                 "type": "start",
                 "conversation_id": str(info.conversation_id),
@@ -106,34 +134,42 @@ class ConversationRecorder:
         """Record a completed turn and, if given, its audio (mono int16)."""
         self._next_idx = max(self._next_idx, draft.idx + 1)
         record: dict[str, Any] = {"type": "turn", "turn": draft.model_dump(mode="json")}
+        audio = None
         if pcm is not None and pcm.size and sample_rate_hz:
             name = f"{self.info.conversation_id}/turn-{draft.idx:04d}-{draft.role}.wav"
             local = self._folder / f"turn-{draft.idx:04d}-{draft.role}.wav"
-            self._folder.mkdir(parents=True, exist_ok=True)
-            local.write_bytes(wav_bytes(pcm, sample_rate_hz))
+            audio = (local, await asyncio.to_thread(wav_bytes, pcm, sample_rate_hz))
             record["turn"]["audio_path"] = f"{self.info.owner_id}/{name}"
             record["audio"] = {"name": name, "file": local.name}
-        self._append(record)
+        await self._append(record, audio)
         await self.flush()
 
     async def end(self, status: str = "completed") -> None:
         """Record the end and make a last attempt to store everything."""
-        self._append({"type": "end", "status": status})
+        await self._append({"type": "end", "status": status})
         await self.flush()
 
     async def aclose(self) -> None:
-        """Stop retrying (what is not stored stays in the journal for the next worker)."""
+        """Stop retrying (what is not stored stays in the journal for the recovery)."""
         if self._retry_task is not None:
             self._retry_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._retry_task
 
     async def flush(self) -> bool:
-        """Replay the journal into the database; on failure retry in the background."""
-        async with self._lock:
+        """Store the journal's new records; on a connection error retry in the background."""
+        async with self._flush_lock:
+            if self._given_up:
+                return False
             try:
                 done = await replay(self._folder, connect=self._connect, store=self._store)
-            except (psycopg.OperationalError, OSError, DataError) as exc:
+            except UnreadableJournal as exc:
+                # Kept for a person; the rest of the conversation is journalled there too.
+                self._folder = quarantine(self._folder, str(exc))
+                self._journal = self._folder / "journal.jsonl"
+                self._given_up = True
+                return False
+            except (*TRANSIENT, FolderBusy) as exc:
                 log.warning(
                     "storing conversation %s failed (%s); will retry",
                     self.info.conversation_id,
@@ -161,40 +197,78 @@ class UnreadableJournal(ValueError):
     """A journal whose records cannot be read (not just a torn last line)."""
 
 
-def read_journal(journal: Path) -> list[dict[str, Any]]:
-    """The journal's records. A torn last line (a crash or a full disk mid-write) is cut off.
+class FolderBusy(RuntimeError):
+    """Another process is storing this journal folder right now."""
 
-    That line is what the journal exists for: the turn it held was not complete,
-    so the records before it are the conversation. It is removed from the file,
-    so an appended record starts on a line of its own. Anything worse raises
-    UnreadableJournal.
-    """
-    raw = journal.read_bytes()
-    lines = raw.split(b"\n")
-    records: list[dict[str, Any]] = []
-    kept = 0  # bytes of whole, readable lines
-    for number, line in enumerate(lines):
-        if not line.strip():
-            kept += len(line) + 1
-            continue
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """Exclusive, non-blocking: a live recorder and a recovery never store one folder together."""
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
         try:
-            record = json.loads(line)
-        except ValueError:
-            if any(rest.strip() for rest in lines[number + 1 :]):
-                raise UnreadableJournal(f"{journal}: line {number + 1} is not JSON") from None
-            log.warning(
-                "journal %s: dropped a torn last line (%d bytes)", journal.parent.name, len(line)
-            )
-            with journal.open("r+b") as handle:
-                handle.truncate(kept)
-            break
-        if not isinstance(record, dict) or "type" not in record:
-            raise UnreadableJournal(f"{journal}: line {number + 1} is not a journal record")
-        records.append(record)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FolderBusy(folder.name) from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def read_journal(
+    journal: Path, offset: int = 0, *, repair: bool = False
+) -> tuple[list[tuple[dict[str, Any], int]], int]:
+    """The journal's records from byte `offset` on, each with the offset just past it; and the end offset.
+
+    A record is complete once its newline is written. An unfinished last line is
+    left unread while its writer may still be writing it; with `repair` (its
+    writer is gone) it is a torn line (a crash or a full disk mid-write) and is
+    cut off: the turn it held was not complete, so the records before it are the
+    conversation, and an appended record starts on a line of its own. Anything
+    worse raises UnreadableJournal.
+    """
+    with journal.open("rb") as handle:
+        handle.seek(offset)
+        raw = handle.read()
+    *lines, tail = raw.split(b"\n")
+    records: list[tuple[dict[str, Any], int]] = []
+    kept = offset  # end of the whole, readable lines
+    for line in lines:
+        if line.strip():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                raise UnreadableJournal(f"{journal}: the line at byte {kept} is not JSON") from None
+            if not isinstance(record, dict) or "type" not in record:
+                raise UnreadableJournal(
+                    f"{journal}: the line at byte {kept} is not a journal record"
+                )
+            records.append((record, kept + len(line) + 1))
         kept += len(line) + 1
-    if not records or records[0]["type"] != "start":
+    if tail and repair:
+        log.warning(
+            "journal %s: dropped a torn last line (%d bytes)", journal.parent.name, len(tail)
+        )
+        with journal.open("r+b") as handle:
+            handle.truncate(kept)
+    if offset == 0 and records[:1] and records[0][0]["type"] != "start":
         raise UnreadableJournal(f"{journal} does not begin with a start record")
-    return records
+    if offset == 0 and not records and (repair or tail):
+        raise UnreadableJournal(f"{journal} holds no complete record")
+    return records, kept
+
+
+def _start_record(journal: Path) -> dict[str, Any]:
+    """The journal's first record (the conversation's start), without reading the rest."""
+    with journal.open("rb") as handle:
+        first = handle.readline()
+    try:
+        record = json.loads(first)
+    except ValueError:
+        raise UnreadableJournal(f"{journal}: the first line is not JSON") from None
+    if not isinstance(record, dict) or record.get("type") != "start":
+        raise UnreadableJournal(f"{journal} does not begin with a start record")
+    return record
 
 
 def quarantine(folder: Path, reason: str) -> Path:
@@ -207,57 +281,126 @@ def quarantine(folder: Path, reason: str) -> Path:
     return target
 
 
-async def replay(folder: Path, *, connect: Connect, store: ObjectStore) -> bool:
-    """Store a journal folder's events (idempotently); True if the conversation ended and the folder is gone."""
+@dataclass
+class _Progress:
+    """How far a journal folder is stored (`progress.json`, replaced atomically)."""
+
+    offset: int = 0
+    ended: bool = False
+    refused: int = 0
+
+    @classmethod
+    def load(cls, folder: Path) -> _Progress:
+        try:
+            return cls(**json.loads((folder / "progress.json").read_text()))
+        except FileNotFoundError:
+            return cls()
+
+    def save(self, folder: Path) -> None:
+        tmp = folder / "progress.json.tmp"
+        tmp.write_text(json.dumps(self.__dict__))
+        tmp.replace(folder / "progress.json")
+
+
+async def _store_record(
+    conn: psycopg.AsyncConnection[Any],
+    record: dict[str, Any],
+    start: dict[str, Any],
+    *,
+    folder: Path,
+    store: ObjectStore,
+) -> None:
+    """Store one journal record in its own transaction; every step is idempotent."""
+    owner_id = UUID(start["owner_id"])
+    async with service_session(conn, acting_for=owner_id):
+        repo = ConversationsRepo(conn)
+        if record["type"] == "start":
+            prompt = SessionPrompt.model_validate(record["prompt"]) if record["prompt"] else None
+            await repo.start(
+                owner_id=owner_id,
+                conversation_id=UUID(record["conversation_id"]),
+                room_name=record["room_name"],
+                prompt=prompt,
+                model_specs=record["model_specs"],
+            )
+        elif record["type"] == "turn":
+            await repo.add_turns([TurnDraft.model_validate(record["turn"])])
+            if "audio" in record:
+                data = await asyncio.to_thread((folder / record["audio"]["file"]).read_bytes)
+                with contextlib.suppress(Conflict):  # stored before a crash lost the progress
+                    await store.put(
+                        conn,
+                        bucket="audio",
+                        owner_id=owner_id,
+                        name=record["audio"]["name"],
+                        data=data,
+                        content_type="audio/wav",
+                    )
+        elif record["type"] == "end":
+            with contextlib.suppress(NotFound):  # already ended before a crash lost the progress
+                await repo.end(UUID(start["conversation_id"]), record["status"])
+        else:
+            raise ValueError(f"unknown journal record type {record['type']!r}")
+
+
+async def replay(
+    folder: Path, *, connect: Connect, store: ObjectStore, repair: bool = False
+) -> bool:
+    """Store a journal folder's records not stored yet; True if the conversation ended and the folder is gone.
+
+    Raises on a connection error (retry later) and FolderBusy if another process
+    is storing it. A refused record goes to `rejected.jsonl` with its reason.
+    `repair` is for journals whose writer is gone (see `read_journal`).
+    """
     journal = folder / "journal.jsonl"
     if not journal.exists():
         return True
-    records = read_journal(journal)
-    start = records[0]
-    owner_id = UUID(start["owner_id"])
-    conversation_id = UUID(start["conversation_id"])
-    conn = await connect()
-    try:
-        async with service_session(conn, acting_for=owner_id):
-            repo = ConversationsRepo(conn)
-            prompt = SessionPrompt.model_validate(start["prompt"]) if start["prompt"] else None
-            await repo.start(
-                owner_id=owner_id,
-                conversation_id=conversation_id,
-                room_name=start["room_name"],
-                prompt=prompt,
-                model_specs=start["model_specs"],
-            )
-            turns = [TurnDraft.model_validate(r["turn"]) for r in records if r["type"] == "turn"]
-            if turns:
-                await repo.add_turns(turns)
-            for record in records:
-                if record["type"] == "turn" and "audio" in record:
-                    with contextlib.suppress(Conflict):  # stored by an earlier replay
-                        await store.put(
-                            conn,
-                            bucket="audio",
-                            owner_id=owner_id,
-                            name=record["audio"]["name"],
-                            data=(folder / record["audio"]["file"]).read_bytes(),
-                            content_type="audio/wav",
-                        )
-            ends = [r for r in records if r["type"] == "end"]
-            if ends:
-                with contextlib.suppress(NotFound):  # already ended by an earlier replay
-                    await repo.end(conversation_id, ends[-1]["status"])
-    finally:
-        await conn.close()
-    if any(r["type"] == "end" for r in records):
+    with _folder_lock(folder):
+        progress = _Progress.load(folder)
+        records, _ = read_journal(journal, progress.offset, repair=repair)
+        if records:
+            start = _start_record(journal)
+            conn = await connect()
+            try:
+                for record, after in records:
+                    try:
+                        await _store_record(conn, record, start, folder=folder, store=store)
+                    except REFUSED as exc:
+                        if record["type"] == "start":
+                            raise UnreadableJournal(
+                                f"the database refused the conversation itself: {exc}"
+                            ) from exc
+                        _set_aside(folder, record, exc)
+                        progress.refused += 1
+                    progress.offset = after
+                    progress.ended = progress.ended or record["type"] == "end"
+                    progress.save(folder)
+            finally:
+                await conn.close()
+    if not progress.ended:
+        return False
+    if progress.refused:
+        quarantine(folder, f"{progress.refused} record(s) refused; see rejected.jsonl")
+    else:
         shutil.rmtree(folder, ignore_errors=True)
-        return True
-    return False
+    return True
+
+
+def _set_aside(folder: Path, record: dict[str, Any], exc: Exception) -> None:
+    reason = f"{type(exc).__name__}: {exc}"
+    log.error("journal %s: a %s record was refused (%s)", folder.name, record["type"], reason)
+    with (folder / "rejected.jsonl").open("a") as handle:
+        handle.write(json.dumps({"reason": reason, "record": record}, default=str) + "\n")
 
 
 async def recover_journals(
     journal_dir: Path, *, connect: Connect, store: ObjectStore, live: set[UUID]
 ) -> int:
-    """Close journals a crashed worker left (not in `live`) as interrupted and store them; how many."""
+    """Store journals whose job is gone, closing unended ones as interrupted; how many.
+
+    Safe to run while the worker serves (it does, periodically): a journal whose
+    owner process lives is left to its recorder.
+    """
     recovered = 0
     if not journal_dir.exists():
         return 0
@@ -272,19 +415,49 @@ async def recover_journals(
             )
             continue
         if conversation in live or PidFile(folder / "owner.pid").live_pid() is not None:
-            continue  # a running worker still owns this conversation
+            continue  # a running job still records this conversation (and retries its own)
         journal = folder / "journal.jsonl"
         try:
-            records = read_journal(journal) if journal.exists() else []
+            with _folder_lock(folder):
+                records = (
+                    [r for r, _ in read_journal(journal, repair=True)[0]]
+                    if journal.exists()
+                    else []
+                )
+                if records and not any(r["type"] == "end" for r in records):
+                    with journal.open("a") as handle:
+                        handle.write(json.dumps({"type": "end", "status": "interrupted"}) + "\n")
+            await replay(folder, connect=connect, store=store, repair=True)
+            recovered += 1
+        except FolderBusy:
+            continue  # someone is storing it now
         except UnreadableJournal as exc:
             quarantine(folder, str(exc))  # never a reason not to start
-            continue
-        if records and not any(r["type"] == "end" for r in records):
-            with journal.open("a") as handle:
-                handle.write(json.dumps({"type": "end", "status": "interrupted"}) + "\n")
-        try:
-            await replay(folder, connect=connect, store=store)
-            recovered += 1
-        except (psycopg.OperationalError, OSError, DataError) as exc:
+        except TRANSIENT as exc:
             log.warning("could not recover journal %s yet (%s)", folder.name, type(exc).__name__)
     return recovered
+
+
+def keep_recovering(
+    journal_dir: Path,
+    *,
+    connect: Connect,
+    store: ObjectStore,
+    interval_s: float,
+    stop: threading.Event,
+) -> None:
+    """Run `recover_journals` every `interval_s` until `stop` is set (a worker's background thread).
+
+    A job process that crashes leaves its journal while the worker lives on;
+    this stores it then, not only at the worker's next start.
+    """
+    while not stop.wait(interval_s):
+        try:
+            stored = asyncio.run(
+                recover_journals(journal_dir, connect=connect, store=store, live=set())
+            )
+        except Exception:  # the loop must outlive any one bad pass
+            log.exception("journal recovery pass failed")
+            continue
+        if stored:
+            log.info("stored %d conversation(s) left by a crashed job", stored)

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -54,7 +55,12 @@ from livekit.plugins import silero
 
 from agent.adapters import WorkbenchLLM, WorkbenchSTT, WorkbenchTTS
 from agent.model_health import ModelHealth
-from agent.recorder import ConversationInfo, ConversationRecorder, recover_journals
+from agent.recorder import (
+    ConversationInfo,
+    ConversationRecorder,
+    keep_recovering,
+    recover_journals,
+)
 from agent.text_chunks import FirstClauseTokenizer
 from workbench.audio import SPEECH_RATE_HZ, resample, to_float32
 from workbench.config import REPO_ROOT, get_settings
@@ -586,6 +592,10 @@ async def entrypoint(ctx: JobContext) -> None:
         session.say(greeting)
 
 
+# How often the worker stores journals of jobs that crashed while it lives on.
+RECOVERY_INTERVAL_S = 30.0
+
+
 async def recover(settings_dir: Path | None = None) -> int:
     """Store journals a crashed worker left behind, closing their conversations as interrupted."""
     settings = get_settings()
@@ -597,3 +607,23 @@ async def recover(settings_dir: Path | None = None) -> int:
         store=ObjectStore(settings.storage_url),
         live=set(),
     )
+
+
+def start_recovery_thread() -> threading.Event:
+    """Recover crashed jobs' journals in the background while the worker runs; set the event to stop."""
+    settings = get_settings()
+    assert settings.storage_url is not None
+    stop = threading.Event()
+    threading.Thread(
+        target=keep_recovering,
+        args=(settings.local_dir / "agent-journal",),
+        kwargs={
+            "connect": _connector(database_url(settings)),
+            "store": ObjectStore(settings.storage_url),
+            "interval_s": RECOVERY_INTERVAL_S,
+            "stop": stop,
+        },
+        name="journal-recovery",
+        daemon=True,
+    ).start()
+    return stop

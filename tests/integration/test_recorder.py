@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +17,12 @@ import psycopg
 import pytest
 import soundfile
 
-from agent.recorder import ConversationInfo, ConversationRecorder, recover_journals
+from agent.recorder import (
+    ConversationInfo,
+    ConversationRecorder,
+    keep_recovering,
+    recover_journals,
+)
 from tests.support.personas import Persona, create_user
 from workbench.db.models import TurnDraft
 from workbench.storage import ObjectStore
@@ -173,6 +181,94 @@ async def test_an_unreadable_journal_is_quarantined_not_fatal(
     assert _rows(app_db, healthy_id)[0] == "interrupted"
     kept = tmp_path / "journal" / "quarantine" / str(conversation_id)
     assert (kept / "journal.jsonl").exists()  # kept for a person to look at
-    assert "line 1 is not JSON" in (kept / "REASON").read_text()
+    assert "the line at byte 0 is not JSON" in (kept / "REASON").read_text()
     # The next start passes over the quarantine quietly.
     assert await _recover(tmp_path, app_db) == 0
+
+
+class CountingStore(ObjectStore):
+    """An object store that counts uploads (a turn's audio must go up once)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.puts: list[str] = []
+
+    async def put(self, conn: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        self.puts.append(kwargs["name"])
+        return await super().put(conn, **kwargs)
+
+
+async def test_each_turn_is_stored_once_not_resent_with_every_new_turn(
+    app_db: str, owner: Persona, tmp_path: Path
+) -> None:
+    assert owner.id is not None
+    info = ConversationInfo(uuid.uuid4(), owner.id, "room-once", None, {})
+    store = CountingStore(str(tmp_path / "objects"))
+    recorder = ConversationRecorder(
+        info, connect=_connector(app_db), store=store, journal_dir=tmp_path / "journal"
+    )
+    await recorder.start()
+    pcm = (0.2 * np.sin(np.arange(1600) / 5) * 32767).astype(np.int16)
+    for idx in range(4):
+        await recorder.add_turn(_draft(info.conversation_id, idx), pcm=pcm, sample_rate_hz=16_000)
+        assert len(_rows(app_db, info.conversation_id)[1]) == idx + 1  # stored as it happens
+    await recorder.end("completed")
+    await recorder.aclose()
+    assert len(store.puts) == 4  # resending every earlier turn would make 1+2+3+4 = 10
+    assert _rows(app_db, info.conversation_id)[0] == "completed"
+
+
+async def test_a_refused_turn_is_set_aside_and_the_rest_of_the_conversation_lands(
+    app_db: str, owner: Persona, tmp_path: Path
+) -> None:
+    assert owner.id is not None
+    info = ConversationInfo(uuid.uuid4(), owner.id, "room-refused", None, {})
+    recorder = ConversationRecorder(
+        info,
+        connect=_connector(app_db),
+        store=ObjectStore(str(tmp_path / "o")),
+        journal_dir=tmp_path / "journal",
+    )
+    await recorder.start()
+    await recorder.add_turn(_draft(info.conversation_id, 0))
+    runaway = _draft(info.conversation_id, 1).model_copy(update={"text": "la " * 10_000})
+    await recorder.add_turn(runaway)  # longer than turns.text allows: the database refuses it
+    await recorder.add_turn(_draft(info.conversation_id, 2))
+    await recorder.end("completed")
+    await recorder.aclose()
+    status, turns = _rows(app_db, info.conversation_id)
+    assert status == "completed"
+    assert [t[0] for t in turns] == [0, 2]
+    kept = tmp_path / "journal" / "quarantine" / str(info.conversation_id)
+    (rejected,) = [json.loads(line) for line in (kept / "rejected.jsonl").read_text().splitlines()]
+    assert rejected["record"]["turn"]["idx"] == 1
+    assert "turns_text_check" in rejected["reason"]
+    assert "1 record(s) refused" in (kept / "REASON").read_text()
+
+
+async def test_a_crashed_jobs_journal_is_stored_while_the_worker_lives(
+    app_db: str, owner: Persona, tmp_path: Path
+) -> None:
+    """The worker's recovery thread picks a journal up without waiting for a restart."""
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=keep_recovering,
+        args=(tmp_path / "journal",),
+        kwargs={
+            "connect": _connector(app_db),
+            "store": ObjectStore(str(tmp_path / "o")),
+            "interval_s": 0.2,
+            "stop": stop,
+        },
+    )
+    thread.start()
+    try:
+        conversation_id = uuid.uuid4()
+        _crashed_journal(tmp_path / "journal" / str(conversation_id), owner, conversation_id)
+        deadline = time.monotonic() + 20
+        while _rows(app_db, conversation_id)[0] != "interrupted":
+            assert time.monotonic() < deadline, "the crashed job's journal was not stored"
+            await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        thread.join()
