@@ -1,8 +1,11 @@
 """`/files/<bucket>/<path>`: stored objects streamed to their signed-in owner (or whoever RLS allows).
 
 The object store has no public URLs; the browser gets audio, avatars and
-exports through this handler, which reads them under the viewer's RLS
-identity, so a link shared with someone else opens nothing for them.
+exports through this handler, which looks them up under the viewer's RLS
+identity, so a link shared with someone else opens nothing for them. Objects
+are streamed in chunks (an export can be 200 MiB) after the pooled connection
+is given back, and a response whose bytes no longer match the recorded digest
+is cut short, never completed.
 """
 
 from __future__ import annotations
@@ -31,17 +34,22 @@ class FileHandler(RequestHandler):
         store = ObjectStore(context.settings.storage_url)
         try:
             async with context.as_user(session) as conn:
-                stored, data = await store.fetch(conn, bucket=bucket, path=path)  # type: ignore[arg-type]
+                stored = await store.stat(conn, bucket=bucket, path=path)  # type: ignore[arg-type]
         except NotFound:
             raise HTTPError(404) from None
         self.set_header("Content-Type", stored.content_type)
+        self.set_header("Content-Length", stored.size_bytes)
         self.set_header("Cache-Control", "private, no-store")
         self.set_header("X-Content-Type-Options", "nosniff")
         if bucket == "exports":
             self.set_header(
                 "Content-Disposition", f'attachment; filename="{path.rsplit("/", 1)[-1]}"'
             )
-        self.write(data)
+        # A mismatch raises after the last good chunk: Tornado then drops the connection
+        # short of the declared length, so the browser sees a failed download.
+        async for chunk in store.stream(stored):
+            self.write(chunk)
+            await self.flush()
 
 
 def file_routes() -> list[tuple[str, type[RequestHandler]]]:

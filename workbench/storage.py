@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import re
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 from uuid import UUID
 
@@ -152,14 +153,7 @@ class ObjectStore:
         return stored
 
     async def read(self, conn: AsyncConnection[Any], *, bucket: Bucket, path: str) -> bytes:
-        """The bytes of an object the caller may see, checked against its digest."""
-        _, data = await self.fetch(conn, bucket=bucket, path=path)
-        return data
-
-    async def fetch(
-        self, conn: AsyncConnection[Any], *, bucket: Bucket, path: str
-    ) -> tuple[StoredObject, bytes]:
-        """Metadata and bytes of an object the caller may see (one lookup), digest checked."""
+        """The bytes of an object the caller may see, checked against its digest (small objects; else `stream`)."""
         stored = await self.stat(conn, bucket=bucket, path=path)
         data: bytes = await asyncio.to_thread(
             self._fs.cat_file, self._location(bucket, stored.path)
@@ -168,7 +162,36 @@ class ObjectStore:
             raise InvalidInput(
                 f"{bucket}/{path} does not match its recorded digest: the stored bytes changed"
             )
-        return stored, data
+        return data
+
+    async def stream(
+        self, stored: StoredObject, *, chunk_bytes: int = 1 << 20
+    ) -> AsyncIterator[bytes]:
+        """The bytes of an object (from `stat`) in chunks: memory stays one chunk, whatever its size.
+
+        The digest and size are checked as it goes; on a mismatch InvalidInput is
+        raised after the last chunk, so a consumer that declared the size (an HTTP
+        Content-Length) never completes a response with changed bytes.
+        """
+        handle = await asyncio.to_thread(
+            self._fs.open, self._location(stored.bucket, stored.path), "rb"
+        )
+        digest, sent = hashlib.sha256(), 0
+        try:
+            while chunk := await asyncio.to_thread(
+                handle.read, min(chunk_bytes, stored.size_bytes - sent + 1)
+            ):
+                digest.update(chunk)
+                sent += len(chunk)
+                if sent > stored.size_bytes:
+                    break
+                yield chunk
+        finally:
+            await asyncio.to_thread(handle.close)
+        if sent != stored.size_bytes or digest.hexdigest() != stored.sha256:
+            raise InvalidInput(
+                f"{stored.bucket}/{stored.path} does not match its recorded digest: the stored bytes changed"
+            )
 
     async def list_objects(
         self, conn: AsyncConnection[Any], *, bucket: Bucket, owner_id: UUID

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ import pytest
 import soundfile
 
 from tests.support.personas import Persona, create_user, session_as
-from workbench.db.errors import NotFound
+from workbench.db.errors import InvalidInput, NotFound
 from workbench.storage import ObjectStore, UploadRejected
 
 pytestmark = pytest.mark.integration
@@ -168,3 +170,47 @@ async def test_a_failed_write_rolls_the_metadata_back(
             )
     async with session_as(app_db, owner) as conn:
         assert await store.list_objects(conn, bucket="avatars", owner_id=owner.id) == []
+
+
+async def test_large_objects_stream_in_chunks_and_changed_bytes_never_complete(
+    app_db: str, people: dict[str, Persona], store: ObjectStore, tmp_path: Path
+) -> None:
+    """`/files` streams: a 40 MiB recording is served chunk by chunk, memory one chunk deep."""
+    owner = people["owner"]
+    assert owner.id is not None
+    data = wav_bytes(seconds=1300)  # ~40 MiB of 16 kHz PCM
+    async with session_as(app_db, owner) as conn:
+        stored = await store.put(
+            conn,
+            bucket="audio",
+            owner_id=owner.id,
+            name="long.wav",
+            data=data,
+            content_type="audio/wav",
+        )
+    tracemalloc.start()
+    try:
+        sizes, digest = [], hashlib.sha256()
+        async for chunk in store.stream(stored, chunk_bytes=1 << 20):
+            sizes.append(len(chunk))
+            digest.update(chunk)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert digest.hexdigest() == hashlib.sha256(data).hexdigest()
+    assert max(sizes) <= 1 << 20
+    assert sum(sizes) == len(data)
+    assert peak < 8 << 20, f"streaming held {peak / 2**20:.0f} MiB at once"
+    # Someone changed the bytes behind the store's back: the stream fails at its end,
+    # so an HTTP response with the recorded length never completes.
+    location = tmp_path / "objects" / "audio" / stored.path
+    location.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    with pytest.raises(InvalidInput, match="does not match its recorded digest"):
+        async for _ in store.stream(stored):
+            pass
+    location.write_bytes(data + b"extra")
+    received = 0
+    with pytest.raises(InvalidInput):
+        async for chunk in store.stream(stored):
+            received += len(chunk)
+    assert received <= len(data)  # never more than the declared length
