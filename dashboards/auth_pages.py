@@ -27,6 +27,12 @@ from workbench.auth.client import (
     TooManyRequests,
 )
 from workbench.auth.login_guard import TooManyAttempts
+from workbench.auth.request_limits import (
+    REGISTER_LIMITS,
+    RESET_LIMITS,
+    Action,
+    RequestLimits,
+)
 from workbench.auth.web_sessions import ABSOLUTE_S, COOKIE_NAME
 from workbench.config import REPO_ROOT
 
@@ -73,6 +79,11 @@ class _FormHandler(RequestHandler):
             self.request.headers.get("X-Forwarded-For"),
             web_context().trusted_proxies,
         )
+
+    async def take_request(self, limits: RequestLimits, action: Action, email: str) -> None:
+        """Count a register/reset request against this client and e-mail (raises TooManyAttempts)."""
+        async with web_context().connection() as conn:
+            await limits.take(conn, action, client=self.client_key(), email=email)
 
     async def start_session(self, auth: AuthSession) -> None:
         """Store the signed-in session server-side and give the browser its cookie."""
@@ -209,12 +220,16 @@ class RegisterHandler(_FormHandler):
     async def post(self) -> None:
         email = self.get_body_argument("email", "").strip()
         try:
+            await self.take_request(REGISTER_LIMITS, "register", email)
             signed_up = await web_context().auth.sign_up(
                 email,
                 self.get_body_argument("password", ""),
                 display_name=self.get_body_argument("display_name", "").strip() or None,
                 client_key=self.client_key(),
             )
+        except TooManyAttempts as exc:
+            self._render(str(exc).capitalize() + ".", email, status=429)
+            return
         except AuthUnavailable:
             self._render("Registration is unavailable right now.", email, status=503)
             return
@@ -250,10 +265,11 @@ class ResetHandler(_FormHandler):
         # The configured address, not the request's Host header, which the sender chooses.
         base = web_context().settings.public_url
         try:
+            await self.take_request(RESET_LIMITS, "reset", email)
             await web_context().auth.request_password_reset(
                 email, redirect_to=f"{base}/reset/complete", client_key=self.client_key()
             )
-        except (AuthUnavailable, TooManyRequests) as exc:
+        except (AuthUnavailable, TooManyRequests, TooManyAttempts) as exc:
             unavailable = isinstance(exc, AuthUnavailable)
             self.page(
                 "Reset your password",

@@ -16,6 +16,7 @@ import pytest
 
 from workbench.auth.client import AuthUnavailable, SupabaseAuth
 from workbench.auth.login_guard import LoginGuard, TooManyAttempts
+from workbench.auth.request_limits import RequestLimits
 from workbench.auth.tokens import TokenVerifier
 from workbench.stack.mailcatcher import links_in, read_messages
 from workbench.stack.services import LocalStack
@@ -105,9 +106,44 @@ def test_login_attempts_are_out_of_reach_of_api_roles(app_db: str) -> None:
     with psycopg.connect(app_db, autocommit=True) as conn:
         for role in ("anon", "authenticated"):
             conn.execute(psycopg.sql.SQL("set role {}").format(psycopg.sql.Identifier(role)))
-            with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                conn.execute("select count(*) from private.login_attempts")
+            for query in (
+                "select count(*) from private.login_attempts",
+                "select count(*) from private.request_events",
+                "select private.request_take('reset', array['k'], array[1000], 60)",
+            ):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(query)
             conn.execute("reset role")
+
+
+async def test_register_and_reset_requests_are_limited_per_client_and_per_email(
+    app_db: str,
+) -> None:
+    """Decided and recorded in one step: parallel requests are each counted."""
+    limits = RequestLimits(per_client=3, per_email=100)
+    client = f"198.51.100.{secrets.randbelow(200)}"
+
+    async def request(n: int) -> bool:
+        async with await psycopg.AsyncConnection.connect(app_db, autocommit=True) as conn:
+            try:
+                await limits.take(conn, "register", client=client, email=f"new{n}@example.org")
+            except TooManyAttempts:
+                return False
+            return True
+
+    assert sum(await asyncio.gather(*(request(n) for n in range(10)))) == 3
+    # Per e-mail, from any client: no inbox gets more than `per_email` reset mails.
+    limits = RequestLimits(per_client=100, per_email=2, window_s=900)
+    async with await psycopg.AsyncConnection.connect(app_db, autocommit=True) as conn:
+        for n in range(2):
+            await limits.take(conn, "reset", client=f"10.0.0.{n}", email="Owner@example.org")
+        with pytest.raises(
+            TooManyAttempts, match=r"too many requests; try again in \d+ s"
+        ) as refused:
+            await limits.take(conn, "reset", client="10.0.0.9", email=" owner@example.org")
+        assert 0 < refused.value.retry_after_s <= 900
+        # Another action's quota is its own.
+        await limits.take(conn, "register", client="10.0.0.9", email="owner@example.org")
 
 
 def _closed_port() -> int:

@@ -202,3 +202,19 @@ def test_services_connect_as_authenticator_not_the_owner(stack: LocalStack, admi
         ).fetchall()
     web = {user for user, app in held if app.startswith("voice-workbench-web")}
     assert web == {"authenticator"}, held
+
+
+def test_the_reset_form_is_rate_limited_per_email(stack: LocalStack) -> None:
+    """The web app counts reset requests before asking Auth (same answer for unknown addresses)."""
+    base = stack.web.url.rstrip("/")
+    email = f"nobody-{os.urandom(3).hex()}@example.org"  # no such account: limited all the same
+    statuses = []
+    with httpx.Client() as browser:
+        browser.get(f"{base}/reset")
+        for _ in range(4):
+            answer = browser.post(
+                f"{base}/reset", data={"_xsrf": browser.cookies["_xsrf"], "email": email}
+            )
+            statuses.append(answer.status_code)
+    assert statuses == [200, 200, 200, 429]
+    assert "Too many requests; try again in" in answer.text

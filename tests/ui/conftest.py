@@ -63,6 +63,14 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_request_history(web_settings: Settings) -> None:
+    """Registration/reset limits count per client per hour, and every test browser is on
+    loopback: start each run with the history a fresh machine has (none)."""
+    with psycopg.connect(admin_database_url(web_settings), autocommit=True) as conn:
+        conn.execute("delete from private.request_events")
+
+
 @pytest.fixture(scope="session")
 def people(web_settings: Settings) -> dict[str, Persona]:
     """A researcher and a plain user in the stack's database."""

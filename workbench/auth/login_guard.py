@@ -16,10 +16,10 @@ from workbench.db.connection import service_session
 
 
 class TooManyAttempts(PermissionError):
-    """Too many failed logins for this account or from this client."""
+    """Too many failed logins (or register/reset requests) for this account or from this client."""
 
-    def __init__(self, retry_after_s: int) -> None:
-        super().__init__(f"too many failed sign-in attempts; try again in {retry_after_s} s")
+    def __init__(self, retry_after_s: int, *, what: str = "failed sign-in attempts") -> None:
+        super().__init__(f"too many {what}; try again in {retry_after_s} s")
         self.retry_after_s = retry_after_s
 
 
