@@ -7,6 +7,9 @@ dispatches reads it on join; the browser gets a short-lived token that can join
 that room only, as the user (identity = user id). The agent records turns only
 when that identity is the room's recorded owner: holding the LiveKit key pair is
 not enough to write into someone's history.
+
+A user holds at most `max_rooms_per_user` live rooms (each takes an agent slot),
+counted from the rooms LiveKit still has among those opened for them.
 """
 
 from __future__ import annotations
@@ -26,7 +29,12 @@ from workbench.db.connection import service_session
 from workbench.db.repositories import RoomsRepo
 
 TOKEN_TTL = timedelta(hours=1)
+ROOM_LOOKBACK = timedelta(days=1)
 _SLUG_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+class RoomLimitReached(PermissionError):
+    """The user already holds as many live conversations as one user may."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +58,8 @@ async def open_room(
     """Create a fresh room for `user_id` (prompt and pipeline in its metadata) and a join token.
 
     `conn` is a connection as the server itself (not in a user's RLS session): the
-    room's owner is recorded with service rights.
+    room's owner is recorded with service rights. Raises RoomLimitReached when the
+    user already holds `settings.max_rooms_per_user` live rooms.
     """
     if (
         settings.livekit_url is None
@@ -66,9 +75,22 @@ async def open_room(
     room = f"conv-{user_id.hex[:8]}-{secrets.token_hex(6)}"
     options = {"prompt": prompt_slug, "pipeline": pipeline}
     metadata = json.dumps({k: v for k, v in options.items() if v}) if any(options.values()) else ""
-    async with service_session(conn, acting_for=user_id):
-        await RoomsRepo(conn).register(room, user_id)
-    async with api.LiveKitAPI(settings.livekit_http_url, settings.livekit_api_key, secret) as lk:
+    async with (
+        api.LiveKitAPI(settings.livekit_http_url, settings.livekit_api_key, secret) as lk,
+        service_session(conn, acting_for=user_id),
+    ):
+        rooms = RoomsRepo(conn)
+        # Rooms of the last day (a conversation held longer is not counted);
+        # LiveKit says which of them still live.
+        recent = await rooms.opened_since(user_id, ROOM_LOOKBACK.total_seconds())
+        if recent:
+            live = await lk.room.list_rooms(api.ListRoomsRequest(names=recent))
+            if len(live.rooms) >= settings.max_rooms_per_user:
+                raise RoomLimitReached(
+                    f"you already have {len(live.rooms)} live conversation(s), the most one "
+                    "user may hold; stop one (or close its tab) before starting another"
+                )
+        await rooms.register(room, user_id)
         await lk.room.create_room(
             api.CreateRoomRequest(
                 name=room, empty_timeout=30, departure_timeout=10, metadata=metadata

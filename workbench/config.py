@@ -115,6 +115,11 @@ class Settings(BaseSettings):
         "127.0.0.1", validation_alias=_env("WORKBENCH_PANEL_ADDRESS", "panel_address")
     )
 
+    # Live conversations one user may hold at once (each takes an agent slot).
+    max_rooms_per_user: int = Field(
+        2, ge=1, le=100, validation_alias=_env("WORKBENCH_MAX_ROOMS_PER_USER", "max_rooms_per_user")
+    )
+
     # Where people open the web app; links in mail (password reset, confirmation) point
     # here, never at whatever Host header a request carried.
     site_url: str | None = Field(None, validation_alias=_env("WORKBENCH_SITE_URL", "site_url"))

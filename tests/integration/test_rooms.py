@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -12,7 +13,7 @@ import psycopg
 import pytest
 from livekit import api
 
-from dashboards.rooms import open_room
+from dashboards.rooms import RoomLimitReached, open_room
 from tests.support.personas import Persona, create_user
 from workbench.config import Settings
 
@@ -66,3 +67,27 @@ async def test_a_bad_prompt_slug_is_refused(
         await open_room(
             settings, server_conn, user_id=uuid.uuid4(), display_name="x", prompt_slug="../etc"
         )
+
+
+async def test_one_user_holds_at_most_the_allowed_live_rooms_even_clicking_twice(
+    settings: Settings, admin_dsn: str, ada: Persona
+) -> None:
+    """Each room takes an agent slot: one user cannot take them all (parallel Starts included)."""
+    assert ada.id is not None
+    one_each = settings.model_copy(update={"max_rooms_per_user": 1})
+
+    async def start() -> str:
+        async with await psycopg.AsyncConnection.connect(admin_dsn, autocommit=True) as conn:
+            try:
+                return (await open_room(one_each, conn, user_id=ada.id, display_name="Ada")).room
+            except RoomLimitReached as exc:
+                return str(exc)
+
+    outcomes = await asyncio.gather(start(), start())
+    opened = [o for o in outcomes if o.startswith("conv-")]
+    assert len(opened) == 1, outcomes
+    (refusal,) = [o for o in outcomes if not o.startswith("conv-")]
+    assert "already have 1 live conversation" in refusal
+    with psycopg.connect(admin_dsn) as conn:
+        rows = conn.execute("select name from private.rooms where owner_id = %s", [ada.id])
+        assert [r[0] for r in rows] == opened  # the refused Start left nothing behind

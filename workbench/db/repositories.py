@@ -615,6 +615,23 @@ class RoomsRepo(_Repo):
             "insert into private.rooms (name, owner_id) values (%s, %s)", [name, owner_id]
         )
 
+    async def opened_since(self, owner_id: UUID, seconds: float) -> list[str]:
+        """Rooms opened for `owner_id` in the last `seconds`, one at a time per owner.
+
+        Takes a per-owner lock until the transaction ends, so two Start clicks
+        cannot both pass a limit counted from this list.
+        """
+        with translated():
+            await self.conn.execute(
+                "select pg_advisory_xact_lock(hashtext('private.rooms:' || %s::text))", [owner_id]
+            )
+            cur = await self.conn.execute(
+                """select name from private.rooms
+                   where owner_id = %s and created_at > now() - make_interval(secs => %s)""",
+                [owner_id, seconds],
+            )
+            return [str(row[0]) for row in await cur.fetchall()]
+
     async def owner_of(self, name: str) -> UUID | None:
         """The user room `name` was opened for, or None if no one opened it here."""
         with translated():
