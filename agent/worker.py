@@ -414,7 +414,9 @@ server = SlotCountingServer(
 )
 
 
-@server.rtc_session()
+# Registered under a name, so LiveKit dispatches only the rooms the web app asks it
+# to (dashboards/rooms.py), and the web app can ask again when no worker was free.
+@server.rtc_session(agent_name=get_settings().agent_name)
 async def entrypoint(ctx: JobContext) -> None:
     """One room: load the user's prompt, run the session, record every turn."""
     settings = get_settings()

@@ -10,18 +10,29 @@ not enough to write into someone's history.
 
 A user holds at most `max_rooms_per_user` live rooms (each takes an agent slot),
 counted from the rooms LiveKit still has among those opened for them.
+
+The agent comes by explicit dispatch (`settings.agent_name`). A self-hosted
+LiveKit server drops a dispatch that finds every worker full ("no worker is
+available") and never retries, which left the user in silence; `wait_for_agent`
+queues the room instead: it watches for the agent and dispatches again until
+one is free, telling the page how long it has waited.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
 from livekit import api
+from livekit.protocol import agent as agent_pb2
+from livekit.protocol import models as lk_models
 from psycopg import AsyncConnection
 
 from workbench.config import Settings
@@ -96,6 +107,7 @@ async def open_room(
                 name=room, empty_timeout=30, departure_timeout=10, metadata=metadata
             )
         )
+        await _dispatch(lk, settings, room, metadata)
     grants = api.VideoGrants(
         room_join=True, room=room, can_publish=True, can_subscribe=True, can_publish_data=False
     )
@@ -108,3 +120,54 @@ async def open_room(
         .to_jwt()
     )
     return RoomTicket(url=settings.livekit_url, room=room, token=token)
+
+
+async def _dispatch(lk: api.LiveKitAPI, settings: Settings, room: str, metadata: str) -> None:
+    await lk.agent_dispatch.create_dispatch(
+        api.CreateAgentDispatchRequest(agent_name=settings.agent_name, room=room, metadata=metadata)
+    )
+
+
+# Jobs that hold (or will hold) an agent for the room; a dispatch without one was dropped.
+_ACTIVE_JOBS = (agent_pb2.JobStatus.JS_PENDING, agent_pb2.JobStatus.JS_RUNNING)
+
+
+async def wait_for_agent(
+    settings: Settings,
+    room: str,
+    *,
+    on_wait: Callable[[float], None],
+    retry_s: float = 5.0,
+) -> bool:
+    """Until the agent is in `room`: True when it is, False if the room ended first.
+
+    Every `retry_s` it checks; when the room's dispatch holds no pending or
+    running job (every worker was full, or none was running), it dispatches the
+    room again and calls `on_wait` with the seconds waited so far. Cancel it to
+    stop waiting (the user left).
+    """
+    assert settings.livekit_api_key is not None
+    assert settings.livekit_api_secret is not None
+    secret = settings.livekit_api_secret.get_secret_value()
+    started = time.monotonic()
+    async with api.LiveKitAPI(settings.livekit_http_url, settings.livekit_api_key, secret) as lk:
+        while True:
+            listed = await lk.room.list_rooms(api.ListRoomsRequest(names=[room]))
+            if not listed.rooms:
+                return False
+            people = await lk.room.list_participants(api.ListParticipantsRequest(room=room))
+            if any(p.kind == lk_models.ParticipantInfo.Kind.AGENT for p in people.participants):
+                return True
+            dispatches = [
+                d
+                for d in await lk.agent_dispatch.list_dispatch(room)
+                if d.agent_name == settings.agent_name
+            ]
+            taken = any(j.state.status in _ACTIVE_JOBS for d in dispatches for j in d.state.jobs)
+            # The first dispatch has `retry_s` to be taken before it counts as dropped.
+            if not taken and time.monotonic() - started >= retry_s:
+                for stale in dispatches:
+                    await lk.agent_dispatch.delete_dispatch(stale.id, room)
+                await _dispatch(lk, settings, room, listed.rooms[0].metadata)
+                on_wait(time.monotonic() - started)
+            await asyncio.sleep(retry_s)

@@ -115,6 +115,13 @@ class Settings(BaseSettings):
         "127.0.0.1", validation_alias=_env("WORKBENCH_PANEL_ADDRESS", "panel_address")
     )
 
+    # The name the agent worker registers under; rooms are dispatched to it explicitly.
+    agent_name: str = Field(
+        "voice-workbench",
+        min_length=1,
+        max_length=100,
+        validation_alias=_env("WORKBENCH_AGENT_NAME", "agent_name"),
+    )
     # Live conversations one user may hold at once (each takes an agent slot).
     max_rooms_per_user: int = Field(
         2, ge=1, le=100, validation_alias=_env("WORKBENCH_MAX_ROOMS_PER_USER", "max_rooms_per_user")

@@ -8,6 +8,7 @@ system prompt the agent uses; everyone else gets the active one.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -18,7 +19,7 @@ import param
 from psycopg import AsyncConnection
 
 from dashboards.components.voice_room import VoiceRoom
-from dashboards.rooms import open_room
+from dashboards.rooms import open_room, wait_for_agent
 from dashboards.text import markdown_text
 from workbench.config import Settings
 from workbench.db.repositories import ConversationsRepo, PromptsRepo
@@ -33,11 +34,13 @@ class ConversationStore(param.Parameterized):
     can_choose_prompt = param.Boolean(default=False, doc="researchers and admins may pick")
     room = param.String(default="", doc="the LiveKit room of the running conversation")
     error = param.String(default="", doc="why the last action failed")
+    notice = param.String(default="", doc="what the conversation waits for (a free agent)")
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self._heard_room = ""  # the room the browser's measurements belong to (kept after Stop)
         self._reported: set[int] = set()
+        self._waiting: asyncio.Task[None] | None = None
 
     async def report_heard(self, conn: AsyncConnection[Any], heard: list[dict[str, Any]]) -> None:
         """Store voice-to-voice as the browser heard it; unreported entries are retried next call.
@@ -92,9 +95,26 @@ class ConversationStore(param.Parameterized):
         self._heard_room = ticket.room
         self._reported = set()
         voice.param.update(url=ticket.url, token=ticket.token, active=True)
+        self._waiting = asyncio.create_task(self._queue_for_agent(settings, ticket.room))
+
+    async def _queue_for_agent(self, settings: Settings, room: str) -> None:
+        def queued(waited_s: float) -> None:
+            self.notice = (
+                f"Every agent is busy: your conversation is queued ({waited_s:.0f} s so far) "
+                "and starts as soon as one is free. Stay on this page."
+            )
+
+        try:
+            await wait_for_agent(settings, room, on_wait=queued)
+        except Exception as exc:  # LiveKit went away: the page says so, the room stays
+            self.error = f"Could not find an agent for this conversation: {exc}"
+        self.notice = ""
 
     def stop(self, voice: VoiceRoom) -> None:
         """Leave the room (the agent ends and records the conversation)."""
+        if self._waiting is not None:
+            self._waiting.cancel()
+        self.notice = ""
         voice.active = False
         self.room = ""
 
@@ -161,10 +181,12 @@ def conversation_view(
     ) -> pn.viewable.Viewable:
         return pn.pane.Markdown(stats_markdown(stats, connection, agent_state, heard))
 
-    @pn.depends(store.param.error, voice.param.error)
-    def errors(page_error: str, voice_error: str) -> pn.viewable.Viewable:
+    @pn.depends(store.param.error, voice.param.error, store.param.notice)
+    def errors(page_error: str, voice_error: str, notice: str) -> pn.viewable.Viewable:
         message = page_error or voice_error
-        return pn.pane.Alert(message, alert_type="danger") if message else pn.Spacer(height=0)
+        if message:
+            return pn.pane.Alert(message, alert_type="danger")
+        return pn.pane.Alert(notice, alert_type="info") if notice else pn.Spacer(height=0)
 
     return pn.Column(
         pn.Row(start_button, stop_button, mute, prompt),

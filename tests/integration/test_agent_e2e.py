@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from livekit import api
 
-from dashboards.rooms import open_room
+from dashboards.rooms import open_room, wait_for_agent
 from tests.support.personas import Persona, create_user
 from tests.support.speech import pocketsphinx_utterances
 from tests.support.voice_client import VoiceClient
@@ -246,6 +246,10 @@ async def test_no_one_is_recorded_in_a_room_the_web_app_did_not_open(
     log_size = stack.agent.log_path.stat().st_size
     async with api.LiveKitAPI(settings.livekit_http_url, settings.livekit_api_key, secret) as lk:
         await lk.room.create_room(api.CreateRoomRequest(name=room, empty_timeout=10))
+        # The key pair can summon the agent too.
+        await lk.agent_dispatch.create_dispatch(
+            api.CreateAgentDispatchRequest(agent_name=settings.agent_name, room=room)
+        )
     voice = VoiceClient(
         settings.livekit_url, settings.livekit_api_key, secret, room=room, identity=str(speaker.id)
     )
@@ -262,3 +266,32 @@ async def test_no_one_is_recorded_in_a_room_the_web_app_did_not_open(
             "select count(*) from public.conversations where room_name = %s", [room]
         )
         assert await cur.fetchone() == (0,)
+
+
+async def test_a_room_no_agent_could_take_is_queued_until_one_is_free(
+    stack: LocalStack, settings: Settings, speaker: Persona
+) -> None:
+    """A self-hosted LiveKit drops a dispatch no worker can take; the web app dispatches again."""
+    stack.agent.stop()  # every slot taken, as far as this room can tell: no worker at all
+    voice: VoiceClient | None = None
+    try:
+        voice = await _join(settings, str(speaker.id), "streaming")
+        waited: list[float] = []
+        waiter = asyncio.create_task(
+            wait_for_agent(settings, voice.room.name, on_wait=waited.append, retry_s=1.0)
+        )
+        deadline = time.monotonic() + 20
+        while not waited:  # the page is told the room is queued
+            assert time.monotonic() < deadline, "the waiter never reported the room queued"
+            await asyncio.sleep(0.2)
+        assert not waiter.done()
+        await asyncio.to_thread(stack.up)  # a worker is free again
+        assert await asyncio.wait_for(waiter, 120) is True
+        t0 = time.monotonic()
+        assert await voice.wait_for_agent_audio(t0 - 30, timeout_s=60) is not None, (
+            "the queued room got an agent but no greeting"
+        )
+    finally:
+        if voice is not None:
+            await voice.close()
+        await asyncio.to_thread(stack.up)
