@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import panel as pn
@@ -386,6 +387,11 @@ def serve(*, port: int, address: str = "127.0.0.1", **extra: Any) -> Any:
             "no cookie secret: set WORKBENCH_COOKIE_SECRET (./dev up generates one locally)"
         )
     origins = [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
+    # Where people open it (a TLS proxy's https origin, a site URL): Bokeh's websocket
+    # checks the page's origin against this list.
+    public = urlsplit(settings.public_url)
+    default_port = 443 if public.scheme == "https" else 80
+    origins.append(f"{public.hostname}:{public.port or default_port}")
     return pn.serve(
         {
             **routes(),

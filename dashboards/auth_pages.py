@@ -96,7 +96,8 @@ class _FormHandler(RequestHandler):
             COOKIE_NAME,
             cookie,
             httponly=True,
-            secure=self.request.protocol == "https",
+            # Behind the TLS proxy the request itself arrives as http on loopback.
+            secure=web_context().settings.public_url.startswith("https://"),
             samesite="Lax",
             expires_days=ABSOLUTE_S / 86400,
         )

@@ -39,7 +39,10 @@ class WebContext:
         self.settings = settings
         self.verifier = verifier_for(settings)
         self._pools: dict[str, AsyncConnectionPool] = {}
-        self.trusted_proxies = parse_networks(settings.trusted_proxies)
+        # The local TLS proxy forwards every browser from loopback: believe its
+        # X-Forwarded-For unless trusted proxies are configured explicitly.
+        local_proxy = "127.0.0.1/32" if settings.tls_host and settings.is_local else None
+        self.trusted_proxies = parse_networks(settings.trusted_proxies or local_proxy)
         self._checked: dict[str, tuple[float, WebSession]] = {}
         if settings.supabase_anon_key is None:
             raise ValueError("the web server needs SUPABASE_ANON_KEY")

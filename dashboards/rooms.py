@@ -119,7 +119,8 @@ async def open_room(
         .with_ttl(TOKEN_TTL)
         .to_jwt()
     )
-    return RoomTicket(url=settings.livekit_url, room=room, token=token)
+    assert settings.browser_livekit_url is not None
+    return RoomTicket(url=settings.browser_livekit_url, room=room, token=token)
 
 
 async def _dispatch(lk: api.LiveKitAPI, settings: Settings, room: str, metadata: str) -> None:

@@ -14,7 +14,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -44,6 +44,26 @@ def _env(*names: str) -> AliasChoices:
 
 class SettingsError(ValueError):
     """Settings are invalid; the message names each variable and the fix."""
+
+
+def _insecure_transports(settings: Settings) -> list[str]:
+    """What a hosted deployment would send in clear, each with the fix."""
+    problems = []
+    if settings.supabase_url and not settings.supabase_url.startswith("https://"):
+        problems.append(f"SUPABASE_URL must be https://, not {settings.supabase_url!r}")
+    if settings.livekit_url and not settings.livekit_url.startswith("wss://"):
+        problems.append(f"LIVEKIT_URL must be wss://, not {settings.livekit_url!r}")
+    if settings.site_url and not settings.site_url.startswith("https://"):
+        problems.append(f"WORKBENCH_SITE_URL must be https://, not {settings.site_url!r}")
+    for name, url in (
+        ("DATABASE_URL", settings.database_url),
+        ("DATABASE_ADMIN_URL", settings.database_admin_url),
+    ):
+        if url is not None:
+            query = parse_qs(urlsplit(url.get_secret_value()).query)
+            if query.get("sslmode", [""])[-1] not in ("require", "verify-ca", "verify-full"):
+                problems.append(f"{name} needs sslmode=require (or verify-ca / verify-full)")
+    return problems
 
 
 class Settings(BaseSettings):
@@ -126,6 +146,19 @@ class Settings(BaseSettings):
     max_rooms_per_user: int = Field(
         2, ge=1, le=100, validation_alias=_env("WORKBENCH_MAX_ROOMS_PER_USER", "max_rooms_per_user")
     )
+
+    # Serve beyond localhost over HTTPS (browsers give the microphone only to secure
+    # pages): the hostname people open, the port, and the address to bind (default: what
+    # the hostname resolves to). A certificate of one's own, else a local CA's (.local/tls).
+    tls_host: str | None = Field(None, validation_alias=_env("WORKBENCH_TLS_HOST", "tls_host"))
+    tls_port: int = Field(
+        8443, ge=1, le=65535, validation_alias=_env("WORKBENCH_TLS_PORT", "tls_port")
+    )
+    tls_address: str | None = Field(
+        None, validation_alias=_env("WORKBENCH_TLS_ADDRESS", "tls_address")
+    )
+    tls_cert: Path | None = Field(None, validation_alias=_env("WORKBENCH_TLS_CERT", "tls_cert"))
+    tls_key: Path | None = Field(None, validation_alias=_env("WORKBENCH_TLS_KEY", "tls_key"))
 
     # Where people open the web app; links in mail (password reset, confirmation) point
     # here, never at whatever Host header a request carried.
@@ -277,6 +310,12 @@ class Settings(BaseSettings):
                 + ", ".join(missing)
                 + " (see README, 'Hosted services')"
             )
+        insecure = _insecure_transports(self)
+        if insecure:
+            raise ValueError(
+                "WORKBENCH_STACK=hosted talks to its services across a network, encrypted: "
+                + "; ".join(insecure)
+            )
         return self
 
     @property
@@ -293,8 +332,21 @@ class Settings(BaseSettings):
 
     @property
     def public_url(self) -> str:
-        """The web app's address as people open it (WORKBENCH_SITE_URL, else the loopback port)."""
-        return (self.site_url or f"http://127.0.0.1:{self.panel_port}").rstrip("/")
+        """The web app's address as people open it (WORKBENCH_SITE_URL, the TLS host, else loopback)."""
+        if self.site_url:
+            return self.site_url.rstrip("/")
+        if self.tls_host:
+            port = "" if self.tls_port == 443 else f":{self.tls_port}"
+            return f"https://{self.tls_host}{port}"
+        return f"http://127.0.0.1:{self.panel_port}"
+
+    @property
+    def browser_livekit_url(self) -> str | None:
+        """LiveKit's URL as browsers reach it: through the TLS proxy (wss) when there is one."""
+        if self.tls_host and self.is_local:
+            port = "" if self.tls_port == 443 else f":{self.tls_port}"
+            return f"wss://{self.tls_host}{port}"
+        return self.livekit_url
 
     @property
     def jwks_url(self) -> str:

@@ -7,6 +7,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import sys
 import time
 from collections.abc import Iterator
@@ -23,6 +24,8 @@ from workbench.stack.errors import StackError
 from workbench.stack.layout import StackLayout
 from workbench.stack.postgres import PostgresService
 from workbench.stack.services import LocalStack
+from workbench.stack.tls import ensure_certificates
+from workbench.stack.tls_proxy import TlsProxyService
 
 pytestmark = pytest.mark.integration
 
@@ -124,7 +127,7 @@ def test_hosted_mode_has_no_local_stack(settings: object, monkeypatch: pytest.Mo
         "SUPABASE_URL": "https://abc.supabase.co",
         "SUPABASE_ANON_KEY": "a",
         "SUPABASE_SERVICE_ROLE_KEY": "s",
-        "DATABASE_URL": "postgresql://u:p@db.example.org/postgres",
+        "DATABASE_URL": "postgresql://u:p@db.example.org/postgres?sslmode=require",
         "LIVEKIT_URL": "wss://x.livekit.cloud",
         "LIVEKIT_API_KEY": "k",
         "LIVEKIT_API_SECRET": "s",
@@ -218,3 +221,44 @@ def test_the_reset_form_is_rate_limited_per_email(stack: LocalStack) -> None:
             statuses.append(answer.status_code)
     assert statuses == [200, 200, 200, 429]
     assert "Too many requests; try again in" in answer.text
+
+
+def test_the_tls_proxy_serves_the_web_app_and_livekit_signalling_on_one_https_origin(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    """`./dev up --tls HOST`'s proxy: nginx from Debian, a local CA, checked as a browser checks."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    layout = StackLayout(local_dir=tmp_path, cache_dir=stack.layout.cache_dir)
+    for folder in (layout.logs_dir, layout.run_dir):
+        folder.mkdir()
+    tls = ensure_certificates(tmp_path / "tls", "localhost", addresses=["127.0.0.1"])
+    assert tls.ca is not None
+    proxy = TlsProxyService(
+        layout,
+        hostname="localhost",
+        address="127.0.0.1",
+        port=port,
+        tls=tls,
+        web_upstream=f"127.0.0.1:{stack.settings.panel_port}",
+        livekit_upstream=f"127.0.0.1:{stack.settings.livekit_port}",
+    )
+    proxy.prepare()
+    proxy.start()
+    try:
+        trusting = ssl.create_default_context(cafile=str(tls.ca))
+        with httpx.Client(verify=trusting) as client:
+            page = client.get(f"https://localhost:{port}/login")
+            assert page.status_code == 200
+            assert "Sign in" in page.text
+            assert page.headers["strict-transport-security"].startswith("max-age=")
+            # LiveKit's signalling path reaches LiveKit (which wants a token).
+            signalling = client.get(f"https://localhost:{port}/rtc/validate")
+            assert signalling.status_code == 401, signalling.text
+        # Without the CA the certificate is not trusted: nothing is accepted blindly.
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            httpx.get(f"https://localhost:{port}/login")
+        assert f"trust {tls.ca}" in proxy.status_detail()
+    finally:
+        proxy.stop()

@@ -5,9 +5,13 @@ Chromium's microphone plays a real recording to the agent.
 Chromium will not use loopback for WebRTC, so the browser runs on a client
 host (a network namespace of this test's own) and reaches, over a veth link,
 a LiveKit server, an agent worker and the web server started here for the
-test on the link's server address. The agent records into the stack's
-database as always. The test waits for the user's transcript and the agent's
-reply on the page, then for both turns in the database.
+test on the link's server address, behind the TLS mode's proxy (nginx) with a
+certificate from the local CA: the browser trusts that CA (an NSS database in
+its HOME, as a person would import it) and opens https://workbench.test, as a
+researcher opens a lab server from a laptop; the microphone is granted because
+the page is secure, and LiveKit's signalling runs over wss. The agent records
+into the stack's database as always. The test waits for the user's transcript
+and the agent's reply on the page, then for both turns in the database.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import os
 import re
 import secrets
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -42,6 +47,8 @@ from workbench.stack.gobuild import LIVEKIT_SERVER, ensure_go_binary
 from workbench.stack.livekit_server import livekit_config
 from workbench.stack.mailcatcher import links_in, read_messages
 from workbench.stack.services import LocalStack
+from workbench.stack.tls import ensure_certificates
+from workbench.stack.tls_proxy import ensure_nginx, nginx_config
 
 pytestmark = [
     pytest.mark.ui,
@@ -49,6 +56,7 @@ pytestmark = [
 ]
 
 KEY, SECRET = "browserkey", "browser-secret-0123456789abcdefghijklmnopqrstuv"
+HOSTNAME = "workbench.test"  # resolved by the browser to the server host's address
 
 
 def _free_port(ip: str, kind: int = socket.SOCK_STREAM) -> int:
@@ -77,7 +85,9 @@ class Servers:
         ip = hosts.server_ip
         self.livekit_port = _free_port(ip)
         self.web_port = _free_port(ip)
-        self.web_url = f"http://{ip}:{self.web_port}"
+        self.tls_port = _free_port(ip)
+        self.web_url = f"https://{HOSTNAME}:{self.tls_port}"
+        self.tls = ensure_certificates(workdir / "tls", HOSTNAME, addresses=[ip])
         self.env = {
             **os.environ,
             "PYTHONPATH": str(REPO_ROOT),
@@ -87,8 +97,13 @@ class Servers:
             "WORKBENCH_AGENT_PORT": str(_free_port("127.0.0.1")),
             "WORKBENCH_PANEL_PORT": str(self.web_port),
             "WORKBENCH_PANEL_ADDRESS": ip,
+            # The TLS mode: pages and LiveKit's signalling on https/wss://workbench.test.
+            "WORKBENCH_TLS_HOST": HOSTNAME,
+            "WORKBENCH_TLS_PORT": str(self.tls_port),
+            "WORKBENCH_TRUSTED_PROXIES": ip,  # the proxy reaches the web app from here
             "HF_HUB_OFFLINE": "1",
         }
+        self.nginx = ensure_nginx(settings.cache_dir)
         self.binary = ensure_go_binary(
             LIVEKIT_SERVER, cache_dir=settings.cache_dir, log_path=workdir / "build.log"
         ).path
@@ -124,6 +139,31 @@ class Servers:
             livekit,
             30,
         )
+        (self.workdir / "nginx-temp").mkdir()
+        (self.workdir / "nginx.conf").write_text(
+            nginx_config(
+                listen=f"{ip}:{self.tls_port}",
+                server_name=HOSTNAME,
+                tls=self.tls,
+                web_upstream=f"{ip}:{self.web_port}",
+                livekit_upstream=f"{ip}:{self.livekit_port}",
+                state_dir=self.workdir,
+            )
+        )
+        proxy, proxy_log = self._start(
+            "tls-proxy",
+            [
+                str(self.nginx),
+                "-e",
+                "stderr",
+                "-p",
+                str(self.workdir),
+                "-c",
+                str(self.workdir / "nginx.conf"),
+                "-g",
+                "daemon off;",
+            ],
+        )
         agent, agent_log = self._start("agent", [sys.executable, "-m", "agent"])
         web, web_log = self._start("web", [sys.executable, "-m", "dashboards"])
         _wait(
@@ -133,7 +173,21 @@ class Servers:
             agent,
             240,
         )
-        _wait(lambda: _answers(f"{self.web_url}/liveness"), "web server", web_log, web, 120)
+        _wait(
+            lambda: _answers(f"http://{ip}:{self.web_port}/liveness"),
+            "web server",
+            web_log,
+            web,
+            120,
+        )
+        # Through the proxy, checked against the local CA (the certificate names the IP too).
+        _wait(
+            lambda: _answers(f"https://{ip}:{self.tls_port}/liveness", ca=self.tls.ca),
+            "TLS proxy",
+            proxy_log,
+            proxy,
+            30,
+        )
 
     def stop(self) -> None:
         for process in reversed(self.processes):
@@ -146,9 +200,10 @@ class Servers:
                 process.wait()
 
 
-def _answers(url: str) -> bool:
+def _answers(url: str, ca: Path | None = None) -> bool:
+    verify = ssl.create_default_context(cafile=str(ca)) if ca else True
     try:
-        return httpx.get(url, timeout=2).status_code == 200
+        return httpx.get(url, timeout=2, verify=verify).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -180,10 +235,36 @@ def microphone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _home_trusting(ca: Path, home: Path) -> Path:
+    """A HOME whose NSS database (Chromium's trust store on Linux) trusts `ca` for websites."""
+    nssdb = home / ".pki" / "nssdb"
+    nssdb.mkdir(parents=True)
+    subprocess.run(["certutil", "-N", "-d", f"sql:{nssdb}", "--empty-password"], check=True)
+    subprocess.run(
+        [
+            "certutil",
+            "-A",
+            "-d",
+            f"sql:{nssdb}",
+            "-n",
+            "Voice Workbench local CA",
+            "-t",
+            "C,,",
+            "-i",
+            str(ca),
+        ],
+        check=True,
+    )
+    return home
+
+
 def _launch(playwright: Any, servers: Servers, microphone: Path) -> Any:
     wrapper = wrapper_in_namespace(servers.hosts.client_ns, CHROMIUM, servers.workdir)
+    assert servers.tls.ca is not None
+    home = _home_trusting(servers.tls.ca, servers.workdir / "browser-home")
     return playwright.chromium.launch(
         executable_path=str(wrapper),
+        env={**os.environ, "HOME": str(home)},
         args=[
             "--no-sandbox",
             "--disable-gpu",
@@ -193,9 +274,8 @@ def _launch(playwright: Any, servers: Servers, microphone: Path) -> Any:
             "--use-fake-device-for-media-stream",
             f"--use-file-for-fake-audio-capture={microphone}",
             "--autoplay-policy=no-user-gesture-required",
-            # The test host is plain http on a private address; browsers grant the
-            # microphone only to secure origins (https or localhost) otherwise.
-            f"--unsafely-treat-insecure-origin-as-secure={servers.web_url}",
+            # The name people would have in DNS; the certificate is checked as usual.
+            f"--host-resolver-rules=MAP {HOSTNAME} {servers.hosts.server_ip}",
         ],
     )
 
@@ -272,12 +352,7 @@ def test_a_newcomers_first_conversation(
     first, second, third = (secrets.token_urlsafe(12) for _ in range(3))
     mail_folder = LocalStack(web_settings).mail.folder
     outside: list[str] = []
-    allowed = (
-        f"http://{servers.hosts.server_ip}",
-        f"ws://{servers.hosts.server_ip}",
-        "data:",
-        "blob:",
-    )
+    allowed = (servers.web_url, f"wss://{HOSTNAME}:{servers.tls_port}", "data:", "blob:")
     with sync_playwright() as playwright:
         browser = _launch(playwright, servers, microphone)
         context = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -292,6 +367,9 @@ def test_a_newcomers_first_conversation(
             expect(page.get_by_role("alert")).to_contain_text("Your account is ready: sign in.")
             _sign_in(page, web, email, first)
             expect(page).not_to_have_url(re.compile(r"/login"))
+            (session,) = [c for c in context.cookies() if c["name"] == "vwb_session"]
+            assert session["secure"], "the session cookie must be Secure behind TLS"
+            assert session["httpOnly"]
             with psycopg.connect(admin_database_url(web_settings)) as conn:
                 (user_id,) = conn.execute(
                     "select id::text from auth.users where email = %s", [email]
@@ -318,9 +396,16 @@ def test_a_newcomers_first_conversation(
             expect(page.get_by_text(re.compile(r"Turn \d+ \(agent\)")).first).to_be_visible()
             src = page.locator("audio").first.get_attribute("src")
             assert src is not None
-            played = context.request.get(f"{web}{src}")
-            assert played.status == 200
-            assert played.body()[:4] == b"RIFF"
+            # Fetched by the page (the browser's TLS and name resolution), as the player does.
+            status, head = page.evaluate(
+                """async src => {
+                    const answer = await fetch(src);
+                    const bytes = new Uint8Array(await answer.arrayBuffer());
+                    return [answer.status, String.fromCharCode(...bytes.slice(0, 4))];
+                }""",
+                src,
+            )
+            assert (status, head) == (200, "RIFF")
             page.screenshot(path=str(ARTIFACTS / "journey-history.png"), full_page=True)
 
             # Change the password on the profile page, sign out, and only the new one works.

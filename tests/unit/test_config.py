@@ -15,7 +15,7 @@ HOSTED = {
     "SUPABASE_URL": "https://abc.supabase.co",
     "SUPABASE_ANON_KEY": "anon",
     "SUPABASE_SERVICE_ROLE_KEY": "service",
-    "DATABASE_URL": "postgresql://postgres:pw@db.abc.supabase.co:5432/postgres",
+    "DATABASE_URL": "postgresql://postgres:pw@db.abc.supabase.co:5432/postgres?sslmode=require",
     "LIVEKIT_URL": "wss://demo.livekit.cloud",
     "LIVEKIT_API_KEY": "key",
     "LIVEKIT_API_SECRET": "secret",
@@ -149,3 +149,45 @@ def test_settings_are_frozen() -> None:
     settings = load()
     with pytest.raises(ValueError, match="frozen"):
         settings.livekit_port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "expected"),
+    [
+        ("SUPABASE_URL", "http://abc.supabase.co", "SUPABASE_URL must be https://"),
+        ("LIVEKIT_URL", "ws://demo.livekit.cloud", "LIVEKIT_URL must be wss://"),
+        (
+            "WORKBENCH_SITE_URL",
+            "http://workbench.example.org",
+            "WORKBENCH_SITE_URL must be https://",
+        ),
+        (
+            "DATABASE_URL",
+            "postgresql://u:p@db.example.org/postgres",
+            "DATABASE_URL needs sslmode=require",
+        ),
+        (
+            "DATABASE_URL",
+            "postgresql://u:p@db.example.org/postgres?sslmode=prefer",
+            "DATABASE_URL needs sslmode=require",
+        ),
+    ],
+)
+def test_hosted_mode_refuses_clear_text_transports(
+    monkeypatch: pytest.MonkeyPatch, env: str, value: str, expected: str
+) -> None:
+    for name, setting in HOSTED.items():
+        monkeypatch.setenv(name, setting)
+    monkeypatch.setenv("WORKBENCH_STACK", "hosted")
+    monkeypatch.setenv(env, value)
+    with pytest.raises(SettingsError, match=expected):
+        load()
+
+
+def test_tls_mode_serves_pages_and_livekit_on_one_https_origin(tmp_path: Path) -> None:
+    settings = load(local_dir=str(tmp_path), tls_host="lab.example.org", tls_port=8443)
+    assert settings.public_url == "https://lab.example.org:8443"
+    assert settings.browser_livekit_url == "wss://lab.example.org:8443"
+    plain = load(local_dir=str(tmp_path))
+    assert plain.public_url.startswith("http://127.0.0.1:")
+    assert plain.browser_livekit_url == plain.livekit_url

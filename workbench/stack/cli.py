@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from workbench.stack.errors import StackError
 from workbench.stack.local_accounts import ACCOUNTS_FILE
 from workbench.stack.services import LocalStack, ServiceReport
 
-SERVICES = ("postgres", "mail", "auth", "livekit", "agent", "web")
+SERVICES = ("postgres", "mail", "auth", "livekit", "agent", "web", "tls-proxy")
 
 
 def _print_reports(reports: list[ServiceReport]) -> None:
@@ -43,7 +44,12 @@ def cmd_up(stack: LocalStack, _: argparse.Namespace) -> int:
         for account in stack.accounts_made:
             print(f"  {account.role:<11} {account.email:<28} password {account.password}")
         print("  or create your own account on the sign-in page (Create an account).")
-    print(f"\nready: open {stack.web.url}")
+    if stack.tls_proxy is not None and stack.tls_proxy.tls.ca is not None:
+        print(
+            f"\nHTTPS with a local CA: trust {stack.tls_proxy.tls.ca} once in the browser "
+            "(or OS) of each machine that opens the workbench."
+        )
+    print(f"\nready: open {stack.public_url}")
     return 0
 
 
@@ -98,7 +104,13 @@ def cmd_reset(stack: LocalStack, args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench stack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start every service (idempotent)").set_defaults(func=cmd_up)
+    up = sub.add_parser("up", help="start every service (idempotent)")
+    up.add_argument(
+        "--tls",
+        metavar="HOSTNAME",
+        help="serve over HTTPS as HOSTNAME (as WORKBENCH_TLS_HOST; put it in .env to keep it)",
+    )
+    up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop the processes the stack started").set_defaults(func=cmd_down)
     sub.add_parser("status", help="state of each service").set_defaults(func=cmd_status)
     logs = sub.add_parser("logs", help="show service logs")
@@ -116,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the stack CLI; errors print one clear line (plus log lines) and exit non-zero."""
     args = build_parser().parse_args(argv)
+    if getattr(args, "tls", None):
+        # Through the environment: the services this `up` starts read it too.
+        os.environ["WORKBENCH_TLS_HOST"] = args.tls
+        get_settings.cache_clear()
     try:
         stack = LocalStack(get_settings())
         return int(args.func(stack, args))

@@ -21,18 +21,25 @@ def livekit_config(
     api_key: str,
     api_secret: str,
     ip_cidr: str,
+    also_loopback: bool = False,
 ) -> dict[str, object]:
-    """A single-node server config that advertises only `bind_ip` (see ARCHITECTURE, network rule)."""
+    """A single-node server config that advertises only `bind_ip` (see ARCHITECTURE, network rule).
+
+    `also_loopback` binds 127.0.0.1 too, for a server whose media is reached on
+    `bind_ip` (a lab address, TLS mode) while the agent and the TLS proxy on this
+    machine use loopback.
+    """
+    binds = [bind_ip, "127.0.0.1"] if also_loopback and bind_ip != "127.0.0.1" else [bind_ip]
     return {
         "port": port,
-        "bind_addresses": [bind_ip],
+        "bind_addresses": binds,
         "rtc": {
             "tcp_port": tcp_port,
             "udp_port": udp_port,
             "use_external_ip": False,  # true would ask a public STUN server
             "node_ip": bind_ip,
-            "enable_loopback_candidate": bind_ip.startswith("127."),
-            "ips": {"includes": [ip_cidr]},
+            "enable_loopback_candidate": "127.0.0.1" in binds,
+            "ips": {"includes": [ip_cidr, *(["127.0.0.1/32"] if len(binds) > 1 else [])]},
             # Clients otherwise default to Google's STUN servers; the server's
             # own ICE port answers binding requests.
             "stun_servers": [f"{bind_ip}:{udp_port}"],
@@ -57,9 +64,12 @@ class LiveKitService(BinaryService):
         udp_port: int,
         api_key: str,
         api_secret: str,
+        media_ip: str = "127.0.0.1",
     ) -> None:
         super().__init__(layout)
         self.port, self.tcp_port, self.udp_port = port, tcp_port, udp_port
+        # Where browsers reach its media (ICE): loopback, or the lab address in TLS mode.
+        self.media_ip = media_ip
         self._key, self._secret = api_key, api_secret
         self.config_path = layout.run_dir / "livekit.yaml"
 
@@ -79,13 +89,14 @@ class LiveKitService(BinaryService):
 
     def command(self, binary: Path) -> list[str]:
         config = livekit_config(
-            bind_ip="127.0.0.1",
+            bind_ip=self.media_ip,
             port=self.port,
             tcp_port=self.tcp_port,
             udp_port=self.udp_port,
             api_key=self._key,
             api_secret=self._secret,
-            ip_cidr="127.0.0.1/32",
+            ip_cidr=f"{self.media_ip}/32",
+            also_loopback=True,
         )
         self.config_path.parent.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from workbench.config import Settings
@@ -15,8 +17,11 @@ from workbench.stack.layout import StackLayout
 from workbench.stack.livekit_server import LiveKitService
 from workbench.stack.local_accounts import LocalAccount
 from workbench.stack.mail_service import MailService
+from workbench.stack.managed import BinaryService
 from workbench.stack.postgres import PostgresService
 from workbench.stack.secrets import ensure_local_secrets
+from workbench.stack.tls import ensure_certificates
+from workbench.stack.tls_proxy import TlsProxyService
 from workbench.stack.web_service import WebService
 
 State = Literal["running", "unhealthy", "stopped"]
@@ -60,6 +65,7 @@ class LocalStack:
             confirm_email=settings.auth_confirm_email,
         )
         self.mail = MailService(self.layout, port=settings.mail_port)
+        self.tls_proxy = _tls_proxy(settings, self.layout)
         self.livekit = LiveKitService(
             self.layout,
             port=settings.livekit_port,
@@ -67,6 +73,7 @@ class LocalStack:
             udp_port=settings.livekit_udp_port,
             api_key=secrets["livekit_api_key"],
             api_secret=secrets["livekit_api_secret"],
+            media_ip=self.tls_proxy.address if self.tls_proxy else "127.0.0.1",
         )
         self.agent = AgentService(
             self.layout, port=settings.agent_port, stack_file=settings.agent_stack
@@ -103,7 +110,14 @@ class LocalStack:
         )
         self._step("agent", self.agent.prepare, self.agent.start)
         self._step("web", self.web.prepare, self.web.start)
+        if self.tls_proxy is not None:
+            self._step("tls-proxy", self.tls_proxy.prepare, self.tls_proxy.start)
         return self.status()
+
+    @property
+    def public_url(self) -> str:
+        """What people open: the TLS proxy's https URL, or the web app on loopback."""
+        return self.tls_proxy.url if self.tls_proxy is not None else self.web.url
 
     def _step(self, name: str, prepare: Callable[[], None], start: Callable[[], None]) -> None:
         # Prepare (a build, a model conversion) is timed apart from the start, so a
@@ -119,7 +133,9 @@ class LocalStack:
     def down(self) -> list[str]:
         """Stop every process the stack started (by pidfile); names of those stopped."""
         stopped = []
-        for service in (self.web, self.agent, self.livekit, self.auth, self.mail):
+        # The proxy is stopped by pidfile whether or not this `down` was told about TLS.
+        proxy = self.tls_proxy or _TlsProxyPid(self.layout)
+        for service in (proxy, self.web, self.agent, self.livekit, self.auth, self.mail):
             if service.stop():
                 stopped.append(service.name)
         if self.postgres.stop():
@@ -136,7 +152,10 @@ class LocalStack:
                 self.postgres.pid() if self.postgres.running() else None,
             )
         ]
-        for service in (self.mail, self.auth, self.livekit, self.agent, self.web):
+        services: list[BinaryService] = [self.mail, self.auth, self.livekit, self.agent, self.web]
+        if self.tls_proxy is not None:
+            services.append(self.tls_proxy)
+        for service in services:
             reports.append(
                 ServiceReport(
                     service.name,
@@ -147,6 +166,47 @@ class LocalStack:
                 )
             )
         return reports
+
+
+def _tls_proxy(settings: Settings, layout: StackLayout) -> TlsProxyService | None:
+    """The HTTPS front (WORKBENCH_TLS_HOST), with its certificate made or renewed; None without TLS."""
+    if not settings.tls_host:
+        return None
+    address = settings.tls_address
+    if address is None:
+        try:
+            address = socket.gethostbyname(settings.tls_host)
+        except OSError:
+            raise StackError(
+                f"WORKBENCH_TLS_HOST={settings.tls_host} does not resolve here; set "
+                "WORKBENCH_TLS_ADDRESS to this machine's address that people reach"
+            ) from None
+    files = ensure_certificates(
+        layout.local_dir / "tls",
+        settings.tls_host,
+        addresses=[address],
+        own_cert=settings.tls_cert,
+        own_key=settings.tls_key,
+    )
+    return TlsProxyService(
+        layout,
+        hostname=settings.tls_host,
+        address=address,
+        port=settings.tls_port,
+        tls=files,
+        web_upstream=f"127.0.0.1:{settings.panel_port}",
+        livekit_upstream=f"127.0.0.1:{settings.livekit_port}",
+    )
+
+
+class _TlsProxyPid(BinaryService):
+    """Only the proxy's pidfile: lets `down` stop a proxy an earlier `up --tls` started."""
+
+    name = TlsProxyService.name
+    health_url = url = ""
+
+    def command(self, binary: Path) -> list[str]:
+        raise NotImplementedError
 
 
 def _state(running: bool, healthy: Callable[[], bool]) -> State:
