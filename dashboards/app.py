@@ -105,17 +105,39 @@ def session_cookie() -> str | None:
 ENDED_MARKDOWN = "Your session has ended. [Sign in again](/login)."
 
 
+# How often an open page checks, without counting as use, that its session stands.
+WATCH_S = 10
+
+
 class PageSession:
     """The signed-in session behind one open page, checked again before each action.
 
     A sign-out, an expiry or a password change elsewhere reaches the page within
-    `LIVENESS_S`: its next action finds the session gone, the page says so and
-    shows nothing more.
+    `LIVENESS_S` of its next action, or within `WATCH_S` while it sits idle: the
+    page says so and shows nothing more.
     """
 
     def __init__(self, session: WebSession, body: pn.Column) -> None:
         self._session = session
         self._body = body
+        self._watch: Any = None
+
+    def _end(self) -> None:
+        self._body[:] = [pn.pane.Markdown(ENDED_MARKDOWN)]
+        if self._watch is not None:
+            self._watch.stop()
+
+    def watch(self) -> None:
+        """Close the page when its session ends, even if no one touches it."""
+
+        async def check() -> None:
+            context = web_context()
+            async with context.connection() as conn:
+                alive = await context.sessions.alive(conn, self._session.cookie)
+            if not alive:
+                self._end()
+
+        self._watch = pn.state.add_periodic_callback(check, period=WATCH_S * 1000)
 
     @property
     def user_id(self) -> UUID:
@@ -134,7 +156,7 @@ class PageSession:
         try:
             self._session = await context.live(self._session)
         except SessionEnded:
-            self._body[:] = [pn.pane.Markdown(ENDED_MARKDOWN)]
+            self._end()
             raise
         async with context.as_user(self._session) as conn:
             yield conn
@@ -171,6 +193,7 @@ def _session_page(
                 body[:] = [pn.pane.Alert(f"{title} is for {needs}s only.", alert_type="danger")]
                 return
             await build(session, body)
+            session.watch()
 
         pn.state.onload(fill)
         return _template(title, body, nav)

@@ -15,6 +15,7 @@ import pytest
 from bokeh.util.token import get_token_payload
 from playwright.sync_api import expect
 
+from dashboards.app import WATCH_S
 from dashboards.context import LIVENESS_S
 from tests.support.personas import Persona, session_as
 from tests.support.web import run_async, signed_in_cookie
@@ -439,3 +440,32 @@ def test_an_open_page_notices_that_its_session_ended(
     save.click()
     expect(visit.page.get_by_text("Your session has ended.")).to_be_visible(timeout=15_000)
     expect(save).to_be_hidden()
+
+
+def test_an_idle_page_closes_when_its_session_ends_and_does_not_keep_it_alive(
+    visit: Visit,
+    base_url: str,
+    people: dict[str, Persona],
+    sign_in,  # type: ignore[no-untyped-def]
+    web_settings: Settings,
+) -> None:
+    """Nobody touches the page: it still stops showing data once the session is gone."""
+    cookie = sign_in(visit, people["user"])
+    visit.page.goto(f"{base_url}/history")
+    expect(visit.page.get_by_label("Conversation")).to_be_visible(timeout=30_000)
+    id_hash = hashlib.sha256(cookie.encode()).hexdigest()
+    with psycopg.connect(admin_database_url(web_settings), autocommit=True) as conn:
+        (seen,) = conn.execute(
+            "select last_seen_at from private.web_sessions where id_hash = %s", [id_hash]
+        ).fetchone() or (None,)
+    visit.page.wait_for_timeout(WATCH_S * 1000 + 2000)  # the page's watch ran at least once
+    with psycopg.connect(admin_database_url(web_settings), autocommit=True) as conn:
+        (still,) = conn.execute(
+            "select last_seen_at from private.web_sessions where id_hash = %s", [id_hash]
+        ).fetchone() or (None,)
+        assert still == seen, "watching an idle page counted as use of the session"
+        conn.execute("delete from private.web_sessions where id_hash = %s", [id_hash])
+    expect(visit.page.get_by_text("Your session has ended.")).to_be_visible(
+        timeout=(WATCH_S + 5) * 1000
+    )
+    expect(visit.page.get_by_label("Conversation")).to_be_hidden()

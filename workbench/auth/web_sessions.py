@@ -154,6 +154,20 @@ class WebSessions:
             user_id=user_id, claims=claims, access_token=access_token, cookie=cookie_value
         )
 
+    async def alive(self, conn: AsyncConnection[Any], cookie_value: str) -> bool:
+        """Whether the session behind a cookie still stands, without counting as use.
+
+        For pages watching their session while idle: a tab left open must not keep
+        its session from timing out.
+        """
+        cur = await conn.execute(
+            """select 1 from private.web_sessions
+               where id_hash = %s and expires_at > now()
+                 and last_seen_at > now() - make_interval(secs => %s)""",
+            [_hash(cookie_value), IDLE_S],
+        )
+        return await cur.fetchone() is not None
+
     async def tokens(
         self, conn: AsyncConnection[Any], cookie_value: str | None
     ) -> tuple[str, str] | None:
