@@ -353,7 +353,8 @@ async def replay(
     `repair` is for journals whose writer is gone (see `read_journal`).
     """
     journal = folder / "journal.jsonl"
-    if not journal.exists():
+    if not journal.exists():  # the job died before its first record: nothing to store
+        shutil.rmtree(folder, ignore_errors=True)
         return True
     with _folder_lock(folder):
         progress = _Progress.load(folder)
