@@ -61,6 +61,7 @@ class ModelHealth:
         self.consecutive_failures = 0
         self.ever_ready = False
         self.gave_up = False
+        self.registered = False  # with LiveKit: until then no room can be dispatched to it
         self.reason = ""
         self._ready_pids: set[int] = set()
         self._write()
@@ -82,6 +83,7 @@ class ModelHealth:
             "consecutive_failures": self.consecutive_failures,
             "max_failures": self.max_failures,
             "processes_ready": len(self._ready_pids),
+            "registered": self.registered,
             "worker_pid": os.getpid(),
             "updated_at": time.time(),
         }
@@ -131,9 +133,15 @@ class ModelHealth:
             return
         self._write()
 
+    def worker_registered(self) -> None:
+        """The worker registered with LiveKit (rooms can be dispatched to it now)."""
+        self.registered = True
+        self._write()
+
     async def handle(self, _request: web.Request) -> web.Response:
-        """GET /models: the snapshot; 200 when ready, 503 otherwise."""
-        return web.json_response(self.snapshot(), status=200 if self.state == "ready" else 503)
+        """GET /models: the snapshot; 200 when ready and registered, 503 otherwise."""
+        serving = self.state == "ready" and self.registered
+        return web.json_response(self.snapshot(), status=200 if serving else 503)
 
     def _write(self) -> None:
         if self.status_file is None:

@@ -43,7 +43,7 @@ from workbench.db.connection import service_session
 from workbench.db.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from workbench.db.models import SessionPrompt, TurnDraft
 from workbench.db.repositories import ConversationsRepo
-from workbench.stack.processes import PidFile
+from workbench.processes import PidFile
 from workbench.storage import ObjectStore
 
 log = logging.getLogger("workbench.agent.recorder")

@@ -11,34 +11,11 @@ sentences, and by then audio is already playing).
 
 from __future__ import annotations
 
-import re
-
 from livekit.agents import tokenize
 from livekit.agents.tokenize.token_stream import BufferedSentenceStream
 from livekit.agents.tokenize.tokenizer import SentenceStream, TokenData
 
-# A mark counts once the text after it has started (whitespace follows), so "3.5" and
-# a comma that is still being generated do not cut.
-_BOUNDARY = re.compile(r"(?P<sentence>[.!?\u2026]+)[\"')\]]*(?=\s)|[,;:\u2014](?=\s)")
-_COMPLETE_WORD = re.compile(r"\S+(?=\s)")
-_ABBREVIATIONS = frozenset({"mr", "mrs", "ms", "dr", "st", "vs", "etc", "e.g", "i.e", "prof"})
-
-
-def first_chunk_end(text: str, *, min_words: int = 3, max_words: int = 6) -> int | None:
-    """Index just past the first speakable chunk of `text`, or None while it is incomplete."""
-    for mark in _BOUNDARY.finditer(text):
-        words = text[: mark.start()].split()
-        if mark.group("sentence"):
-            if words and words[-1].lower().rstrip(".") in _ABBREVIATIONS:
-                continue
-            if words:
-                return mark.end()
-        elif len(words) >= min_words:
-            return mark.end()
-    complete = list(_COMPLETE_WORD.finditer(text))
-    if len(complete) >= max_words:
-        return complete[max_words - 1].end()
-    return None
+from workbench.speech_text import first_chunk_end
 
 
 class FirstClauseTokenizer(tokenize.SentenceTokenizer):

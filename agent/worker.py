@@ -78,14 +78,10 @@ from workbench.models import (
     load_model,
 )
 from workbench.models.stack import load_stack
+from workbench.prompts import FALLBACK_SYSTEM_PROMPT
 from workbench.storage import ObjectStore
 
 log = logging.getLogger("workbench.agent")
-
-FALLBACK_INSTRUCTIONS = (
-    "You are a friendly voice assistant. Answer in one or two short spoken sentences. "
-    "Never use lists, markdown or emoji."
-)
 
 
 @dataclass
@@ -353,6 +349,7 @@ class SlotCountingServer(AgentServer):
             status_file=Path(status_file) if status_file else None, on_give_up=self._give_up
         )
         super().__init__(**kwargs)
+        self.on("worker_registered", lambda *_: self.model_health.worker_registered())
 
     def __setattr__(self, name: str, value: Any) -> None:
         # livekit-agents builds its HTTP server and process pool inside run() and
@@ -453,7 +450,7 @@ async def entrypoint(ctx: JobContext) -> None:
     sequential = pipeline == "sequential"
     prompt: SessionPrompt | None = None
     user_settings: dict[str, Any] = {}
-    instructions = FALLBACK_INSTRUCTIONS
+    instructions = FALLBACK_SYSTEM_PROMPT
     try:
         prompt, user_settings, instructions = await _session_prompt(connect, owner_id, slug)
     except (psycopg.OperationalError, OSError, DataError, KeyError) as exc:

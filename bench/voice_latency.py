@@ -38,6 +38,7 @@ from workbench.config import get_settings
 from workbench.db.connection import admin_database_url
 from workbench.models import ChatMessage, ChatModel, SpeechToText, TextToSpeech, load_model
 from workbench.models.stack import load_stack
+from workbench.prompts import FALLBACK_SYSTEM_PROMPT
 
 
 def pct(values: list[float], q: float) -> float:
@@ -144,7 +145,7 @@ async def baseline(turns: int) -> dict[str, list[float]]:
     }
     system = ChatMessage(
         role="system",
-        content="You are a friendly voice assistant. Answer in one or two short sentences.",
+        content=FALLBACK_SYSTEM_PROMPT,
     )
     for i in range(turns):
         audio = read_audio(utterances[i % len(utterances)].path, sample_rate_hz=SPEECH_RATE_HZ)

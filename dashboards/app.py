@@ -52,7 +52,6 @@ PAGES: dict[str, tuple[str, AppRole]] = {
     "settings": ("Settings", "user"),
     "admin": ("Admin", "admin"),
 }
-_RANK = {"user": 0, "researcher": 1, "admin": 2}
 
 
 def _template(title: str, body: pn.viewable.Viewable, nav: pn.Column) -> pn.template.BaseTemplate:
@@ -64,11 +63,9 @@ def _template(title: str, body: pn.viewable.Viewable, nav: pn.Column) -> pn.temp
     return template
 
 
-def _nav(role: str) -> str:
+def _nav(held: set[AppRole]) -> str:
     links = "\n".join(
-        f"- [{title}](/{path})"
-        for path, (title, needs) in PAGES.items()
-        if _RANK[role] >= _RANK[needs]
+        f"- [{title}](/{path})" for path, (title, needs) in PAGES.items() if needs in held
     )
     return f"{links}\n\n---\n\n[Sign out](/logout)"
 
@@ -187,9 +184,9 @@ def _session_page(
                 return
             session = PageSession(resolved, body)
             async with session.as_user() as conn:
-                role = (await ProfilesRepo(conn).mine()).role
-            nav[:] = [pn.pane.Markdown(_nav(role))]
-            if _RANK[role] < _RANK[needs]:
+                held = await ProfilesRepo(conn).roles_held()  # the ranking lives in SQL
+            nav[:] = [pn.pane.Markdown(_nav(held))]
+            if needs not in held:
                 body[:] = [pn.pane.Alert(f"{title} is for {needs}s only.", alert_type="danger")]
                 return
             await build(session, body)
@@ -424,7 +421,7 @@ def serve(*, port: int, address: str = "127.0.0.1", **extra: Any) -> Any:
                     "# Voice Workbench\n\n[Talk to the agent](/conversation) · "
                     "[History](/history) · [Analytics](/analytics)"
                 ),
-                pn.Column(pn.pane.Markdown(_nav("user"))),
+                pn.Column(pn.pane.Markdown(_nav({"user"}))),
             ),
         },
         port=port,

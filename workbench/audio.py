@@ -53,14 +53,6 @@ def wav_bytes(samples: np.ndarray, sample_rate_hz: int) -> bytes:
     return buffer.getvalue()
 
 
-def rms_dbfs(samples: np.ndarray) -> float:
-    """Loudness of float samples in dBFS (-inf for silence)."""
-    if samples.size == 0:
-        return float("-inf")
-    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
-    return 20 * np.log10(rms) if rms > 0 else float("-inf")
-
-
 def speech_span(
     samples: np.ndarray, sample_rate_hz: int, *, above_floor_db: float = 10.0, frame_ms: int = 20
 ) -> tuple[float, float]:

@@ -193,17 +193,6 @@ class ObjectStore:
                 f"{stored.bucket}/{stored.path} does not match its recorded digest: the stored bytes changed"
             )
 
-    async def list_objects(
-        self, conn: AsyncConnection[Any], *, bucket: Bucket, owner_id: UUID
-    ) -> list[StoredObject]:
-        """Objects of one owner in a bucket that the caller may see."""
-        async with conn.cursor(row_factory=class_row(StoredObject)) as cur:
-            await cur.execute(
-                f"select {_OBJECT} from public.storage_objects where bucket = %s and owner_id = %s order by path",
-                [bucket, owner_id],
-            )
-            return await cur.fetchall()
-
     async def delete(self, conn: AsyncConnection[Any], *, bucket: Bucket, path: str) -> None:
         """Delete an object the caller owns (row first; bytes after the row is gone)."""
         async with conn.transaction():

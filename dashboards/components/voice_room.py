@@ -2,7 +2,7 @@
 
 Python sets `url` and `token` (a short-lived token for this user's own room)
 and flips `active`; the browser code (livekit-client, bundled offline by
-`workbench/stack/web_bundle.py`) joins the room, publishes the microphone, plays the agent's audio,
+`dashboards/components/web_bundle.py`) joins the room, publishes the microphone, plays the agent's audio,
 and reports back `transcript` (both sides, interim and final), `agent_state`
 (listening / thinking / speaking), `connection`, `stats` (round-trip time,
 packet loss, jitter from the sender's RTC statistics) and `heard` (voice to voice
@@ -17,8 +17,8 @@ from pathlib import Path
 import param
 from panel.custom import JSComponent
 
+from dashboards.components.web_bundle import bundle_path
 from workbench.config import get_settings
-from workbench.stack.web_bundle import bundle_path
 
 _MISSING = """
 export function render({ el }) {

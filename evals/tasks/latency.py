@@ -21,12 +21,10 @@ from workbench.audio import AudioDecodeError
 from workbench.db.models import EvalSample
 from workbench.metrics.latency import percentiles
 from workbench.models import ChatMessage, ChatModel, SpeechToText, TextToSpeech, create
-from workbench.models.base import split_sentences
 from workbench.models.stack import StackSpec
+from workbench.prompts import FALLBACK_SYSTEM_PROMPT
+from workbench.speech_text import take_chunks
 
-DEFAULT_SYSTEM_PROMPT = (
-    "You are a friendly voice assistant. Answer in one or two short spoken sentences."
-)
 STAGES = ("stt_s", "llm_ttft_s", "llm_first_sentence_s", "tts_ttfb_s", "v2v_s", "reply_s")
 
 
@@ -37,7 +35,7 @@ class LatencyTask(Task[ManifestRow]):
     version = "1"
 
     def __init__(
-        self, *, stack: StackSpec, manifest: Manifest, system_prompt: str = DEFAULT_SYSTEM_PROMPT
+        self, *, stack: StackSpec, manifest: Manifest, system_prompt: str = FALLBACK_SYSTEM_PROMPT
     ) -> None:
         super().__init__(
             dataset_id=manifest.dataset_id, items=[r for r in manifest.rows if r.speech]
@@ -90,12 +88,13 @@ class LatencyTask(Task[ManifestRow]):
         reply: list[str] = []
 
         async def generate() -> None:
+            # Cut as the live agent cuts: the first clause early, then sentences.
             pending = ""
             async for piece in self.llm.stream_reply(messages):
                 marks.setdefault("ttft", time.perf_counter())
                 reply.append(piece)
                 pending += piece
-                *complete, pending = _cut_sentences(pending)
+                complete, pending = take_chunks(pending, first="first_sentence" not in marks)
                 for sentence in complete:
                     marks.setdefault("first_sentence", time.perf_counter())
                     await sentences.put(sentence)
@@ -138,14 +137,3 @@ class LatencyTask(Task[ManifestRow]):
     async def aclose(self) -> None:
         for model in (self.stt, self.llm, self.tts):
             await model.aclose()
-
-
-def _cut_sentences(text: str) -> list[str]:
-    """Complete sentences of `text`, then the unfinished rest (possibly empty) last."""
-    pieces = list(split_sentences(text))
-    if not pieces:
-        return [text]
-    ends_cleanly = text.rstrip() != text and text.rstrip()[-1:] in ".!?;:"
-    if ends_cleanly:
-        return [*pieces, ""]
-    return [*pieces[:-1], pieces[-1]]

@@ -10,11 +10,11 @@ from typing import Any
 import jwt
 import pytest
 
+from stack.services import LocalStack
 from tests.support.databases import scratch_database
 from workbench.auth.tokens import AccessClaims, verifier_for
 from workbench.config import Settings, get_settings
 from workbench.db.connection import admin_database_url
-from workbench.stack.services import LocalStack
 
 
 @pytest.fixture(scope="session")

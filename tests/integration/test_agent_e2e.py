@@ -22,13 +22,13 @@ import pytest
 from livekit import api
 
 from dashboards.rooms import open_room, wait_for_agent
+from stack.services import LocalStack
 from tests.support.personas import Persona, create_user
 from tests.support.speech import pocketsphinx_utterances
 from tests.support.voice_client import VoiceClient
 from workbench.config import Settings
 from workbench.db.connection import admin_database_url, database_url
 from workbench.metrics.wer import error_rates
-from workbench.stack.services import LocalStack
 
 pytestmark = pytest.mark.integration
 

@@ -25,6 +25,13 @@ import pytest
 from supabase_auth import SyncGoTrueClient
 from supabase_auth.errors import AuthApiError
 
+from stack.auth_server import AuthService
+from stack.gobuild import SUPABASE_AUTH, find_source
+from stack.layout import StackLayout
+from stack.local_accounts import repair_sql_seeded
+from stack.mailcatcher import links_in, read_messages
+from stack.secrets import ensure_local_secrets
+from stack.services import LocalStack
 from workbench.auth.client import (
     AuthFailure,
     EmailTaken,
@@ -36,13 +43,6 @@ from workbench.auth.login_guard import LoginGuard, TooManyAttempts
 from workbench.auth.tokens import TokenError, verifier_for
 from workbench.config import Settings
 from workbench.db.connection import rls_session
-from workbench.stack.auth_server import AuthService
-from workbench.stack.gobuild import SUPABASE_AUTH, find_source
-from workbench.stack.layout import StackLayout
-from workbench.stack.local_accounts import repair_sql_seeded
-from workbench.stack.mailcatcher import links_in, read_messages
-from workbench.stack.secrets import ensure_local_secrets
-from workbench.stack.services import LocalStack
 
 pytestmark = pytest.mark.integration
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from stack.services import LocalStack
 from workbench.auth.tokens import AccessClaims
 from workbench.config import Settings
 from workbench.db.connection import (
@@ -19,7 +20,6 @@ from workbench.db.connection import (
     service_session,
 )
 from workbench.db.migrations import MigrationError, apply_migrations
-from workbench.stack.services import LocalStack
 
 pytestmark = pytest.mark.integration
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from stack.gobuild import LIVEKIT_SERVER, ensure_go_binary
+from stack.livekit_server import livekit_config
+from stack.services import LocalStack
 from tests.support.media_probe import TONE_HZ, probe
 from tests.support.netns import namespaces_unavailable, two_hosts
 from workbench.config import Settings
-from workbench.stack.gobuild import LIVEKIT_SERVER, ensure_go_binary
-from workbench.stack.livekit_server import livekit_config
-from workbench.stack.services import LocalStack
 
 pytestmark = pytest.mark.integration
 

@@ -14,12 +14,12 @@ from typing import Any
 import psycopg
 import pytest
 
+from stack.mailcatcher import links_in, read_messages
+from stack.services import LocalStack
 from workbench.auth.client import AuthUnavailable, SupabaseAuth
 from workbench.auth.login_guard import LoginGuard, TooManyAttempts
 from workbench.auth.request_limits import RequestLimits
 from workbench.auth.tokens import TokenVerifier
-from workbench.stack.mailcatcher import links_in, read_messages
-from workbench.stack.services import LocalStack
 
 pytestmark = pytest.mark.integration
 

@@ -280,29 +280,6 @@ async def test_service_writes_turns_for_the_user_and_flushes_queues_idempotently
             await ConversationsRepo(conn).get(conversation.id)
 
 
-async def test_crashed_sessions_are_marked_interrupted(
-    app_db: str, people: dict[str, Persona]
-) -> None:
-    user = people["user"]
-    async with session_as(app_db, user) as conn:
-        alive = await ConversationsRepo(conn).start(room_name="alive-room")
-        crashed = await ConversationsRepo(conn).start(room_name="crashed-room")
-    async with (
-        await psycopg.AsyncConnection.connect(app_db, autocommit=True) as conn,
-        service_session(conn),
-    ):
-        assert (
-            await ConversationsRepo(conn).mark_abandoned_interrupted(
-                room_names_alive=["alive-room"]
-            )
-            >= 1
-        )
-    async with session_as(app_db, user) as conn:
-        repo = ConversationsRepo(conn)
-        assert (await repo.get(crashed.id)).status == "interrupted"
-        assert (await repo.get(alive.id)).status == "active"
-
-
 async def test_dashboard_views_aggregate_latency(app_db: str, people: dict[str, Persona]) -> None:
     user = people["other"]
     async with session_as(app_db, user) as conn:

@@ -17,15 +17,15 @@ import httpx
 import psycopg
 import pytest
 
+from stack.agent_service import AgentService
+from stack.cli import main as stack_cli
+from stack.errors import StackError
+from stack.layout import StackLayout
+from stack.postgres import PostgresService
+from stack.services import LocalStack
+from stack.tls import ensure_certificates
+from stack.tls_proxy import TlsProxyService
 from workbench.config import REPO_ROOT
-from workbench.stack.agent_service import AgentService
-from workbench.stack.cli import main as stack_cli
-from workbench.stack.errors import StackError
-from workbench.stack.layout import StackLayout
-from workbench.stack.postgres import PostgresService
-from workbench.stack.services import LocalStack
-from workbench.stack.tls import ensure_certificates
-from workbench.stack.tls_proxy import TlsProxyService
 
 pytestmark = pytest.mark.integration
 

@@ -15,12 +15,12 @@ import psycopg
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
+from stack.services import LocalStack
 from tests.support.personas import Persona, create_user
 from tests.support.web import run_async, signed_in_cookie
 from workbench.auth.web_sessions import COOKIE_NAME
 from workbench.config import REPO_ROOT, Settings, get_settings
 from workbench.db.connection import admin_database_url, database_url
-from workbench.stack.services import LocalStack
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO_ROOT / "artifacts" / "ui"

@@ -37,18 +37,18 @@ import soundfile as sf
 import yaml
 from playwright.sync_api import Page, expect, sync_playwright
 
+from stack.gobuild import LIVEKIT_SERVER, ensure_go_binary
+from stack.livekit_server import livekit_config
+from stack.mailcatcher import links_in, read_messages
+from stack.services import LocalStack
+from stack.tls import ensure_certificates
+from stack.tls_proxy import ensure_nginx, nginx_config
 from tests.support.netns import Hosts, client_host, namespaces_unavailable, wrapper_in_namespace
 from tests.support.speech import pocketsphinx_utterances
 from tests.ui.conftest import ARTIFACTS, CHROMIUM
 from workbench.audio import read_audio
 from workbench.config import REPO_ROOT, Settings
 from workbench.db.connection import admin_database_url
-from workbench.stack.gobuild import LIVEKIT_SERVER, ensure_go_binary
-from workbench.stack.livekit_server import livekit_config
-from workbench.stack.mailcatcher import links_in, read_messages
-from workbench.stack.services import LocalStack
-from workbench.stack.tls import ensure_certificates
-from workbench.stack.tls_proxy import ensure_nginx, nginx_config
 
 pytestmark = [
     pytest.mark.ui,
@@ -86,6 +86,7 @@ class Servers:
         self.livekit_port = _free_port(ip)
         self.web_port = _free_port(ip)
         self.tls_port = _free_port(ip)
+        self.agent_port = _free_port("127.0.0.1")
         self.web_url = f"https://{HOSTNAME}:{self.tls_port}"
         self.tls = ensure_certificates(workdir / "tls", HOSTNAME, addresses=[ip])
         self.env = {
@@ -94,7 +95,7 @@ class Servers:
             "LIVEKIT_URL": f"ws://{ip}:{self.livekit_port}",
             "LIVEKIT_API_KEY": KEY,
             "LIVEKIT_API_SECRET": SECRET,
-            "WORKBENCH_AGENT_PORT": str(_free_port("127.0.0.1")),
+            "WORKBENCH_AGENT_PORT": str(self.agent_port),
             "WORKBENCH_PANEL_PORT": str(self.web_port),
             "WORKBENCH_PANEL_ADDRESS": ip,
             # The TLS mode: pages and LiveKit's signalling on https/wss://workbench.test.
@@ -166,8 +167,8 @@ class Servers:
         )
         agent, agent_log = self._start("agent", [sys.executable, "-m", "agent"])
         web, web_log = self._start("web", [sys.executable, "-m", "dashboards"])
-        _wait(
-            lambda: "registered worker" in agent_log.read_text(errors="replace"),
+        _wait(  # its health endpoint: models loaded and registered with LiveKit
+            lambda: _answers(f"http://127.0.0.1:{self.agent_port}/models"),
             "agent",
             agent_log,
             agent,

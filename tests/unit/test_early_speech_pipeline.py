@@ -17,11 +17,12 @@ from livekit.agents import stt
 from livekit.plugins import silero
 
 from agent.adapters import WorkbenchSTT
-from agent.text_chunks import FirstClauseTokenizer, first_chunk_end
+from agent.text_chunks import FirstClauseTokenizer
 from tests.support.speech import pocketsphinx_utterances
 from workbench.audio import read_audio, speech_span, to_int16
 from workbench.metrics.wer import error_rates
 from workbench.models import SpeechToText, load_model
+from workbench.speech_text import first_chunk_end
 
 pytestmark = pytest.mark.unit
 

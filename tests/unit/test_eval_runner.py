@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from agent.text_chunks import FirstClauseTokenizer
 from datasets import pocketsphinx
 from datasets.dialogues import Dialogue, DialogueMessage
 from datasets.manifest import ManifestRow, read_manifest, write_manifest
@@ -21,11 +22,12 @@ from evals.compare import compare_runs, format_comparison
 from evals.run_folder import RunFolder, RunMismatch
 from evals.runner import run_task
 from evals.tasks.asr import AsrTask
-from evals.tasks.latency import LatencyTask, _cut_sentences
+from evals.tasks.latency import LatencyTask
 from evals.tasks.prompt_quality import PromptQualityTask, PromptVariant
 from workbench.config import REPO_ROOT
 from workbench.models import ModelSpec, load_spec
 from workbench.models.stack import load_stack
+from workbench.speech_text import take_chunks
 
 pytestmark = pytest.mark.unit
 
@@ -168,10 +170,32 @@ async def test_a_folder_refuses_a_different_run(speech_manifest: Path, tmp_path:
         )
 
 
-def test_sentence_cutting_for_streamed_tokens() -> None:
-    assert _cut_sentences("Hello there. How") == ["Hello there.", "How"]
-    assert _cut_sentences("Hello there.") == ["Hello there."]
-    assert _cut_sentences("Hi. Bye. ") == ["Hi.", "Bye.", ""]
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "Sure, I can help with that. What time works for you?",
+        "Tomorrow at nine works well for the dentist, and I will remind you.",
+        "Dr. Smith is in at 3.5 hours. Shall I book it?",
+    ],
+)
+async def test_the_latency_eval_cuts_a_streamed_reply_as_the_live_agent_does(reply: str) -> None:
+    """The first chunk (what voice to voice waits for) is the live agent's first chunk."""
+    tokens = [word + " " for word in reply.split(" ")]  # as an LLM streams it, word by word
+    chunks, pending, spoken = [], "", False
+    for token in tokens:
+        pending += token
+        complete, pending = take_chunks(pending, first=not spoken)
+        spoken = spoken or bool(complete)
+        chunks += complete
+    if pending.strip():
+        chunks.append(pending.strip())
+    stream = FirstClauseTokenizer().stream()  # the live agent's cut, fed the same tokens
+    for token in tokens:
+        stream.push_text(token)
+    stream.end_input()
+    live = [event.token.strip() async for event in stream]
+    assert chunks[0] == live[0]
+    assert " ".join(chunks) == reply.strip()  # nothing lost or repeated
 
 
 async def test_latency_task_on_the_small_stack(speech_manifest: Path, tmp_path: Path) -> None:

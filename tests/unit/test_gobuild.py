@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from workbench.stack.errors import ArtefactUnavailable, StackError
-from workbench.stack.gobuild import (
+from stack.errors import ArtefactUnavailable, StackError
+from stack.gobuild import (
     SUPABASE_AUTH,
     GoBinary,
     SourceArchive,

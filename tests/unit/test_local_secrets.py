@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from workbench.stack.errors import StackError
-from workbench.stack.secrets import ensure_local_secrets
+from stack.errors import StackError
+from stack.secrets import ensure_local_secrets
 
 pytestmark = pytest.mark.unit
 

@@ -54,14 +54,19 @@ def test_a_ready_process_that_crashes_later_counts(tmp_path: Path) -> None:
     assert "after loading its models (killed by SIGSEGV)" in health.reason
 
 
-async def test_the_models_endpoint_answers_503_until_ready() -> None:
+async def test_the_models_endpoint_answers_503_until_ready_and_registered() -> None:
     health = ModelHealth(status_file=None)
     response = await health.handle(None)  # type: ignore[arg-type]
     assert response.status == 503
     health.process_ready(9)
     response = await health.handle(None)  # type: ignore[arg-type]
+    assert response.status == 503  # models answer, but LiveKit cannot dispatch to it yet
+    health.worker_registered()
+    response = await health.handle(None)  # type: ignore[arg-type]
     assert response.status == 200
-    assert json.loads(response.text or "")["processes_ready"] == 1
+    snapshot = json.loads(response.text or "")
+    assert snapshot["processes_ready"] == 1
+    assert snapshot["registered"] is True
 
 
 def test_exit_descriptions() -> None:

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from workbench.stack.errors import StackError
-from workbench.stack.processes import (
-    PidFile,
+from stack.errors import StackError
+from stack.processes import (
     ensure_ports_free,
     start_detached,
     stop_pid,
     tcp_port_in_use,
     wait_until,
 )
+from workbench.processes import PidFile
 
 pytestmark = pytest.mark.unit
 

@@ -9,8 +9,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from workbench.stack.errors import StackError
-from workbench.stack.tls import ensure_certificates
+from stack.errors import StackError
+from stack.tls import ensure_certificates
 
 pytestmark = pytest.mark.unit
 

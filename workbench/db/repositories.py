@@ -89,6 +89,14 @@ class ProfilesRepo(_Repo):
             Profile, f"select {_PROFILE} from public.profiles where id = auth.uid()"
         )
 
+    async def roles_held(self) -> set[AppRole]:
+        """Every role the caller has at least (admin > researcher > user), as `has_role` decides in SQL."""
+        with translated():
+            cur = await self.conn.execute(
+                "select r::text from unnest(enum_range(null::public.app_role)) r where public.has_role(r)"
+            )
+            return {row[0] for row in await cur.fetchall()}
+
     async def get(self, user_id: UUID) -> Profile:
         """A profile the caller may see (their own; any, for admins)."""
         return await self._one(
@@ -427,14 +435,6 @@ class ConversationsRepo(_Repo):
             f"""update public.conversations set status = %s, ended_at = now()
                 where id = %s and status = 'active' returning {_CONVERSATION}""",
             [status, conversation_id],
-        )
-
-    async def mark_abandoned_interrupted(self, *, room_names_alive: Sequence[str]) -> int:
-        """Mark active conversations whose room is gone as interrupted (service, after a crash)."""
-        return await self._execute(
-            """update public.conversations set status = 'interrupted', ended_at = now()
-               where status = 'active' and (room_name is null or room_name <> all(%s))""",
-            [list(room_names_alive)],
         )
 
 

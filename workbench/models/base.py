@@ -8,11 +8,10 @@ the blocking part off the event loop.
 from __future__ import annotations
 
 import asyncio
-import re
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from workbench.audio import SPEECH_RATE_HZ
+from workbench.speech_text import split_sentences
 
 Kind = Literal["stt", "llm", "tts", "embed"]
 
@@ -350,16 +350,6 @@ class AudioChunk:
     def duration_s(self) -> float:
         """Length in seconds."""
         return self.pcm.size / self.sample_rate_hz
-
-
-_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n+")
-
-
-def split_sentences(text: str) -> Iterator[str]:
-    """Sentences (or clauses ending in . ! ? ; :), stripped and non-empty."""
-    for piece in _SENTENCE_END.split(text):
-        if piece.strip():
-            yield piece.strip()
 
 
 class TextToSpeech(Model):

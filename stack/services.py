@@ -9,20 +9,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from stack.agent_service import AgentService
+from stack.auth_server import AuthService
+from stack.errors import StackError
+from stack.layout import StackLayout
+from stack.livekit_server import LiveKitService
+from stack.local_accounts import LocalAccount
+from stack.mail_service import MailService
+from stack.managed import BinaryService
+from stack.postgres import PostgresService
+from stack.secrets import ensure_local_secrets
+from stack.tls import ensure_certificates
+from stack.tls_proxy import TlsProxyService
+from stack.web_service import WebService
 from workbench.config import Settings
-from workbench.stack.agent_service import AgentService
-from workbench.stack.auth_server import AuthService
-from workbench.stack.errors import StackError
-from workbench.stack.layout import StackLayout
-from workbench.stack.livekit_server import LiveKitService
-from workbench.stack.local_accounts import LocalAccount
-from workbench.stack.mail_service import MailService
-from workbench.stack.managed import BinaryService
-from workbench.stack.postgres import PostgresService
-from workbench.stack.secrets import ensure_local_secrets
-from workbench.stack.tls import ensure_certificates
-from workbench.stack.tls_proxy import TlsProxyService
-from workbench.stack.web_service import WebService
 
 State = Literal["running", "unhealthy", "stopped"]
 

@@ -3,7 +3,7 @@
 Supabase Auth sends confirmation and password-recovery mail here; tests and
 people read it from `.local/mail/` (`read_messages`, `links_in`).
 
-    python -m workbench.stack.mailcatcher --port 54325 --dir .local/mail
+    python -m stack.mailcatcher --port 54325 --dir .local/mail
 """
 
 from __future__ import annotations

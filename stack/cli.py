@@ -1,4 +1,4 @@
-"""`workbench stack up|down|status|logs|reset`: the local stack from a terminal."""
+"""`python -m stack up|down|status|logs|reset` (`./dev up` ...): the local stack from a terminal."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import subprocess
 import sys
 import time
 
+from stack.errors import StackError
+from stack.local_accounts import ACCOUNTS_FILE
+from stack.services import LocalStack, ServiceReport
 from workbench.config import SettingsError, get_settings
 from workbench.db.migrations import MigrationError
-from workbench.stack.errors import StackError
-from workbench.stack.local_accounts import ACCOUNTS_FILE
-from workbench.stack.services import LocalStack, ServiceReport
 
 SERVICES = ("postgres", "mail", "auth", "livekit", "agent", "web", "tls-proxy")
 
@@ -102,7 +102,7 @@ def cmd_reset(stack: LocalStack, args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="workbench stack", description=__doc__)
+    parser = argparse.ArgumentParser(prog="./dev", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start every service (idempotent)")
     up.add_argument(

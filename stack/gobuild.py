@@ -17,9 +17,9 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from stack.errors import ArtefactUnavailable, StackError
+from stack.processes import log_excerpt
 from workbench.config import REPO_ROOT
-from workbench.stack.errors import ArtefactUnavailable, StackError
-from workbench.stack.processes import log_excerpt
 
 ORIGIN_FILE = "ORIGIN"
 

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from workbench.stack.errors import StackError
+from stack.errors import StackError
 
 CA_DAYS = 3650
 # Browsers refuse server certificates valid for more than 398 days.

@@ -6,10 +6,10 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from workbench.stack.errors import StackError
-from workbench.stack.layout import StackLayout
-from workbench.stack.managed import BinaryService, checkout_python_environment
-from workbench.stack.web_bundle import BundleError, build_bundle
+from dashboards.components.web_bundle import BundleError, build_bundle
+from stack.errors import StackError
+from stack.layout import StackLayout
+from stack.managed import BinaryService, checkout_python_environment
 
 
 class WebService(BinaryService):

@@ -6,9 +6,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from workbench.stack.gobuild import SUPABASE_AUTH
-from workbench.stack.layout import StackLayout
-from workbench.stack.managed import BinaryService
+from stack.gobuild import SUPABASE_AUTH
+from stack.layout import StackLayout
+from stack.managed import BinaryService
 
 
 class AuthService(BinaryService):

@@ -7,8 +7,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from workbench.stack.layout import StackLayout
-from workbench.stack.managed import BinaryService
+from stack.layout import StackLayout
+from stack.managed import BinaryService
 
 
 class MailService(BinaryService):
@@ -39,7 +39,7 @@ class MailService(BinaryService):
         return [
             str(binary),
             "-m",
-            "workbench.stack.mailcatcher",
+            "stack.mailcatcher",
             "--port",
             str(self.port),
             "--dir",

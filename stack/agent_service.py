@@ -8,10 +8,10 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from workbench.stack.errors import StackError
-from workbench.stack.layout import StackLayout
-from workbench.stack.managed import BinaryService, checkout_python_environment
-from workbench.stack.processes import log_excerpt
+from stack.errors import StackError
+from stack.layout import StackLayout
+from stack.managed import BinaryService, checkout_python_environment
+from stack.processes import log_excerpt
 
 
 class AgentService(BinaryService):
@@ -27,8 +27,9 @@ class AgentService(BinaryService):
 
     @property
     def health_url(self) -> str:
-        # 200 only once a job process loaded the models and answered a warm-up turn
-        # (agent/model_health.py); the worker's own "/" answers as soon as it runs.
+        # 200 only once a job process loaded the models and answered a warm-up turn and
+        # the worker registered with LiveKit, which dispatches only to registered
+        # workers (agent/model_health.py); the worker's own "/" answers as soon as it runs.
         return f"http://127.0.0.1:{self.port}/models"
 
     @property
@@ -108,17 +109,3 @@ class AgentService(BinaryService):
     def status_detail(self) -> str:
         reason = self.models_failure()
         return reason + log_excerpt(self.log_path, lines=5) if reason else ""
-
-    def healthy(self) -> bool:
-        """Models answer (see health_url) and the worker has registered with LiveKit since it started.
-
-        LiveKit dispatches a room when it is created; a worker that has not
-        registered yet would miss it, so "up" waits for the registration.
-        """
-        if not super().healthy():
-            return False
-        try:
-            log = self.log_path.read_text(errors="replace")
-        except OSError:
-            return False
-        return "registered worker" in log.rsplit("\n--- ", 1)[-1]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import yaml
 
-from workbench.stack.gobuild import LIVEKIT_SERVER
-from workbench.stack.layout import StackLayout
-from workbench.stack.managed import BinaryService
+from stack.gobuild import LIVEKIT_SERVER
+from stack.layout import StackLayout
+from stack.managed import BinaryService
 
 
 def livekit_config(

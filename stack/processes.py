@@ -3,66 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from workbench.stack.errors import StackError
-
-
-def _start_ticks(pid: int) -> int | None:
-    """The kernel's start time of `pid` (clock ticks since boot), or None if gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # Field 22; the command name (field 2) may contain spaces, so split after ")".
-    fields = stat.rsplit(")", 1)[1].split()
-    state = fields[0]
-    if state == "Z":  # a zombie has exited; only its parent's wait() is missing
-        return None
-    return int(fields[19])
-
-
-@dataclass(frozen=True)
-class PidFile:
-    """A pidfile recording pid and start time, so a reused pid is never mistaken for ours."""
-
-    path: Path
-
-    def write(self, pid: int, command: Sequence[str]) -> None:
-        """Record `pid` (which must be alive) as this service's process."""
-        ticks = _start_ticks(pid)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(
-            json.dumps({"pid": pid, "start_ticks": ticks, "command": list(command)})
-        )
-
-    def live_pid(self) -> int | None:
-        """The recorded pid if that very process still runs; a stale file is removed."""
-        try:
-            record = json.loads(self.path.read_text())
-            pid, ticks = int(record["pid"]), record["start_ticks"]
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, KeyError, TypeError):
-            self.path.unlink(missing_ok=True)  # unreadable: it cannot identify a process
-            return None
-        if ticks is not None and _start_ticks(pid) == ticks:
-            return pid
-        self.path.unlink(missing_ok=True)
-        return None
-
-    def clear(self) -> None:
-        """Forget the process."""
-        self.path.unlink(missing_ok=True)
+from stack.errors import StackError
+from workbench.processes import PidFile, process_start_ticks
 
 
 def tcp_port_in_use(port: int, host: str = "127.0.0.1") -> bool:
@@ -136,14 +87,14 @@ def start_detached(
 
 def stop_pid(pid: int, *, timeout_s: float = 15.0) -> None:
     """SIGTERM the process group of `pid`, then SIGKILL after `timeout_s`."""
-    ticks = _start_ticks(pid)
+    ticks = process_start_ticks(pid)
     if ticks is None:
         return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if _start_ticks(pid) != ticks:
+        if process_start_ticks(pid) != ticks:
             return
         _reap(pid)
         time.sleep(0.1)

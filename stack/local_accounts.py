@@ -21,7 +21,7 @@ import httpx
 import psycopg
 import psycopg.sql
 
-from workbench.stack.errors import StackError
+from stack.errors import StackError
 
 ACCOUNTS_FILE = "local-accounts.json"
 

@@ -9,17 +9,17 @@ from pathlib import Path
 
 import httpx
 
-from workbench.config import REPO_ROOT
-from workbench.stack.errors import StackError
-from workbench.stack.gobuild import GoBinary, binary_origin, ensure_go_binary
-from workbench.stack.layout import StackLayout
-from workbench.stack.processes import (
-    PidFile,
+from stack.errors import StackError
+from stack.gobuild import GoBinary, binary_origin, ensure_go_binary
+from stack.layout import StackLayout
+from stack.processes import (
     ensure_ports_free,
     start_detached,
     stop_pid,
     wait_until,
 )
+from workbench.config import REPO_ROOT
+from workbench.processes import PidFile
 
 
 def checkout_python_environment() -> dict[str, str]:

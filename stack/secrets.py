@@ -7,9 +7,9 @@ import os
 import secrets
 from pathlib import Path
 
+from stack.errors import StackError
 from workbench.auth.tokens import mint_api_key
 from workbench.config import LOCAL_SECRETS_FILE
-from workbench.stack.errors import StackError
 
 _REQUIRED = (
     "jwt_secret",

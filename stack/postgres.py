@@ -15,11 +15,11 @@ from pathlib import Path
 
 import psycopg
 
+from stack.errors import StackError
+from stack.layout import StackLayout
+from stack.local_accounts import LocalAccount, ensure_local_accounts
+from stack.processes import ensure_ports_free, log_excerpt, wait_until
 from workbench.db.migrations import apply_bootstrap, apply_migrations, apply_seed
-from workbench.stack.errors import StackError
-from workbench.stack.layout import StackLayout
-from workbench.stack.local_accounts import LocalAccount, ensure_local_accounts
-from workbench.stack.processes import ensure_ports_free, log_excerpt, wait_until
 
 PREFERRED_MAJOR = "15"  # Supabase's Postgres line packaged by Debian 12
 _INCLUDE_LINE = "include_if_exists = 'workbench.conf'\n"
