@@ -1,11 +1,10 @@
 """The LiveKit agent worker: models chosen by a stack spec, every turn recorded with its latency.
 
-Run with `python -m agent` (the stack's `up` does). Environment:
-`WORKBENCH_AGENT_STACK` (a stack file; default configs/stacks/cpu-small.yaml),
-`WORKBENCH_AGENT_PROMPT` (the prompt slug; default voice-assistant),
-`WORKBENCH_AGENT_GREETING` (spoken when a user joins; empty for none),
-`WORKBENCH_AGENT_BLOCKLIST` (comma-separated words the content filter refuses),
-plus the usual LIVEKIT_* and database settings.
+Run with `python -m agent` (the stack's `up` does). Where it runs (stack file,
+port, LiveKit name) comes from `workbench.config.Settings`; the conversation's
+knobs (default prompt, greeting, blocklist, VAD and endpointing) from
+`agent.settings.AgentSettings`; each finished message becomes a turn row in
+`agent.turn_records`.
 
 A participant's identity is their Supabase user id (the Panel server issues
 their LiveKit token), and the agent records only the user the web app opened the
@@ -27,7 +26,6 @@ import time
 from collections.abc import AsyncIterable, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -61,13 +59,15 @@ from agent.recorder import (
     keep_recovering,
     recover_journals,
 )
+from agent.settings import AgentSettings, agent_settings
 from agent.text_chunks import FirstClauseTokenizer
+from agent.turn_records import turn_draft
 from workbench.audio import SPEECH_RATE_HZ, resample, to_float32
-from workbench.config import REPO_ROOT, get_settings
+from workbench.config import get_settings
 from workbench.content_filter import ContentPolicy
 from workbench.db.connection import database_url, service_session
 from workbench.db.errors import DataError
-from workbench.db.models import SessionPrompt, TurnDraft
+from workbench.db.models import SessionPrompt
 from workbench.db.repositories import ProfilesRepo, PromptsRepo, RoomsRepo
 from workbench.models import (
     ChatMessage,
@@ -89,19 +89,16 @@ class _Models:
     stt: SpeechToText
     llm: ChatModel
     tts: TextToSpeech
-    vad: Any  # the streaming session's: a pause of VAD_SILENCE_S asks the turn detector
+    vad: Any  # the streaming session's: a pause of vad_silence_s asks the turn detector
     stt_vad: Any  # the STT stream's: cuts at the first short pause to transcribe early
-    naive_vad: Any  # the sequential pipeline's: ends speech after NAIVE_SILENCE_S, no turn model
+    naive_vad: Any  # the sequential pipeline's: ends speech after naive_silence_s, no turn model
     snapshot: dict[str, Any]
 
 
 def prewarm(proc: JobProcess) -> None:
     """Load the stack's models once per worker process."""
-    stack = load_stack(
-        os.environ.get(
-            "WORKBENCH_AGENT_STACK", str(REPO_ROOT / "configs" / "stacks" / "cpu-small.yaml")
-        )
-    )
+    knobs = agent_settings()
+    stack = load_stack(get_settings().agent_stack)
     stt_model, chat_model, tts_model = (
         load_model(stack.stt),
         load_model(stack.llm),
@@ -114,9 +111,9 @@ def prewarm(proc: JobProcess) -> None:
         stt=stt_model,
         llm=chat_model,
         tts=tts_model,
-        vad=silero.VAD.load(min_silence_duration=VAD_SILENCE_S),
-        stt_vad=silero.VAD.load(min_silence_duration=EARLY_SILENCE_S),
-        naive_vad=silero.VAD.load(min_silence_duration=NAIVE_SILENCE_S),
+        vad=silero.VAD.load(min_silence_duration=knobs.vad_silence_s),
+        stt_vad=silero.VAD.load(min_silence_duration=knobs.early_silence_s),
+        naive_vad=silero.VAD.load(min_silence_duration=knobs.naive_silence_s),
         snapshot=stack.snapshot(),
     )
     seconds = warm_up_turn(models)
@@ -263,10 +260,6 @@ def _connector(dsn: str) -> Callable[[], Awaitable[psycopg.AsyncConnection[Any]]
     return connect
 
 
-def _timestamp(value: float | None, fallback: float) -> datetime:
-    return datetime.fromtimestamp(value if value else fallback, tz=UTC)
-
-
 async def _room_owner(connect: Any, room: str) -> UUID | None:
     """The user the web app opened `room` for (private.rooms), if it opened it."""
     conn = await connect()
@@ -280,41 +273,26 @@ async def _room_owner(connect: Any, room: str) -> UUID | None:
 async def _session_prompt(
     connect: Any, owner_id: UUID, slug: str
 ) -> tuple[SessionPrompt | None, dict[str, Any], str]:
-    """The prompt version this user gets (experiment arm or active), their settings and the instructions."""
-    conn = await connect()
+    """The prompt version this user gets (experiment arm or active), their settings and the instructions.
+
+    Without the database (or the prompt) the conversation goes on with the
+    fallback instructions; it is journaled all the same.
+    """
     try:
-        async with service_session(conn, acting_for=owner_id):
-            profile = await ProfilesRepo(conn).get(owner_id)
-            prompt = await PromptsRepo(conn).for_session(slug, user_id=owner_id, role=profile.role)
-    finally:
-        await conn.close()
+        conn = await connect()
+        try:
+            async with service_session(conn, acting_for=owner_id):
+                profile = await ProfilesRepo(conn).get(owner_id)
+                prompt = await PromptsRepo(conn).for_session(
+                    slug, user_id=owner_id, role=profile.role
+                )
+        finally:
+            await conn.close()
+    except (psycopg.OperationalError, OSError, DataError, KeyError) as exc:
+        log.warning("no session prompt (%s); using the fallback instructions", type(exc).__name__)
+        return None, {}, FALLBACK_SYSTEM_PROMPT
     values = {name: profile.display_name for name in prompt.version.variables}
     return prompt, profile.settings, prompt.version.render(values)
-
-
-MAX_JOBS = int(os.environ.get("WORKBENCH_AGENT_MAX_JOBS", "4"))
-# How long the agent waits in a new room for the user who opened it.
-JOIN_TIMEOUT_S = float(os.environ.get("WORKBENCH_AGENT_JOIN_TIMEOUT_S", "30"))
-# Starting the reply on the final transcript, before the turn detector has confirmed the
-# turn: with llama.cpp the LLM's prefill is ~0.1 s, so a discarded attempt costs little.
-PREEMPTIVE = os.environ.get("WORKBENCH_AGENT_PREEMPTIVE", "1") == "1"
-# The pause after which the STT already transcribes the utterance so far (see WorkbenchSTT).
-EARLY_SILENCE_S = float(os.environ.get("WORKBENCH_AGENT_EARLY_SILENCE_S", "0.15"))
-# The streaming session's VAD silence and least endpointing wait. Short, because the turn
-# detector model, not the silence, judges whether the user has finished: on an unfinished
-# sentence it waits up to its max delay. (Before WorkbenchSTT finalized early, 0.35 / 0.3 s
-# measured worse: each VAD segment was transcribed alone, 4.4 -> 6.6 s p50.)
-VAD_SILENCE_S = float(os.environ.get("WORKBENCH_AGENT_VAD_SILENCE_S", "0.3"))
-MIN_ENDPOINT_S = float(os.environ.get("WORKBENCH_AGENT_MIN_ENDPOINT_S", "0.3"))
-# Captions paced to the agent's audio: on an interruption the agent's turn (recorded, and
-# in the LLM's context) then holds the words the user heard, not all that was generated.
-# The pacing estimates the speaking rate with an STFT on the event loop, which stalls it
-# 120-270 ms per reply on 2 cores; 0 sends captions as generated instead. The bench
-# measured no clear latency difference either way (bench/README.md).
-SYNC_CAPTIONS = os.environ.get("WORKBENCH_AGENT_SYNC_CAPTIONS", "1") == "1"
-# The sequential pipeline has no turn model, so the silence alone ends a turn: Silero's
-# default, which a naive pipeline needs not to cut people off mid-sentence.
-NAIVE_SILENCE_S = float(os.environ.get("WORKBENCH_AGENT_NAIVE_SILENCE_S", "0.55"))
 
 
 def job_load(worker: AgentServer) -> float:
@@ -323,9 +301,9 @@ def job_load(worker: AgentServer) -> float:
     The default (CPU utilisation) crosses its threshold on a 2-core machine
     whenever a job process loads its models, and LiveKit does not retry a room
     it could not dispatch; counting rooms is steady. `bench/` measures how many
-    rooms a worker sustains, which is where MAX_JOBS comes from.
+    rooms a worker sustains, which is where `max_jobs` comes from.
     """
-    return len(worker.active_jobs) / MAX_JOBS
+    return len(worker.active_jobs) / agent_settings().max_jobs
 
 
 class SlotCountingServer(AgentServer):
@@ -336,17 +314,16 @@ class SlotCountingServer(AgentServer):
     worker refused the second of two rooms created at the same moment, and the
     LiveKit server does not retry: that room never got an agent (seen in bench/
     with two and three rooms at once). Counted in slots, as `job_load` counts
-    running jobs, the worker takes MAX_JOBS rooms however they arrive.
+    running jobs, the worker takes `max_jobs` rooms however they arrive.
 
     Models: `model_health` watches the job processes (see agent/model_health.py)
     and serves `/models`; after repeated failures the worker shuts down.
     """
 
     def __init__(self, **kwargs: Any) -> None:
-        status_file = os.environ.get("WORKBENCH_AGENT_STATUS_FILE")
         # Set first: __setattr__ below uses it while the base class builds itself.
         self.model_health = ModelHealth(
-            status_file=Path(status_file) if status_file else None, on_give_up=self._give_up
+            status_file=agent_settings().status_file, on_give_up=self._give_up
         )
         super().__init__(**kwargs)
         self.on("worker_registered", lambda *_: self.model_health.worker_registered())
@@ -393,7 +370,7 @@ class SlotCountingServer(AgentServer):
         _stopping.append(asyncio.get_running_loop().create_task(stop()))
 
     def _get_effective_load(self) -> float:
-        return float(self._worker_load) + self._reserved_slots / MAX_JOBS
+        return float(self._worker_load) + self._reserved_slots / agent_settings().max_jobs
 
 
 _stopping: list[asyncio.Task[None]] = []  # keeps the give-up task referenced
@@ -407,31 +384,94 @@ server = SlotCountingServer(
     num_idle_processes=1,
     job_memory_warn_mb=3000,  # the small CPU stack holds ~1.2 GB per process
     host="127.0.0.1",
-    port=int(os.environ.get("WORKBENCH_AGENT_PORT", "8089")),
+    port=get_settings().agent_port,
 )
 
 
-# Registered under a name, so LiveKit dispatches only the rooms the web app asks it
-# to (dashboards/rooms.py), and the web app can ask again when no worker was free.
-@server.rtc_session(agent_name=get_settings().agent_name)
-async def entrypoint(ctx: JobContext) -> None:
-    """One room: load the user's prompt, run the session, record every turn."""
-    settings = get_settings()
-    models: _Models = ctx.proc.userdata["models"]
-    connect = _connector(database_url(settings))
-    assert settings.storage_url is not None
-    store = ObjectStore(settings.storage_url)
-    journal_dir = settings.local_dir / "agent-journal"
+class _ConversationLog:
+    """Feeds the recorder from the session's events: each finished message becomes a turn, in order."""
 
-    await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
+    def __init__(
+        self,
+        recorder: ConversationRecorder,
+        policy: ContentPolicy,
+        stt: WorkbenchSTT,
+        tts: _CapturingTTS,
+    ) -> None:
+        self.recorder, self.policy, self.stt, self.tts = recorder, policy, stt, tts
+        self._pending: set[asyncio.Task[None]] = set()  # keeps the tasks referenced until done
+        self._false_interruptions = 0  # since the previous agent turn
+        self._finished = False
+
+    def attach(self, session: AgentSession[Any], ctx: JobContext) -> None:
+        """Record what `session` says and hears; close the conversation, then the job, when it ends."""
+
+        @session.on("agent_false_interruption")
+        def _on_false_interruption(_event: Any) -> None:
+            self._false_interruptions += 1  # the agent stopped for what was not one, and resumed
+
+        @session.on("conversation_item_added")
+        def _on_item(event: Any) -> None:
+            item = event.item
+            if isinstance(item, llm.ChatMessage) and item.role in ("user", "assistant"):
+                self._track(self._record(item))
+
+        @session.on("close")
+        def _on_close(_event: Any) -> None:
+            # The user left (or the session failed): close the conversation, then the job.
+            async def close() -> None:
+                await self.finish()
+                ctx.shutdown(reason="session closed")
+
+            self._track(close())
+
+        ctx.add_shutdown_callback(self.finish)
+
+    def _track(self, work: Any) -> None:
+        task = asyncio.create_task(work)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _record(self, item: llm.ChatMessage) -> None:
+        draft = turn_draft(
+            item,
+            conversation_id=self.recorder.info.conversation_id,
+            idx=self.recorder.next_index(),
+            policy=self.policy,
+            false_interruption=bool(self._false_interruptions),
+            now=time.time(),
+        )
+        pcm, rate = None, 0
+        if draft.role == "user":
+            heard = self.stt.take_audio()
+            if heard is not None:
+                pcm, rate = heard
+        else:
+            pcm, rate = self.tts.take(), self.tts.sample_rate
+            self._false_interruptions = 0
+        await self.recorder.add_turn(draft, pcm=pcm, sample_rate_hz=rate)
+
+    async def finish(self, _reason: str = "") -> None:
+        """Wait for the turns in flight, then end the conversation (once)."""
+        if self._finished:
+            return
+        self._finished = True
+        in_flight = [t for t in self._pending if t is not asyncio.current_task()]
+        await asyncio.gather(*in_flight, return_exceptions=True)
+        await self.recorder.end("completed")
+        await self.recorder.aclose()
+
+
+async def _admitted_owner(ctx: JobContext, connect: Any, join_timeout_s: float) -> UUID | None:
+    """The room's owner once they joined; None (the job ends) for no one or anyone else."""
     try:
-        participant = await asyncio.wait_for(ctx.wait_for_participant(), JOIN_TIMEOUT_S)
+        participant = await asyncio.wait_for(ctx.wait_for_participant(), join_timeout_s)
     except TimeoutError:
         # The browser never came (a closed tab, a deleted room): free the slot. An
         # agent waiting alone keeps the room alive, so nothing else would end it.
-        log.warning("no participant joined within %.0f s; leaving the room", JOIN_TIMEOUT_S)
+        log.warning("no participant joined within %.0f s; leaving the room", join_timeout_s)
         ctx.shutdown(reason="no participant joined")
-        return
+        return None
     try:
         owner_id = await _room_owner(connect, ctx.room.name)
     except (psycopg.OperationalError, OSError, DataError) as exc:
@@ -441,45 +481,19 @@ async def entrypoint(ctx: JobContext) -> None:
         # Only the user the web app opened the room for is recorded (dashboards/rooms.py).
         log.warning("the participant is not the user this room was opened for; leaving the room")
         ctx.shutdown(reason="participant is not the room's owner")
-        return
+        return None
+    return owner_id
 
-    slug, pipeline = _room_options(
-        ctx.room.metadata,
-        default_prompt=os.environ.get("WORKBENCH_AGENT_PROMPT", "voice-assistant"),
-    )
-    sequential = pipeline == "sequential"
-    prompt: SessionPrompt | None = None
-    user_settings: dict[str, Any] = {}
-    instructions = FALLBACK_SYSTEM_PROMPT
-    try:
-        prompt, user_settings, instructions = await _session_prompt(connect, owner_id, slug)
-    except (psycopg.OperationalError, OSError, DataError, KeyError) as exc:
-        # The conversation goes on with the fallback prompt; it is still journaled.
-        log.warning("no session prompt (%s); using the fallback instructions", type(exc).__name__)
 
-    recorder = ConversationRecorder(
-        ConversationInfo(
-            conversation_id=uuid4(),
-            owner_id=owner_id,
-            room_name=ctx.room.name,
-            prompt=prompt,
-            model_specs={**models.snapshot, "pipeline": pipeline, "user_settings": user_settings},
-        ),
-        connect=connect,
-        store=store,
-        journal_dir=journal_dir,
-    )
-    await recorder.start()
-
-    blocklist = [w for w in os.environ.get("WORKBENCH_AGENT_BLOCKLIST", "").split(",") if w.strip()]
-    policy = ContentPolicy(blocklist=blocklist)
-    # The user's language setting steers recognition; a requested stack other than
-    # the one this worker runs is recorded (workers per stack are dispatched by name).
+def _voice_session(
+    models: _Models, knobs: AgentSettings, *, sequential: bool, language: str | None
+) -> tuple[AgentSession[Any], WorkbenchSTT, _CapturingTTS]:
+    """The session for one pipeline, with the adapters the recorder takes audio from."""
     stt_adapter = WorkbenchSTT(
         models.stt,
         # the naive pipeline transcribes only once the session's VAD has ended the speech
         vad=models.naive_vad if sequential else models.stt_vad,
-        language=str(user_settings.get("language", "")).split("-")[0] or None,
+        language=language,
     )
     tts_adapter = _CapturingTTS(models.tts)
     session: AgentSession[Any] = AgentSession(
@@ -494,101 +508,61 @@ async def entrypoint(ctx: JobContext) -> None:
             turn_detection="vad" if sequential else TurnDetector(version="v1-mini"),
             # piper renders a clause in ~0.05 s, so the preemptive reply is voiced too
             preemptive_generation={
-                "enabled": PREEMPTIVE and not sequential,
+                "enabled": knobs.preemptive and not sequential,
                 "preemptive_tts": True,
             },
-            endpointing={"min_delay": 0.0 if sequential else MIN_ENDPOINT_S},
+            endpointing={"min_delay": 0.0 if sequential else knobs.min_endpoint_s},
         ),
     )
-    pending: set[asyncio.Task[None]] = set()
-    false_interruptions: list[float] = []
+    return session, stt_adapter, tts_adapter
 
-    @session.on("agent_false_interruption")
-    def _on_false_interruption(event: Any) -> None:
-        # The agent stopped for what was not a real interruption (and resumed).
-        false_interruptions.append(event.created_at)
 
-    async def record(item: llm.ChatMessage) -> None:
-        metrics: dict[str, Any] = dict(item.metrics)
-        now = time.time()
-        started = _timestamp(metrics.get("started_speaking_at"), item.created_at)
-        ended = max(started, _timestamp(metrics.get("stopped_speaking_at"), now))
-        text = item.text_content or ""
-        pcm, rate = None, 0
-        common = {
-            "conversation_id": recorder.info.conversation_id,
-            "idx": recorder.next_index(),
-            "text": text,
-            "started_at": started,
-            "ended_at": ended,
-        }
-        if item.role == "user":
-            draft = TurnDraft(
-                **common,
-                role="user",
-                eou_delay_s=metrics.get("end_of_turn_delay"),
-                stt_s=metrics.get("transcription_delay"),
-                filter_verdict=item.extra.get("filter_verdict") or policy.check(text),
-            )
-            heard = stt_adapter.take_audio()
-            if heard is not None:
-                pcm, rate = heard
-        else:
-            draft = TurnDraft(
-                **common,
-                role="agent",
-                llm_ttft_s=metrics.get("llm_node_ttft"),
-                tts_ttfb_s=metrics.get("tts_node_ttfb"),
-                v2v_s=metrics.get("e2e_latency"),
-                interrupted=bool(item.interrupted),
-                false_interruption=bool(false_interruptions),  # since the previous agent turn
-                filter_verdict=policy.check(text),
-            )
-            pcm, rate = tts_adapter.take(), tts_adapter.sample_rate
-            false_interruptions.clear()
-        await recorder.add_turn(draft, pcm=pcm, sample_rate_hz=rate)
-
-    @session.on("conversation_item_added")
-    def _on_item(event: Any) -> None:
-        item = event.item
-        if isinstance(item, llm.ChatMessage) and item.role in ("user", "assistant"):
-            task = asyncio.create_task(record(item))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-
-    finished = asyncio.Event()
-
-    async def finish(reason: str = "") -> None:
-        if finished.is_set():
-            return
-        finished.set()
-        turns_in_flight = [t for t in pending if t is not asyncio.current_task()]
-        if turns_in_flight:
-            await asyncio.gather(*turns_in_flight, return_exceptions=True)
-        await recorder.end("completed")
-        await recorder.aclose()
-
-    @session.on("close")
-    def _on_close(event: Any) -> None:
-        # The user left (or the session failed): close the conversation, then the job.
-        async def close() -> None:
-            await finish()
-            ctx.shutdown(reason="session closed")
-
-        closing.add(asyncio.create_task(close()))
-
-    closing: set[asyncio.Task[None]] = set()  # keeps the task referenced until done
-    ctx.add_shutdown_callback(finish)
+# Registered under a name, so LiveKit dispatches only the rooms the web app asks it
+# to (dashboards/rooms.py), and the web app can ask again when no worker was free.
+@server.rtc_session(agent_name=get_settings().agent_name)
+async def entrypoint(ctx: JobContext) -> None:
+    """One room: admit its owner, load their prompt, run the session, record every turn."""
+    settings, knobs = get_settings(), agent_settings()
+    models: _Models = ctx.proc.userdata["models"]
+    connect = _connector(database_url(settings))
+    await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
+    owner_id = await _admitted_owner(ctx, connect, knobs.join_timeout_s)
+    if owner_id is None:
+        return
+    slug, pipeline = _room_options(ctx.room.metadata, default_prompt=knobs.prompt)
+    prompt, user_settings, instructions = await _session_prompt(connect, owner_id, slug)
+    assert settings.storage_url is not None
+    recorder = ConversationRecorder(
+        ConversationInfo(
+            conversation_id=uuid4(),
+            owner_id=owner_id,
+            room_name=ctx.room.name,
+            prompt=prompt,
+            model_specs={**models.snapshot, "pipeline": pipeline, "user_settings": user_settings},
+        ),
+        connect=connect,
+        store=ObjectStore(settings.storage_url),
+        journal_dir=settings.local_dir / "agent-journal",
+    )
+    await recorder.start()
+    policy = ContentPolicy(blocklist=knobs.blocked_words)
+    session, stt_adapter, tts_adapter = _voice_session(
+        models,
+        knobs,
+        sequential=pipeline == "sequential",
+        # the user's language setting steers recognition
+        language=str(user_settings.get("language", "")).split("-")[0] or None,
+    )
+    _ConversationLog(recorder, policy, stt_adapter, tts_adapter).attach(session, ctx)
     await session.start(
         agent=PIPELINES[pipeline](instructions=instructions, policy=policy),
         room=ctx.room,
         room_options=room_io.RoomOptions(
-            text_output=room_io.TextOutputOptions(sync_transcription=SYNC_CAPTIONS)
+            text_output=room_io.TextOutputOptions(sync_transcription=knobs.sync_captions)
         ),
     )
-    greeting = os.environ.get("WORKBENCH_AGENT_GREETING", "Hello! How can I help you today?")
-    if greeting:
-        session.say(greeting)
+    if knobs.greeting:
+        session.say(knobs.greeting)
 
 
 # How often the worker stores journals of jobs that crashed while it lives on.

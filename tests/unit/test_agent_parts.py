@@ -75,12 +75,15 @@ def test_room_metadata_picks_prompt_and_pipeline(
 
 def test_an_idle_worker_takes_rooms_that_arrive_together() -> None:
     """Reserved (accepted, not yet started) jobs count a room slot each, not the whole worker."""
-    from agent.worker import MAX_JOBS, server
+    from agent.settings import agent_settings
+    from agent.worker import server
+
+    max_jobs = agent_settings().max_jobs
 
     # The attributes AgentServer.run() sets before answering job requests.
     server._devmode, server._draining, server._worker_load = False, False, 0.0
-    for reserved in range(MAX_JOBS):
+    for reserved in range(max_jobs):
         server._reserved_slots = reserved
-        assert server._is_available(), f"refused with {reserved} of {MAX_JOBS} slots reserved"
-    server._reserved_slots = MAX_JOBS
+        assert server._is_available(), f"refused with {reserved} of {max_jobs} slots reserved"
+    server._reserved_slots = max_jobs
     assert not server._is_available()

@@ -1,0 +1,67 @@
+"""The agent worker's own settings, read once from the environment (and `.env`).
+
+Where the worker runs (its stack file, its port, its LiveKit name) is in
+`workbench.config.Settings`, which the local stack sets too; these are the knobs
+of the conversation itself, all `WORKBENCH_AGENT_*`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from workbench.config import REPO_ROOT
+
+
+class AgentSettings(BaseSettings):
+    """Conversation knobs of the agent worker (`WORKBENCH_AGENT_<NAME>`)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WORKBENCH_AGENT_", env_file=REPO_ROOT / ".env", extra="ignore"
+    )
+
+    prompt: str = Field("voice-assistant", description="the prompt slug a room gets by default")
+    greeting: str = Field(
+        "Hello! How can I help you today?", description="said when the user joins; empty: none"
+    )
+    blocklist: str = Field("", description="comma-separated words the content filter refuses")
+    max_jobs: int = Field(4, ge=1, description="rooms one worker holds at once (see bench/)")
+    # How long the agent waits in a new room for the user who opened it.
+    join_timeout_s: float = Field(30.0, gt=0)
+    # Starting the reply on the final transcript, before the turn detector has confirmed
+    # the turn: with llama.cpp the LLM's prefill is ~0.1 s, so a discarded attempt costs little.
+    preemptive: bool = True
+    # The pause after which the STT already transcribes the utterance so far (WorkbenchSTT).
+    early_silence_s: float = Field(0.15, gt=0)
+    # The streaming session's VAD silence and least endpointing wait. Short, because the
+    # turn detector model, not the silence, judges whether the user has finished: on an
+    # unfinished sentence it waits up to its max delay. (Before WorkbenchSTT finalized
+    # early, 0.35 / 0.3 s measured worse: each VAD segment was transcribed alone, 4.4 ->
+    # 6.6 s p50.)
+    vad_silence_s: float = Field(0.3, gt=0)
+    min_endpoint_s: float = Field(0.3, ge=0)
+    # Captions paced to the agent's audio: on an interruption the agent's turn (recorded,
+    # and in the LLM's context) then holds the words the user heard, not all that was
+    # generated. The pacing estimates the speaking rate with an STFT on the event loop,
+    # which stalls it 120-270 ms per reply on 2 cores; false sends captions as generated.
+    # The bench measured no clear latency difference either way (bench/README.md).
+    sync_captions: bool = True
+    # The sequential pipeline has no turn model, so the silence alone ends a turn:
+    # Silero's default, which a naive pipeline needs not to cut people off mid-sentence.
+    naive_silence_s: float = Field(0.55, gt=0)
+    # Where the worker writes its model health (the local stack reads it).
+    status_file: Path | None = None
+
+    @property
+    def blocked_words(self) -> list[str]:
+        """The blocklist as words."""
+        return [word.strip() for word in self.blocklist.split(",") if word.strip()]
+
+
+@lru_cache(maxsize=1)
+def agent_settings() -> AgentSettings:
+    """The worker's settings, read once per process."""
+    return AgentSettings()
