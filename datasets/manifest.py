@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -88,6 +88,11 @@ class Manifest:
     def load_audio(self, row: ManifestRow) -> np.ndarray:
         """The row's audio as 16 kHz mono float32."""
         return read_audio(self.audio_path(row))
+
+    def first(self, limit: int) -> Manifest:
+        """The first `limit` rows, as a dataset of their own (its id names those rows)."""
+        rows = self.rows[:limit]
+        return replace(self, rows=rows, dataset_id=dataset_id(self.dataset_id.split("@")[0], rows))
 
 
 def dataset_id(name: str, rows: Sequence[ManifestRow]) -> str:

@@ -19,13 +19,14 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 from evals.compare import compare_runs, format_comparison
 from evals.run_folder import RunFolder
 from evals.runner import DatabaseSink, RunResult, run_task
-from evals.tasks.base import Task
+from evals.tasks.registry import TASKS, ActingUser
 from workbench.config import get_settings
 
 
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m evals", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run a task (resumes an existing --out)")
-    run.add_argument("--task", required=True, choices=["asr", "latency", "prompt_quality"])
+    run.add_argument("--task", required=True, choices=sorted(TASKS))
     run.add_argument("--spec", type=Path, help="model spec (asr: STT; prompt_quality: LLM)")
     run.add_argument("--stack", type=Path, help="stack spec (latency)")
     run.add_argument("--dataset", type=Path, help="manifest.jsonl (asr, latency)")
@@ -78,120 +79,42 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     try:
-        task = build_task(args)
-    except (ValueError, FileNotFoundError, TypeError) as exc:
+        result, out = asyncio.run(_run(args))
+    except (ValueError, FileNotFoundError, TypeError, LookupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    out = (
-        args.out
-        or get_settings().data_dir / "evals" / f"{task.name}-{task.dataset_id.replace('@', '-')}"
-    )
-    result = asyncio.run(_run(task, out, args))
     print(f"run {result.info.run_id} in {out}")
     print(json.dumps(result.metrics, indent=2))
     return 0
 
 
-def build_task(args: argparse.Namespace) -> Task[Any]:
-    """The task the arguments describe, its dataset read and checked."""
-    from workbench.models import load_spec
-
-    if args.task in ("asr", "latency"):
-        from datasets.manifest import read_manifest
-
-        if args.dataset is None:
-            raise ValueError(f"--task {args.task} needs --dataset MANIFEST")
-        manifest = read_manifest(args.dataset)
-        for problem in manifest.problems:
-            print(f"skipped {problem}", file=sys.stderr)
-        if args.limit:
-            manifest = _first(manifest, args.limit)
-        if args.task == "asr":
-            from evals.tasks.asr import AsrTask
-
-            if args.spec is None:
-                raise ValueError("--task asr needs --spec STT_SPEC")
-            return AsrTask(spec=load_spec(args.spec), manifest=manifest)
-        from evals.tasks.latency import LatencyTask
-        from workbench.models.stack import load_stack
-
-        if args.stack is None:
-            raise ValueError("--task latency needs --stack STACK_SPEC")
-        return LatencyTask(stack=load_stack(args.stack), manifest=manifest)
-
-    from datasets.dialogues import read_dialogues
-    from evals.tasks.prompt_quality import PromptQualityTask, PromptVariant
-
-    if args.dialogues is None or args.spec is None or args.judge is None:
-        raise ValueError("--task prompt_quality needs --dialogues, --spec (the LLM) and --judge")
-    dataset_id, dialogues, problems = read_dialogues(args.dialogues)
-    for problem in problems:
-        print(f"skipped {problem}", file=sys.stderr)
-    variants = []
-    for value in args.prompt:
-        label, _, path = value.partition("=")
-        variants.append(PromptVariant(label=label, system_prompt=Path(path).read_text().strip()))
-    if args.prompt_version:
-        variants += asyncio.run(_stored_variants(args))
-    if len(variants) < 2:
-        raise ValueError(
-            "--task prompt_quality compares two or more prompts: --prompt LABEL=FILE or --prompt-version SLUG:N"
-        )
-    return PromptQualityTask(
-        llm=load_spec(args.spec),
-        judge=load_spec(args.judge),
-        embedder=load_spec(args.embedder or Path("configs/models/minilm-l6-v2.yaml")),
-        variants=variants,
-        dialogues=dialogues[: args.limit] if args.limit else dialogues,
-        dataset_id=dataset_id,
-    )
-
-
-def _first(manifest: Any, limit: int) -> Any:
-    from dataclasses import replace
-
-    from datasets.manifest import dataset_id, dataset_name
-
-    rows = manifest.rows[:limit]
-    return replace(manifest, rows=rows, dataset_id=dataset_id(dataset_name(manifest.path), rows))
-
-
-async def _stored_variants(args: argparse.Namespace) -> list[Any]:
-    import psycopg
-
-    from evals.tasks.prompt_quality import variants_from_versions
-    from workbench.db.connection import claims_for_user, database_url, rls_session
-
-    if not args.email:
-        raise ValueError("--prompt-version reads Supabase: give --as EMAIL")
-    values = dict(v.partition("=")[::2] for v in args.var)
-    by_slug: dict[str, list[int]] = {}
-    for ref in args.prompt_version:
-        slug, _, number = ref.rpartition(":")
-        if not slug or not number.isdigit():
-            raise ValueError(f"--prompt-version {ref!r}: use SLUG:N")
-        by_slug.setdefault(slug, []).append(int(number))
-    url = database_url(get_settings())
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        claims = await claims_for_user(conn, args.email)
-        variants = []
-        for slug, numbers in by_slug.items():
-            async with rls_session(conn, claims):
-                variants += await variants_from_versions(conn, slug, numbers, values=values)
-        return variants
-
-
-async def _run(task: Task[Any], out: Path, args: argparse.Namespace) -> RunResult:
-    if not args.email:
-        return await run_task(task, folder=RunFolder(out), batch_size=args.batch_size)
+@asynccontextmanager
+async def _acting_user(email: str | None) -> AsyncIterator[ActingUser | None]:
+    """With --as: one connection, acting as that user under RLS, for the whole run."""
+    if not email:
+        yield None
+        return
     import psycopg
 
     from workbench.db.connection import claims_for_user, database_url
 
     url = database_url(get_settings())
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        sink = DatabaseSink(conn, await claims_for_user(conn, args.email))
-        return await run_task(task, folder=RunFolder(out), sink=sink, batch_size=args.batch_size)
+        yield ActingUser(conn, await claims_for_user(conn, email))
+
+
+async def _run(args: argparse.Namespace) -> tuple[RunResult, Path]:
+    async with _acting_user(args.email) as user:
+        task = await TASKS[args.task](args, user)
+        out = (
+            args.out
+            or get_settings().data_dir
+            / "evals"
+            / f"{task.name}-{task.dataset_id.replace('@', '-')}"
+        )
+        sink = DatabaseSink(user.conn, user.claims) if user else None
+        result = await run_task(task, folder=RunFolder(out), sink=sink, batch_size=args.batch_size)
+        return result, out
 
 
 if __name__ == "__main__":

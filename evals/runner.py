@@ -100,8 +100,8 @@ async def run_task(
         )
     )
     done = {s.sample_id for s in folder.samples()}
-    # An item is done when any of its rows is stored (prompt tasks write `<item>::<variant>` rows).
-    done_items = {sample_id.split("::", 1)[0] for sample_id in done}
+    # An item is done when any of its rows is stored (a task may write several per item).
+    done_items = {task.item_of(sample_id) for sample_id in done}
     todo = [item for item in task.items if task.item_id(item) not in done_items]
     if sink is not None:
         await sink.open(info)

@@ -34,6 +34,10 @@ class Task(ABC, Generic[Item]):
     def item_id(self, item: Item) -> str:
         """A stable id for the item (the resume key)."""
 
+    def item_of(self, sample_id: str) -> str:
+        """The id of the item a stored row belongs to (the resume key); rows are items by default."""
+        return sample_id
+
     @abstractmethod
     def spec_snapshot(self) -> dict[str, Any]:
         """Everything that decides the results (model specs, prompts, params), as JSON."""

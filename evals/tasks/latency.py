@@ -32,7 +32,8 @@ class LatencyTask(Task[ManifestRow]):
     """Per-stage and voice-to-voice latency of a stack on recorded utterances."""
 
     name = "latency"
-    version = "1"
+    # 2: replies cut as the live agent cuts them (first clause early) and its fallback prompt.
+    version = "2"
 
     def __init__(
         self, *, stack: StackSpec, manifest: Manifest, system_prompt: str = FALLBACK_SYSTEM_PROMPT

@@ -92,6 +92,10 @@ def expected_score(probabilities: Sequence[float]) -> float:
     return float(sum(p * (i + 1) for i, p in enumerate(probabilities)))
 
 
+# A row is one dialogue answered by one prompt variant: `<dialogue>::<variant>`.
+ROW_SEPARATOR = "::"
+
+
 class PromptQualityTask(Task[Dialogue]):
     """Compare prompt variants on the same dialogues with one LLM, one judge, one embedder."""
 
@@ -129,6 +133,9 @@ class PromptQualityTask(Task[Dialogue]):
 
     def item_id(self, item: Dialogue) -> str:
         return item.id
+
+    def item_of(self, sample_id: str) -> str:
+        return sample_id.split(ROW_SEPARATOR, 1)[0]
 
     def spec_snapshot(self) -> dict[str, Any]:
         return {
@@ -177,7 +184,7 @@ class PromptQualityTask(Task[Dialogue]):
                 }
                 rows.append(
                     EvalSample(
-                        sample_id=f"{dialogue.id}::{variant.label}",
+                        sample_id=f"{dialogue.id}{ROW_SEPARATOR}{variant.label}",
                         reference=dialogue.reference_reply,
                         hypothesis=reply,
                         metrics=metrics,
@@ -202,9 +209,9 @@ class PromptQualityTask(Task[Dialogue]):
         by_variant: dict[str, dict[str, EvalSample]] = {v.label: {} for v in self.variants}
         for sample in samples:
             if sample.error is None and sample.metrics.get("variant") in by_variant:
-                dialogue_id = sample.sample_id.split("::", 1)[0]
+                dialogue_id = self.item_of(sample.sample_id)
                 by_variant[sample.metrics["variant"]][dialogue_id] = sample
-        out: dict[str, Any] = {"dialogues": len({s.sample_id.split("::")[0] for s in samples})}
+        out: dict[str, Any] = {"dialogues": len({self.item_of(s.sample_id) for s in samples})}
         variants: dict[str, Any] = {}
         for label, rows in by_variant.items():
             scores = [r.metrics["judge_score"] for r in rows.values()]

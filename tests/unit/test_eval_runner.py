@@ -18,6 +18,7 @@ from agent.text_chunks import FirstClauseTokenizer
 from datasets import pocketsphinx
 from datasets.dialogues import Dialogue, DialogueMessage
 from datasets.manifest import ManifestRow, read_manifest, write_manifest
+from evals.__main__ import main as evals_cli
 from evals.compare import compare_runs, format_comparison
 from evals.run_folder import RunFolder, RunMismatch
 from evals.runner import run_task
@@ -264,3 +265,23 @@ def test_prompt_variants_are_checked() -> None:
         PromptVariant("has space", "x")
     with pytest.raises(ValueError, match="empty system prompt"):
         PromptVariant("a", "  ")
+
+
+def test_the_cli_runs_a_task_from_the_registry_resumes_and_shows_it(
+    speech_manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`python -m evals run` builds the task by name, limits the dataset to its own id, resumes."""
+    spec = tmp_path / "fake-stt.yaml"
+    spec.write_text("name: fake-stt\nkind: stt\nbackend: fake\nmodel: fake\n")
+    argv = ["run", "--task", "asr", "--spec", str(spec), "--dataset", str(speech_manifest)]
+    out = tmp_path / "run"
+    assert evals_cli([*argv, "--limit", "3", "--out", str(out)]) == 0
+    first = capsys.readouterr().out
+    limited = RunFolder(out).read_info().dataset_id
+    assert limited != read_manifest(speech_manifest).dataset_id  # three rows are another dataset
+    assert limited == read_manifest(speech_manifest).first(3).dataset_id
+    assert evals_cli([*argv, "--limit", "3", "--out", str(out)]) == 0  # resumes: nothing to do
+    assert json.loads(capsys.readouterr().out.split("\n", 1)[1])["samples"] == 3
+    assert "samples" in first
+    assert evals_cli(["run", "--task", "asr", "--dataset", str(speech_manifest)]) == 2
+    assert "--task asr needs --spec" in capsys.readouterr().err
