@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import yaml
@@ -51,22 +51,34 @@ class ModelSpec(BaseModel):
         return self.model_dump(mode="json")
 
 
-def load_spec(path: str | Path) -> ModelSpec:
-    """Read a ModelSpec from YAML; errors name the file and the field."""
-    path = Path(path)
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_yaml(path: Path, what: str) -> Any:
+    """The YAML document in `path`; errors name the file (`what`: "spec", "stack")."""
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise SpecError(f"{path}: no such spec file") from None
+        raise SpecError(f"{path}: no such {what} file") from None
     except yaml.YAMLError as exc:
         raise SpecError(f"{path}: not valid YAML ({exc})") from None
+
+
+def validated(model: type[M], data: Any, path: Path) -> M:
+    """`data` as `model`; errors name the file and each field."""
     try:
-        return ModelSpec.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'spec'}: {e['msg']}" for e in exc.errors()
         )
         raise SpecError(f"{path}: {problems}") from None
+
+
+def load_spec(path: str | Path) -> ModelSpec:
+    """Read a ModelSpec from YAML; errors name the file and the field."""
+    path = Path(path)
+    return validated(ModelSpec, read_yaml(path, "spec"), path)
 
 
 def resolve_device(device: str) -> str:

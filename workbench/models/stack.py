@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from workbench.models.base import ModelSpec, SpecError, load_spec
+from workbench.models.base import ModelSpec, SpecError, load_spec, read_yaml, validated
 
 
 class StackSpec(BaseModel):
@@ -34,17 +33,10 @@ class StackSpec(BaseModel):
 def load_stack(path: str | Path) -> StackSpec:
     """Read a stack file, resolving spec paths relative to it."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise SpecError(f"{path}: no such stack file") from None
+    data = read_yaml(path, "stack")
     if not isinstance(data, dict):
         raise SpecError(f"{path}: a stack file is a mapping with name, stt, llm, tts")
     for kind in ("stt", "llm", "tts"):
         if isinstance(data.get(kind), str):
             data[kind] = load_spec(path.parent / data[kind])
-    try:
-        return StackSpec.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise SpecError(f"{path}: {problems}") from None
+    return validated(StackSpec, data, path)
