@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 
 from stack.errors import StackError
 from stack.layout import StackLayout
-from stack.managed import BinaryService, checkout_python_environment
+from stack.managed import BinaryService
 from stack.processes import log_excerpt
 
 
@@ -18,19 +17,16 @@ class AgentService(BinaryService):
     """The livekit-agents worker running the model stack; healthy when its HTTP check answers."""
 
     name = "agent"
+    port_setting = "WORKBENCH_AGENT_PORT"
+    # 200 only once a job process loaded the models and answered a warm-up turn and the
+    # worker registered with LiveKit, which dispatches only to registered workers
+    # (agent/model_health.py); the worker's own "/" answers as soon as it runs.
+    health_path = "/models"
     start_timeout_s = 300.0  # model loading on a cold cache
 
     def __init__(self, layout: StackLayout, *, port: int, stack_file: Path) -> None:
-        super().__init__(layout)
-        self.port = port
+        super().__init__(layout, port=port)
         self.stack_file = stack_file
-
-    @property
-    def health_url(self) -> str:
-        # 200 only once a job process loaded the models and answered a warm-up turn and
-        # the worker registered with LiveKit, which dispatches only to registered
-        # workers (agent/model_health.py); the worker's own "/" answers as soon as it runs.
-        return f"http://127.0.0.1:{self.port}/models"
 
     @property
     def status_file(self) -> Path:
@@ -41,12 +37,8 @@ class AgentService(BinaryService):
     def url(self) -> str:
         return f"worker for {self.stack_file.name} (health {self.health_url})"
 
-    def tcp_ports(self) -> Mapping[int, str]:
-        return {self.port: "WORKBENCH_AGENT_PORT"}
-
     def environment(self) -> dict[str, str]:
-        env = checkout_python_environment()
-        env["WORKBENCH_AGENT_PORT"] = str(self.port)
+        env = self.python_environment()
         env["WORKBENCH_AGENT_STACK"] = str(self.stack_file)
         env["WORKBENCH_AGENT_STATUS_FILE"] = str(self.status_file)
         env.setdefault(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
 
 from stack.gobuild import SUPABASE_AUTH
@@ -15,6 +14,8 @@ class AuthService(BinaryService):
     """Registration, login, password reset and JWT issuing; runs its own migrations in `auth`."""
 
     name = "auth"
+    port_setting = "WORKBENCH_AUTH_PORT"
+    health_path = "/health"
     binary_spec = SUPABASE_AUTH
 
     def __init__(
@@ -29,25 +30,13 @@ class AuthService(BinaryService):
         smtp_port: int,
         confirm_email: bool = False,
     ) -> None:
-        super().__init__(layout)
-        self.port = port
+        super().__init__(layout, port=port)
         self._postgres_port = postgres_port
         self._db_password = db_password
         self._jwt_secret = jwt_secret
         self._site_url = site_url
         self._smtp_port = smtp_port
         self._confirm_email = confirm_email
-
-    @property
-    def health_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/health"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def tcp_ports(self) -> Mapping[int, str]:
-        return {self.port: "WORKBENCH_AUTH_PORT"}
 
     def command(self, binary: Path) -> list[str]:
         return [str(binary)]

@@ -53,6 +53,8 @@ class LiveKitService(BinaryService):
     """The WebRTC SFU: rooms, tracks, agent dispatch."""
 
     name = "livekit"
+    port_setting = "WORKBENCH_LIVEKIT_PORT"
+    scheme = "ws"
     binary_spec = LIVEKIT_SERVER
 
     def __init__(
@@ -66,23 +68,15 @@ class LiveKitService(BinaryService):
         api_secret: str,
         media_ip: str = "127.0.0.1",
     ) -> None:
-        super().__init__(layout)
-        self.port, self.tcp_port, self.udp_port = port, tcp_port, udp_port
+        super().__init__(layout, port=port)
+        self.tcp_port, self.udp_port = tcp_port, udp_port
         # Where browsers reach its media (ICE): loopback, or the lab address in TLS mode.
         self.media_ip = media_ip
         self._key, self._secret = api_key, api_secret
         self.config_path = layout.run_dir / "livekit.yaml"
 
-    @property
-    def health_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
     def tcp_ports(self) -> Mapping[int, str]:
-        return {self.port: "WORKBENCH_LIVEKIT_PORT", self.tcp_port: "WORKBENCH_LIVEKIT_TCP_PORT"}
+        return {**super().tcp_ports(), self.tcp_port: "WORKBENCH_LIVEKIT_TCP_PORT"}
 
     def udp_ports(self) -> Mapping[int, str]:
         return {self.udp_port: "WORKBENCH_LIVEKIT_UDP_PORT"}

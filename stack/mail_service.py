@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import smtplib
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 
 from stack.layout import StackLayout
@@ -15,22 +14,16 @@ class MailService(BinaryService):
     """SMTP on 127.0.0.1 that saves messages under `.local/mail/`."""
 
     name = "mail"
+    port_setting = "WORKBENCH_MAIL_PORT"
+    scheme = "smtp"
 
     def __init__(self, layout: StackLayout, *, port: int) -> None:
-        super().__init__(layout)
-        self.port = port
+        super().__init__(layout, port=port)
         self.folder = layout.local_dir / "mail"
 
     @property
-    def health_url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}"
-
-    @property
     def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port} (messages in {self.folder})"
-
-    def tcp_ports(self) -> Mapping[int, str]:
-        return {self.port: "WORKBENCH_MAIL_PORT"}
+        return f"{super().url} (messages in {self.folder})"
 
     def prepare(self) -> None:
         self._binary = Path(sys.executable)
@@ -47,13 +40,10 @@ class MailService(BinaryService):
         ]
 
     def environment(self) -> dict[str, str]:
-        env = super().environment()
-        # The checkout must be importable by the child whatever the caller's cwd.
-        root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = root + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        return env
+        return self.python_environment()
 
     def healthy(self) -> bool:
+        """It answers an SMTP NOOP."""
         try:
             with smtplib.SMTP("127.0.0.1", self.port, timeout=2) as smtp:
                 return smtp.noop()[0] == 250

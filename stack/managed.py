@@ -6,6 +6,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 
@@ -30,27 +31,41 @@ def checkout_python_environment() -> dict[str, str]:
 
 
 class BinaryService(ABC):
-    """Start/stop/health for one process the stack owns."""
+    """Start/stop/health for one process the stack owns, listening on `port` on loopback.
 
-    name: str
-    binary_spec: GoBinary | None = None  # None: prepare() is overridden (e.g. a Python module)
-    start_timeout_s = 60.0
+    A service states its facts as data: the setting that moves its port, the path
+    that answers 200 when it is ready, the scheme clients use.
+    """
 
-    def __init__(self, layout: StackLayout) -> None:
+    name: ClassVar[str]
+    port_setting: ClassVar[str]  # the variable that chooses `port`, named in errors
+    health_path: ClassVar[str] = "/"
+    scheme: ClassVar[str] = "http"
+    binary_spec: ClassVar[GoBinary | None] = None  # None: prepare() is overridden
+    start_timeout_s: ClassVar[float] = 60.0
+
+    def __init__(self, layout: StackLayout, *, port: int) -> None:
         self.layout = layout
+        self.port = port
         self.log_path = layout.logs_dir / f"{self.name}.log"
         self.pidfile = PidFile(layout.run_dir / f"{self.name}.pid")
         self._binary: Path | None = None
 
     @property
-    @abstractmethod
     def health_url(self) -> str:
         """GET answers 200 when the service is ready."""
+        return f"http://127.0.0.1:{self.port}{self.health_path}"
 
     @property
-    @abstractmethod
     def url(self) -> str:
         """What a client connects to."""
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def python_environment(self) -> dict[str, str]:
+        """For services run as `python -m ...` from this checkout: its path first, the port set."""
+        env = checkout_python_environment()
+        env[self.port_setting] = str(self.port)
+        return env
 
     @abstractmethod
     def command(self, binary: Path) -> list[str]:
@@ -62,7 +77,7 @@ class BinaryService(ABC):
 
     def tcp_ports(self) -> Mapping[int, str]:
         """TCP ports it binds on 127.0.0.1, each with the setting that chooses it."""
-        return {}
+        return {self.port: self.port_setting}
 
     def udp_ports(self) -> Mapping[int, str]:
         """UDP ports it binds on 127.0.0.1, each with the setting that chooses it."""

@@ -134,7 +134,7 @@ class LocalStack:
         """Stop every process the stack started (by pidfile); names of those stopped."""
         stopped = []
         # The proxy is stopped by pidfile whether or not this `down` was told about TLS.
-        proxy = self.tls_proxy or _TlsProxyPid(self.layout)
+        proxy: BinaryService = self.tls_proxy or _TlsProxyPid(self.layout)
         for service in (proxy, self.web, self.agent, self.livekit, self.auth, self.mail):
             if service.stop():
                 stopped.append(service.name)
@@ -203,7 +203,10 @@ class _TlsProxyPid(BinaryService):
     """Only the proxy's pidfile: lets `down` stop a proxy an earlier `up --tls` started."""
 
     name = TlsProxyService.name
-    health_url = url = ""
+    port_setting = TlsProxyService.port_setting
+
+    def __init__(self, layout: StackLayout) -> None:
+        super().__init__(layout, port=0)
 
     def command(self, binary: Path) -> list[str]:
         raise NotImplementedError

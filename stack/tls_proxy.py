@@ -17,7 +17,6 @@ import shutil
 import ssl
 import subprocess
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
@@ -125,6 +124,8 @@ class TlsProxyService(BinaryService):
     """nginx terminating TLS for the web app and LiveKit's signalling on one origin."""
 
     name = "tls-proxy"
+    port_setting = "WORKBENCH_TLS_PORT"
+    health_path = "/liveness"
 
     def __init__(
         self,
@@ -137,8 +138,8 @@ class TlsProxyService(BinaryService):
         web_upstream: str,
         livekit_upstream: str,
     ) -> None:
-        super().__init__(layout)
-        self.hostname, self.address, self.port = hostname, address, port
+        super().__init__(layout, port=port)
+        self.hostname, self.address = hostname, address
         self.tls = tls
         self._web, self._livekit = web_upstream, livekit_upstream
         self.config_path = layout.run_dir / "nginx.conf"
@@ -153,10 +154,7 @@ class TlsProxyService(BinaryService):
 
     @property
     def health_url(self) -> str:
-        return f"https://{self.address}:{self.port}/liveness"
-
-    def tcp_ports(self) -> Mapping[int, str]:
-        return {self.port: "WORKBENCH_TLS_PORT"}
+        return f"https://{self.address}:{self.port}{self.health_path}"
 
     def healthy(self) -> bool:
         """The web app answers through the proxy, over TLS checked against the certificate's CA."""

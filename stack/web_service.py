@@ -3,40 +3,23 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 
 from dashboards.components.web_bundle import BundleError, build_bundle
 from stack.errors import StackError
-from stack.layout import StackLayout
-from stack.managed import BinaryService, checkout_python_environment
+from stack.managed import BinaryService
 
 
 class WebService(BinaryService):
     """The web app users open; healthy when its liveness endpoint answers."""
 
     name = "web"
+    port_setting = "WORKBENCH_PANEL_PORT"
+    health_path = "/liveness"
     start_timeout_s = 120.0
 
-    def __init__(self, layout: StackLayout, *, port: int) -> None:
-        super().__init__(layout)
-        self.port = port
-
-    @property
-    def health_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/liveness"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
-
-    def tcp_ports(self) -> Mapping[int, str]:
-        return {self.port: "WORKBENCH_PANEL_PORT"}
-
     def environment(self) -> dict[str, str]:
-        env = checkout_python_environment()
-        env["WORKBENCH_PANEL_PORT"] = str(self.port)
-        return env
+        return self.python_environment()
 
     def prepare(self) -> None:
         """Build the browser bundle of the components once per version (cached); the server is Python."""
