@@ -6,17 +6,20 @@ so a bad value is refused with the field named, and nothing is half-saved.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
-from uuid import UUID
 
 import panel as pn
 import param
-from psycopg import AsyncConnection
 from pydantic import ValidationError
 
+from dashboards.context import web_context
 from dashboards.files import file_url
+from dashboards.session import PageSession, page_client, session_cookie
+from workbench.auth.client import AuthFailure, AuthSession
 from workbench.config import REPO_ROOT
+from workbench.db.errors import DataError
 from workbench.db.models import UiSettings, UserSettings
 from workbench.db.repositories import ProfilesRepo
 from workbench.storage import ObjectStore
@@ -26,8 +29,8 @@ STACKS = sorted(p.stem for p in (REPO_ROOT / "configs" / "stacks").glob("*.yaml"
 NOT_SET = "(default)"
 
 
-class AccountStore(param.Parameterized):
-    """The caller's profile and settings."""
+class AccountPage(pn.viewable.Viewer):
+    """The caller's profile and settings, and the actions on them (Profile and Settings show parts)."""
 
     display_name = param.String(default="")
     avatar_path = param.String(default="")
@@ -41,9 +44,14 @@ class AccountStore(param.Parameterized):
     message = param.String(default="")
     error = param.String(default="")
 
-    async def load(self, conn: AsyncConnection[Any]) -> None:
+    def __init__(self, session: PageSession, **params: Any) -> None:
+        super().__init__(**params)
+        self._session = session
+
+    async def load(self) -> None:
         """Read the caller's profile."""
-        profile = await ProfilesRepo(conn).mine()
+        async with self._session.as_user() as conn:
+            profile = await ProfilesRepo(conn).mine()
         settings = UserSettings.model_validate(profile.settings)
         ui = settings.ui or UiSettings()
         self.param.update(
@@ -77,62 +85,118 @@ class AccountStore(param.Parameterized):
             )
             raise ValueError(problems) from None
 
-    async def save_settings(self, conn: AsyncConnection[Any]) -> None:
-        """Store the settings."""
-        await ProfilesRepo(conn).update_mine(settings=self.settings())
+    async def _act(self, action: Callable[[], Awaitable[str]]) -> None:
+        """Run an action; its outcome, or why it was refused, shows on the page."""
+        self.param.update(message="", error="")
+        try:
+            self.message = await action()
+        except (ValueError, DataError, AuthFailure) as exc:
+            self.error = str(exc)
 
-    async def save_name(self, conn: AsyncConnection[Any]) -> None:
+    async def save_settings(self) -> None:
+        """Store the settings (validated here and in SQL)."""
+
+        async def save() -> str:
+            settings = self.settings()
+            async with self._session.as_user() as conn:
+                await ProfilesRepo(conn).update_mine(settings=settings)
+            return "Saved."
+
+        await self._act(save)
+
+    async def save_name(self) -> None:
         """Store the display name."""
-        name = self.display_name.strip()
-        if not name:
-            raise ValueError("the display name cannot be empty")
-        await ProfilesRepo(conn).update_mine(display_name=name)
 
-    async def upload_avatar(
-        self,
-        conn: AsyncConnection[Any],
-        store: ObjectStore,
-        owner: UUID,
-        data: bytes,
-        mime_type: str,
-    ) -> None:
+        async def save() -> str:
+            name = self.display_name.strip()
+            if not name:
+                raise ValueError("the display name cannot be empty")
+            async with self._session.as_user() as conn:
+                await ProfilesRepo(conn).update_mine(display_name=name)
+            return "Saved."
+
+        await self._act(save)
+
+    async def upload_avatar(self, data: bytes | None, mime_type: str | None) -> None:
         """Store an avatar image (type and size checked by the store's limits) and point the profile at it."""
-        if mime_type not in AVATAR_TYPES:
-            raise ValueError(f"an avatar is PNG, JPEG or WebP, not {mime_type or 'unknown'}")
-        stored = await store.put(
-            conn,
-            bucket="avatars",
-            owner_id=owner,
-            name=f"avatar.{AVATAR_TYPES[mime_type]}",
-            data=data,
-            content_type=mime_type,
-        )
-        await ProfilesRepo(conn).update_mine(avatar_path=stored.path)
-        self.avatar_path = stored.path
+
+        async def upload() -> str:
+            if not data:
+                raise ValueError("choose an image file first")
+            if mime_type not in AVATAR_TYPES:
+                raise ValueError(f"an avatar is PNG, JPEG or WebP, not {mime_type or 'unknown'}")
+            storage_url = web_context().settings.storage_url
+            assert storage_url is not None
+            async with self._session.as_user() as conn:
+                stored = await ObjectStore(storage_url).put(
+                    conn,
+                    bucket="avatars",
+                    owner_id=self._session.user_id,
+                    name=f"avatar.{AVATAR_TYPES[mime_type]}",
+                    data=data,
+                    content_type=mime_type,
+                )
+                await ProfilesRepo(conn).update_mine(avatar_path=stored.path)
+            self.avatar_path = stored.path
+            return "Saved."
+
+        await self._act(upload)
+
+    async def change_password(self, current: str, password: str) -> None:
+        """Change the password (the current one is checked) and sign the other sessions out."""
+
+        async def change() -> str:
+            context = web_context()
+            cookie = session_cookie()
+            async with context.connection() as conn:
+                tokens = await context.sessions.tokens(conn, cookie)
+            if tokens is None:
+                raise AuthFailure("your session has ended: sign in again")
+            await context.auth.change_password(
+                AuthSession(tokens[0], tokens[1], self._session.claims),
+                current,
+                password,
+                client_key=page_client(),
+            )
+            async with context.connection() as conn:
+                await context.sessions.end_others(conn, self._session.user_id, keep=cookie)
+            return "Password changed. Your other sessions have been signed out."
+
+        await self._act(change)
 
 
-def profile_view(store: AccountStore, act: Any) -> pn.viewable.Viewable:
-    """Display name, avatar and password; `act(name, **kwargs)` runs an action as the user."""
-    name = pn.widgets.TextInput.from_param(store.param.display_name, name="Display name", width=300)
+class ProfilePage(AccountPage):
+    """Display name, avatar and password."""
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return profile_view(self)
+
+
+class SettingsPage(AccountPage):
+    """Preferences, saved only when they validate."""
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return settings_view(self)
+
+
+def profile_view(page: AccountPage) -> pn.viewable.Viewable:
+    """Display name, avatar and password, wired to the page's actions."""
+    name = pn.widgets.TextInput.from_param(page.param.display_name, name="Display name", width=300)
     save_name = pn.widgets.Button(name="Save name", button_type="primary")
-    save_name.on_click(lambda _e: pn.state.execute(partial(act, "name")))
+    save_name.on_click(lambda _e: pn.state.execute(page.save_name))
     avatar = pn.widgets.FileInput(accept=",".join(AVATAR_TYPES), name="Avatar")
     upload = pn.widgets.Button(name="Upload avatar")
     upload.on_click(
-        lambda _e: pn.state.execute(
-            partial(act, "avatar", data=avatar.value, mime_type=avatar.mime_type)
-        )
+        lambda _e: pn.state.execute(partial(page.upload_avatar, avatar.value, avatar.mime_type))
     )
     current = pn.widgets.PasswordInput(name="Current password", width=300)
     password = pn.widgets.PasswordInput(name="New password", width=300)
     change = pn.widgets.Button(name="Change password")
     change.on_click(
-        lambda _e: pn.state.execute(
-            partial(act, "password", current=current.value, password=password.value)
-        )
+        lambda _e: pn.state.execute(partial(page.change_password, current.value, password.value))
     )
 
-    @pn.depends(store.param.avatar_path)
+    @pn.depends(page.param.avatar_path)
     def picture(path: str) -> pn.viewable.Viewable:
         if not path:
             return pn.pane.Markdown("*No avatar yet.*")
@@ -141,8 +205,8 @@ def profile_view(store: AccountStore, act: Any) -> pn.viewable.Viewable:
         )
 
     return pn.Column(
-        _feedback(store),
-        pn.pane.Markdown(f"Role: **{store.role}**"),
+        _feedback(page),
+        pn.pane.Markdown(f"Role: **{page.role}**"),
         pn.Row(name, save_name),
         picture,
         pn.Row(avatar, upload),
@@ -151,27 +215,27 @@ def profile_view(store: AccountStore, act: Any) -> pn.viewable.Viewable:
     )
 
 
-def settings_view(store: AccountStore, act: Any) -> pn.viewable.Viewable:
-    """Preferences; saved only when they validate."""
+def settings_view(page: AccountPage) -> pn.viewable.Viewable:
+    """Preferences, wired to the page's save action."""
     save = pn.widgets.Button(name="Save settings", button_type="primary")
-    save.on_click(lambda _e: pn.state.execute(partial(act, "settings")))
+    save.on_click(lambda _e: pn.state.execute(page.save_settings))
     return pn.Column(
-        _feedback(store),
-        pn.widgets.Select.from_param(store.param.stack, name="Model stack", width=250),
-        pn.widgets.TextInput.from_param(store.param.voice, name="Voice", width=250),
+        _feedback(page),
+        pn.widgets.Select.from_param(page.param.stack, name="Model stack", width=250),
+        pn.widgets.TextInput.from_param(page.param.voice, name="Voice", width=250),
         pn.widgets.TextInput.from_param(
-            store.param.language, name="Language (e.g. en or en-US)", width=250
+            page.param.language, name="Language (e.g. en or en-US)", width=250
         ),
-        pn.widgets.Select.from_param(store.param.theme, name="Theme", width=250),
-        pn.widgets.Checkbox.from_param(store.param.show_latency, name="Show latency"),
-        pn.widgets.Checkbox.from_param(store.param.show_transcript, name="Show transcript"),
+        pn.widgets.Select.from_param(page.param.theme, name="Theme", width=250),
+        pn.widgets.Checkbox.from_param(page.param.show_latency, name="Show latency"),
+        pn.widgets.Checkbox.from_param(page.param.show_transcript, name="Show transcript"),
         save,
         sizing_mode="stretch_width",
     )
 
 
-def _feedback(store: AccountStore) -> Any:
-    @pn.depends(store.param.message, store.param.error)
+def _feedback(page: AccountPage) -> Any:
+    @pn.depends(page.param.message, page.param.error)
     def view(message: str, error: str) -> pn.viewable.Viewable:
         if error:
             return pn.pane.Alert(error, alert_type="danger")

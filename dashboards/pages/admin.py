@@ -8,6 +8,7 @@ SQL), and the page itself is refused to them.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -17,7 +18,9 @@ import panel as pn
 import param
 from psycopg import AsyncConnection
 
+from dashboards.session import PageSession
 from dashboards.text import markdown_text
+from workbench.db.errors import DataError
 from workbench.db.models import AppRole, Experiment, PromptVersion, SystemPrompt
 from workbench.db.repositories import ProfilesRepo, PromptsRepo
 
@@ -40,8 +43,12 @@ def side_by_side_diff(old: PromptVersion, new: PromptVersion) -> str:
     return table
 
 
-class AdminStore(param.Parameterized):
-    """Prompts, the selected prompt's versions and experiments, and the users."""
+class AdminPage(pn.viewable.Viewer):
+    """Prompts, the selected prompt's versions and experiments, and the users; the admin's actions.
+
+    After an action the data is read again and only the sections whose data
+    changed are drawn again (the page is not rebuilt).
+    """
 
     prompts = param.Dict(default={}, doc="slug -> prompt")
     slug = param.String(default="", doc="the prompt being edited")
@@ -51,22 +58,26 @@ class AdminStore(param.Parameterized):
     users = param.DataFrame(default=None, doc="profiles with their roles")
     message = param.String(default="", doc="result of the last action")
 
-    async def load(self, conn: AsyncConnection[Any]) -> None:
+    def __init__(self, session: PageSession, **params: Any) -> None:
+        super().__init__(**params)
+        self._session = session
+
+    async def load(self) -> None:
         """Everything the page shows."""
-        repo = PromptsRepo(conn)
-        prompts = {p.slug: p for p in await repo.all_prompts()}
-        self.prompts = prompts
-        if self.slug not in prompts:
-            self.slug = next(iter(sorted(prompts)), "")
-        await self.load_prompt(conn)
-        profiles = await ProfilesRepo(conn).list_all()
+        async with self._session.as_user() as conn:
+            repo = PromptsRepo(conn)
+            prompts = {p.slug: p for p in await repo.all_prompts()}
+            self.prompts = prompts
+            if self.slug not in prompts:
+                self.slug = next(iter(sorted(prompts)), "")
+            await self._load_prompt(conn)
+            profiles = await ProfilesRepo(conn).list_all()
         self.users = pd.DataFrame(
             [{"id": str(p.id), "display_name": p.display_name, "role": p.role} for p in profiles],
             columns=["id", "display_name", "role"],
         )
 
-    async def load_prompt(self, conn: AsyncConnection[Any]) -> None:
-        """Versions and experiments of the selected prompt."""
+    async def _load_prompt(self, conn: AsyncConnection[Any]) -> None:
         prompt: SystemPrompt | None = self.prompts.get(self.slug)
         if prompt is None:
             self.param.update(versions=[], experiments=[], active_version_id="")
@@ -87,56 +98,154 @@ class AdminStore(param.Parameterized):
                 return version
         raise ValueError(f"{self.slug} has no version {number}")
 
-    async def save_version(
-        self, conn: AsyncConnection[Any], body: str, notes: str
-    ) -> PromptVersion:
+    async def _act(self, action: Callable[[AsyncConnection[Any]], Awaitable[str]]) -> None:
+        """Run an action as the admin, read the data again, and say what happened (or why not)."""
+        try:
+            async with self._session.as_user() as conn:
+                message = await action(conn)
+        except (ValueError, DataError) as exc:
+            message = f"Refused: {exc}"
+        await self.load()
+        self.message = message
+
+    async def select(self, slug: str) -> None:
+        """Edit another prompt."""
+        self.slug = slug
+        await self._act(lambda _conn: _done(""))
+
+    async def save_version(self, body: str, notes: str) -> None:
         """Store `body` as the next version (versions are immutable)."""
-        if not body.strip():
-            raise ValueError("a prompt version needs a body")
-        prompt = self.prompts[self.slug]
-        return await PromptsRepo(conn).add_version(prompt.id, body, notes=notes)
 
-    async def activate(self, conn: AsyncConnection[Any], number: int) -> None:
-        """Make a version the active one (also how a rollback is done)."""
-        await PromptsRepo(conn).activate(self.prompts[self.slug].id, self.version(number).id)
-
-    async def create_experiment(
-        self, conn: AsyncConnection[Any], name: str, arms: dict[int, float]
-    ) -> Experiment:
-        """A draft experiment with one arm per version number (weights relative)."""
-        if len(arms) < 2:
-            raise ValueError("an experiment compares at least two versions")
-        repo = PromptsRepo(conn)
-        experiment = await repo.create_experiment(self.prompts[self.slug].id, name=name)
-        for number, weight in arms.items():
-            await repo.add_variant(
-                experiment.id, self.version(number).id, label=f"v{number}", weight=weight
+        async def save(conn: AsyncConnection[Any]) -> str:
+            if not body.strip():
+                raise ValueError("a prompt version needs a body")
+            version = await PromptsRepo(conn).add_version(
+                self.prompts[self.slug].id, body, notes=notes
             )
-        return experiment
+            return f"Saved version {version.version}."
 
-    async def set_role(self, conn: AsyncConnection[Any], user_id: str, role: AppRole) -> None:
+        await self._act(save)
+
+    async def activate(self, number: int) -> None:
+        """Make a version the active one (also how a rollback is done)."""
+
+        async def activate(conn: AsyncConnection[Any]) -> str:
+            await PromptsRepo(conn).activate(self.prompts[self.slug].id, self.version(number).id)
+            return f"Version {number} is active."
+
+        await self._act(activate)
+
+    async def create_experiment(self, name: str, arms_text: str) -> None:
+        """A draft experiment with one arm per version number (weights relative)."""
+
+        async def create(conn: AsyncConnection[Any]) -> str:
+            arms = parse_arms(arms_text)
+            if len(arms) < 2:
+                raise ValueError("an experiment compares at least two versions")
+            repo = PromptsRepo(conn)
+            experiment = await repo.create_experiment(self.prompts[self.slug].id, name=name.strip())
+            for number, weight in arms.items():
+                await repo.add_variant(
+                    experiment.id, self.version(number).id, label=f"v{number}", weight=weight
+                )
+            return f"Experiment {experiment.name} created (draft)."
+
+        await self._act(create)
+
+    async def toggle_experiment(self, experiment: Experiment) -> None:
+        """Start a draft experiment, or stop a running one."""
+
+        async def toggle(conn: AsyncConnection[Any]) -> str:
+            repo = PromptsRepo(conn)
+            if experiment.status == "running":
+                await repo.stop_experiment(experiment.id)
+                return f"Experiment {experiment.name} stopped."
+            await repo.start_experiment(experiment.id)
+            return f"Experiment {experiment.name} started."
+
+        await self._act(toggle)
+
+    async def set_role(self, user_id: str, role: AppRole) -> None:
         """Change a user's role (SQL refuses non-admins and demoting the last admin)."""
-        await ProfilesRepo(conn).set_role(UUID(user_id), role)
+
+        async def change(conn: AsyncConnection[Any]) -> str:
+            await ProfilesRepo(conn).set_role(UUID(user_id.strip()), role)
+            return "Role changed."
+
+        await self._act(change)
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return admin_view(self)
 
 
-def admin_view(store: AdminStore, act: Any) -> pn.viewable.Viewable:
-    """The page body; `act(name, **kwargs)` runs a store action as the admin and reloads."""
+async def _done(message: str) -> str:
+    return message
+
+
+def admin_view(page: AdminPage) -> pn.viewable.Viewable:
+    """The page body: sections drawn from the page's data, wired to its actions."""
     prompt = pn.widgets.Select(
-        name="Prompt", options=sorted(store.prompts), value=store.slug or None, width=260
+        name="Prompt", options=sorted(page.prompts), value=page.slug or None, width=260
     )
-    prompt.param.watch(lambda e: pn.state.execute(partial(act, "select", slug=e.new)), "value")
+    prompt.param.watch(lambda e: pn.state.execute(partial(page.select, e.new)), "value")
+
+    @pn.depends(page.param.versions, page.param.active_version_id)
+    def versions_section(versions: list[PromptVersion], active: str) -> pn.viewable.Viewable:
+        return _versions_section(page, versions, active)
+
+    @pn.depends(page.param.experiments)
+    def experiments_section(experiments: list[Experiment]) -> pn.viewable.Viewable:
+        return _experiments_section(page, experiments)
+
+    @pn.depends(page.param.users)
+    def users_table(users: pd.DataFrame | None) -> pn.viewable.Viewable:
+        return pn.widgets.Tabulator(
+            users if users is not None else pd.DataFrame(),
+            disabled=True,
+            show_index=False,
+            name="users",
+        )
+
+    user_id = pn.widgets.TextInput(name="User id", width=330)
+    role = pn.widgets.Select(name="Role", options=list(ROLES), width=150)
+    set_role = pn.widgets.Button(name="Set role")
+    set_role.on_click(
+        lambda _e: pn.state.execute(partial(page.set_role, user_id.value, role.value))
+    )
+
+    @pn.depends(page.param.message)
+    def message(text: str) -> pn.viewable.Viewable:
+        return pn.pane.Alert(text, alert_type="info") if text else pn.Spacer(height=0)
+
+    return pn.Column(
+        message,
+        pn.pane.Markdown("## System prompts"),
+        prompt,
+        versions_section,
+        pn.pane.Markdown("## Experiments"),
+        experiments_section,
+        pn.pane.Markdown("## Users and roles"),
+        users_table,
+        pn.Row(user_id, role, set_role),
+        sizing_mode="stretch_width",
+    )
+
+
+def _versions_section(
+    page: AdminPage, versions: list[PromptVersion], active: str
+) -> pn.viewable.Viewable:
     editor = pn.widgets.TextAreaInput(
         name="New version",
         height=160,
         sizing_mode="stretch_width",
-        value=store.versions[0].body if store.versions else "",
+        value=versions[0].body if versions else "",
     )
     notes = pn.widgets.TextInput(name="Notes", placeholder="what changed and why", width=400)
     save = pn.widgets.Button(name="Save as new version", button_type="primary")
     save.on_click(
-        lambda _e: pn.state.execute(partial(act, "save", body=editor.value, notes=notes.value))
+        lambda _e: pn.state.execute(partial(page.save_version, editor.value, notes.value))
     )
-    numbers = [v.version for v in store.versions]
+    numbers = [v.version for v in versions]
     left = pn.widgets.Select(
         name="Compare version", options=numbers, value=numbers[-1] if numbers else None, width=150
     )
@@ -145,29 +254,27 @@ def admin_view(store: AdminStore, act: Any) -> pn.viewable.Viewable:
     )
     to_activate = pn.widgets.Select(name="Version to activate", options=numbers, width=170)
     activate = pn.widgets.Button(name="Activate", button_type="warning")
-    activate.on_click(
-        lambda _e: pn.state.execute(partial(act, "activate", number=to_activate.value))
-    )
+    activate.on_click(lambda _e: pn.state.execute(partial(page.activate, to_activate.value)))
 
     @pn.depends(left.param.value, right.param.value)
     def diff(a: int | None, b: int | None) -> pn.viewable.Viewable:
         if a is None or b is None:
             return pn.pane.Markdown("*No versions yet.*")
         return pn.pane.HTML(
-            DIFF_STYLE + side_by_side_diff(store.version(a), store.version(b)), name="diff"
+            DIFF_STYLE + side_by_side_diff(page.version(a), page.version(b)), name="diff"
         )
 
-    versions = pn.widgets.Tabulator(
+    table = pn.widgets.Tabulator(
         pd.DataFrame(
             [
                 {
                     "version": v.version,
-                    "active": str(v.id) == store.active_version_id,
+                    "active": str(v.id) == active,
                     "notes": v.notes,
                     "variables": ", ".join(v.variables),
                     "created_at": v.created_at,
                 }
-                for v in store.versions
+                for v in versions
             ],
             columns=["version", "active", "notes", "variables", "created_at"],
         ),
@@ -175,69 +282,43 @@ def admin_view(store: AdminStore, act: Any) -> pn.viewable.Viewable:
         show_index=False,
         name="versions",
     )
-    experiment_name = pn.widgets.TextInput(name="Experiment name", width=250)
-    arms = pn.widgets.TextInput(
-        name="Arms (version:weight, ...)", placeholder="1:3, 2:1", width=250
-    )
-    create = pn.widgets.Button(name="Create experiment")
-    create.on_click(
-        lambda _e: pn.state.execute(
-            partial(act, "experiment", name=experiment_name.value, arms=arms.value)
-        )
-    )
-    experiment_rows = []
-    for experiment in store.experiments:
-        label = "Stop" if experiment.status == "running" else "Start"
-        button = pn.widgets.Button(
-            name=f"{label} {experiment.name}", disabled=experiment.status == "stopped"
-        )
-        button.on_click(
-            lambda _e, x=experiment: pn.state.execute(
-                partial(act, "toggle", experiment_id=x.id, status=x.status)
-            )
-        )
-        experiment_rows.append(
-            pn.Row(
-                pn.pane.Markdown(f"**{markdown_text(experiment.name)}**: {experiment.status}"),
-                button,
-            )
-        )
-    users = pn.widgets.Tabulator(
-        store.users if store.users is not None else pd.DataFrame(),
-        disabled=True,
-        show_index=False,
-        name="users",
-    )
-    user_id = pn.widgets.TextInput(name="User id", width=330)
-    role = pn.widgets.Select(name="Role", options=list(ROLES), width=150)
-    set_role = pn.widgets.Button(name="Set role")
-    set_role.on_click(
-        lambda _e: pn.state.execute(partial(act, "role", user_id=user_id.value, role=role.value))
-    )
-
-    @pn.depends(store.param.message)
-    def message(text: str) -> pn.viewable.Viewable:
-        return pn.pane.Alert(text, alert_type="info") if text else pn.Spacer(height=0)
-
     return pn.Column(
-        message,
-        pn.pane.Markdown("## System prompts"),
-        prompt,
-        versions,
+        table,
         pn.Row(to_activate, activate),
         editor,
         pn.Row(notes, save),
         pn.pane.Markdown("### Compare versions"),
         pn.Row(left, right),
         diff,
-        pn.pane.Markdown("## Experiments"),
-        *experiment_rows,
-        pn.Row(experiment_name, arms, create),
-        pn.pane.Markdown("## Users and roles"),
-        users,
-        pn.Row(user_id, role, set_role),
         sizing_mode="stretch_width",
     )
+
+
+def _experiments_section(page: AdminPage, experiments: list[Experiment]) -> pn.viewable.Viewable:
+    rows = []
+    for experiment in experiments:
+        label = "Stop" if experiment.status == "running" else "Start"
+        button = pn.widgets.Button(
+            name=f"{label} {experiment.name}", disabled=experiment.status == "stopped"
+        )
+        button.on_click(
+            lambda _e, x=experiment: pn.state.execute(partial(page.toggle_experiment, x))
+        )
+        rows.append(
+            pn.Row(
+                pn.pane.Markdown(f"**{markdown_text(experiment.name)}**: {experiment.status}"),
+                button,
+            )
+        )
+    name = pn.widgets.TextInput(name="Experiment name", width=250)
+    arms = pn.widgets.TextInput(
+        name="Arms (version:weight, ...)", placeholder="1:3, 2:1", width=250
+    )
+    create = pn.widgets.Button(name="Create experiment")
+    create.on_click(
+        lambda _e: pn.state.execute(partial(page.create_experiment, name.value, arms.value))
+    )
+    return pn.Column(*rows, pn.Row(name, arms, create), sizing_mode="stretch_width")
 
 
 def parse_arms(text: str) -> dict[int, float]:

@@ -1,16 +1,14 @@
 """Analytics: latency and activity from the database views, eval runs with drill-down to samples.
 
-`AnalyticsStore` holds the filters and the loaded frames (param, so the page
-and its tests talk to the same object); every query runs under the viewer's
-RLS identity against the views, never whole tables pulled into pandas.
+`AnalyticsPage` holds the filters and the loaded frames (param, so the view
+and the tests talk to the same object) and runs the queries: every one under
+the viewer's RLS identity against the views, never whole tables pulled into pandas.
 Plots come from `dashboards.plots`, the same the notebooks use.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from uuid import UUID
@@ -18,7 +16,6 @@ from uuid import UUID
 import pandas as pd
 import panel as pn
 import param
-from psycopg import AsyncConnection
 
 from dashboards.plots import (
     activity_bars,
@@ -29,15 +26,14 @@ from dashboards.plots import (
     variant_scores,
     wer_over_time,
 )
-from workbench.db.repositories import AnalyticsRepo, EvalsRepo
+from dashboards.session import PageSession
+from workbench.db.repositories import AnalyticsRepo, EvalsRepo, ProfilesRepo, PromptsRepo
 
 ALL = "(all)"
-# Yields a connection in the viewer's RLS session (one transaction).
-Connect = Callable[[], AbstractAsyncContextManager[AsyncConnection[Any]]]
 
 
-class AnalyticsStore(param.Parameterized):
-    """Filters and the data they select."""
+class AnalyticsPage(pn.viewable.Viewer):
+    """Filters, the data they select, and the queries that select it."""
 
     since = param.Date(default=None, doc="first day shown")
     until = param.Date(default=None, doc="last day shown")
@@ -51,12 +47,14 @@ class AnalyticsStore(param.Parameterized):
     samples = param.DataFrame(default=None, doc="samples of the selected run")
     researcher = param.Boolean(default=False, doc="the viewer may see eval results")
 
-    def __init__(self, **params: Any) -> None:
+    def __init__(self, session: PageSession, **params: Any) -> None:
         today = datetime.now(UTC).date()
         params.setdefault("since", today - timedelta(days=29))
         params.setdefault("until", today)
         super().__init__(**params)
+        self._session = session
         self._prompt_ids: dict[str, UUID] = {}
+        self.param.watch(lambda _e: pn.state.execute(self.load_samples), "selected_run")
 
     def _range(self) -> tuple[datetime, datetime]:
         since = datetime.combine(self.since, time.min, UTC)
@@ -65,26 +63,27 @@ class AnalyticsStore(param.Parameterized):
             raise ValueError("the first day must not be after the last day")
         return since, until
 
-    async def load(self, connect: Connect) -> None:
+    async def apply(self) -> None:
+        """Load for the filters as set; a bad range is said in a notification."""
+        try:
+            await self.load()
+        except ValueError as exc:  # e.g. an inverted date range
+            if pn.state.notifications is not None:
+                pn.state.notifications.error(str(exc))
+
+    async def load(self) -> None:
         """Query the views for the current filters.
 
-        `connect()` yields a connection in the viewer's RLS session; the views
-        are queried at the same time on separate connections (each scans its
-        share of the turns; one after another they would add up).
+        The views are queried at the same time on separate connections, each in
+        the viewer's RLS session (each scans its share of the turns; one after
+        another they would add up).
         """
         since, until = self._range()
         stack = None if self.model_stack == ALL else self.model_stack
+        connect = self._session.as_user
         async with connect() as conn:
-            cur = await conn.execute(
-                """select v.id, p.slug, v.version from public.prompt_versions v
-                   join public.system_prompts p on p.id = v.prompt_id order by p.slug, v.version"""
-            )
-            self._prompt_ids = {
-                f"{slug} v{version}": vid for vid, slug, version in await cur.fetchall()
-            }
-            cur = await conn.execute("select public.has_role('researcher')")
-            row = await cur.fetchone()
-            researcher = bool(row and row[0])
+            self._prompt_ids = await PromptsRepo(conn).version_labels()
+            researcher = "researcher" in await ProfilesRepo(conn).roles_held()
             runs = await EvalsRepo(conn).runs() if researcher else []
         self.param.prompt_version.objects = [ALL, *self._prompt_ids]
         prompt_version_id = self._prompt_ids.get(self.prompt_version)
@@ -118,12 +117,13 @@ class AnalyticsStore(param.Parameterized):
             arms=pd.DataFrame(arms, columns=_ARM_COLUMNS),
         )
 
-    async def load_samples(self, conn: AsyncConnection[Any]) -> None:
+    async def load_samples(self) -> None:
         """Samples of `selected_run` (empty when none is selected)."""
         if not self.selected_run:
             self.samples = pd.DataFrame(columns=["sample_id", "reference", "hypothesis", "error"])
             return
-        samples = await EvalsRepo(conn).samples(UUID(self.selected_run))
+        async with self._session.as_user() as conn:
+            samples = await EvalsRepo(conn).samples(UUID(self.selected_run))
         self.samples = pd.DataFrame(
             [
                 {
@@ -140,6 +140,9 @@ class AnalyticsStore(param.Parameterized):
                 for s in samples
             ]
         )
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return analytics_view(self)
 
 
 _ARM_COLUMNS = ["experiment", "label", "turns", "v2v_mean_s", "v2v_sd_s", "interruption_rate"]
@@ -207,18 +210,18 @@ def latest_prompt_summary(runs: pd.DataFrame) -> dict[str, Any] | None:
     return summary
 
 
-def analytics_view(store: AnalyticsStore, reload: Any) -> pn.viewable.Viewable:
-    """The page body for a loaded store; `reload` is awaited after a filter changes."""
-    since = pn.widgets.DatePicker.from_param(store.param.since, name="From", width=150)
-    until = pn.widgets.DatePicker.from_param(store.param.until, name="To", width=150)
-    stack = pn.widgets.Select.from_param(store.param.model_stack, name="Model stack", width=200)
+def analytics_view(page: AnalyticsPage) -> pn.viewable.Viewable:
+    """The page body for a loaded page; Apply loads the filters as set."""
+    since = pn.widgets.DatePicker.from_param(page.param.since, name="From", width=150)
+    until = pn.widgets.DatePicker.from_param(page.param.until, name="To", width=150)
+    stack = pn.widgets.Select.from_param(page.param.model_stack, name="Model stack", width=200)
     prompt = pn.widgets.Select.from_param(
-        store.param.prompt_version, name="Prompt version", width=220
+        page.param.prompt_version, name="Prompt version", width=220
     )
     apply = pn.widgets.Button(name="Apply filters", button_type="primary", width=130, align="end")
-    apply.on_click(lambda _event: pn.state.execute(reload))
+    apply.on_click(lambda _event: pn.state.execute(page.apply))
 
-    @pn.depends(store.param.latency, store.param.activity, store.param.arms)
+    @pn.depends(page.param.latency, page.param.activity, page.param.arms)
     def live_section(
         latency: pd.DataFrame | None, activity: pd.DataFrame | None, arms: pd.DataFrame | None
     ) -> pn.viewable.Viewable:
@@ -238,7 +241,7 @@ def analytics_view(store: AnalyticsStore, reload: Any) -> pn.viewable.Viewable:
             ),
         )
 
-    @pn.depends(store.param.eval_runs, store.param.researcher)
+    @pn.depends(page.param.eval_runs, page.param.researcher)
     def eval_section(runs: pd.DataFrame | None, researcher: bool) -> pn.viewable.Viewable:
         if not researcher:
             return pn.pane.Markdown("Eval results are visible to researchers and admins.")
@@ -272,13 +275,13 @@ def analytics_view(store: AnalyticsStore, reload: Any) -> pn.viewable.Viewable:
         picker = pn.widgets.Select(
             name="Show samples of run",
             options=choices,
-            value=store.selected_run if store.selected_run in choices.values() else "",
+            value=page.selected_run if page.selected_run in choices.values() else "",
         )
-        picker.link(store, value="selected_run")
+        picker.link(page, value="selected_run")
         parts.append(picker)
         return pn.Column(*parts)
 
-    @pn.depends(store.param.samples)
+    @pn.depends(page.param.samples)
     def samples_section(samples: pd.DataFrame | None) -> pn.viewable.Viewable:
         if samples is None or samples.empty:
             return pn.pane.Markdown("Select a run to see its samples.")

@@ -9,26 +9,24 @@ system prompt the agent uses; everyone else gets the active one.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from typing import Any
-from uuid import UUID
 
 import panel as pn
 import param
-from psycopg import AsyncConnection
 
 from dashboards.components.voice_room import VoiceRoom
+from dashboards.context import web_context
 from dashboards.rooms import open_room, wait_for_agent
+from dashboards.session import PageSession
 from dashboards.text import markdown_text
 from workbench.config import Settings
-from workbench.db.repositories import ConversationsRepo, PromptsRepo
+from workbench.db.repositories import ConversationsRepo, ProfilesRepo, PromptsRepo
 
 DEFAULT_PROMPT = "(active prompt)"
 
 
-class ConversationStore(param.Parameterized):
-    """What the page knows besides the live connection itself."""
+class ConversationPage(pn.viewable.Viewer):
+    """Start and stop a conversation; the live connection itself is the VoiceRoom component."""
 
     prompt = param.Selector(default=DEFAULT_PROMPT, objects=[DEFAULT_PROMPT], doc="prompt slug")
     can_choose_prompt = param.Boolean(default=False, doc="researchers and admins may pick")
@@ -36,55 +34,57 @@ class ConversationStore(param.Parameterized):
     error = param.String(default="", doc="why the last action failed")
     notice = param.String(default="", doc="what the conversation waits for (a free agent)")
 
-    def __init__(self, **params: Any) -> None:
+    def __init__(self, session: PageSession, **params: Any) -> None:
         super().__init__(**params)
+        self._session = session
+        self.voice = VoiceRoom()
         self._heard_room = ""  # the room the browser's measurements belong to (kept after Stop)
         self._reported: set[int] = set()
         self._waiting: asyncio.Task[None] | None = None
+        # Retried as the transcript and the 2-second statistics update, and once more on
+        # Stop: the agent may not have written the conversation row when the browser measures.
+        self.voice.param.watch(
+            lambda _e: pn.state.execute(self.report_heard), ["heard", "transcript", "stats"]
+        )
 
-    async def report_heard(self, conn: AsyncConnection[Any], heard: list[dict[str, Any]]) -> None:
+    async def load(self) -> None:
+        """Which prompts this user may choose from."""
+        async with self._session.as_user() as conn:
+            self.can_choose_prompt = "researcher" in await ProfilesRepo(conn).roles_held()
+            if self.can_choose_prompt:
+                slugs = sorted(p.slug for p in await PromptsRepo(conn).all_prompts())
+                self.param.prompt.objects = [DEFAULT_PROMPT, *slugs]
+
+    async def report_heard(self) -> None:
         """Store voice-to-voice as the browser heard it; unreported entries are retried next call.
 
         A report is refused until the agent has written the conversation row;
         calling again later (the page does, as the transcript grows) delivers it.
         """
-        repo = ConversationsRepo(conn)
-        for entry in heard:
-            ordinal, v2v = int(entry["ordinal"]), entry.get("v2v_s")
-            if v2v is None or ordinal in self._reported or not self._heard_room:
-                continue
-            if await repo.report_heard_latency(
-                room_name=self._heard_room, agent_ordinal=ordinal, v2v_audio_s=float(v2v)
-            ):
-                self._reported.add(ordinal)
+        if not self.voice.heard:
+            return
+        async with self._session.as_user() as conn:
+            repo = ConversationsRepo(conn)
+            for entry in self.voice.heard:
+                ordinal, v2v = int(entry["ordinal"]), entry.get("v2v_s")
+                if v2v is None or ordinal in self._reported or not self._heard_room:
+                    continue
+                if await repo.report_heard_latency(
+                    room_name=self._heard_room, agent_ordinal=ordinal, v2v_audio_s=float(v2v)
+                ):
+                    self._reported.add(ordinal)
 
-    async def load(self, conn: AsyncConnection[Any]) -> None:
-        """Which prompts this user may choose from (conn is in the user's RLS session)."""
-        cur = await conn.execute("select public.has_role('researcher')")
-        row = await cur.fetchone()
-        self.can_choose_prompt = bool(row and row[0])
-        if self.can_choose_prompt:
-            slugs = sorted(p.slug for p in await PromptsRepo(conn).all_prompts())
-            self.param.prompt.objects = [DEFAULT_PROMPT, *slugs]
-
-    async def start(
-        self,
-        settings: Settings,
-        server_connection: Callable[[], AbstractAsyncContextManager[AsyncConnection[Any]]],
-        *,
-        user_id: UUID,
-        display_name: str,
-        voice: VoiceRoom,
-    ) -> None:
-        """Open a room (its owner recorded through `server_connection`) and let the browser join it."""
+    async def start(self) -> None:
+        """Open a room (its owner recorded with the server's rights) and let the browser join it."""
+        context = web_context()
         slug = None if self.prompt == DEFAULT_PROMPT or not self.can_choose_prompt else self.prompt
         try:
-            async with server_connection() as conn:
+            async with context.connection() as conn:
                 ticket = await open_room(
-                    settings,
+                    context.settings,
                     conn,
-                    user_id=user_id,
-                    display_name=display_name,
+                    user_id=self._session.user_id,
+                    display_name=self._session.claims.email or "researcher",
                     prompt_slug=slug,
                 )
         except Exception as exc:  # LiveKit down or misconfigured: say so on the page
@@ -94,8 +94,8 @@ class ConversationStore(param.Parameterized):
         self.room = ticket.room
         self._heard_room = ticket.room
         self._reported = set()
-        voice.param.update(url=ticket.url, token=ticket.token, active=True)
-        self._waiting = asyncio.create_task(self._queue_for_agent(settings, ticket.room))
+        self.voice.param.update(url=ticket.url, token=ticket.token, active=True)
+        self._waiting = asyncio.create_task(self._queue_for_agent(context.settings, ticket.room))
 
     async def _queue_for_agent(self, settings: Settings, room: str) -> None:
         def queued(waited_s: float) -> None:
@@ -110,13 +110,17 @@ class ConversationStore(param.Parameterized):
             self.error = f"Could not find an agent for this conversation: {exc}"
         self.notice = ""
 
-    def stop(self, voice: VoiceRoom) -> None:
+    def stop(self) -> None:
         """Leave the room (the agent ends and records the conversation)."""
         if self._waiting is not None:
             self._waiting.cancel()
         self.notice = ""
-        voice.active = False
+        self.voice.active = False
         self.room = ""
+        pn.state.execute(self.report_heard)
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return conversation_view(self)
 
 
 def transcript_markdown(transcript: list[dict[str, Any]]) -> str:
@@ -151,23 +155,22 @@ def stats_markdown(
     return " · ".join(parts)
 
 
-def conversation_view(
-    store: ConversationStore, voice: VoiceRoom, start: Any, stop: Any
-) -> pn.viewable.Viewable:
-    """The page body; `start`/`stop` are the page's handlers (they hold the session)."""
+def conversation_view(page: ConversationPage) -> pn.viewable.Viewable:
+    """The page body, wired to the page's actions."""
+    voice = page.voice
     start_button = pn.widgets.Button(name="Start conversation", button_type="primary", width=200)
     stop_button = pn.widgets.Button(name="Stop", button_type="default", width=120, disabled=True)
     mute = pn.widgets.Toggle.from_param(voice.param.muted, name="Mute microphone", width=160)
-    prompt = pn.widgets.Select.from_param(store.param.prompt, name="System prompt", width=260)
-    prompt.visible = store.can_choose_prompt
+    prompt = pn.widgets.Select.from_param(page.param.prompt, name="System prompt", width=260)
+    prompt.visible = page.can_choose_prompt
 
     def on_active(event: Any) -> None:
         start_button.disabled = event.new
         stop_button.disabled = not event.new
 
     voice.param.watch(on_active, "active")
-    start_button.on_click(lambda _e: pn.state.execute(start))
-    stop_button.on_click(lambda _e: stop())
+    start_button.on_click(lambda _e: pn.state.execute(page.start))
+    stop_button.on_click(lambda _e: page.stop())
 
     @pn.depends(voice.param.transcript)
     def transcript(lines: list[dict[str, Any]]) -> pn.viewable.Viewable:
@@ -181,7 +184,7 @@ def conversation_view(
     ) -> pn.viewable.Viewable:
         return pn.pane.Markdown(stats_markdown(stats, connection, agent_state, heard))
 
-    @pn.depends(store.param.error, voice.param.error, store.param.notice)
+    @pn.depends(page.param.error, voice.param.error, page.param.notice)
     def errors(page_error: str, voice_error: str, notice: str) -> pn.viewable.Viewable:
         message = page_error or voice_error
         if message:

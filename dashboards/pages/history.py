@@ -8,6 +8,7 @@ place for everyone's numbers).
 from __future__ import annotations
 
 import html
+import logging
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -17,15 +18,21 @@ import panel as pn
 import param
 from psycopg import AsyncConnection
 
+from dashboards.context import web_context
 from dashboards.files import file_url
+from dashboards.session import PageSession
 from dashboards.text import markdown_text
 from workbench.db.models import TURN_LATENCY_COLUMNS
 from workbench.db.repositories import ConversationsRepo, ExportsRepo
+from workbench.exports import Format, export_conversations
+from workbench.storage import ObjectStore
+
+log = logging.getLogger("workbench.web.history")
 
 TURN_COLUMNS = ["idx", "role", "text", *TURN_LATENCY_COLUMNS, "interrupted", "audio_path"]
 
 
-class HistoryStore(param.Parameterized):
+class HistoryPage(pn.viewable.Viewer):
     """The user's conversations, the selected one's turns, and their exports."""
 
     conversations = param.Dict(default={}, doc="label -> conversation id, newest first")
@@ -33,24 +40,48 @@ class HistoryStore(param.Parameterized):
     turns = param.DataFrame(default=None, doc="turns of the selected conversation")
     exports = param.List(default=[], doc="[{format, status, path, error, created_at}] newest first")
 
-    async def load(self, conn: AsyncConnection[Any], owner: UUID) -> None:
-        """The owner's conversations and exports (conn in the user's RLS session)."""
-        mine = await ConversationsRepo(conn).recent(limit=200, owner_id=owner)
-        self.conversations = {
-            f"{c.started_at:%Y-%m-%d %H:%M} · {c.status} · {c.id.hex[:8]}": str(c.id) for c in mine
-        }
-        await self.load_exports(conn)
+    def __init__(self, session: PageSession, **params: Any) -> None:
+        super().__init__(**params)
+        self._session = session
 
-    async def load_turns(self, conn: AsyncConnection[Any]) -> None:
-        """Turns of the selected conversation."""
+    async def load(self) -> None:
+        """The user's own conversations and exports."""
+        async with self._session.as_user() as conn:
+            mine = await ConversationsRepo(conn).recent(limit=200, owner_id=self._session.user_id)
+            self.conversations = {
+                f"{c.started_at:%Y-%m-%d %H:%M} · {c.status} · {c.id.hex[:8]}": str(c.id)
+                for c in mine
+            }
+            await self._load_exports(conn)
+
+    async def select(self) -> None:
+        """Load the turns of the selected conversation."""
         if not self.selected:
             self.turns = pd.DataFrame(columns=TURN_COLUMNS)
             return
-        turns = await ConversationsRepo(conn).turns(UUID(self.selected))
+        async with self._session.as_user() as conn:
+            turns = await ConversationsRepo(conn).turns(UUID(self.selected))
         self.turns = pd.DataFrame([t.model_dump() for t in turns], columns=TURN_COLUMNS)
 
-    async def load_exports(self, conn: AsyncConnection[Any]) -> None:
-        """The user's export requests."""
+    async def export(self, fmt: Format) -> None:
+        """Export the selected conversation (or all of the user's) as `fmt`; the list shows the outcome."""
+        context = web_context()
+        assert context.settings.storage_url is not None
+        async with context.page_connection() as conn:
+            try:
+                await export_conversations(
+                    conn,
+                    ObjectStore(context.settings.storage_url),
+                    self._session.claims,
+                    fmt=fmt,
+                    conversation_id=UUID(self.selected) if self.selected else None,
+                )
+            except Exception:  # the export row records why; the list below shows it
+                log.exception("export failed")
+        async with self._session.as_user() as conn:
+            await self._load_exports(conn)
+
+    async def _load_exports(self, conn: AsyncConnection[Any]) -> None:
         self.exports = [
             {
                 "format": e.format,
@@ -61,6 +92,9 @@ class HistoryStore(param.Parameterized):
             }
             for e in await ExportsRepo(conn).mine()
         ]
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return history_view(self)
 
 
 def exports_markdown(exports: list[dict[str, Any]]) -> str:
@@ -81,20 +115,20 @@ def exports_markdown(exports: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def history_view(store: HistoryStore, on_select: Any, on_export: Any) -> pn.viewable.Viewable:
-    """The page body; `on_select`/`on_export(fmt)` are the page's async handlers."""
+def history_view(page: HistoryPage) -> pn.viewable.Viewable:
+    """The page body, wired to the page's actions."""
     picker = pn.widgets.Select(
-        name="Conversation", options={"(choose)": "", **store.conversations}, width=420
+        name="Conversation", options={"(choose)": "", **page.conversations}, width=420
     )
-    picker.link(store, value="selected")
-    store.param.watch(lambda _e: pn.state.execute(on_select), "selected")
+    picker.link(page, value="selected")
+    page.param.watch(lambda _e: pn.state.execute(page.select), "selected")
     buttons = []
     for fmt in ("json", "csv", "parquet"):
         button = pn.widgets.Button(name=f"Export {fmt.upper()}", width=130)
-        button.on_click(lambda _e, fmt=fmt: pn.state.execute(partial(on_export, fmt)))
+        button.on_click(lambda _e, fmt=fmt: pn.state.execute(partial(page.export, fmt)))
         buttons.append(button)
 
-    @pn.depends(store.param.turns)
+    @pn.depends(page.param.turns)
     def turns_section(turns: pd.DataFrame | None) -> pn.viewable.Viewable:
         if turns is None or turns.empty:
             return pn.pane.Markdown("*Choose a conversation to see its turns.*")
@@ -116,7 +150,7 @@ def history_view(store: HistoryStore, on_select: Any, on_export: Any) -> pn.view
         ]
         return pn.Column(table, *players)
 
-    @pn.depends(store.param.exports)
+    @pn.depends(page.param.exports)
     def exports_section(exports: list[dict[str, Any]]) -> pn.viewable.Viewable:
         return pn.pane.Markdown(exports_markdown(exports), name="exports")
 

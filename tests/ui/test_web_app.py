@@ -15,8 +15,8 @@ import pytest
 from bokeh.util.token import get_token_payload
 from playwright.sync_api import expect
 
-from dashboards.app import WATCH_S
 from dashboards.context import LIVENESS_S
+from dashboards.session import WATCH_S
 from tests.support.personas import Persona, session_as
 from tests.support.web import run_async, signed_in_cookie
 from tests.ui.conftest import Visit

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dashboards.pages.account import NOT_SET, AccountStore
+from dashboards.pages.account import NOT_SET, AccountPage
 from dashboards.pages.admin import parse_arms, side_by_side_diff
 from workbench.db.models import PromptVersion
 
@@ -46,7 +46,7 @@ def test_diff_shows_both_versions_side_by_side() -> None:
 
 
 def test_settings_form_validates_before_anything_is_saved() -> None:
-    store = AccountStore(language="en-GB", theme="dark", stack=NOT_SET)
+    store = AccountPage(session=None, language="en-GB", theme="dark", stack=NOT_SET)
     settings = store.settings()
     assert settings.language == "en-GB"
     assert settings.ui is not None

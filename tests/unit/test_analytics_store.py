@@ -7,20 +7,20 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from dashboards.pages.analytics import AnalyticsStore, _runs_frame, latest_prompt_summary
+from dashboards.pages.analytics import AnalyticsPage, _runs_frame, latest_prompt_summary
 
 pytestmark = pytest.mark.unit
 
 
 def test_default_range_is_the_last_thirty_days() -> None:
-    store = AnalyticsStore()
+    store = AnalyticsPage(session=None)
     assert (store.until - store.since).days == 29
     since, until = store._range()
     assert (until - since).days == 30  # the last day is included
 
 
 def test_an_inverted_range_is_refused() -> None:
-    store = AnalyticsStore(since=date(2026, 11, 20), until=date(2026, 11, 1))
+    store = AnalyticsPage(session=None, since=date(2026, 11, 20), until=date(2026, 11, 1))
     with pytest.raises(ValueError, match="first day must not be after the last day"):
         store._range()
 

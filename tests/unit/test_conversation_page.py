@@ -7,7 +7,7 @@ from markdown_it import MarkdownIt
 
 from dashboards.pages.conversation import (
     DEFAULT_PROMPT,
-    ConversationStore,
+    ConversationPage,
     stats_markdown,
     transcript_markdown,
 )
@@ -55,7 +55,7 @@ def test_stats_line() -> None:
 
 
 def test_only_known_prompts_can_be_chosen() -> None:
-    store = ConversationStore()
+    store = ConversationPage(session=None)
     assert store.prompt == DEFAULT_PROMPT
     with pytest.raises(ValueError, match="does not accept 'not-offered'"):
         store.prompt = "not-offered"

@@ -176,6 +176,15 @@ class PromptsRepo(_Repo):
             [prompt_id, body, variables_in(body), notes],
         )
 
+    async def version_labels(self) -> dict[str, UUID]:
+        """Every visible prompt version as "slug vN" -> version id (for filters)."""
+        with translated():
+            cur = await self.conn.execute(
+                """select v.id, p.slug, v.version from public.prompt_versions v
+                   join public.system_prompts p on p.id = v.prompt_id order by p.slug, v.version"""
+            )
+            return {f"{slug} v{version}": vid for vid, slug, version in await cur.fetchall()}
+
     async def versions(self, prompt_id: UUID) -> list[PromptVersion]:
         """All versions of a prompt, newest first."""
         return await self._all(
