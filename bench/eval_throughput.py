@@ -27,8 +27,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datasets.manifest import ManifestRow, read_manifest, write_manifest
-from datasets.pocketsphinx import pocketsphinx_rows
 from evals.run_folder import RunFolder
 from evals.runner import run_task
 from evals.tasks.asr import AsrTask
@@ -39,6 +37,8 @@ from workbench.metrics.wer import error_rates
 from workbench.models import ChatMessage, ChatModel, load_model, load_spec
 from workbench.models.convert import whisper_ct2_to_transformers
 from workbench.models.sources import resolve_source
+from workbench_datasets.manifest import ManifestRow, read_manifest, write_manifest
+from workbench_datasets.pocketsphinx import pocketsphinx_rows
 
 MODELS = REPO_ROOT / "configs" / "models"
 

@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from datasets.manifest import Manifest, ManifestRow
 from evals.stats import bootstrap_ci, ratio_of_sums
 from evals.tasks.base import Task
 from workbench.audio import AudioDecodeError
 from workbench.db.models import EvalSample
 from workbench.metrics.wer import error_rates, normalise
 from workbench.models import ModelSpec, SpeechToText, create
+from workbench_datasets.manifest import Manifest, ManifestRow
 
 
 class AsrTask(Task[ManifestRow]):

@@ -15,7 +15,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from datasets.manifest import Manifest, ManifestRow
 from evals.tasks.base import Task
 from workbench.audio import AudioDecodeError
 from workbench.db.models import EvalSample
@@ -24,6 +23,7 @@ from workbench.models import ChatMessage, ChatModel, SpeechToText, TextToSpeech,
 from workbench.models.stack import StackSpec
 from workbench.prompts import FALLBACK_SYSTEM_PROMPT
 from workbench.speech_text import take_chunks
+from workbench_datasets.manifest import Manifest, ManifestRow
 
 STAGES = ("stt_s", "llm_ttft_s", "llm_first_sentence_s", "tts_ttfb_s", "v2v_s", "reply_s")
 

@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 from psycopg import AsyncConnection
 
-from datasets.dialogues import Dialogue
 from evals.stats import bootstrap_ci, mean
 from evals.tasks.base import Task
 from workbench.content_filter import ContentPolicy
@@ -32,6 +31,7 @@ from workbench.db.models import EvalSample
 from workbench.db.repositories import PromptsRepo
 from workbench.models import ChatMessage, ChatModel, GenerationParams, TextEmbedder, create
 from workbench.models.base import ModelSpec
+from workbench_datasets.dialogues import Dialogue
 
 RUBRIC = """You grade replies of a voice assistant. A good reply answers the user's last message \
 correctly, is polite, and is short enough to be spoken (one to three sentences).

@@ -32,7 +32,7 @@ Builder = Callable[[argparse.Namespace, ActingUser | None], Awaitable[Task[Any]]
 
 
 def _manifest(args: argparse.Namespace) -> Any:
-    from datasets.manifest import read_manifest
+    from workbench_datasets.manifest import read_manifest
 
     if args.dataset is None:
         raise ValueError(f"--task {args.task} needs --dataset MANIFEST")
@@ -61,9 +61,9 @@ async def _latency(args: argparse.Namespace, _user: ActingUser | None) -> Task[A
 
 
 async def _prompt_quality(args: argparse.Namespace, user: ActingUser | None) -> Task[Any]:
-    from datasets.dialogues import read_dialogues
     from evals.tasks.prompt_quality import PromptQualityTask, PromptVariant, variants_from_versions
     from workbench.models import load_spec
+    from workbench_datasets.dialogues import read_dialogues
 
     if args.dialogues is None or args.spec is None or args.judge is None:
         raise ValueError("--task prompt_quality needs --dialogues, --spec (the LLM) and --judge")

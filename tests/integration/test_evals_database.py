@@ -8,8 +8,6 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from datasets.conversations import export_conversations
-from datasets.manifest import read_manifest, write_manifest
 from evals.run_folder import RunFolder
 from evals.runner import DatabaseSink, run_task
 from evals.tasks.asr import AsrTask
@@ -21,6 +19,8 @@ from workbench.db.models import TurnDraft
 from workbench.db.repositories import ConversationsRepo, EvalsRepo
 from workbench.models import ModelSpec, load_spec
 from workbench.storage import ObjectStore
+from workbench_datasets.conversations import export_conversations
+from workbench_datasets.manifest import read_manifest, write_manifest
 
 pytestmark = pytest.mark.integration
 
@@ -138,7 +138,7 @@ async def test_a_resumed_run_reopens_its_row(
     app_db: str, people: dict[str, Persona], tmp_path: Path
 ) -> None:
     utterance = pocketsphinx_utterances()[0]
-    from datasets.manifest import ManifestRow
+    from workbench_datasets.manifest import ManifestRow
 
     row = ManifestRow(
         id="u",
@@ -177,7 +177,7 @@ async def test_a_plain_user_cannot_write_eval_runs(
     from workbench.db.errors import PermissionDenied
 
     utterance = pocketsphinx_utterances()[0]
-    from datasets.manifest import ManifestRow
+    from workbench_datasets.manifest import ManifestRow
 
     row = ManifestRow(
         id="u", audio=str(utterance.path), reference="x", duration_s=1.0, source="t", licence="x"

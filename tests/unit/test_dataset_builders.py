@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from datasets import pocketsphinx
-from datasets.folder import detect_layout, folder_rows
-from datasets.manifest import read_manifest, write_manifest
-from datasets.synthetic import add_noise, change_speed, synthetic_rows
 from workbench.audio import SPEECH_RATE_HZ
 from workbench.models import ModelSpec, TextToSpeech, load_model
+from workbench_datasets import pocketsphinx
+from workbench_datasets.folder import detect_layout, folder_rows
+from workbench_datasets.manifest import read_manifest, write_manifest
+from workbench_datasets.synthetic import add_noise, change_speed, synthetic_rows
 
 pytestmark = pytest.mark.unit
 

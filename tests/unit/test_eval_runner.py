@@ -15,9 +15,6 @@ import pytest
 import soundfile as sf
 
 from agent.text_chunks import FirstClauseTokenizer
-from datasets import pocketsphinx
-from datasets.dialogues import Dialogue, DialogueMessage
-from datasets.manifest import ManifestRow, read_manifest, write_manifest
 from evals.__main__ import main as evals_cli
 from evals.compare import compare_runs, format_comparison
 from evals.run_folder import RunFolder, RunMismatch
@@ -29,6 +26,9 @@ from workbench.config import REPO_ROOT
 from workbench.models import ModelSpec, load_spec
 from workbench.models.stack import load_stack
 from workbench.speech_text import take_chunks
+from workbench_datasets import pocketsphinx
+from workbench_datasets.dialogues import Dialogue, DialogueMessage
+from workbench_datasets.manifest import ManifestRow, read_manifest, write_manifest
 
 pytestmark = pytest.mark.unit
 

@@ -16,9 +16,9 @@ pytestmark = pytest.mark.unit
 # below it imports it. bench/, tests/ and notebooks/ may use everything.
 ALLOWED = {
     "workbench": set(),
-    "datasets": {"workbench"},
+    "workbench_datasets": {"workbench"},
     "agent": {"workbench"},
-    "evals": {"workbench", "datasets"},
+    "evals": {"workbench", "workbench_datasets"},
     "dashboards": {"workbench", "evals"},
     "stack": {"workbench", "dashboards"},
 }

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from datasets.dialogues import read_dialogues
-from datasets.manifest import ManifestRow, read_manifest, write_manifest
+from workbench_datasets.dialogues import read_dialogues
+from workbench_datasets.manifest import ManifestRow, read_manifest, write_manifest
 
 pytestmark = pytest.mark.unit
 

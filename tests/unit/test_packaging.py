@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import tomllib
+from pathlib import Path
 
 import pytest
 import yaml
@@ -38,3 +42,22 @@ def test_pins_that_must_hold() -> None:
     assert "livekit==1.1.21" in every  # the realtime SDK livekit-agents 1.8.9 pins
     assert all(r == "torch==2.13.0" for r in every if _name(r) == "torch")
     assert not [r for r in every if _name(r) == "torchaudio"]  # would force a second multi-GB torch
+
+
+def test_import_datasets_means_hugging_faces_package_not_ours(tmp_path: Path) -> None:
+    """With the checkout first on the path (as `./dev` runs everything), `import datasets`
+    must still find an installed `datasets` package (Hugging Face's; transformers and
+    evaluate import it when present): the project's builders are `workbench_datasets`."""
+    site = tmp_path / "site-packages"
+    (site / "datasets").mkdir(parents=True)
+    (site / "datasets" / "__init__.py").write_text("WHO = 'hugging face'\n")
+    found = subprocess.run(
+        [sys.executable, "-c", "import datasets, workbench_datasets; print(datasets.WHO)"],
+        env={**os.environ, "PYTHONPATH": f"{REPO_ROOT}:{site}"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.strip() == "hugging face"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from datasets.manifest import ManifestRow
+from workbench_datasets.manifest import ManifestRow
 
 DATA = Path("/usr/share/pocketsphinx/test/data")
 LICENCE = "BSD-2-Clause (CMU Sphinx test data; LibriVox recordings are public domain)"

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from datasets.manifest import RowProblem
+from workbench_datasets.manifest import RowProblem
 
 
 class DialogueMessage(BaseModel):

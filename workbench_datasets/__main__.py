@@ -1,10 +1,10 @@
-"""`python -m datasets <builder> --name NAME ...`: build a manifest under the data folder.
+"""`python -m workbench_datasets <builder> --name NAME ...`: build a manifest under the data folder.
 
-    python -m datasets pocketsphinx --name pocketsphinx
-    python -m datasets folder ~/LibriSpeech/test-clean --name ls-test-clean --licence CC-BY-4.0
-    python -m datasets synthetic sentences.txt --name synth --tts configs/models/piper-joe-medium.yaml \\
+    python -m workbench_datasets pocketsphinx --name pocketsphinx
+    python -m workbench_datasets folder ~/LibriSpeech/test-clean --name ls-test-clean --licence CC-BY-4.0
+    python -m workbench_datasets synthetic sentences.txt --name synth --tts configs/models/piper-joe-medium.yaml \\
         --tts configs/models/espeak-ng-en-us.yaml --speed 0.9 --speed 1.1 --snr-db 20 --no-speech 4
-    python -m datasets conversations --name recorded --as researcher@workbench.local
+    python -m workbench_datasets conversations --name recorded --as researcher@workbench.local
 
 Each writes `<data dir>/datasets/<name>/manifest.jsonl` (conversations also
 `dialogues.jsonl`) and prints the dataset id and any rejected rows.
@@ -17,9 +17,9 @@ import asyncio
 import sys
 from pathlib import Path
 
-from datasets.dialogues import dialogue_set_id, write_dialogues
-from datasets.manifest import ManifestRow, read_manifest, write_manifest
 from workbench.config import get_settings
+from workbench_datasets.dialogues import dialogue_set_id, write_dialogues
+from workbench_datasets.manifest import ManifestRow, read_manifest, write_manifest
 
 
 def dataset_dir(name: str) -> Path:
@@ -29,7 +29,9 @@ def dataset_dir(name: str) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m datasets", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m workbench_datasets", description=__doc__.split("\n")[0]
+    )
     builders = parser.add_subparsers(dest="builder", required=True)
     ps = builders.add_parser("pocketsphinx", help="Debian pocketsphinx-testdata recordings")
     folder = builders.add_parser("folder", help="LibriSpeech layout, transcripts.tsv or wav+txt")
@@ -57,11 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = dataset_dir(args.name)
     out_dir.mkdir(parents=True, exist_ok=True)
     if args.builder == "pocketsphinx":
-        from datasets.pocketsphinx import pocketsphinx_rows
+        from workbench_datasets.pocketsphinx import pocketsphinx_rows
 
         rows = list(pocketsphinx_rows())
     elif args.builder == "folder":
-        from datasets.folder import folder_rows
+        from workbench_datasets.folder import folder_rows
 
         rows = list(
             folder_rows(args.source, licence=args.licence, split=args.split, layout=args.layout)
@@ -78,8 +80,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _synthetic(args: argparse.Namespace, out_dir: Path) -> list[ManifestRow]:
-    from datasets.synthetic import read_sentences, synthetic_rows
     from workbench.models import TextToSpeech, load_model
+    from workbench_datasets.synthetic import read_sentences, synthetic_rows
 
     voices = [load_model(spec) for spec in args.tts]
     if not all(isinstance(v, TextToSpeech) for v in voices):
@@ -98,9 +100,9 @@ async def _synthetic(args: argparse.Namespace, out_dir: Path) -> list[ManifestRo
 async def _conversations(args: argparse.Namespace, out_dir: Path) -> list[ManifestRow]:
     import psycopg
 
-    from datasets.conversations import export_conversations
     from workbench.db.connection import claims_for_user, database_url, rls_session
     from workbench.storage import ObjectStore
+    from workbench_datasets.conversations import export_conversations
 
     settings = get_settings()
     if settings.storage_url is None:

@@ -17,9 +17,9 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from datasets.manifest import ManifestRow
 from workbench.audio import SPEECH_RATE_HZ, resample, to_float32
 from workbench.models.base import TextToSpeech
+from workbench_datasets.manifest import ManifestRow
 
 
 def change_speed(samples: np.ndarray, factor: float) -> np.ndarray:

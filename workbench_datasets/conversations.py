@@ -21,13 +21,13 @@ from uuid import UUID
 import soundfile as sf
 from psycopg import AsyncConnection
 
-from datasets.dialogues import Dialogue, DialogueMessage
-from datasets.manifest import ManifestRow
 from workbench.audio import read_audio
 from workbench.db.errors import NotFound
 from workbench.db.models import Turn
 from workbench.db.repositories import ConversationsRepo
 from workbench.storage import ObjectStore
+from workbench_datasets.dialogues import Dialogue, DialogueMessage
+from workbench_datasets.manifest import ManifestRow
 
 LICENCE = "workbench recording (consent under the deployment's terms)"
 

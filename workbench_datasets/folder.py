@@ -18,7 +18,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from datasets.manifest import ManifestRow
+from workbench_datasets.manifest import ManifestRow
 
 AUDIO_SUFFIXES = (".flac", ".wav")
 
