@@ -1,0 +1,185 @@
+"""System prompts, their immutable versions, and A/B experiments over them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+from workbench.db.errors import InvalidInput, NotFound, translated
+from workbench.db.models import (
+    AppRole,
+    Experiment,
+    PromptVersion,
+    SessionPrompt,
+    SystemPrompt,
+    Variant,
+    variables_in,
+)
+from workbench.db.repositories._base import Repo
+
+_PROMPT = "id, slug, title, description, active_version_id, created_at"
+_VERSION = "id, prompt_id, version, body, variables, notes, author_id, created_at"
+_EXPERIMENT = (
+    "id, prompt_id, name, status, target_roles::text[] as target_roles, started_at, stopped_at"
+)
+_VARIANT = "id, experiment_id, prompt_version_id, label, weight::float8 as weight"
+
+
+class PromptsRepo(Repo):
+    """System prompts, versions, activation and experiments."""
+
+    async def create(self, *, slug: str, title: str, description: str = "") -> SystemPrompt:
+        """A new prompt without versions (admins)."""
+        return await self._one(
+            SystemPrompt,
+            f"insert into public.system_prompts (slug, title, description) values (%s, %s, %s) returning {_PROMPT}",
+            [slug, title, description],
+        )
+
+    async def by_slug(self, slug: str) -> SystemPrompt:
+        """A prompt by its slug."""
+        return await self._one(
+            SystemPrompt, f"select {_PROMPT} from public.system_prompts where slug = %s", [slug]
+        )
+
+    async def all_prompts(self) -> list[SystemPrompt]:
+        """Every prompt the caller may see."""
+        return await self._all(
+            SystemPrompt, f"select {_PROMPT} from public.system_prompts order by slug"
+        )
+
+    async def add_version(self, prompt_id: UUID, body: str, *, notes: str = "") -> PromptVersion:
+        """A new immutable version; its number and variables are derived, not given."""
+        return await self._one(
+            PromptVersion,
+            f"""insert into public.prompt_versions (prompt_id, version, body, variables, notes)
+                values (%s, 0, %s, %s, %s) returning {_VERSION}""",
+            [prompt_id, body, variables_in(body), notes],
+        )
+
+    async def version_labels(self) -> dict[str, UUID]:
+        """Every visible prompt version as "slug vN" -> version id (for filters)."""
+        with translated():
+            cur = await self.conn.execute(
+                """select v.id, p.slug, v.version from public.prompt_versions v
+                   join public.system_prompts p on p.id = v.prompt_id order by p.slug, v.version"""
+            )
+            return {f"{slug} v{version}": vid for vid, slug, version in await cur.fetchall()}
+
+    async def versions(self, prompt_id: UUID) -> list[PromptVersion]:
+        """All versions of a prompt, newest first."""
+        return await self._all(
+            PromptVersion,
+            f"select {_VERSION} from public.prompt_versions where prompt_id = %s order by version desc",
+            [prompt_id],
+        )
+
+    async def version(self, version_id: UUID) -> PromptVersion:
+        """One version by id."""
+        return await self._one(
+            PromptVersion,
+            f"select {_VERSION} from public.prompt_versions where id = %s",
+            [version_id],
+        )
+
+    async def activate(self, prompt_id: UUID, version_id: UUID) -> SystemPrompt:
+        """Point the prompt at a version (activate or roll back)."""
+        return await self._one(
+            SystemPrompt,
+            f"update public.system_prompts set active_version_id = %s where id = %s returning {_PROMPT}",
+            [version_id, prompt_id],
+        )
+
+    async def create_experiment(
+        self,
+        prompt_id: UUID,
+        name: str,
+        *,
+        target_roles: Sequence[AppRole] = ("user", "researcher", "admin"),
+    ) -> Experiment:
+        """A draft experiment on a prompt."""
+        return await self._one(
+            Experiment,
+            f"""insert into public.prompt_experiments (prompt_id, name, target_roles)
+                values (%s, %s, %s::public.app_role[]) returning {_EXPERIMENT}""",
+            [prompt_id, name, list(target_roles)],
+        )
+
+    async def add_variant(
+        self, experiment_id: UUID, version_id: UUID, *, label: str, weight: float
+    ) -> Variant:
+        """An arm of a draft experiment."""
+        return await self._one(
+            Variant,
+            f"""insert into public.experiment_variants (experiment_id, prompt_version_id, label, weight)
+                values (%s, %s, %s, %s) returning {_VARIANT}""",
+            [experiment_id, version_id, label, weight],
+        )
+
+    async def experiments(self, prompt_id: UUID) -> list[Experiment]:
+        """Experiments on a prompt, by name."""
+        return await self._all(
+            Experiment,
+            f"select {_EXPERIMENT} from public.prompt_experiments where prompt_id = %s order by name",
+            [prompt_id],
+        )
+
+    async def variants(self, experiment_id: UUID) -> list[Variant]:
+        """Arms of an experiment."""
+        return await self._all(
+            Variant,
+            f"select {_VARIANT} from public.experiment_variants where experiment_id = %s order by label",
+            [experiment_id],
+        )
+
+    async def start_experiment(self, experiment_id: UUID) -> Experiment:
+        """Start a draft experiment that has at least two arms."""
+        if len(await self.variants(experiment_id)) < 2:
+            raise InvalidInput("an experiment needs at least two variants to start")
+        return await self._one(
+            Experiment,
+            f"""update public.prompt_experiments set status = 'running', started_at = now()
+                where id = %s and status = 'draft' returning {_EXPERIMENT}""",
+            [experiment_id],
+        )
+
+    async def stop_experiment(self, experiment_id: UUID) -> Experiment:
+        """Stop a running experiment."""
+        return await self._one(
+            Experiment,
+            f"""update public.prompt_experiments set status = 'stopped', stopped_at = now()
+                where id = %s and status = 'running' returning {_EXPERIMENT}""",
+            [experiment_id],
+        )
+
+    async def assign(self, experiment_id: UUID, unit: str) -> UUID:
+        """The variant `unit` (e.g. a user id) gets: stable and weight-proportional."""
+        with translated():
+            cur = await self.conn.execute(
+                "select public.assign_variant(%s, %s)", [experiment_id, unit]
+            )
+            row = await cur.fetchone()
+        if row is None or row[0] is None:
+            raise NotFound("experiment has no variants")
+        return UUID(str(row[0]))
+
+    async def for_session(self, slug: str, *, user_id: UUID, role: AppRole) -> SessionPrompt:
+        """The version a new session of this user runs: an experiment arm if one targets them, else the active one."""
+        prompt = await self.by_slug(slug)
+        running = await self._all(
+            Experiment,
+            f"""select {_EXPERIMENT} from public.prompt_experiments
+                where prompt_id = %s and status = 'running' and %s::public.app_role = any (target_roles)""",
+            [prompt.id, role],
+        )
+        if running:
+            experiment = running[0]
+            variant_id = await self.assign(experiment.id, str(user_id))
+            variant = next(v for v in await self.variants(experiment.id) if v.id == variant_id)
+            version = await self.version(variant.prompt_version_id)
+            return SessionPrompt(
+                version=version, experiment_id=experiment.id, variant_id=variant_id
+            )
+        if prompt.active_version_id is None:
+            raise NotFound(f"prompt {slug!r} has no active version")
+        return SessionPrompt(version=await self.version(prompt.active_version_id))

@@ -1,0 +1,44 @@
+"""Who each LiveKit room was opened for (service sessions only)."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from workbench.db.errors import translated
+from workbench.db.repositories._base import Repo
+
+
+class RoomsRepo(Repo):
+    """Who each LiveKit room was opened for (service sessions only: `private.rooms`)."""
+
+    async def register(self, name: str, owner_id: UUID) -> None:
+        """Record that the web app opened room `name` for `owner_id` (before the room exists)."""
+        await self._execute(
+            "insert into private.rooms (name, owner_id) values (%s, %s)", [name, owner_id]
+        )
+
+    async def opened_since(self, owner_id: UUID, seconds: float) -> list[str]:
+        """Rooms opened for `owner_id` in the last `seconds`, one at a time per owner.
+
+        Takes a per-owner lock until the transaction ends, so two Start clicks
+        cannot both pass a limit counted from this list.
+        """
+        with translated():
+            await self.conn.execute(
+                "select pg_advisory_xact_lock(hashtext('private.rooms:' || %s::text))", [owner_id]
+            )
+            cur = await self.conn.execute(
+                """select name from private.rooms
+                   where owner_id = %s and created_at > now() - make_interval(secs => %s)""",
+                [owner_id, seconds],
+            )
+            return [str(row[0]) for row in await cur.fetchall()]
+
+    async def owner_of(self, name: str) -> UUID | None:
+        """The user room `name` was opened for, or None if no one opened it here."""
+        with translated():
+            cur = await self.conn.execute(
+                "select owner_id from private.rooms where name = %s", [name]
+            )
+            row = await cur.fetchone()
+        return UUID(str(row[0])) if row else None
