@@ -31,8 +31,13 @@ def turn_draft(
     policy: ContentPolicy,
     false_interruption: bool,
     now: float,
+    agent_ordinal: int | None = None,
 ) -> TurnDraft:
-    """The turn row for a user or assistant message that has just been added to the conversation."""
+    """The turn row for a user or assistant message that has just been added to the conversation.
+
+    `agent_ordinal` (for an assistant message) is its place among the agent's turns,
+    0 for the greeting: the browser reports the latency it heard by that number.
+    """
     metrics: dict[str, Any] = dict(item.metrics)
     started = _timestamp(metrics.get("started_speaking_at"), item.created_at)
     ended = max(started, _timestamp(metrics.get("stopped_speaking_at"), now))
@@ -63,5 +68,6 @@ def turn_draft(
             interrupted=bool(item.interrupted),
             false_interruption=false_interruption,
             filter_verdict=policy.check(text),
+            agent_ordinal=agent_ordinal,
         )
     raise ValueError(f"only user and assistant messages are turns, not {item.role!r}")

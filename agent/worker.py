@@ -401,6 +401,7 @@ class _ConversationLog:
         self.recorder, self.policy, self.stt, self.tts = recorder, policy, stt, tts
         self._pending: set[asyncio.Task[None]] = set()  # keeps the tasks referenced until done
         self._false_interruptions = 0  # since the previous agent turn
+        self._agent_turns = 0  # so far: the next agent turn's ordinal
         self._finished = False
 
     def attach(self, session: AgentSession[Any], ctx: JobContext) -> None:
@@ -433,6 +434,9 @@ class _ConversationLog:
         task.add_done_callback(self._pending.discard)
 
     async def _record(self, item: llm.ChatMessage) -> None:
+        ordinal = None
+        if item.role == "assistant":
+            ordinal, self._agent_turns = self._agent_turns, self._agent_turns + 1
         draft = turn_draft(
             item,
             conversation_id=self.recorder.info.conversation_id,
@@ -440,6 +444,7 @@ class _ConversationLog:
             policy=self.policy,
             false_interruption=bool(self._false_interruptions),
             now=time.time(),
+            agent_ordinal=ordinal,
         )
         pcm, rate = None, 0
         if draft.role == "user":

@@ -67,16 +67,36 @@ async def insert_throughput(dsn: str, user_id: uuid.UUID) -> list[tuple[str, int
             ("repository add_turns (executemany, pipelined)", len(drafts), time.perf_counter() - t0)
         )
 
+        # 10^5 agent turns into one conversation: each insert pairs its heard latency
+        # (turns_take_heard_latency), deriving the turn's agent ordinal when the writer does
+        # not state it; then the same without the trigger, for the cost it adds.
         count = 100_000
-        now = datetime.now(UTC)
-        t0 = time.perf_counter()
-        copy_sql = "copy public.turns (conversation_id, idx, role, text, started_at, ended_at, v2v_s) from stdin"
-        async with conn.cursor() as cur, cur.copy(copy_sql) as copy:
-            for i in range(count):
-                await copy.write_row(
-                    (conversation.id, 100_000 + i, "agent", "copied text", now, now, 0.9)
+        columns = "conversation_id, idx, role, text, started_at, ended_at, v2v_s"
+        for label, trigger, stated in (
+            ("raw COPY, agent ordinal derived in SQL", True, False),
+            ("raw COPY, agent ordinal stated (the recorder)", True, True),
+            ("raw COPY, heard-latency triggers off", False, True),
+        ):
+            async with service_session(conn, acting_for=user_id):
+                target = await ConversationsRepo(conn).start(owner_id=user_id)
+            if not trigger:
+                await conn.execute(
+                    "alter table public.turns disable trigger turns_take_heard_latency"
                 )
-        rows.append(("raw COPY", count, time.perf_counter() - t0))
+            copy_sql = (
+                f"copy public.turns ({columns}{', agent_ordinal' if stated else ''}) from stdin"
+            )
+            now = datetime.now(UTC)
+            t0 = time.perf_counter()
+            async with conn.cursor() as cur, cur.copy(copy_sql) as copy:
+                for i in range(count):
+                    row = (target.id, i, "agent", "copied text", now, now, 0.9)
+                    await copy.write_row((*row, i) if stated else row)
+            rows.append((label, count, time.perf_counter() - t0))
+            if not trigger:
+                await conn.execute(
+                    "alter table public.turns enable trigger turns_take_heard_latency"
+                )
     return rows
 
 

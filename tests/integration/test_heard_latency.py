@@ -82,3 +82,43 @@ async def test_no_reports_for_someone_elses_conversation(
         assert not await ConversationsRepo(conn).report_heard_latency(
             room_name="private-room", agent_ordinal=0, v2v_audio_s=1.0
         )
+
+
+async def test_agent_turns_carry_their_ordinal_stated_or_derived(
+    app_db: str, people: dict[str, Persona]
+) -> None:
+    """The recorder states each agent turn's ordinal; other writers get it derived in SQL.
+
+    A stated ordinal wins over position: when a refused agent turn left a gap, the
+    browser's report for the next reply still lands on that reply.
+    """
+    talker = people["talker"]
+    async with session_as(app_db, talker) as conn:
+        repo = ConversationsRepo(conn)
+        derived = await repo.start(room_name="ordinal-derived")
+        await repo.add_turns(
+            [_turn(derived.id, i, "agent" if i % 2 == 0 else "user") for i in range(7)]
+        )
+        turns = await repo.turns(derived.id)
+        assert [(t.role, t.agent_ordinal) for t in turns] == [
+            ("agent", 0),
+            ("user", None),
+            ("agent", 1),
+            ("user", None),
+            ("agent", 2),
+            ("user", None),
+            ("agent", 3),
+        ]
+        stated = await repo.start(room_name="ordinal-stated")
+        greeting = _turn(stated.id, 0, "agent").model_copy(update={"agent_ordinal": 0})
+        # agent #1 (idx 2) was refused and never stored; the recorder goes on counting
+        answer = _turn(stated.id, 4, "agent").model_copy(update={"agent_ordinal": 2})
+        await repo.add_turns([greeting, _turn(stated.id, 1, "user"), answer])
+    async with session_as(app_db, talker) as conn:
+        repo = ConversationsRepo(conn)
+        assert await repo.report_heard_latency(
+            room_name="ordinal-stated", agent_ordinal=2, v2v_audio_s=0.8
+        )
+        heard = {t.idx: t.v2v_audio_s for t in await repo.turns(stated.id)}
+    assert heard[4] == pytest.approx(0.8)
+    assert heard[0] is None

@@ -159,6 +159,9 @@ class TurnDraft(BaseModel):
     false_interruption: bool = False
     audio_path: str | None = None
     filter_verdict: dict[str, Any] | None = None
+    # For agent turns: its place among the conversation's agent turns (0 = the greeting),
+    # what the browser reports heard latency by; derived in SQL when not given.
+    agent_ordinal: int | None = Field(default=None, ge=0)
 
 
 # Per-stage latency columns of a turn, in pipeline order (seconds).
@@ -185,6 +188,7 @@ class Turn(_Row):
     false_interruption: bool
     audio_path: str | None
     filter_verdict: dict[str, Any] | None
+    agent_ordinal: int | None
     reference_text: str | None
 
 

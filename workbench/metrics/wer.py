@@ -1,14 +1,13 @@
 """Word and character error rates via jiwer, with one text normaliser for reference and hypothesis.
 
-Raw WER is dominated by numbers, hyphens and punctuation; Whisper's English
-normaliser (from transformers when installed, else a faithful basic fallback)
+Raw WER is dominated by numbers, hyphens, punctuation and spelling variants;
+Whisper's English normaliser (`whisper-normalizer`, a copy of OpenAI's with its
+British -> American spelling map, so "cancelled" and "canceled" are one word)
 is applied to both sides, always the same way.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -18,18 +17,10 @@ import jiwer
 
 @lru_cache(maxsize=1)
 def _normaliser() -> Callable[[str], str]:
-    try:
-        from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
-    except ImportError:
-        return _basic_normalise
-    normalise: Callable[[str], str] = EnglishTextNormalizer({})
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    normalise: Callable[[str], str] = EnglishTextNormalizer()
     return normalise
-
-
-def _basic_normalise(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).lower()
-    text = re.sub(r"[^\w\s']", " ", text)
-    return re.sub(r"\s+", " ", text).strip()
 
 
 def normalise(text: str) -> str:

@@ -22,7 +22,7 @@ from workbench.db.repositories._base import Repo
 _CONVERSATION = "id, owner_id, room_name, status, started_at, ended_at, prompt_version_id, experiment_id, variant_id, model_specs"
 _TURN_COLUMNS = (
     "conversation_id, idx, role, text, started_at, ended_at, eou_delay_s, stt_s, llm_ttft_s, tts_ttfb_s, "
-    "v2v_s, v2v_audio_s, interrupted, false_interruption, audio_path, filter_verdict"
+    "v2v_s, v2v_audio_s, interrupted, false_interruption, audio_path, filter_verdict, agent_ordinal"
 )
 _TURN = f"id, {_TURN_COLUMNS}, reference_text"
 
