@@ -39,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--spec", type=Path, help="model spec (asr: STT; prompt_quality: LLM)")
     run.add_argument("--stack", type=Path, help="stack spec (latency)")
     run.add_argument("--dataset", type=Path, help="manifest.jsonl (asr, latency)")
+    run.add_argument(
+        "--reference",
+        choices=["human", "live"],
+        default="human",
+        help="asr: score against human corrections only (default), or live transcripts too",
+    )
     run.add_argument("--dialogues", type=Path, help="dialogues.jsonl (prompt_quality)")
     run.add_argument("--judge", type=Path, help="judge LLM spec (prompt_quality)")
     run.add_argument("--embedder", type=Path, help="sentence-embedding spec (prompt_quality)")

@@ -180,6 +180,7 @@ def _runs_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
                 "wer_low": ci[0],
                 "wer_high": ci[1],
                 "samples": metrics.get("samples") or metrics.get("dialogues"),
+                "references": spec.get("references", "human"),
                 "metrics": metrics,
             }
         )
@@ -196,6 +197,7 @@ def _runs_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
             "wer_low",
             "wer_high",
             "samples",
+            "references",
             "metrics",
         ],
     )

@@ -22,6 +22,7 @@ from dashboards.context import web_context
 from dashboards.files import file_url
 from dashboards.session import PageSession
 from dashboards.text import markdown_text
+from workbench.db.errors import DataError
 from workbench.db.models import TURN_LATENCY_COLUMNS
 from workbench.db.repositories import ConversationsRepo, ExportsRepo
 from workbench.exports import Format, export_conversations
@@ -29,7 +30,17 @@ from workbench.storage import ObjectStore
 
 log = logging.getLogger("workbench.web.history")
 
-TURN_COLUMNS = ["idx", "role", "text", *TURN_LATENCY_COLUMNS, "interrupted", "audio_path"]
+TURN_COLUMNS = [
+    "id",
+    "idx",
+    "role",
+    "text",
+    "reference_text",
+    "reference_at",
+    *TURN_LATENCY_COLUMNS,
+    "interrupted",
+    "audio_path",
+]
 
 
 class HistoryPage(pn.viewable.Viewer):
@@ -39,6 +50,7 @@ class HistoryPage(pn.viewable.Viewer):
     selected = param.String(default="", doc="selected conversation id")
     turns = param.DataFrame(default=None, doc="turns of the selected conversation")
     exports = param.List(default=[], doc="[{format, status, path, error, created_at}] newest first")
+    message = param.String(default="", doc="result of the last correction")
 
     def __init__(self, session: PageSession, **params: Any) -> None:
         super().__init__(**params)
@@ -62,6 +74,19 @@ class HistoryPage(pn.viewable.Viewer):
         async with self._session.as_user() as conn:
             turns = await ConversationsRepo(conn).turns(UUID(self.selected))
         self.turns = pd.DataFrame([t.model_dump() for t in turns], columns=TURN_COLUMNS)
+
+    async def correct(self, turn_id: int, text: str) -> None:
+        """Store a correction of a turn's transcript as its reference for evals (empty clears it)."""
+        try:
+            async with self._session.as_user() as conn:
+                await ConversationsRepo(conn).correct_transcript(turn_id, text)
+        except DataError as exc:
+            self.message = f"Refused: {exc}"
+            return
+        self.message = (
+            "Correction saved as the turn's reference." if text.strip() else "Correction cleared."
+        )
+        await self.select()
 
     async def export(self, fmt: Format) -> None:
         """Export the selected conversation (or all of the user's) as `fmt`; the list shows the outcome."""
@@ -132,8 +157,13 @@ def history_view(page: HistoryPage) -> pn.viewable.Viewable:
     def turns_section(turns: pd.DataFrame | None) -> pn.viewable.Viewable:
         if turns is None or turns.empty:
             return pn.pane.Markdown("*Choose a conversation to see its turns.*")
+        shown = turns.drop(columns=["id", "audio_path"])
+        # Which text the ASR eval scores this turn against.
+        shown.insert(
+            4, "reference", turns["reference_text"].map(lambda r: "human" if r else "live")
+        )
         table = pn.widgets.Tabulator(
-            turns.drop(columns=["audio_path"]),
+            shown,
             disabled=True,
             show_index=False,
             pagination="local",
@@ -148,7 +178,11 @@ def history_view(page: HistoryPage) -> pn.viewable.Viewable:
             for row in turns.itertuples()
             if isinstance(row.audio_path, str) and row.audio_path
         ]
-        return pn.Column(table, *players)
+        return pn.Column(table, *players, _correction_form(page, turns))
+
+    @pn.depends(page.param.message)
+    def message(text: str) -> pn.viewable.Viewable:
+        return pn.pane.Alert(text, alert_type="info") if text else pn.Spacer(height=0)
 
     @pn.depends(page.param.exports)
     def exports_section(exports: list[dict[str, Any]]) -> pn.viewable.Viewable:
@@ -156,9 +190,30 @@ def history_view(page: HistoryPage) -> pn.viewable.Viewable:
 
     return pn.Column(
         picker,
+        message,
         turns_section,
         pn.pane.Markdown("## Export"),
         pn.Row(*buttons),
         exports_section,
         sizing_mode="stretch_width",
     )
+
+
+def _correction_form(page: HistoryPage, turns: pd.DataFrame) -> pn.viewable.Viewable:
+    """Correct what the agent heard in a user turn; the correction becomes its ASR reference."""
+    heard = turns[turns["role"] == "user"]
+    if heard.empty:
+        return pn.Spacer(height=0)
+    options = {f"Turn {int(t.idx)} (user)": int(t.id) for t in heard.itertuples()}
+    texts = {
+        int(t.id): str(t.reference_text) if isinstance(t.reference_text, str) else str(t.text)
+        for t in heard.itertuples()
+    }
+    turn = pn.widgets.Select(name="Turn to correct", options=options, width=420)
+    text = pn.widgets.TextAreaInput(
+        name="Corrected transcript", value=texts[turn.value], height=80, sizing_mode="stretch_width"
+    )
+    turn.param.watch(lambda e: setattr(text, "value", texts[e.new]), "value")
+    save = pn.widgets.Button(name="Save correction", button_type="primary")
+    save.on_click(lambda _e: pn.state.execute(partial(page.correct, turn.value, text.value)))
+    return pn.Column(pn.pane.Markdown("## Correct a transcript"), turn, text, save)

@@ -38,6 +38,7 @@ class AsrTask(Task[ManifestRow]):
         super().__init__(dataset_id=manifest.dataset_id, items=rows)
         self.manifest = manifest
         self.spec = spec
+        self.include_live_transcripts = include_live_transcripts
         model = create(spec)
         if not isinstance(model, SpeechToText):
             raise TypeError(f"asr needs a speech-to-text spec, {spec.name} is {spec.kind}")
@@ -47,7 +48,12 @@ class AsrTask(Task[ManifestRow]):
         return item.id
 
     def spec_snapshot(self) -> dict[str, Any]:
-        return {"stt": self.spec.snapshot()}
+        snapshot: dict[str, Any] = {"stt": self.spec.snapshot()}
+        if self.include_live_transcripts:
+            # Labelled in the run (and on the dashboard): live transcripts are the
+            # agent's own guess, so WER against them is not WER against the truth.
+            snapshot["references"] = "human and live transcripts"
+        return snapshot
 
     def load(self) -> None:
         self.model.load()

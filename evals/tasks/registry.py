@@ -48,7 +48,11 @@ async def _asr(args: argparse.Namespace, _user: ActingUser | None) -> Task[Any]:
 
     if args.spec is None:
         raise ValueError("--task asr needs --spec STT_SPEC")
-    return AsrTask(spec=load_spec(args.spec), manifest=_manifest(args))
+    return AsrTask(
+        spec=load_spec(args.spec),
+        manifest=_manifest(args),
+        include_live_transcripts=getattr(args, "reference", "human") == "live",
+    )
 
 
 async def _latency(args: argparse.Namespace, _user: ActingUser | None) -> Task[Any]:

@@ -15,12 +15,13 @@ from tests.support.personas import Persona, create_user, session_as
 from tests.support.speech import pocketsphinx_utterances
 from workbench.config import REPO_ROOT
 from workbench.db.connection import claims_for_user
+from workbench.db.errors import NotFound
 from workbench.db.models import TurnDraft
 from workbench.db.repositories import ConversationsRepo, EvalsRepo
 from workbench.models import ModelSpec, load_spec
 from workbench.storage import ObjectStore
 from workbench_datasets.conversations import export_conversations
-from workbench_datasets.manifest import read_manifest, write_manifest
+from workbench_datasets.manifest import ManifestRow, read_manifest, write_manifest
 
 pytestmark = pytest.mark.integration
 
@@ -203,3 +204,71 @@ async def test_cli_tools_act_as_a_named_user(app_db: str, people: dict[str, Pers
         assert claims.role == "authenticated"
         with pytest.raises(LookupError, match="no user with email"):
             await claims_for_user(conn, "nobody@example.org")
+
+
+async def test_corrections_are_stamped_by_the_database_and_open_to_owners_and_researchers(
+    app_db: str, people: dict[str, Persona], tmp_path: Path
+) -> None:
+    """Who corrected a transcript and when come from the session; others cannot touch it."""
+    speaker, researcher, other = people["speaker"], people["researcher"], people["other"]
+    async with session_as(app_db, speaker) as conn:
+        repo = ConversationsRepo(conn)
+        conversation = await repo.start(room_name="corrections")
+        now = datetime.now(UTC)
+        await repo.add_turns(
+            [
+                TurnDraft(
+                    conversation_id=conversation.id,
+                    idx=0,
+                    role="user",
+                    text="wreck a nice beach",
+                    started_at=now,
+                    ended_at=now,
+                )
+            ]
+        )
+        (turn,) = await repo.turns(conversation.id)
+        mine = await repo.correct_transcript(turn.id, "  recognise speech ")
+    assert (mine.reference_text, mine.reference_by) == ("recognise speech", speaker.id)
+    assert mine.reference_at is not None
+    async with session_as(app_db, researcher) as conn:  # researchers review anyone's turns
+        reviewed = await ConversationsRepo(conn).correct_transcript(turn.id, "recognize speech")
+    assert reviewed.reference_by == researcher.id
+    async with session_as(app_db, other) as conn:
+        with pytest.raises(NotFound):
+            await ConversationsRepo(conn).correct_transcript(turn.id, "hijacked")
+    async with session_as(app_db, speaker) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):  # the stamps are the database's
+            await conn.execute(
+                "update public.turns set reference_by = %s where id = %s", [other.id, turn.id]
+            )
+    async with session_as(app_db, speaker) as conn:
+        cleared = await ConversationsRepo(conn).correct_transcript(turn.id, "   ")
+    assert (cleared.reference_text, cleared.reference_by, cleared.reference_at) == (
+        None,
+        None,
+        None,
+    )
+
+
+def test_live_transcripts_are_scored_only_when_asked_and_then_labelled(tmp_path: Path) -> None:
+    rows = [
+        ManifestRow(
+            id=f"c-{kind}",
+            audio=str(u.path),
+            reference=u.reference,
+            duration_s=1.0,
+            source="test",
+            licence="test",
+            reference_kind=kind,
+        )
+        for kind, u in zip(("human", "live_transcript"), pocketsphinx_utterances()[:2], strict=True)
+    ]
+    manifest = read_manifest(write_manifest(tmp_path / "m" / "manifest.jsonl", rows))
+    fake = ModelSpec(name="fake-stt", kind="stt", backend="fake", model="fake")
+    strict = AsrTask(spec=fake, manifest=manifest)
+    assert [r.reference_kind for r in strict.items] == ["human"]
+    assert "references" not in strict.spec_snapshot()
+    loose = AsrTask(spec=fake, manifest=manifest, include_live_transcripts=True)
+    assert len(loose.items) == 2
+    assert loose.spec_snapshot()["references"] == "human and live transcripts"

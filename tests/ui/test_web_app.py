@@ -469,3 +469,91 @@ def test_an_idle_page_closes_when_its_session_ends_and_does_not_keep_it_alive(
         timeout=(WATCH_S + 5) * 1000
     )
     expect(visit.page.get_by_label("Conversation")).to_be_hidden()
+
+
+def test_a_transcript_corrected_in_history_becomes_the_asr_reference(
+    visit: Visit,
+    base_url: str,
+    people: dict[str, Persona],
+    sign_in,  # type: ignore[no-untyped-def]
+    web_settings: Settings,
+    tmp_path,  # type: ignore[no-untyped-def]
+) -> None:
+    """The owner fixes what the agent heard; the export scores ASR against the fix, stamped."""
+    from evals.run_folder import RunFolder
+    from evals.runner import run_task
+    from evals.tasks.asr import AsrTask
+    from workbench.models import ModelSpec
+    from workbench_datasets.conversations import export_conversations
+    from workbench_datasets.manifest import read_manifest, write_manifest
+
+    owner = people["user"]
+    assert owner.id is not None
+    assert web_settings.storage_url is not None
+    store = ObjectStore(web_settings.storage_url)
+    wav = wav_bytes(0.1 * np.sin(np.arange(16_000) / 7).astype(np.float32), 16_000)
+
+    async def record() -> uuid.UUID:
+        now = datetime.now(UTC)
+        async with session_as(database_url(web_settings), owner) as conn:
+            repo = ConversationsRepo(conn)
+            conversation = await repo.start(room_name="correct-ui")
+            stored = await store.put(
+                conn,
+                bucket="audio",
+                owner_id=owner.id,
+                data=wav,  # type: ignore[arg-type]
+                name=f"{conversation.id}/user-0.wav",
+                content_type="audio/wav",
+            )
+            await repo.add_turns(
+                [
+                    TurnDraft(
+                        conversation_id=conversation.id,
+                        idx=0,
+                        role="user",
+                        text="book a table for tree",
+                        started_at=now,
+                        ended_at=now,
+                        audio_path=stored.path,
+                    )
+                ]
+            )
+            return conversation.id
+
+    conversation_id = run_async(record())
+    sign_in(visit, owner)
+    visit.page.goto(f"{base_url}/history")
+    picker = visit.page.get_by_label("Conversation")
+    expect(picker).to_be_visible(timeout=30_000)
+    picker.select_option(
+        label=picker.locator("option", has_text=conversation_id.hex[:8]).inner_text()
+    )
+    correction = visit.page.get_by_label("Corrected transcript")
+    expect(correction).to_be_visible(timeout=15_000)
+    correction.fill("book a table for three")
+    correction.press("Tab")  # Bokeh takes the value on change
+    visit.page.get_by_role("button", name="Save correction").click()
+    expect(visit.page.get_by_text("Correction saved as the turn's reference.")).to_be_visible(
+        timeout=15_000
+    )
+    expect(visit.page.get_by_text("human", exact=True).first).to_be_visible(timeout=15_000)
+    visit.screenshot("history-correction")
+
+    async def score() -> tuple[list[str], object]:
+        async with session_as(database_url(web_settings), owner) as conn:
+            (turn,) = await ConversationsRepo(conn).turns(conversation_id)
+            export = await export_conversations(conn, store, tmp_path / "ds")
+        ours = [r for r in export.rows if r.source == f"conversation:{conversation_id}"]
+        manifest = read_manifest(write_manifest(tmp_path / "ds" / "manifest.jsonl", ours))
+        fake = ModelSpec(name="fake-stt", kind="stt", backend="fake", model="fake")
+        result = await run_task(
+            AsrTask(spec=fake, manifest=manifest),
+            folder=RunFolder(tmp_path / "run"),
+            progress=False,
+        )
+        return [s.reference for s in result.samples], turn.reference_by
+
+    references, corrected_by = run_async(score())
+    assert references == ["book a table for three"]  # the corrected turn was scored, and by it
+    assert corrected_by == owner.id

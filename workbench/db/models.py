@@ -190,6 +190,8 @@ class Turn(_Row):
     filter_verdict: dict[str, Any] | None
     agent_ordinal: int | None
     reference_text: str | None
+    reference_by: UUID | None = None
+    reference_at: datetime | None = None
 
 
 AnalyticsKind = Literal[

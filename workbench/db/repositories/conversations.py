@@ -24,7 +24,7 @@ _TURN_COLUMNS = (
     "conversation_id, idx, role, text, started_at, ended_at, eou_delay_s, stt_s, llm_ttft_s, tts_ttfb_s, "
     "v2v_s, v2v_audio_s, interrupted, false_interruption, audio_path, filter_verdict, agent_ordinal"
 )
-_TURN = f"id, {_TURN_COLUMNS}, reference_text"
+_TURN = f"id, {_TURN_COLUMNS}, reference_text, reference_by, reference_at"
 
 
 def _turn_params(turn: TurnDraft) -> list[Any]:
@@ -143,7 +143,10 @@ class ConversationsRepo(Repo):
         )
 
     async def correct_transcript(self, turn_id: int, reference_text: str) -> Turn:
-        """Store a human correction of a turn's text (the reference for evals)."""
+        """Store a human correction of a turn's text (the reference for evals); empty clears it.
+
+        Who and when are stamped by the database from the session.
+        """
         return await self._one(
             Turn,
             f"update public.turns set reference_text = %s where id = %s returning {_TURN}",
