@@ -20,7 +20,9 @@ from dashboards.rooms import open_room, wait_for_agent
 from dashboards.session import PageSession
 from dashboards.text import markdown_text
 from workbench.config import Settings
+from workbench.db.models import UiSettings, UserSettings
 from workbench.db.repositories import ConversationsRepo, ProfilesRepo, PromptsRepo
+from workbench.models.stack import load_stack
 
 DEFAULT_PROMPT = "(active prompt)"
 
@@ -33,6 +35,12 @@ class ConversationPage(pn.viewable.Viewer):
     room = param.String(default="", doc="the LiveKit room of the running conversation")
     error = param.String(default="", doc="why the last action failed")
     notice = param.String(default="", doc="what the conversation waits for (a free agent)")
+    # The user's settings (Settings page) that act here.
+    show_latency = param.Boolean(default=True, doc="voice to voice and connection figures")
+    show_transcript = param.Boolean(default=True, doc="both sides' words as they come")
+    language_note = param.String(
+        default="", doc="why the language setting is not used, if it is not"
+    )
 
     def __init__(self, session: PageSession, **params: Any) -> None:
         super().__init__(**params)
@@ -48,12 +56,18 @@ class ConversationPage(pn.viewable.Viewer):
         )
 
     async def load(self) -> None:
-        """Which prompts this user may choose from."""
+        """Which prompts this user may choose from, and the settings that shape the page."""
         async with self._session.as_user() as conn:
-            self.can_choose_prompt = "researcher" in await ProfilesRepo(conn).roles_held()
+            profiles = ProfilesRepo(conn)
+            self.can_choose_prompt = "researcher" in await profiles.roles_held()
             if self.can_choose_prompt:
                 slugs = sorted(p.slug for p in await PromptsRepo(conn).all_prompts())
                 self.param.prompt.objects = [DEFAULT_PROMPT, *slugs]
+            settings = UserSettings.model_validate((await profiles.mine()).settings)
+        ui = settings.ui or UiSettings()
+        self.show_latency = ui.show_latency is not False
+        self.show_transcript = ui.show_transcript is not False
+        self.language_note = language_note(settings.language, stack_language())
 
     async def report_heard(self) -> None:
         """Store voice-to-voice as the browser heard it; unreported entries are retried next call.
@@ -135,14 +149,35 @@ def transcript_markdown(transcript: list[dict[str, Any]]) -> str:
     return "\n\n".join(lines)
 
 
+def stack_language() -> str | None:
+    """The one language the configured stack's speech recognition is fixed to, if it is."""
+    stt = load_stack(web_context().settings.agent_stack).stt
+    language = stt.params.get("language")
+    return str(language) if language else None
+
+
+def language_note(wanted: str | None, fixed: str | None) -> str:
+    """What to tell a user whose language setting this stack cannot follow ("" if it can)."""
+    if not wanted or not fixed or wanted.split("-")[0] == fixed:
+        return ""
+    return (
+        f"This model stack recognises only '{fixed}' speech; your language setting "
+        f"('{wanted}') is not used by it."
+    )
+
+
 def stats_markdown(
     stats: dict[str, Any],
     connection: str,
     agent_state: str,
     heard: list[dict[str, Any]] | None = None,
+    *,
+    show_latency: bool = True,
 ) -> str:
-    """Connection, agent state and the last voice-to-voice heard, in one line."""
+    """Connection, agent state and (unless the user hid them) the latency figures, in one line."""
     parts = [f"Connection: **{connection}**", f"Agent: **{agent_state or '—'}**"]
+    if not show_latency:
+        return " · ".join(parts)
     measured = [h["v2v_s"] for h in heard or [] if h.get("v2v_s") is not None]
     if measured:
         parts.append(f"voice to voice {measured[-1]:.2f} s")
@@ -182,7 +217,9 @@ def conversation_view(page: ConversationPage) -> pn.viewable.Viewable:
     def status(
         stats: dict[str, Any], connection: str, agent_state: str, heard: list[dict[str, Any]]
     ) -> pn.viewable.Viewable:
-        return pn.pane.Markdown(stats_markdown(stats, connection, agent_state, heard))
+        return pn.pane.Markdown(
+            stats_markdown(stats, connection, agent_state, heard, show_latency=page.show_latency)
+        )
 
     @pn.depends(page.param.error, voice.param.error, page.param.notice)
     def errors(page_error: str, voice_error: str, notice: str) -> pn.viewable.Viewable:
@@ -191,12 +228,18 @@ def conversation_view(page: ConversationPage) -> pn.viewable.Viewable:
             return pn.pane.Alert(message, alert_type="danger")
         return pn.pane.Alert(notice, alert_type="info") if notice else pn.Spacer(height=0)
 
+    words = (
+        [pn.pane.Markdown("## Transcript"), transcript]
+        if page.show_transcript
+        else [pn.pane.Markdown("*The transcript is hidden (Settings → Show transcript).*")]
+    )
+    note = [pn.pane.Alert(page.language_note, alert_type="warning")] if page.language_note else []
     return pn.Column(
         pn.Row(start_button, stop_button, mute, prompt),
+        *note,
         errors,
         status,
         voice,
-        pn.pane.Markdown("## Transcript"),
-        transcript,
+        *words,
         sizing_mode="stretch_width",
     )

@@ -168,6 +168,56 @@ def test_logout_ends_the_session_everywhere(
     expect(visit.page).to_have_url(re.compile(r"/login"))
 
 
+def _recorded_conversation(
+    web_settings: Settings, owner: Persona, wav: bytes, *, room: str, said: str, answer: str | None
+) -> uuid.UUID:
+    """What the agent writes for one exchange: the user's audio in storage, their turn, its answer."""
+    assert owner.id is not None
+    assert web_settings.storage_url is not None
+    store = ObjectStore(web_settings.storage_url)
+
+    async def record() -> uuid.UUID:
+        now = datetime.now(UTC)
+        async with session_as(database_url(web_settings), owner) as conn:
+            repo = ConversationsRepo(conn)
+            conversation = await repo.start(room_name=room)
+            stored = await store.put(
+                conn,
+                bucket="audio",
+                owner_id=owner.id,  # type: ignore[arg-type]
+                data=wav,
+                name=f"{conversation.id}/user-0.wav",
+                content_type="audio/wav",
+            )
+            turns = [
+                TurnDraft(
+                    conversation_id=conversation.id,
+                    idx=0,
+                    role="user",
+                    text=said,
+                    started_at=now,
+                    ended_at=now,
+                    audio_path=stored.path,
+                )
+            ]
+            if answer is not None:
+                turns.append(
+                    TurnDraft(
+                        conversation_id=conversation.id,
+                        idx=1,
+                        role="agent",
+                        text=answer,
+                        started_at=now,
+                        ended_at=now,
+                        v2v_s=1.2,
+                    )
+                )
+            await repo.add_turns(turns)
+            return conversation.id
+
+    return run_async(record())
+
+
 def test_history_plays_turn_audio_and_exports_a_download(
     visit: Visit,
     base_url: str,
@@ -176,49 +226,15 @@ def test_history_plays_turn_audio_and_exports_a_download(
     web_settings: Settings,  # type: ignore[no-untyped-def]
 ) -> None:
     owner = people["user"]
-    assert owner.id is not None
-    assert web_settings.storage_url is not None
-    store = ObjectStore(web_settings.storage_url)
     wav = wav_bytes(np.zeros(8000, dtype=np.float32), 16_000)
-
-    async def record() -> uuid.UUID:
-        now = datetime.now(UTC)
-        async with session_as(database_url(web_settings), owner) as conn:
-            repo = ConversationsRepo(conn)
-            conversation = await repo.start(room_name="history-ui")
-            stored = await store.put(
-                conn,
-                bucket="audio",
-                owner_id=owner.id,
-                data=wav,  # type: ignore[arg-type]
-                name=f"{conversation.id}/user-0.wav",
-                content_type="audio/wav",
-            )
-            await repo.add_turns(
-                [
-                    TurnDraft(
-                        conversation_id=conversation.id,
-                        idx=0,
-                        role="user",
-                        text="Play me some jazz",
-                        started_at=now,
-                        ended_at=now,
-                        audio_path=stored.path,
-                    ),
-                    TurnDraft(
-                        conversation_id=conversation.id,
-                        idx=1,
-                        role="agent",
-                        text="Here is some jazz.",
-                        started_at=now,
-                        ended_at=now,
-                        v2v_s=1.2,
-                    ),
-                ]
-            )
-            return conversation.id
-
-    conversation_id = run_async(record())
+    conversation_id = _recorded_conversation(
+        web_settings,
+        owner,
+        wav,
+        room="history-ui",
+        said="Play me some jazz",
+        answer="Here is some jazz.",
+    )
     sign_in(visit, owner)
     visit.page.goto(f"{base_url}/history")
     picker = visit.page.get_by_label("Conversation")
@@ -493,35 +509,9 @@ def test_a_transcript_corrected_in_history_becomes_the_asr_reference(
     store = ObjectStore(web_settings.storage_url)
     wav = wav_bytes(0.1 * np.sin(np.arange(16_000) / 7).astype(np.float32), 16_000)
 
-    async def record() -> uuid.UUID:
-        now = datetime.now(UTC)
-        async with session_as(database_url(web_settings), owner) as conn:
-            repo = ConversationsRepo(conn)
-            conversation = await repo.start(room_name="correct-ui")
-            stored = await store.put(
-                conn,
-                bucket="audio",
-                owner_id=owner.id,
-                data=wav,  # type: ignore[arg-type]
-                name=f"{conversation.id}/user-0.wav",
-                content_type="audio/wav",
-            )
-            await repo.add_turns(
-                [
-                    TurnDraft(
-                        conversation_id=conversation.id,
-                        idx=0,
-                        role="user",
-                        text="book a table for tree",
-                        started_at=now,
-                        ended_at=now,
-                        audio_path=stored.path,
-                    )
-                ]
-            )
-            return conversation.id
-
-    conversation_id = run_async(record())
+    conversation_id = _recorded_conversation(
+        web_settings, owner, wav, room="correct-ui", said="book a table for tree", answer=None
+    )
     sign_in(visit, owner)
     visit.page.goto(f"{base_url}/history")
     picker = visit.page.get_by_label("Conversation")
@@ -557,3 +547,41 @@ def test_a_transcript_corrected_in_history_becomes_the_asr_reference(
     references, corrected_by = run_async(score())
     assert references == ["book a table for three"]  # the corrected turn was scored, and by it
     assert corrected_by == owner.id
+
+
+def test_settings_act_on_the_conversation_page(
+    visit: Visit,
+    base_url: str,
+    people: dict[str, Persona],
+    sign_in,  # type: ignore[no-untyped-def]
+    web_settings: Settings,
+) -> None:
+    """Hiding the transcript and latency, and a language the stack cannot hear, show on the page."""
+    from workbench.db.models import UiSettings, UserSettings
+    from workbench.db.repositories import ProfilesRepo
+
+    person = people["researcher"]
+
+    async def set_settings(settings: UserSettings) -> None:
+        async with session_as(database_url(web_settings), person) as conn:
+            await ProfilesRepo(conn).update_mine(settings=settings)
+
+    run_async(
+        set_settings(
+            UserSettings(language="de", ui=UiSettings(show_transcript=False, show_latency=False))
+        )
+    )
+    try:
+        sign_in(visit, person)
+        visit.page.goto(f"{base_url}/conversation")
+        expect(visit.page.get_by_text("The transcript is hidden")).to_be_visible(timeout=30_000)
+        expect(visit.page.get_by_text("recognises only 'en' speech")).to_be_visible()
+        expect(visit.page.get_by_text("Transcript", exact=True)).to_have_count(0)
+        expect(visit.page.get_by_text("Connection: ")).to_be_visible()
+    finally:
+        run_async(set_settings(UserSettings()))
+    visit.page.goto(f"{base_url}/conversation")
+    expect(visit.page.get_by_text("The transcript appears here as you talk.")).to_be_visible(
+        timeout=30_000
+    )
+    expect(visit.page.get_by_text("recognises only")).to_have_count(0)

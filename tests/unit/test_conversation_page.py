@@ -8,6 +8,7 @@ from markdown_it import MarkdownIt
 from dashboards.pages.conversation import (
     DEFAULT_PROMPT,
     ConversationPage,
+    language_note,
     stats_markdown,
     transcript_markdown,
 )
@@ -59,3 +60,29 @@ def test_only_known_prompts_can_be_chosen() -> None:
     assert store.prompt == DEFAULT_PROMPT
     with pytest.raises(ValueError, match="does not accept 'not-offered'"):
         store.prompt = "not-offered"
+
+
+def test_hidden_latency_leaves_only_the_connection_and_the_agent_state() -> None:
+    line = stats_markdown(
+        {"rtt_ms": 12}, "connected", "listening", [{"ordinal": 1, "v2v_s": 0.9}], show_latency=False
+    )
+    assert line == "Connection: **connected** · Agent: **listening**"
+
+
+@pytest.mark.parametrize(
+    ("wanted", "fixed", "noted"),
+    [
+        (None, "en", False),
+        ("en-GB", "en", False),
+        ("de", "en", True),
+        ("de", None, False),  # a multilingual stack follows the setting
+    ],
+)
+def test_a_language_the_stack_cannot_follow_is_said(
+    wanted: str | None, fixed: str | None, noted: bool
+) -> None:
+    note = language_note(wanted, fixed)
+    assert bool(note) == noted
+    if noted:
+        assert "recognises only 'en'" in note
+        assert "('de')" in note
