@@ -61,15 +61,23 @@ class AdminPage(pn.viewable.Viewer):
     def __init__(self, session: PageSession, **params: Any) -> None:
         super().__init__(**params)
         self._session = session
+        self._wanted_slug: str | None = None  # the prompt to show after the next load
+        # True while the page itself changes the prompt list: the picker's own change
+        # events are then the page's doing, not the admin's choice.
+        self.updating = False
 
     async def load(self) -> None:
         """Everything the page shows."""
         async with self._session.as_user() as conn:
             repo = PromptsRepo(conn)
             prompts = {p.slug: p for p in await repo.all_prompts()}
-            self.prompts = prompts
-            if self.slug not in prompts:
-                self.slug = next(iter(sorted(prompts)), "")
+            wanted, self._wanted_slug = self._wanted_slug or self.slug, None
+            self.updating = True
+            try:
+                self.prompts = prompts
+                self.slug = wanted if wanted in prompts else next(iter(sorted(prompts)), "")
+            finally:
+                self.updating = False
             await self._load_prompt(conn)
             profiles = await ProfilesRepo(conn).list_all()
         self.users = pd.DataFrame(
@@ -111,7 +119,8 @@ class AdminPage(pn.viewable.Viewer):
     async def select(self, slug: str) -> None:
         """Edit another prompt."""
         self.slug = slug
-        await self._act(lambda _conn: _done(""))
+        async with self._session.as_user() as conn:
+            await self._load_prompt(conn)
 
     async def save_version(self, body: str, notes: str) -> None:
         """Store `body` as the next version (versions are immutable)."""
@@ -125,6 +134,30 @@ class AdminPage(pn.viewable.Viewer):
             return f"Saved version {version.version}."
 
         await self._act(save)
+
+    async def create_prompt(self, slug: str, title: str, body: str) -> None:
+        """A new system prompt with its first version, active at once."""
+
+        async def create(conn: AsyncConnection[Any]) -> str:
+            if not body.strip():
+                raise ValueError("a new prompt needs the text of its first version")
+            repo = PromptsRepo(conn)
+            prompt = await repo.create(slug=slug.strip(), title=title.strip() or slug.strip())
+            version = await repo.add_version(prompt.id, body, notes="first version")
+            await repo.activate(prompt.id, version.id)
+            self._wanted_slug = prompt.slug
+            return f"Prompt {prompt.slug} created; version 1 is active."
+
+        await self._act(create)
+
+    async def archive(self) -> None:
+        """Archive the selected prompt: kept with its history, offered to no one."""
+
+        async def archive(conn: AsyncConnection[Any]) -> str:
+            archived = await PromptsRepo(conn).archive(self.prompts[self.slug].id)
+            return f"Prompt {archived.slug} archived."
+
+        await self._act(archive)
 
     async def activate(self, number: int) -> None:
         """Make a version the active one (also how a rollback is done)."""
@@ -178,16 +211,36 @@ class AdminPage(pn.viewable.Viewer):
         return admin_view(self)
 
 
-async def _done(message: str) -> str:
-    return message
-
-
 def admin_view(page: AdminPage) -> pn.viewable.Viewable:
     """The page body: sections drawn from the page's data, wired to its actions."""
     prompt = pn.widgets.Select(
         name="Prompt", options=sorted(page.prompts), value=page.slug or None, width=260
     )
-    prompt.param.watch(lambda e: pn.state.execute(partial(page.select, e.new)), "value")
+    prompt.param.watch(
+        lambda e: (
+            pn.state.execute(partial(page.select, e.new))
+            if e.new != page.slug and not page.updating
+            else None
+        ),
+        "value",
+    )
+    # The list follows the data (a prompt created or archived), not the other way round.
+    page.param.watch(lambda e: setattr(prompt, "options", sorted(e.new)), "prompts")
+    page.param.watch(lambda e: setattr(prompt, "value", e.new or None), "slug")
+
+    archive = pn.widgets.Button(name="Archive this prompt", button_type="danger")
+    archive.on_click(lambda _e: pn.state.execute(page.archive))
+    new_slug = pn.widgets.TextInput(name="New prompt (slug)", placeholder="tutor", width=200)
+    new_title = pn.widgets.TextInput(name="Title", width=250)
+    new_body = pn.widgets.TextAreaInput(
+        name="First version", height=100, sizing_mode="stretch_width"
+    )
+    create_prompt = pn.widgets.Button(name="Create prompt", button_type="primary")
+    create_prompt.on_click(
+        lambda _e: pn.state.execute(
+            partial(page.create_prompt, new_slug.value, new_title.value, new_body.value)
+        )
+    )
 
     @pn.depends(page.param.versions, page.param.active_version_id)
     def versions_section(versions: list[PromptVersion], active: str) -> pn.viewable.Viewable:
@@ -220,8 +273,11 @@ def admin_view(page: AdminPage) -> pn.viewable.Viewable:
     return pn.Column(
         message,
         pn.pane.Markdown("## System prompts"),
-        prompt,
+        pn.Row(prompt, archive),
         versions_section,
+        pn.Row(new_slug, new_title),
+        new_body,
+        create_prompt,
         pn.pane.Markdown("## Experiments"),
         experiments_section,
         pn.pane.Markdown("## Users and roles"),

@@ -129,6 +129,28 @@ async def test_prompt_versions_activate_and_roll_back(
     assert session.experiment_id is None
 
 
+async def test_an_archived_prompt_is_listed_nowhere_and_starts_no_session(
+    app_db: str, people: dict[str, Persona]
+) -> None:
+    admin = people["admin"]
+    async with session_as(app_db, admin) as conn:
+        repo = PromptsRepo(conn)
+        prompt = await repo.create(slug="retired", title="Retired")
+        version = await repo.add_version(prompt.id, "Old ways.")
+        await repo.activate(prompt.id, version.id)
+        archived = await repo.archive(prompt.id)
+        assert archived.archived_at is not None
+        assert "retired" not in {p.slug for p in await repo.all_prompts()}
+        with pytest.raises(NotFound, match="archived"):
+            await repo.for_session("retired", user_id=admin.id, role="admin")  # type: ignore[arg-type]
+        with pytest.raises(NotFound):
+            await repo.archive(prompt.id)  # once is enough
+        assert [v.body for v in await repo.versions(prompt.id)] == ["Old ways."]  # history stays
+    async with session_as(app_db, people["user"]) as conn:
+        with pytest.raises(NotFound):  # only admins archive (RLS: the row is not theirs to touch)
+            await PromptsRepo(conn).archive(prompt.id)
+
+
 async def test_activating_a_version_of_another_prompt_is_refused(
     app_db: str, people: dict[str, Persona]
 ) -> None:

@@ -63,6 +63,7 @@ class SystemPrompt(_Row):
     description: str
     active_version_id: UUID | None
     created_at: datetime
+    archived_at: datetime | None = None
 
 
 _VARIABLE = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\s*\}\}")

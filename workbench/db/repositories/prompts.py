@@ -17,7 +17,7 @@ from workbench.db.models import (
 )
 from workbench.db.repositories._base import Repo
 
-_PROMPT = "id, slug, title, description, active_version_id, created_at"
+_PROMPT = "id, slug, title, description, active_version_id, created_at, archived_at"
 _VERSION = "id, prompt_id, version, body, variables, notes, author_id, created_at"
 _EXPERIMENT = (
     "id, prompt_id, name, status, target_roles::text[] as target_roles, started_at, stopped_at"
@@ -43,9 +43,19 @@ class PromptsRepo(Repo):
         )
 
     async def all_prompts(self) -> list[SystemPrompt]:
-        """Every prompt the caller may see."""
+        """Every prompt the caller may see, archived ones left out."""
         return await self._all(
-            SystemPrompt, f"select {_PROMPT} from public.system_prompts order by slug"
+            SystemPrompt,
+            f"select {_PROMPT} from public.system_prompts where archived_at is null order by slug",
+        )
+
+    async def archive(self, prompt_id: UUID) -> SystemPrompt:
+        """Archive a prompt (admins): listed nowhere, no new session gets it; its history stays."""
+        return await self._one(
+            SystemPrompt,
+            f"""update public.system_prompts set archived_at = now()
+                where id = %s and archived_at is null returning {_PROMPT}""",
+            [prompt_id],
         )
 
     async def add_version(self, prompt_id: UUID, body: str, *, notes: str = "") -> PromptVersion:
@@ -166,6 +176,8 @@ class PromptsRepo(Repo):
     async def for_session(self, slug: str, *, user_id: UUID, role: AppRole) -> SessionPrompt:
         """The version a new session of this user runs: an experiment arm if one targets them, else the active one."""
         prompt = await self.by_slug(slug)
+        if prompt.archived_at is not None:
+            raise NotFound(f"prompt {slug!r} is archived")
         running = await self._all(
             Experiment,
             f"""select {_EXPERIMENT} from public.prompt_experiments
