@@ -624,3 +624,67 @@ def test_admin_creates_a_prompt_and_archives_it(
             [slug],
         ).fetchone()
     assert row == (True, "You are a patient tutor. Ask one question at a time.")  # history kept
+
+
+def test_admin_runs_an_ab_experiment_and_promotes_a_user(
+    visit: Visit,
+    base_url: str,
+    people: dict[str, Persona],
+    sign_in,  # type: ignore[no-untyped-def]
+    web_settings: Settings,
+) -> None:
+    """Through the page: a prompt with two versions, a weighted experiment started and
+    stopped, and a user promoted to researcher (the database checks every step)."""
+    slug = f"ab-{uuid.uuid4().hex[:6]}"
+    name = f"brevity {uuid.uuid4().hex[:4]}"
+    promoted = people["user"]
+    sign_in(visit, people["admin"])
+    visit.page.goto(f"{base_url}/admin")
+    expect(visit.page.get_by_label("New prompt (slug)")).to_be_visible(timeout=30_000)
+    visit.page.get_by_label("New prompt (slug)").fill(slug)
+    body = visit.page.get_by_label("First version")
+    body.fill("Answer at length.")
+    body.press("Tab")
+    visit.page.get_by_role("button", name="Create prompt").click()
+    expect(visit.page.get_by_text(f"Prompt {slug} created")).to_be_visible(timeout=15_000)
+    editor = visit.page.get_by_label("New version")
+    editor.fill("Answer in one sentence.")
+    editor.press("Tab")
+    visit.page.get_by_role("button", name="Save as new version").click()
+    expect(visit.page.get_by_text("Saved version 2.")).to_be_visible(timeout=15_000)
+    visit.page.get_by_label("Experiment name").fill(name)
+    arms = visit.page.get_by_label("Arms (version:weight, ...)")
+    arms.fill("1:3, 2:1")
+    arms.press("Tab")
+    visit.page.get_by_role("button", name="Create experiment").click()
+    expect(visit.page.get_by_text(f"Experiment {name} created (draft).")).to_be_visible(
+        timeout=15_000
+    )
+    visit.page.get_by_role("button", name=f"Start {name}").click()
+    expect(visit.page.get_by_text(f"Experiment {name} started.")).to_be_visible(timeout=15_000)
+    with psycopg.connect(admin_database_url(web_settings)) as conn:
+        arms_stored = conn.execute(
+            """select v.label, v.weight::float8, e.status from public.experiment_variants v
+               join public.prompt_experiments e on e.id = v.experiment_id
+               where e.name = %s order by v.label""",
+            [name],
+        ).fetchall()
+    assert arms_stored == [("v1", 3.0, "running"), ("v2", 1.0, "running")]
+    visit.page.get_by_role("button", name=f"Stop {name}").click()
+    expect(visit.page.get_by_text(f"Experiment {name} stopped.")).to_be_visible(timeout=15_000)
+    visit.page.get_by_label("User id").fill(str(promoted.id))
+    visit.page.get_by_label("Role", exact=True).select_option("researcher")
+    visit.page.get_by_role("button", name="Set role").click()
+    expect(visit.page.get_by_text("Role changed.")).to_be_visible(timeout=15_000)
+    with psycopg.connect(admin_database_url(web_settings), autocommit=True) as conn:
+        (role,) = conn.execute(
+            "select role::text from public.profiles where id = %s", [promoted.id]
+        ).fetchone() or (None,)
+        status = conn.execute(
+            "select status from public.prompt_experiments where name = %s", [name]
+        ).fetchone()
+        # Put things back for the other tests: the user is a plain user, the prompt archived.
+        conn.execute("update public.profiles set role = 'user' where id = %s", [promoted.id])
+        conn.execute("update public.system_prompts set archived_at = now() where slug = %s", [slug])
+    assert role == "researcher"
+    assert status == ("stopped",)
