@@ -120,6 +120,24 @@ http {{
 """
 
 
+def nginx_command(binary: Path, config: str, *, state_dir: Path) -> list[str]:
+    """Write `config` as `<state_dir>/nginx.conf` (with its temp folders) and the argv running it in the foreground."""
+    (state_dir / "nginx-temp").mkdir(parents=True, exist_ok=True)
+    config_path = state_dir / "nginx.conf"
+    config_path.write_text(config)
+    return [
+        str(binary),
+        "-e",
+        "stderr",
+        "-p",
+        str(state_dir),
+        "-c",
+        str(config_path),
+        "-g",
+        "daemon off;",
+    ]
+
+
 class TlsProxyService(BinaryService):
     """nginx terminating TLS for the web app and LiveKit's signalling on one origin."""
 
@@ -142,7 +160,6 @@ class TlsProxyService(BinaryService):
         self.hostname, self.address = hostname, address
         self.tls = tls
         self._web, self._livekit = web_upstream, livekit_upstream
-        self.config_path = layout.run_dir / "nginx.conf"
 
     @property
     def url(self) -> str:
@@ -182,25 +199,12 @@ class TlsProxyService(BinaryService):
 
     def command(self, binary: Path) -> list[str]:
         state = self.layout.run_dir
-        (state / "nginx-temp").mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(
-            nginx_config(
-                listen=f"{self.address}:{self.port}",
-                server_name=self.hostname,
-                tls=self.tls,
-                web_upstream=self._web,
-                livekit_upstream=self._livekit,
-                state_dir=state,
-            )
+        config = nginx_config(
+            listen=f"{self.address}:{self.port}",
+            server_name=self.hostname,
+            tls=self.tls,
+            web_upstream=self._web,
+            livekit_upstream=self._livekit,
+            state_dir=state,
         )
-        return [
-            str(binary),
-            "-e",
-            "stderr",
-            "-p",
-            str(state),
-            "-c",
-            str(self.config_path),
-            "-g",
-            "daemon off;",
-        ]
+        return nginx_command(binary, config, state_dir=state)

@@ -42,7 +42,7 @@ from stack.livekit_server import livekit_config
 from stack.mailcatcher import links_in, read_messages
 from stack.services import LocalStack
 from stack.tls import ensure_certificates
-from stack.tls_proxy import ensure_nginx, nginx_config
+from stack.tls_proxy import ensure_nginx, nginx_command, nginx_config
 from tests.support.netns import Hosts, client_host, namespaces_unavailable, wrapper_in_namespace
 from tests.support.speech import pocketsphinx_utterances
 from tests.ui.conftest import ARTIFACTS, CHROMIUM
@@ -140,30 +140,16 @@ class Servers:
             livekit,
             30,
         )
-        (self.workdir / "nginx-temp").mkdir()
-        (self.workdir / "nginx.conf").write_text(
-            nginx_config(
-                listen=f"{ip}:{self.tls_port}",
-                server_name=HOSTNAME,
-                tls=self.tls,
-                web_upstream=f"{ip}:{self.web_port}",
-                livekit_upstream=f"{ip}:{self.livekit_port}",
-                state_dir=self.workdir,
-            )
+        config = nginx_config(
+            listen=f"{ip}:{self.tls_port}",
+            server_name=HOSTNAME,
+            tls=self.tls,
+            web_upstream=f"{ip}:{self.web_port}",
+            livekit_upstream=f"{ip}:{self.livekit_port}",
+            state_dir=self.workdir,
         )
         proxy, proxy_log = self._start(
-            "tls-proxy",
-            [
-                str(self.nginx),
-                "-e",
-                "stderr",
-                "-p",
-                str(self.workdir),
-                "-c",
-                str(self.workdir / "nginx.conf"),
-                "-g",
-                "daemon off;",
-            ],
+            "tls-proxy", nginx_command(self.nginx, config, state_dir=self.workdir)
         )
         agent, agent_log = self._start("agent", [sys.executable, "-m", "agent"])
         web, web_log = self._start("web", [sys.executable, "-m", "dashboards"])
