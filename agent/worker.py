@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -51,7 +51,7 @@ from livekit.agents.inference import TurnDetector
 from livekit.agents.types import FlushSentinel
 from livekit.plugins import silero
 
-from agent.adapters import WorkbenchLLM, WorkbenchSTT, WorkbenchTTS
+from agent.adapters import PhraseCache, WorkbenchLLM, WorkbenchSTT, WorkbenchTTS
 from agent.model_health import ModelHealth
 from agent.recorder import (
     ConversationInfo,
@@ -93,6 +93,9 @@ class _Models:
     stt_vad: Any  # the STT stream's: cuts at the first short pause to transcribe early
     naive_vad: Any  # the sequential pipeline's: ends speech after naive_silence_s, no turn model
     snapshot: dict[str, Any]
+    # Shared by every conversation of this process: the greeting, rendered at prewarm,
+    # and notices are synthesised once, not at the start of every room.
+    phrases: PhraseCache = field(default_factory=PhraseCache)
 
 
 def prewarm(proc: JobProcess) -> None:
@@ -116,21 +119,24 @@ def prewarm(proc: JobProcess) -> None:
         naive_vad=silero.VAD.load(min_silence_duration=knobs.naive_silence_s),
         snapshot=stack.snapshot(),
     )
-    seconds = warm_up_turn(models)
+    seconds = warm_up_turn(models, greeting=knobs.greeting)
     proc.userdata["models"] = models
     log.info(
         "models loaded and answered a warm-up turn in %.2f s", seconds, extra={"stack": stack.name}
     )
 
 
-def warm_up_turn(models: _Models) -> float:
+def warm_up_turn(models: _Models, *, greeting: str = "") -> float:
     """One turn through the stack (TTS -> STT -> LLM), so a process is ready only if it can answer.
 
     A native crash or a broken model shows here, in prewarm, where the worker
-    counts it, instead of in the first room. Returns the seconds it took.
+    counts it, instead of in the first room. The greeting is rendered into the
+    shared phrase cache, so no room waits for it. Returns the seconds it took.
     """
 
     async def turn() -> str:
+        if greeting:
+            await WorkbenchTTS(models.tts, cache=models.phrases).render(greeting)
         spoken = await models.tts.synthesize_all("Hello, can you hear me?")
         audio = resample(to_float32(spoken.pcm), spoken.sample_rate_hz, SPEECH_RATE_HZ)
         heard = await models.stt.transcribe(audio)
@@ -155,8 +161,8 @@ def warm_up_turn(models: _Models) -> float:
 class _CapturingTTS(WorkbenchTTS):
     """Keeps what it rendered since the last agent turn was recorded."""
 
-    def __init__(self, model: TextToSpeech) -> None:
-        super().__init__(model)
+    def __init__(self, model: TextToSpeech, *, cache: PhraseCache) -> None:
+        super().__init__(model, cache=cache)
         self.rendered: list[np.ndarray] = []
 
     async def render(self, text: str) -> np.ndarray:
@@ -500,7 +506,7 @@ def _voice_session(
         vad=models.naive_vad if sequential else models.stt_vad,
         language=language,
     )
-    tts_adapter = _CapturingTTS(models.tts)
+    tts_adapter = _CapturingTTS(models.tts, cache=models.phrases)
     session: AgentSession[Any] = AgentSession(
         stt=stt_adapter,
         llm=WorkbenchLLM(models.llm),

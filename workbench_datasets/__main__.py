@@ -4,6 +4,7 @@
     python -m workbench_datasets folder ~/LibriSpeech/test-clean --name ls-test-clean --licence CC-BY-4.0
     python -m workbench_datasets synthetic sentences.txt --name synth --tts configs/models/piper-joe-medium.yaml \\
         --tts configs/models/espeak-ng-en-us.yaml --speed 0.9 --speed 1.1 --snr-db 20 --no-speech 4
+    python -m workbench_datasets untuned --name untuned
     python -m workbench_datasets conversations --name recorded --as researcher@workbench.local
 
 Each writes `<data dir>/datasets/<name>/manifest.jsonl` (conversations also
@@ -46,13 +47,17 @@ def main(argv: list[str] | None = None) -> int:
     synth.add_argument("--snr-db", type=float)
     synth.add_argument("--no-speech", type=int, default=0, help="silence/noise clips to add")
     synth.add_argument("--seed", type=int, default=0)
+    untuned = builders.add_parser(
+        "untuned", help="held-out sentences in voices, speeds and noise no setting was tuned on"
+    )
+    untuned.add_argument("--seed", type=int, default=0)
     conv = builders.add_parser("conversations", help="recorded conversations from Supabase")
     conv.add_argument("--as", dest="email", required=True, help="act as this user under RLS")
     conv.add_argument("--limit", type=int, default=100)
     conv.add_argument(
         "--human-only", action="store_true", help="only turns with a human correction"
     )
-    for sub in (ps, folder, synth, conv):
+    for sub in (ps, folder, synth, untuned, conv):
         sub.add_argument("--name", required=True, help="dataset name (folder under data/datasets)")
     args = parser.parse_args(argv)
 
@@ -70,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     elif args.builder == "synthetic":
         rows = asyncio.run(_synthetic(args, out_dir))
+    elif args.builder == "untuned":
+        from workbench_datasets.untuned import untuned_rows
+
+        rows = asyncio.run(untuned_rows(out_dir, seed=args.seed))
     else:
         rows = asyncio.run(_conversations(args, out_dir))
     manifest = read_manifest(write_manifest(out_dir / "manifest.jsonl", rows), name=args.name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 
@@ -51,6 +53,31 @@ def test_phrase_cache_keys_on_spec_and_text() -> None:
     cache.put("k3", np.ones(3, dtype=np.int16))  # evicts the least recently used: k2
     assert cache.get("k2") is None
     assert (cache.hits, cache.misses) == (1, 1)
+
+
+async def test_the_greeting_is_rendered_at_prewarm_and_shared_by_every_room() -> None:
+    from agent.worker import _CapturingTTS, _Models, warm_up_turn
+    from workbench.models import ChatModel, SpeechToText, TextToSpeech, load_model
+
+    fakes = [
+        load_model(ModelSpec(name=f"fake-{kind}", kind=kind, backend="fake", model="x", params=p))
+        for kind, p in (("stt", {"transcript": "hi"}), ("llm", {"reply": "Hello."}), ("tts", {}))
+    ]
+    stt, llm, tts = fakes
+    assert isinstance(stt, SpeechToText)
+    assert isinstance(llm, ChatModel)
+    assert isinstance(tts, TextToSpeech)
+    models = _Models(stt=stt, llm=llm, tts=tts, vad=None, stt_vad=None, naive_vad=None, snapshot={})
+    # warm_up_turn runs its own event loop in a thread, as prewarm does
+    await asyncio.to_thread(warm_up_turn, models, greeting="Hi! How can I help?")
+    assert models.phrases.misses == 1
+
+    for _room in range(2):
+        room_tts = _CapturingTTS(models.tts, cache=models.phrases)
+        pcm = await room_tts.render("Hi!  How can I help?")
+        assert pcm.size > 0
+        assert room_tts.take() is not None  # still recorded as the agent's turn
+    assert (models.phrases.hits, models.phrases.misses) == (2, 1)
 
 
 @pytest.mark.parametrize(

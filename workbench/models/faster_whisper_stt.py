@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import zlib
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -15,8 +17,31 @@ from workbench.models.sources import resolve_source
 # A short-window result this repetitive (gzip ratio, Whisper's own threshold) is a
 # decoding loop, not speech: the clip is transcribed again on the full window.
 MAX_COMPRESSION_RATIO = 2.4
-# Whisper-speed speech is ~3 tokens a second; a decode past this many is looping.
-MAX_TOKENS_PER_S = 8
+# Whisper's own threshold for an unsure decode (`log_prob_threshold`); where the full
+# window would retry at a higher temperature, the short one hands over to it.
+MIN_AVG_LOGPROB = -1.0
+# Conversational speech is 3-5 tokens a second, fast speech with numbers up to ~7; a
+# decode past this many is looping.
+MAX_TOKENS_PER_S = 10
+
+# A short-window decode that ends by saying its last words again is re-reading audio it
+# already transcribed (seen on voices the window was not chosen on: "... What should I
+# check first? What should I check first?"); that many words repeated end to end is
+# taken for such a re-read.
+MIN_REPEATED_WORDS = 3
+
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def ends_in_a_repeat(text: str, min_words: int = MIN_REPEATED_WORDS) -> bool:
+    """True when the last n >= `min_words` words of `text` already occurred earlier in it."""
+    words = _WORD.findall(text.lower())
+    for n in range(len(words) // 2, min_words - 1, -1):
+        tail = words[-n:]
+        earlier = words[:-n]
+        if any(earlier[i : i + n] == tail for i in range(len(earlier) - n + 1)):
+            return True
+    return False
 
 
 class FasterWhisperSTT(SpeechToText):
@@ -48,7 +73,10 @@ class FasterWhisperSTT(SpeechToText):
         self._batched = BatchedInferencePipeline(self._model) if batch_size > 1 else None
         window = self._params.get("short_window_s")
         self._short_window_s = float(window) if window else None
+        # How clips were decoded: "short", "fallback" (short result refused), "full".
+        self.decodes: Counter[str] = Counter()
         self._transcribe_batch([np.zeros(16_000, dtype=np.float32)], "en")  # warm-up
+        self.decodes.clear()
 
     def _transcribe_one(self, clip: np.ndarray, language: str | None) -> tuple[str, str | None]:
         if clip.size == 0:
@@ -57,7 +85,11 @@ class FasterWhisperSTT(SpeechToText):
         if self._short_window_s and clip.size <= 0.75 * self._short_window_s * SPEECH_RATE_HZ:
             short = self._transcribe_short(clip, language, self._short_window_s)
             if short is not None:
+                self.decodes["short"] += 1
                 return short
+            self.decodes["fallback"] += 1
+        else:
+            self.decodes["full"] += 1
         options = {
             "language": language,
             "beam_size": int(self._params.get("beam_size", 1)),
@@ -82,10 +114,11 @@ class FasterWhisperSTT(SpeechToText):
         The encoder's cost grows faster than its input: on 2 CPU cores tiny.en encodes
         10 s in 0.04 s and 30 s in 0.32 s, so a voice turn's transcript is ready ~0.3 s
         sooner (bench/README.md). Whisper was trained on 30 s windows; at 10 s with at
-        least a quarter of it padding, read speech transcribes as well (WER measured in
-        tests/unit/test_model_contract.py), but tighter windows make it loop, so a
-        result that repeats itself (`MAX_COMPRESSION_RATIO`, `MAX_TOKENS_PER_S`) is None
-        and the caller falls back to the full window.
+        least a quarter of it padding, speech transcribes about as well (WER of both
+        windows on voices it was not chosen on: bench/stt_windows.py), but it can loop
+        or read its speech twice, so a result that repeats itself
+        (`MAX_COMPRESSION_RATIO`, `MAX_TOKENS_PER_S`, `ends_in_a_repeat`) is None and
+        the caller falls back to the full window.
         """
         from faster_whisper.audio import pad_or_trim
         from faster_whisper.tokenizer import Tokenizer
@@ -104,12 +137,17 @@ class FasterWhisperSTT(SpeechToText):
             self._model.hf_tokenizer, multilingual, task="transcribe", language=language or "en"
         )
         max_tokens = max(16, round(MAX_TOKENS_PER_S * clip.size / SPEECH_RATE_HZ))
+        prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
         (result,) = self._model.model.generate(
             encoded,
-            [[*tokenizer.sot_sequence, tokenizer.no_timestamps]],
+            [prompt],
             beam_size=int(self._params.get("beam_size", 1)),
-            max_length=max_tokens + len(tokenizer.sot_sequence) + 1,
+            # CTranslate2 4.8 stops after max_length / 2 new tokens (measured; its docs say
+            # max_length). Twice the budget bounds a loop either way; the cap must never be
+            # what ends a decode, or fast speech loses its last words silently.
+            max_length=2 * (max_tokens + len(prompt) + 1),
             return_no_speech_prob=True,
+            return_scores=True,
             suppress_blank=True,
             suppress_tokens=[-1],
         )
@@ -119,7 +157,14 @@ class FasterWhisperSTT(SpeechToText):
         text = tokenizer.decode(tokens)
         encoded_text = text.encode()
         ratio = len(encoded_text) / max(1, len(zlib.compress(encoded_text)))
-        if len(tokens) >= max_tokens or ratio > MAX_COMPRESSION_RATIO:
+        # As faster-whisper reads CTranslate2's length-normalised score (length_penalty 1).
+        avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+        if (
+            len(tokens) > max_tokens
+            or ratio > MAX_COMPRESSION_RATIO
+            or avg_logprob < MIN_AVG_LOGPROB
+            or ends_in_a_repeat(text)
+        ):
             return None
         return text, language
 

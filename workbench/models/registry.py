@@ -32,6 +32,7 @@ _BACKENDS: dict[tuple[str, str], tuple[str, str, str]] = {
         "models",
     ),
     ("tts", "espeak-ng"): ("workbench.models.espeak_tts", "EspeakTTS", ""),
+    ("tts", "flite"): ("workbench.models.flite_tts", "FliteTTS", ""),
     ("embed", "sentence-transformers"): (
         "workbench.models.sentence_embeddings",
         "SentenceTransformerEmbedder",
