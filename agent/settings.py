@@ -14,6 +14,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workbench.config import REPO_ROOT
+from workbench.turn_taking import DEFAULT_SETTING
 
 
 class AgentSettings(BaseSettings):
@@ -36,13 +37,13 @@ class AgentSettings(BaseSettings):
     preemptive: bool = True
     # The pause after which the STT already transcribes the utterance so far (WorkbenchSTT).
     early_silence_s: float = Field(0.15, gt=0)
-    # The streaming session's VAD silence and least endpointing wait. Short, because the
-    # turn detector model, not the silence, judges whether the user has finished: on an
-    # unfinished sentence it waits up to its max delay. (Before WorkbenchSTT finalized
-    # early, 0.35 / 0.3 s measured worse: each VAD segment was transcribed alone, 4.4 ->
-    # 6.6 s p50.)
-    vad_silence_s: float = Field(0.3, gt=0)
-    min_endpoint_s: float = Field(0.3, ge=0)
+    # The streaming session's VAD silence, and its least and longest endpointing waits
+    # (the longest when the turn model judges the user unfinished). The defaults are the
+    # turn-taking lab's `DEFAULT_SETTING` (workbench/turn_taking.py), chosen on its
+    # delay-vs-cut-off curve (README, "Turn taking").
+    vad_silence_s: float = Field(DEFAULT_SETTING.vad_silence_s, gt=0)
+    min_endpoint_s: float = Field(DEFAULT_SETTING.min_delay_s, ge=0)
+    max_endpoint_s: float = Field(DEFAULT_SETTING.max_delay_s, ge=0)
     # Captions paced to the agent's audio: on an interruption the agent's turn (recorded,
     # and in the LLM's context) then holds the words the user heard, not all that was
     # generated. The pacing estimates the speaking rate with an STFT on the event loop,

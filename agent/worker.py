@@ -522,7 +522,10 @@ def _voice_session(
                 "enabled": knobs.preemptive and not sequential,
                 "preemptive_tts": True,
             },
-            endpointing={"min_delay": 0.0 if sequential else knobs.min_endpoint_s},
+            endpointing={
+                "min_delay": 0.0 if sequential else knobs.min_endpoint_s,
+                "max_delay": knobs.max_endpoint_s,
+            },
         ),
     )
     return session, stt_adapter, tts_adapter

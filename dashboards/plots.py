@@ -354,3 +354,105 @@ def interruption_trend(daily: pd.DataFrame) -> Any:
             legend_label=str(stack),
         )
     return plot
+
+
+def turn_taking_frame(summary: dict[str, Any]) -> pd.DataFrame:
+    """A turn_taking summary as one row per setting, with the Pareto front marked.
+
+    A setting is on the front when no other cuts users off less often without
+    also waiting longer (p95); those are the only settings worth choosing.
+    """
+    rows = []
+    for label, s in summary["settings"].items():
+        if not s["delay_p95_s"]:
+            continue  # every clip cut off: no delay to draw
+        threshold = s["unlikely_threshold"]
+        rows.append(
+            {
+                "setting": label,
+                "model": "VAD only" if threshold is None else f"turn model < {threshold:g}",
+                "cut_off": s["cut_off_rate"]["value"],
+                "cut_low": s["cut_off_rate"]["ci95"][0],
+                "cut_high": s["cut_off_rate"]["ci95"][1],
+                "p50": s["delay_p50_s"]["value"],
+                "p95": s["delay_p95_s"]["value"],
+                "p95_low": s["delay_p95_s"]["ci95"][0],
+                "p95_high": s["delay_p95_s"]["ci95"][1],
+                "default": label == summary["default"],
+            }
+        )
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    frame["front"] = [
+        not (
+            (frame["cut_off"] <= r.cut_off)
+            & (frame["p95"] <= r.p95)
+            & ((frame["cut_off"] < r.cut_off) | (frame["p95"] < r.p95))
+        ).any()
+        for r in frame.itertuples()
+    ]
+    return frame.sort_values(["cut_off", "p95"]).reset_index(drop=True)
+
+
+def turn_taking_curve(summary: dict[str, Any]) -> Any:
+    """Endpoint delay (p95, 95% CI) against premature cut-offs, one point per setting.
+
+    Colour is the turn-model threshold; the line joins the Pareto front; the
+    live defaults are the red ring.
+    """
+    frame = turn_taking_frame(summary)
+    plot = figure(
+        height=380,
+        width=720,
+        title="Turn taking: wait after the user stops vs users cut off",
+        x_axis_label="share of utterances cut off (agent replies inside a pause)",
+        y_axis_label="delay after end of speech, p95 (s)",
+        toolbar_location=None,
+    )
+    if frame.empty:
+        return plot
+    for colour, (model, group) in zip(Category10_10, frame.groupby("model"), strict=False):
+        source = ColumnDataSource(group)
+        plot.scatter("cut_off", "p95", source=source, size=8, color=colour, legend_label=model)
+        plot.add_layout(
+            Whisker(
+                source=source,
+                base="cut_off",
+                lower="p95_low",
+                upper="p95_high",
+                line_color=colour,
+                line_alpha=0.4,
+            )
+        )
+    front = frame[frame["front"]]
+    plot.line(
+        front["cut_off"],
+        front["p95"],
+        color="black",
+        line_dash="dashed",
+        legend_label="best trade-offs",
+    )
+    default = frame[frame["default"]]
+    plot.scatter(
+        default["cut_off"],
+        default["p95"],
+        size=18,
+        fill_alpha=0,
+        line_color="red",
+        line_width=2,
+        legend_label="live default",
+    )
+    plot.add_tools(
+        HoverTool(
+            tooltips=[
+                ("setting", "@setting"),
+                ("cut off", "@cut_off{0.00} [@cut_low{0.00}, @cut_high{0.00}]"),
+                ("delay p50 / p95", "@p50{0.00} / @p95{0.00} s"),
+            ]
+        )
+    )
+    plot.x_range.start = 0
+    plot.y_range.start = 0
+    plot.legend.location = "top_right"
+    return plot

@@ -36,9 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run a task (resumes an existing --out)")
     run.add_argument("--task", required=True, choices=sorted(TASKS))
-    run.add_argument("--spec", type=Path, help="model spec (asr: STT; prompt_quality: LLM)")
-    run.add_argument("--stack", type=Path, help="stack spec (latency)")
-    run.add_argument("--dataset", type=Path, help="manifest.jsonl (asr, latency)")
+    run.add_argument(
+        "--spec", type=Path, help="model spec (asr, turn_taking: STT; prompt_quality: LLM)"
+    )
+    run.add_argument("--stack", type=Path, help="stack spec (latency; turn_taking: its STT)")
+    run.add_argument("--dataset", type=Path, help="manifest.jsonl (asr, latency, turn_taking)")
     run.add_argument(
         "--reference",
         choices=["human", "live"],

@@ -5,6 +5,8 @@
     python -m workbench_datasets synthetic sentences.txt --name synth --tts configs/models/piper-joe-medium.yaml \\
         --tts configs/models/espeak-ng-en-us.yaml --speed 0.9 --speed 1.1 --snr-db 20 --no-speech 4
     python -m workbench_datasets untuned --name untuned
+    python -m workbench_datasets paused --name paused --tts configs/models/piper-joe-medium.yaml \
+        --tts configs/models/flite-slt.yaml
     python -m workbench_datasets conversations --name recorded --as researcher@workbench.local
 
 Each writes `<data dir>/datasets/<name>/manifest.jsonl` (conversations also
@@ -17,6 +19,7 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import Any
 
 from workbench.config import get_settings
 from workbench_datasets.dialogues import dialogue_set_id, write_dialogues
@@ -51,13 +54,20 @@ def main(argv: list[str] | None = None) -> int:
         "untuned", help="held-out sentences in voices, speeds and noise no setting was tuned on"
     )
     untuned.add_argument("--seed", type=int, default=0)
+    paused = builders.add_parser(
+        "paused", help="utterances with pauses inside them (turn-taking lab)"
+    )
+    paused.add_argument("--utterances", type=Path, help="lines with | at the pauses")
+    paused.add_argument("--tts", action="append", required=True, help="TTS spec (repeatable)")
+    paused.add_argument("--pause", action="append", type=float, help="pause, s (repeatable)")
+    paused.add_argument("--seed", type=int, default=0)
     conv = builders.add_parser("conversations", help="recorded conversations from Supabase")
     conv.add_argument("--as", dest="email", required=True, help="act as this user under RLS")
     conv.add_argument("--limit", type=int, default=100)
     conv.add_argument(
         "--human-only", action="store_true", help="only turns with a human correction"
     )
-    for sub in (ps, folder, synth, untuned, conv):
+    for sub in (ps, folder, synth, untuned, paused, conv):
         sub.add_argument("--name", required=True, help="dataset name (folder under data/datasets)")
     args = parser.parse_args(argv)
 
@@ -79,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         from workbench_datasets.untuned import untuned_rows
 
         rows = asyncio.run(untuned_rows(out_dir, seed=args.seed))
+    elif args.builder == "paused":
+        rows = asyncio.run(_paused(args, out_dir))
     else:
         rows = asyncio.run(_conversations(args, out_dir))
     manifest = read_manifest(write_manifest(out_dir / "manifest.jsonl", rows), name=args.name)
@@ -88,16 +100,34 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if manifest.rows else 1
 
 
-async def _synthetic(args: argparse.Namespace, out_dir: Path) -> list[ManifestRow]:
+def _voices(specs: list[Path]) -> list[Any]:
     from workbench.models import TextToSpeech, load_model
-    from workbench_datasets.synthetic import read_sentences, synthetic_rows
 
-    voices = [load_model(spec) for spec in args.tts]
+    voices = [load_model(spec) for spec in specs]
     if not all(isinstance(v, TextToSpeech) for v in voices):
         raise SystemExit("every --tts must be a text-to-speech spec")
+    return voices
+
+
+async def _paused(args: argparse.Namespace, out_dir: Path) -> list[ManifestRow]:
+    from workbench_datasets.paused import UTTERANCES, paused_rows
+    from workbench_datasets.synthetic import read_sentences
+
+    return await paused_rows(
+        read_sentences(args.utterances or UTTERANCES),
+        _voices(args.tts),
+        out_dir,
+        pauses_s=args.pause or (0.4, 0.7, 1.0),
+        seed=args.seed,
+    )
+
+
+async def _synthetic(args: argparse.Namespace, out_dir: Path) -> list[ManifestRow]:
+    from workbench_datasets.synthetic import read_sentences, synthetic_rows
+
     return await synthetic_rows(
         read_sentences(args.sentences),
-        voices,  # type: ignore[arg-type]
+        _voices(args.tts),
         out_dir,
         speeds=args.speed or (1.0,),
         snr_db=args.snr_db,

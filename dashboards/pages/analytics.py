@@ -23,6 +23,7 @@ from dashboards.plots import (
     interruption_trend,
     latency_trend,
     stage_breakdown,
+    turn_taking_curve,
     variant_scores,
     wer_over_time,
 )
@@ -203,9 +204,9 @@ def _runs_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
     )
 
 
-def latest_prompt_summary(runs: pd.DataFrame) -> dict[str, Any] | None:
-    """Metrics of the newest completed prompt_quality run, if any."""
-    done = runs[(runs["task"] == "prompt_quality") & (runs["status"] == "completed")]
+def latest_summary(runs: pd.DataFrame, task: str) -> dict[str, Any] | None:
+    """Metrics of the newest completed run of `task`, if any."""
+    done = runs[(runs["task"] == task) & (runs["status"] == "completed")]
     if done.empty:
         return None
     summary: dict[str, Any] = done.sort_values("started_at").iloc[-1]["metrics"]
@@ -257,9 +258,12 @@ def analytics_view(page: AnalyticsPage) -> pn.viewable.Viewable:
                 "No ASR runs yet: `python -m evals run --task asr ... --as EMAIL`."
             )
         )
-        summary = latest_prompt_summary(runs)
+        summary = latest_summary(runs, "prompt_quality")
         if summary:
             parts.append(pn.pane.Bokeh(variant_scores(summary)))
+        turn_taking = latest_summary(runs, "turn_taking")
+        if turn_taking:
+            parts.append(pn.pane.Bokeh(turn_taking_curve(turn_taking)))
         parts.append(
             pn.widgets.Tabulator(
                 runs.drop(columns=["metrics"]),

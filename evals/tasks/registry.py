@@ -105,8 +105,18 @@ async def _prompt_quality(args: argparse.Namespace, user: ActingUser | None) -> 
     )
 
 
+async def _turn_taking(args: argparse.Namespace, _user: ActingUser | None) -> Task[Any]:
+    from evals.tasks.turn_taking import TurnTakingTask
+    from workbench.models import load_spec
+    from workbench.models.stack import load_stack
+
+    stt = load_stack(args.stack).stt if args.stack else load_spec(args.spec) if args.spec else None
+    return TurnTakingTask(manifest=_manifest(args), stt=stt)
+
+
 TASKS: dict[str, Builder] = {
     "asr": _asr,
     "latency": _latency,
     "prompt_quality": _prompt_quality,
+    "turn_taking": _turn_taking,
 }

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from dashboards.pages.analytics import AnalyticsPage, _runs_frame, latest_prompt_summary
+from dashboards.pages.analytics import AnalyticsPage, _runs_frame, latest_summary
 
 pytestmark = pytest.mark.unit
 
@@ -55,6 +55,6 @@ def test_eval_runs_become_one_row_each_with_model_and_wer_interval() -> None:
     assert list(frame["model"]) == ["whisper", "smol", "cpu-small"]
     assert frame.loc[0, "wer_low"] == 0.05
     assert frame.loc[1, "samples"] == 6
-    assert latest_prompt_summary(frame) == {"dialogues": 6, "variants": {}}
-    assert latest_prompt_summary(frame[frame["task"] == "asr"]) is None
+    assert latest_summary(frame, "prompt_quality") == {"dialogues": 6, "variants": {}}
+    assert latest_summary(frame[frame["task"] == "asr"], "prompt_quality") is None
     assert _runs_frame([]).empty

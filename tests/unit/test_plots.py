@@ -19,6 +19,8 @@ from dashboards.plots import (
     latency_over_turns,
     latency_trend,
     stage_breakdown,
+    turn_taking_curve,
+    turn_taking_frame,
     variant_scores,
     wer_over_time,
 )
@@ -140,3 +142,34 @@ def test_eval_result_plots() -> None:
         }
     }
     _serialises(variant_scores(summary))
+
+
+def test_the_turn_taking_curve_marks_the_front_and_the_default() -> None:
+    def setting(cut: float, p95: float | None, threshold: float | None) -> dict[str, object]:
+        delay = {"value": p95, "ci95": [p95 * 0.9, p95 * 1.1]} if p95 is not None else None
+        return {
+            "vad_silence_s": 0.3,
+            "min_delay_s": 0.3,
+            "max_delay_s": 2.0,
+            "unlikely_threshold": threshold,
+            "utterances": 10,
+            "cut_off_rate": {"value": cut, "ci95": [max(0, cut - 0.1), cut + 0.1]},
+            "delay_p50_s": delay,
+            "delay_p95_s": delay,
+        }
+
+    summary = {
+        "default": "b",
+        "settings": {
+            "a": setting(0.8, 0.4, None),  # quick, cuts off
+            "b": setting(0.4, 2.0, 0.36),  # the default
+            "c": setting(0.4, 3.0, 0.36),  # as many cut off as b, waits longer: beaten
+            "d": setting(0.1, 3.0, 0.5),  # patient
+            "e": setting(1.0, None, None),  # cuts everyone off: no delay to draw
+        },
+    }
+    frame = turn_taking_frame(summary).set_index("setting")
+    assert frame["front"].to_dict() == {"d": True, "b": True, "c": False, "a": True}
+    assert frame.loc["b", "default"]
+    _serialises(turn_taking_curve(summary))
+    _serialises(turn_taking_curve({"default": "x", "settings": {}}))
