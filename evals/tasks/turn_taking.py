@@ -1,7 +1,7 @@
 """`turn_taking`: endpoint delay against premature cut-offs, for a grid of endpointing settings.
 
 Each clip is replayed through the live agent's VAD and end-of-turn model
-(`workbench.turn_taking`) under every setting of the grid. A row per clip and
+(`evals.endpointing`) under every setting of the grid. A row per clip and
 setting records where the agent would have taken its turn: the delay from the
 user's last audible sample, or a cut-off when that was before the user
 finished. The summary gives, per setting, the cut-off rate and the delay's p50
@@ -18,12 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from evals.endpointing import TurnTakingReplay
 from evals.stats import bootstrap_ci, mean
 from evals.tasks.base import Task
 from workbench.audio import AudioDecodeError
 from workbench.db.models import EvalSample
 from workbench.models import ModelSpec, SpeechToText, create
-from workbench.turn_taking import DEFAULT_SETTING, EndpointSetting, TurnTakingReplay, setting_grid
+from workbench.turn_taking import DEFAULT_SETTING, EndpointSetting, setting_grid
 from workbench_datasets.manifest import Manifest, ManifestRow
 
 

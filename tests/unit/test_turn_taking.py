@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 
 from dashboards.plots import turn_taking_curve, turn_taking_frame
+from evals.endpointing import TurnTakingReplay
 from evals.run_folder import RunFolder
 from evals.runner import run_task
 from evals.tasks.turn_taking import TurnTakingTask
 from workbench.audio import read_audio
 from workbench.config import REPO_ROOT
 from workbench.models import TextToSpeech, load_model, load_spec
-from workbench.turn_taking import DEFAULT_SETTING, EndpointSetting, TurnTakingReplay, setting_grid
+from workbench.turn_taking import DEFAULT_SETTING, EndpointSetting, setting_grid
 from workbench_datasets.manifest import read_manifest, write_manifest
 from workbench_datasets.paused import paused_rows
 

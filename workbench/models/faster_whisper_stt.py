@@ -34,14 +34,15 @@ _WORD = re.compile(r"[a-z0-9']+")
 
 
 def ends_in_a_repeat(text: str, min_words: int = MIN_REPEATED_WORDS) -> bool:
-    """True when the last n >= `min_words` words of `text` already occurred earlier in it."""
+    """True when the last `min_words` words of `text` already occurred, in order, earlier in it.
+
+    (A longer repeated ending always ends in such a run, so checking `min_words` is enough.)
+    """
     words = _WORD.findall(text.lower())
-    for n in range(len(words) // 2, min_words - 1, -1):
-        tail = words[-n:]
-        earlier = words[:-n]
-        if any(earlier[i : i + n] == tail for i in range(len(earlier) - n + 1)):
-            return True
-    return False
+    tail, earlier = words[-min_words:], words[:-min_words]
+    return len(words) >= 2 * min_words and any(
+        earlier[i : i + min_words] == tail for i in range(len(earlier) - min_words + 1)
+    )
 
 
 class FasterWhisperSTT(SpeechToText):
