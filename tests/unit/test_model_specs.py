@@ -61,7 +61,7 @@ def test_unknown_backend_lists_the_known_ones() -> None:
     spec = ModelSpec(name="x", kind="tts", backend="elevenlabs", model="m")
     with pytest.raises(
         UnknownBackend,
-        match=r"no tts backend 'elevenlabs'; known: espeak-ng, fake, piper, transformers",
+        match=r"no tts backend 'elevenlabs'; known: espeak-ng, fake, flite, piper, transformers",
     ):
         create(spec)
 
