@@ -189,7 +189,7 @@ VISIBLE = {
     "experiment_variants": (DENIED, 0, 0, 2, 2),
     "conversations": (DENIED, 1, 1, 2, 2),
     "turns": (DENIED, 2, 1, 3, 3),
-    "analytics_events": (DENIED, 1, 0, 1, 1),
+    "analytics_events": (DENIED, 1, 0, 0, 1),  # a sign-in: the admins' (audit trail)
     "eval_runs": (DENIED, 0, 0, 1, 1),
     "eval_samples": (DENIED, 0, 0, 1, 1),
     "exports": (DENIED, 1, 0, 0, 1),

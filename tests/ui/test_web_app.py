@@ -634,7 +634,8 @@ def test_admin_runs_an_ab_experiment_and_promotes_a_user(
     web_settings: Settings,
 ) -> None:
     """Through the page: a prompt with two versions, a weighted experiment started and
-    stopped, and a user promoted to researcher (the database checks every step)."""
+    stopped, and a user promoted to researcher (the database checks every step), each
+    then on the audit trail."""
     slug = f"ab-{uuid.uuid4().hex[:6]}"
     name = f"brevity {uuid.uuid4().hex[:4]}"
     promoted = people["user"]
@@ -676,6 +677,15 @@ def test_admin_runs_an_ab_experiment_and_promotes_a_user(
     visit.page.get_by_label("Role", exact=True).select_option("researcher")
     visit.page.get_by_role("button", name="Set role").click()
     expect(visit.page.get_by_text("Role changed.")).to_be_visible(timeout=15_000)
+    # The audit trail (recorded by the database) shows what the admin just did.
+    audit = visit.page.locator(".tabulator").filter(has_text="experiment started")
+    for what in ("experiment started", "experiment stopped", "prompt activated", "role changed"):
+        expect(audit.get_by_text(what, exact=True).first).to_be_visible(timeout=15_000)
+    audit.scroll_into_view_if_needed()
+    visit.screenshot("admin-audit-trail")
+    visit.page.get_by_label("Who (name or id)").fill("nobody-by-this-name")
+    visit.page.get_by_role("button", name="Show events").click()
+    expect(visit.page.get_by_text("No events match")).to_be_visible(timeout=15_000)
     with psycopg.connect(admin_database_url(web_settings), autocommit=True) as conn:
         (role,) = conn.execute(
             "select role::text from public.profiles where id = %s", [promoted.id]

@@ -207,7 +207,19 @@ AnalyticsKind = Literal[
     "experiment_stopped",
     "export_requested",
     "eval_run_started",
+    "role_changed",
 ]
+
+
+class AuditEvent(_Row):
+    """An analytics event with the name of who acted (the audit trail)."""
+
+    id: int
+    occurred_at: datetime
+    user_id: UUID | None
+    who: str | None
+    kind: AnalyticsKind
+    payload: dict[str, Any]
 
 
 class LatencyDaily(_Row):

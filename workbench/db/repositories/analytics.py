@@ -12,6 +12,7 @@ from workbench.db.errors import translated
 from workbench.db.models import (
     ActivityDaily,
     AnalyticsKind,
+    AuditEvent,
     LatencyDaily,
 )
 from workbench.db.repositories._base import Repo
@@ -25,6 +26,32 @@ class AnalyticsRepo(Repo):
         await self._execute(
             "insert into public.analytics_events (kind, payload) values (%s, %s)",
             [kind, Jsonb(payload or {})],
+        )
+
+    async def audit_events(
+        self,
+        *,
+        kinds: list[AnalyticsKind] | None = None,
+        who: str = "",
+        since: datetime | None = None,
+        limit: int = 500,
+    ) -> list[AuditEvent]:
+        """Newest first: the events the caller may read (admins: all), filtered.
+
+        `who` matches the actor's display name (case-insensitive, part of it) or id.
+        """
+        return await self._all(
+            AuditEvent,
+            """select e.id, e.occurred_at, e.user_id, p.display_name as who, e.kind, e.payload
+               from public.analytics_events e
+               left join public.profiles p on p.id = e.user_id
+               where (%(kinds)s::text[] is null or e.kind = any(%(kinds)s))
+                 and (%(since)s::timestamptz is null or e.occurred_at >= %(since)s)
+                 and (%(who)s = '' or p.display_name ilike '%%' || %(who)s || '%%'
+                      or e.user_id::text = %(who)s)
+               order by e.occurred_at desc, e.id desc
+               limit %(limit)s""",
+            {"kinds": kinds or None, "since": since, "who": who.strip(), "limit": limit},
         )
 
     async def latency_daily(
