@@ -17,7 +17,7 @@ from workbench.auth.web_sessions import COOKIE_NAME
 from workbench.db.errors import NotFound
 from workbench.storage import ObjectStore
 
-BUCKETS = ("audio", "avatars", "exports")
+BUCKETS = ("audio", "avatars", "exports", "reports")
 
 
 class FileHandler(RequestHandler):
@@ -41,6 +41,10 @@ class FileHandler(RequestHandler):
         self.set_header("Content-Length", stored.size_bytes)
         self.set_header("Cache-Control", "private, no-store")
         self.set_header("X-Content-Type-Options", "nosniff")
+        if bucket == "reports":
+            # A report is HTML with scripts (its plots): a sandbox gives it an origin of
+            # its own, so it can draw but never reach this site's cookies or pages.
+            self.set_header("Content-Security-Policy", "sandbox allow-scripts")
         if bucket == "exports":
             self.set_header(
                 "Content-Disposition", f'attachment; filename="{path.rsplit("/", 1)[-1]}"'

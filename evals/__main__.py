@@ -8,6 +8,7 @@
         --prompt a=prompts/a.txt --prompt b=prompts/b.txt
     python -m evals compare data/evals/asr-ct2 data/evals/asr-hf
     python -m evals show data/evals/asr-hf
+    python -m evals report data/evals/asr-ct2 data/evals/asr-hf --as researcher@workbench.local
 
 `run` resumes when `--out` already holds the same run. With `--as EMAIL` the
 run is also written to Supabase (`eval_runs`, `eval_samples`) as that user.
@@ -21,7 +22,9 @@ import json
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
+from uuid import UUID
 
 from evals.compare import compare_runs, format_comparison
 from evals.run_folder import RunFolder
@@ -71,10 +74,26 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("candidate", type=Path)
     show = commands.add_parser("show", help="print a run's metrics")
     show.add_argument("run", type=Path)
+    report = commands.add_parser(
+        "report", help="a self-contained HTML report of runs (the first is the baseline)"
+    )
+    report.add_argument("runs", type=Path, nargs="+")
+    report.add_argument("--out", type=Path, help="HTML file (default: data/reports/...)")
+    report.add_argument("--title")
+    report.add_argument(
+        "--as", dest="email", help="also store it (bucket reports) as this researcher"
+    )
     args = parser.parse_args(argv)
 
     if args.command == "compare":
         print(format_comparison(compare_runs(RunFolder(args.baseline), RunFolder(args.candidate))))
+        return 0
+    if args.command == "report":
+        try:
+            print(asyncio.run(_report(args)))
+        except (ValueError, FileNotFoundError, LookupError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         return 0
     if args.command == "show":
         folder = RunFolder(args.run)
@@ -109,6 +128,40 @@ async def _acting_user(email: str | None) -> AsyncIterator[ActingUser | None]:
     url = database_url(get_settings())
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         yield ActingUser(conn, await claims_for_user(conn, email))
+
+
+async def _report(args: argparse.Namespace) -> str:
+    """Write the report; with --as also store it. Returns where it went."""
+    from evals.report import build_report
+
+    page = build_report([RunFolder(run) for run in args.runs], title=args.title)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    name = f"report-{stamp}-{'-'.join(run.name for run in args.runs)}"[:120] + ".html"
+    out = args.out or get_settings().data_dir / "reports" / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    where = f"report in {out}"
+    if args.email:
+        from workbench.db.connection import rls_session
+        from workbench.storage import ObjectStore
+
+        settings = get_settings()
+        if settings.storage_url is None:
+            raise ValueError("no STORAGE_URL configured: the report was only written to disk")
+        async with _acting_user(args.email) as user:
+            assert user is not None
+            assert user.claims.sub is not None, "claims_for_user gives a user's claims"
+            async with rls_session(user.conn, user.claims):
+                stored = await ObjectStore(settings.storage_url).put(
+                    user.conn,
+                    bucket="reports",
+                    owner_id=UUID(user.claims.sub),
+                    name=name,
+                    data=page.encode(),
+                    content_type="text/html",
+                )
+        where += f"; stored as reports/{stored.path} (listed on the Analytics page)"
+    return where
 
 
 async def _run(args: argparse.Namespace) -> tuple[RunResult, Path]:

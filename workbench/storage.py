@@ -25,7 +25,7 @@ from psycopg.rows import class_row
 from workbench.db.errors import InvalidInput, NotFound, translated
 from workbench.db.models import StoredObject
 
-Bucket = Literal["audio", "avatars", "exports"]
+Bucket = Literal["audio", "avatars", "exports", "reports"]
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}(/[A-Za-z0-9_][A-Za-z0-9._-]{0,127}){0,6}$")
 _OBJECT = "id, bucket, path, owner_id, content_type, size_bytes, sha256, created_at"
 
@@ -50,6 +50,12 @@ def _looks_like(content_type: str, data: bytes) -> bool:
         except (ValueError, UnicodeDecodeError):
             return False
         return True
+    if content_type == "text/html":
+        try:
+            text = data[:1024].decode("utf-8", errors="strict").lstrip().lower()
+        except UnicodeDecodeError:
+            return False
+        return text.startswith(("<!doctype html", "<html"))
     if content_type == "text/csv":
         try:
             data.decode("utf-8")

@@ -3,12 +3,13 @@
 `AnalyticsPage` holds the filters and the loaded frames (param, so the view
 and the tests talk to the same object) and runs the queries: every one under
 the viewer's RLS identity against the views, never whole tables pulled into pandas.
-Plots come from `dashboards.plots`, the same the notebooks use.
+Plots come from `evals.plots`, the same the notebooks use.
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from uuid import UUID
@@ -17,7 +18,9 @@ import pandas as pd
 import panel as pn
 import param
 
-from dashboards.plots import (
+from dashboards.files import file_url
+from dashboards.session import PageSession
+from evals.plots import (
     activity_bars,
     arm_comparison,
     interruption_trend,
@@ -27,7 +30,7 @@ from dashboards.plots import (
     variant_scores,
     wer_over_time,
 )
-from dashboards.session import PageSession
+from workbench.db.models import StoredObject
 from workbench.db.repositories import AnalyticsRepo, EvalsRepo, ProfilesRepo, PromptsRepo
 
 ALL = "(all)"
@@ -44,6 +47,7 @@ class AnalyticsPage(pn.viewable.Viewer):
     activity = param.DataFrame(default=None, doc="analytics_activity_daily rows")
     arms = param.DataFrame(default=None, doc="experiment arms aggregated in SQL")
     eval_runs = param.DataFrame(default=None, doc="eval runs visible to the viewer")
+    reports = param.List(default=[], doc="stored eval reports (python -m evals report --as)")
     selected_run = param.String(default="", doc="eval run id to drill into")
     samples = param.DataFrame(default=None, doc="samples of the selected run")
     researcher = param.Boolean(default=False, doc="the viewer may see eval results")
@@ -86,6 +90,7 @@ class AnalyticsPage(pn.viewable.Viewer):
             self._prompt_ids = await PromptsRepo(conn).version_labels()
             researcher = "researcher" in await ProfilesRepo(conn).roles_held()
             runs = await EvalsRepo(conn).runs() if researcher else []
+            reports = await EvalsRepo(conn).reports() if researcher else []
         self.param.prompt_version.objects = [ALL, *self._prompt_ids]
         prompt_version_id = self._prompt_ids.get(self.prompt_version)
 
@@ -114,6 +119,7 @@ class AnalyticsPage(pn.viewable.Viewer):
                 [r.model_dump() for r in activity], columns=["day", "conversations", "turns"]
             ),
             eval_runs=_runs_frame([r.model_dump() for r in runs]),
+            reports=reports,
             researcher=researcher,
             arms=pd.DataFrame(arms, columns=_ARM_COLUMNS),
         )
@@ -204,6 +210,21 @@ def _runs_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
     )
 
 
+def reports_list(reports: list[StoredObject]) -> pn.viewable.Viewable:
+    """Links to the stored eval reports (each opens in a tab of its own, sandboxed)."""
+    if not reports:
+        return pn.pane.Markdown(
+            "No shared reports yet: `python -m evals report RUN [RUN...] --as EMAIL` stores one here."
+        )
+    links = "".join(
+        f'<li><a href="{html.escape(file_url(r.bucket, r.path))}" target="_blank" '
+        f'rel="noopener">{html.escape(r.path.rsplit("/", 1)[-1])}</a> '
+        f"({r.created_at:%Y-%m-%d %H:%M}, {r.size_bytes / 1e6:.1f} MB)</li>"
+        for r in reports
+    )
+    return pn.pane.HTML(f"<h3>Reports</h3><ul>{links}</ul>", name="reports")
+
+
 def latest_summary(runs: pd.DataFrame, task: str) -> dict[str, Any] | None:
     """Metrics of the newest completed run of `task`, if any."""
     done = runs[(runs["task"] == task) & (runs["status"] == "completed")]
@@ -264,6 +285,7 @@ def analytics_view(page: AnalyticsPage) -> pn.viewable.Viewable:
         turn_taking = latest_summary(runs, "turn_taking")
         if turn_taking:
             parts.append(pn.pane.Bokeh(turn_taking_curve(turn_taking)))
+        parts.append(reports_list(page.reports))
         parts.append(
             pn.widgets.Tabulator(
                 runs.drop(columns=["metrics"]),

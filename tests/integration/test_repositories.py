@@ -311,7 +311,13 @@ async def test_dashboard_views_aggregate_latency(app_db: str, people: dict[str, 
             await repo.add_turn(
                 _turn(conversation.id, idx, "t", v2v_s=0.1 * idx, interrupted=idx == 9)
             )
-        await AnalyticsRepo(conn).record("conversation_started", {"stack": "views-stack"})
+        await AnalyticsRepo(conn).record("page_view", {"page": "analytics"})
+        cur = await conn.execute(
+            "select count(*) from public.analytics_events where kind = 'conversation_started'"
+            " and payload ->> 'conversation_id' = %s",
+            [str(conversation.id)],
+        )
+        assert await cur.fetchone() == (1,)  # recorded by the database, not by the client
     now = datetime.now(UTC)
     async with session_as(app_db, user) as conn:
         analytics = AnalyticsRepo(conn)

@@ -43,6 +43,7 @@ def people(app_db: str, jwt_secret: str) -> dict[str, Persona]:
                 ("owner", "user"),
                 ("stranger", "user"),
                 ("researcher", "researcher"),
+                ("researcher2", "researcher"),
             )
         }
 
@@ -114,6 +115,7 @@ async def test_round_trip_and_visibility(
         ("audio", "/etc/passwd", wav_bytes(0.1), "audio/wav", "not allowed"),
         ("audio", "sp ace.wav", wav_bytes(0.1), "audio/wav", "not allowed"),
         ("exports", "dump.json", b"{not json", "application/json", "not valid application/json"),
+        ("reports", "r.html", b"MZ\x90\x00 not a page", "text/html", "not valid text/html"),
         ("secrets", "x.txt", b"hello", "text/plain", "unknown bucket"),
     ],
 )
@@ -225,3 +227,37 @@ async def test_large_objects_stream_in_chunks_and_changed_bytes_never_complete(
         async for chunk in store.stream(stored):
             received += len(chunk)
     assert received <= len(data)  # never more than the declared length
+
+
+async def test_reports_are_written_by_researchers_and_read_by_researchers(
+    app_db: str, people: dict[str, Persona], store: ObjectStore
+) -> None:
+    page = b"<!doctype html><html><body>WER 0.1</body></html>"
+    owner, researcher = people["owner"], people["researcher"]
+    assert owner.id is not None
+    assert researcher.id is not None
+    with pytest.raises(Exception, match="row-level security"):
+        async with session_as(app_db, owner) as conn:
+            await store.put(
+                conn,
+                bucket="reports",
+                owner_id=owner.id,
+                name="mine.html",
+                data=page,
+                content_type="text/html",
+            )
+    async with session_as(app_db, researcher) as conn:
+        stored = await store.put(
+            conn,
+            bucket="reports",
+            owner_id=researcher.id,
+            name="wer.html",
+            data=page,
+            content_type="text/html",
+        )
+    other = people["researcher2"]
+    async with session_as(app_db, other) as conn:
+        assert await store.read(conn, bucket="reports", path=stored.path) == page  # shared
+    async with session_as(app_db, owner) as conn:
+        with pytest.raises(NotFound):
+            await store.read(conn, bucket="reports", path=stored.path)

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from bokeh.embed import json_item
 
-from dashboards.plots import (
+from evals.compare import compare_samples
+from evals.plots import (
     activity_bars,
     arm_comparison,
     comparison_plot,
@@ -24,7 +25,6 @@ from dashboards.plots import (
     variant_scores,
     wer_over_time,
 )
-from evals.compare import compare_samples
 from evals.sessions import agent_turn_latency
 from workbench.db.models import EvalSample
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dashboards.plots import turn_taking_curve, turn_taking_frame
 from evals.endpointing import TurnTakingReplay
+from evals.plots import turn_taking_curve, turn_taking_frame
 from evals.run_folder import RunFolder
 from evals.runner import run_task
 from evals.tasks.turn_taking import TurnTakingTask

@@ -290,7 +290,7 @@ class StoredObject(_Row):
     """Metadata of an object in the store."""
 
     id: UUID
-    bucket: Literal["audio", "avatars", "exports"]
+    bucket: Literal["audio", "avatars", "exports", "reports"]
     path: str
     owner_id: UUID
     content_type: str

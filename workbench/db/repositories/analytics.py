@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from psycopg.types.json import Jsonb
@@ -21,8 +21,10 @@ from workbench.db.repositories._base import Repo
 class AnalyticsRepo(Repo):
     """Usage events and the dashboard views."""
 
-    async def record(self, kind: AnalyticsKind, payload: dict[str, Any] | None = None) -> None:
-        """Record an event for the caller."""
+    async def record(
+        self, kind: Literal["page_view", "settings_changed"], payload: dict[str, Any] | None = None
+    ) -> None:
+        """Record a page event for the caller (the database records every other kind itself)."""
         await self._execute(
             "insert into public.analytics_events (kind, payload) values (%s, %s)",
             [kind, Jsonb(payload or {})],

@@ -12,6 +12,7 @@ from workbench.db.errors import translated
 from workbench.db.models import (
     EvalRun,
     EvalSample,
+    StoredObject,
 )
 from workbench.db.repositories._base import Repo
 
@@ -87,4 +88,14 @@ class EvalsRepo(Repo):
             f"select {_RUN} from public.eval_runs where %(task)s::text is null or task = %(task)s"
             " order by started_at desc",
             {"task": task},
+        )
+
+    async def reports(self, *, limit: int = 20) -> list[StoredObject]:
+        """Stored eval reports the caller may read (researchers: all), newest first."""
+        return await self._all(
+            StoredObject,
+            """select id, bucket, path, owner_id, content_type, size_bytes, sha256, created_at
+               from public.storage_objects where bucket = 'reports'
+               order by created_at desc limit %s""",
+            [limit],
         )

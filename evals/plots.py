@@ -1,4 +1,4 @@
-"""Bokeh figures shared by the analytics pages and the notebooks: one plot, one definition.
+"""Bokeh figures shared by the analytics pages, the notebooks and eval reports: one plot, one definition.
 
 Each function takes plain data (a pandas DataFrame or the evals' own result
 objects) and returns a Bokeh figure; pages and notebooks only choose the data.

@@ -1,0 +1,214 @@
+"""A self-contained HTML report of one or more eval runs: what an ML engineer sends a colleague.
+
+The report holds everything needed to judge the results without the
+workbench: each run's metadata (task and version, dataset id, git sha, the
+full spec snapshot), its headline metrics, the paired comparison of every run
+against the first with bootstrap intervals and a verdict, the task's plots
+(Bokeh, with its JavaScript inlined, so the file opens offline), and the
+samples the models got wrong. Every text from data is escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bokeh.embed import components
+from bokeh.resources import INLINE
+
+from evals.compare import METRICS, MetricComparison, compare_samples
+from evals.plots import comparison_plot, latency_histogram, turn_taking_curve, variant_scores
+from evals.run_folder import RunFolder, RunInfo, git_sha
+from workbench.db.models import EvalSample
+
+ERROR_EXAMPLES = 15  # per run
+
+
+@dataclass(frozen=True)
+class _Run:
+    label: str
+    info: RunInfo
+    metrics: dict[str, Any]
+    samples: list[EvalSample]
+
+
+def build_report(folders: Sequence[RunFolder], *, title: str | None = None) -> str:
+    """The report of `folders` (the first is the baseline of every comparison), as one HTML page."""
+    if not folders:
+        raise ValueError("a report needs at least one run")
+    runs = [_read(folder) for folder in folders]
+    title = title or "Eval report: " + ", ".join(
+        sorted({f"{r.info.task} on {r.info.dataset_id}" for r in runs})
+    )
+    sections: list[str] = [_runs_table(runs), _metrics_table(runs)]
+    plots: list[Any] = []
+    baseline = runs[0]
+    for candidate in runs[1:]:
+        rows = _comparable(baseline, candidate)
+        if rows is None:
+            sections.append(
+                f"<p class=note>{_e(candidate.label)} is not compared with {_e(baseline.label)}: "
+                "different task, task version or dataset.</p>"
+            )
+            continue
+        sections.append(_comparison_table(baseline.label, candidate.label, rows))
+        plots.append(comparison_plot(rows, baseline=baseline.label, candidate=candidate.label))
+    for run in runs:
+        plots += _task_plots(run)
+    script, divs = components(plots) if plots else ("", ())
+    plot_html = "".join(f"<div class=plot>{div}</div>" for div in divs)
+    sections.append(f"<h2>Plots</h2>{plot_html}" if plots else "")
+    sections += [_error_examples(run) for run in runs]
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>
+{INLINE.render()}
+<style>
+body{{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}}
+table{{border-collapse:collapse;margin:.5rem 0 1.5rem}}
+th,td{{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;vertical-align:top}}
+th{{background:#f3f4f6}} td.num{{text-align:right;font-variant-numeric:tabular-nums}}
+.better{{color:#137333}} .worse{{color:#b3261e}} .note{{color:#666}}
+pre{{font-size:.8rem;max-width:60rem;overflow:auto}} .plot{{margin:1rem 0}}
+</style></head>
+<body>
+<h1>{_e(title)}</h1>
+<p class=note>Generated {generated} from {len(runs)} run(s) by voice-workbench
+{_e(git_sha() or "(no git checkout)")}.</p>
+{"".join(sections)}
+{script}
+</body></html>
+"""
+
+
+def _read(folder: RunFolder) -> _Run:
+    if not folder.exists():
+        raise FileNotFoundError(f"{folder.path} holds no eval run")
+    return _Run(
+        label=folder.path.name,
+        info=folder.read_info(),
+        metrics=folder.read_metrics() or {},
+        samples=folder.samples(),
+    )
+
+
+def _comparable(baseline: _Run, candidate: _Run) -> list[MetricComparison] | None:
+    a, b = baseline.info, candidate.info
+    same = (a.task, a.task_version, a.dataset_id) == (b.task, b.task_version, b.dataset_id)
+    if not same or a.task not in METRICS:
+        return None
+    return compare_samples(a.task, baseline.samples, candidate.samples)
+
+
+def _runs_table(runs: list[_Run]) -> str:
+    rows = "".join(
+        f"<tr><td>{_e(r.label)}</td><td>{_e(r.info.task)} v{_e(r.info.task_version)}</td>"
+        f"<td>{_e(r.info.dataset_id)}</td><td>{_e(r.info.started_at)}</td>"
+        f"<td>{_e(r.info.git_sha or '')}</td><td class=num>{len(r.samples)}</td>"
+        f"<td class=num>{sum(s.error is not None for s in r.samples)}</td>"
+        f"<td><details><summary>spec</summary><pre>{_e(json.dumps(r.info.spec, indent=2))}"
+        "</pre></details></td></tr>"
+        for r in runs
+    )
+    return (
+        "<h2>Runs</h2><table><tr><th>run</th><th>task</th><th>dataset</th><th>started</th>"
+        f"<th>git sha</th><th>samples</th><th>errors</th><th>spec snapshot</th></tr>{rows}</table>"
+    )
+
+
+def _metrics_table(runs: list[_Run]) -> str:
+    flat = [_scalars(r.metrics) for r in runs]
+    keys = sorted({k for f in flat for k in f})
+    if not keys:
+        return ""
+    head = "".join(f"<th>{_e(r.label)}</th>" for r in runs)
+    body = "".join(
+        f"<tr><td>{_e(k)}</td>" + "".join(f"<td class=num>{_e(f.get(k, ''))}</td>" for f in flat)
+        for k in keys
+    )
+    return f"<h2>Headline metrics</h2><table><tr><th>metric</th>{head}</tr>{body}</table>"
+
+
+def _scalars(metrics: dict[str, Any], prefix: str = "", depth: int = 0) -> dict[str, str]:
+    """Numbers and intervals of a run's metrics, flattened (a grid's many settings are left to its plot)."""
+    out: dict[str, str] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, int | float):
+            out[name] = f"{value:.4g}"
+        elif (
+            isinstance(value, list)
+            and len(value) == 2
+            and all(isinstance(v, int | float) for v in value)
+        ):
+            out[name] = f"[{value[0]:.4g}, {value[1]:.4g}]"
+        elif isinstance(value, dict) and depth < 1 and len(value) <= 12:
+            out |= _scalars(value, f"{name}.", depth + 1)
+    return out
+
+
+def _comparison_table(baseline: str, candidate: str, rows: list[MetricComparison]) -> str:
+    def interval(i: Any, signed: bool = False) -> str:
+        s = "+" if signed else ""
+        return f"{i.estimate:{s}.3f} [{i.low:{s}.3f}, {i.high:{s}.3f}]"
+
+    body = "".join(
+        f"<tr><td>{_e(r.label)}</td><td class=num>{interval(r.baseline)}</td>"
+        f"<td class=num>{interval(r.candidate)}</td>"
+        f"<td class=num>{interval(r.difference, signed=True)}</td><td class=num>{r.samples}</td>"
+        f"<td class={r.verdict.split()[0]}>{_e(r.verdict)}</td></tr>"
+        for r in rows
+    )
+    return (
+        f"<h2>{_e(candidate)} against {_e(baseline)}</h2>"
+        "<p class=note>Paired over the samples both runs scored; 95% bootstrap intervals; "
+        "a difference whose interval excludes zero is significant.</p>"
+        "<table><tr><th>metric</th><th>baseline</th><th>candidate</th>"
+        f"<th>difference</th><th>n</th><th>verdict</th></tr>{body}</table>"
+    )
+
+
+def _task_plots(run: _Run) -> list[Any]:
+    task, metrics = run.info.task, run.metrics
+    if task == "turn_taking" and metrics.get("settings"):
+        return [turn_taking_curve(metrics)]
+    if task == "prompt_quality" and metrics.get("variants"):
+        return [variant_scores(metrics)]
+    if task == "latency":
+        values = [s.metrics.get("v2v_s") for s in run.samples if s.error is None]
+        return [latency_histogram(values, title=f"{run.label}: voice to voice")]
+    return []
+
+
+def _error_examples(run: _Run) -> str:
+    wrong = [
+        s
+        for s in run.samples
+        if s.error is None and s.metrics.get("word_errors") and s.reference is not None
+    ]
+    failed = [s for s in run.samples if s.error is not None]
+    if not wrong and not failed:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(s.sample_id)}</td><td class=num>{s.metrics['word_errors']}</td>"
+        f"<td>{_e(s.reference or '')}</td><td>{_e(s.hypothesis or '')}</td></tr>"
+        for s in sorted(wrong, key=lambda s: -s.metrics["word_errors"])[:ERROR_EXAMPLES]
+    )
+    errors = "".join(
+        f"<tr><td>{_e(s.sample_id)}</td><td colspan=3>{_e(s.error or '')}</td></tr>"
+        for s in failed[:ERROR_EXAMPLES]
+    )
+    return (
+        f"<h2>{_e(run.label)}: what went wrong</h2><table><tr><th>sample</th><th>word errors</th>"
+        f"<th>reference</th><th>hypothesis</th></tr>{rows}{errors}</table>"
+    )
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
