@@ -456,3 +456,52 @@ def turn_taking_curve(summary: dict[str, Any]) -> Any:
     plot.y_range.start = 0
     plot.legend.location = "top_right"
     return plot
+
+
+def connection_trend(daily: pd.DataFrame) -> Any:
+    """Connection quality per day and model stack: RTT p50 (solid) and p95 (dashed), jitter p50 (dotted).
+
+    `daily`: rows of `analytics_connection_daily` (the median conversation's figures, ms).
+    """
+    plot = figure(
+        height=300,
+        width=720,
+        x_axis_type="datetime",
+        title="Connection quality per day (browser's statistics)",
+        y_axis_label="milliseconds",
+    )
+    columns = ["rtt_p50_ms", "rtt_p95_ms", "jitter_p50_ms", "loss_rate"]
+    for i, (stack, group) in enumerate(daily.groupby("model_stack")):
+        colour = Category10_10[i % 10]
+        frame = group.sort_values("day")[["day", "conversations", *columns]]
+        source = ColumnDataSource(frame.astype({c: float for c in columns}))
+        for column, dash, label in (
+            ("rtt_p50_ms", "solid", "RTT p50"),
+            ("rtt_p95_ms", "dashed", "RTT p95"),
+            ("jitter_p50_ms", "dotted", "jitter p50"),
+        ):
+            plot.line(
+                "day",
+                column,
+                source=source,
+                color=colour,
+                line_dash=dash,
+                line_width=2,
+                legend_label=f"{stack} {label}",
+            )
+        plot.scatter("day", "rtt_p50_ms", source=source, color=colour, size=6)
+    plot.add_tools(
+        HoverTool(
+            tooltips=[
+                ("conversations", "@conversations"),
+                ("RTT p50 / p95", "@rtt_p50_ms{0} / @rtt_p95_ms{0} ms"),
+                ("jitter p50", "@jitter_p50_ms{0.0} ms"),
+                ("packets lost", "@loss_rate{0.00%}"),
+            ]
+        )
+    )
+    if daily.empty:
+        plot.title.text += ": no samples in range"
+    else:
+        plot.legend.location = "top_left"
+    return plot

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bokeh.embed import components
-from bokeh.resources import INLINE
+from bokeh.resources import Resources
 
 from evals.compare import METRICS, MetricComparison, compare_samples
 from evals.plots import comparison_plot, latency_histogram, turn_taking_curve, variant_scores
@@ -26,6 +26,18 @@ from evals.run_folder import RunFolder, RunInfo, git_sha
 from workbench.db.models import EvalSample
 
 ERROR_EXAMPLES = 15  # per run
+
+
+class _OwnScriptsOnly(Resources):  # type: ignore[misc]  # bokeh ships no stubs for it
+    """Bokeh's JavaScript inlined, without the files other libraries' models ask for by URL.
+
+    Once Panel is imported (in a notebook, or the web app's process) its models add
+    `<script src="static/...">` tags that only resolve on a Panel server; the
+    report's plots are plain Bokeh and need none of them.
+    """
+
+    def _collect_external_resources(self, resource_attr: Any) -> list[str]:
+        return []
 
 
 @dataclass(frozen=True)
@@ -66,7 +78,7 @@ def build_report(folders: Sequence[RunFolder], *, title: str | None = None) -> s
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>
-{INLINE.render()}
+{_OwnScriptsOnly(mode="inline").render()}
 <style>
 body{{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}}
 table{{border-collapse:collapse;margin:.5rem 0 1.5rem}}

@@ -23,6 +23,7 @@ from dashboards.session import PageSession
 from evals.plots import (
     activity_bars,
     arm_comparison,
+    connection_trend,
     interruption_trend,
     latency_trend,
     stage_breakdown,
@@ -47,6 +48,7 @@ class AnalyticsPage(pn.viewable.Viewer):
     activity = param.DataFrame(default=None, doc="analytics_activity_daily rows")
     arms = param.DataFrame(default=None, doc="experiment arms aggregated in SQL")
     eval_runs = param.DataFrame(default=None, doc="eval runs visible to the viewer")
+    connection = param.DataFrame(default=None, doc="connection quality per day and stack")
     reports = param.List(default=[], doc="stored eval reports (python -m evals report --as)")
     selected_run = param.String(default="", doc="eval run id to drill into")
     samples = param.DataFrame(default=None, doc="samples of the selected run")
@@ -108,8 +110,14 @@ class AnalyticsPage(pn.viewable.Viewer):
             async with connect() as conn:
                 return await AnalyticsRepo(conn).experiment_arms(since=since, until=until)
 
-        latency, activity, arms = await asyncio.gather(
-            latency_daily(), activity_daily(), experiment_arms()
+        async def connection_daily() -> list[Any]:
+            async with connect() as conn:
+                return await AnalyticsRepo(conn).connection_daily(
+                    since=since, until=until, model_stack=stack
+                )
+
+        latency, activity, arms, connection = await asyncio.gather(
+            latency_daily(), activity_daily(), experiment_arms(), connection_daily()
         )
         stacks = sorted({r.model_stack for r in latency} | ({stack} if stack else set()))
         self.param.model_stack.objects = [ALL, *stacks]
@@ -122,6 +130,9 @@ class AnalyticsPage(pn.viewable.Viewer):
             reports=reports,
             researcher=researcher,
             arms=pd.DataFrame(arms, columns=_ARM_COLUMNS),
+            connection=pd.DataFrame(
+                [r.model_dump() for r in connection], columns=_CONNECTION_COLUMNS
+            ),
         )
 
     async def load_samples(self) -> None:
@@ -152,6 +163,16 @@ class AnalyticsPage(pn.viewable.Viewer):
         return analytics_view(self)
 
 
+_CONNECTION_COLUMNS = [
+    "day",
+    "model_stack",
+    "conversations",
+    "rtt_p50_ms",
+    "rtt_p95_ms",
+    "jitter_p50_ms",
+    "jitter_p95_ms",
+    "loss_rate",
+]
 _ARM_COLUMNS = ["experiment", "label", "turns", "v2v_mean_s", "v2v_sd_s", "interruption_rate"]
 _LATENCY_COLUMNS = [
     "day",
@@ -245,9 +266,12 @@ def analytics_view(page: AnalyticsPage) -> pn.viewable.Viewable:
     apply = pn.widgets.Button(name="Apply filters", button_type="primary", width=130, align="end")
     apply.on_click(lambda _event: pn.state.execute(page.apply))
 
-    @pn.depends(page.param.latency, page.param.activity, page.param.arms)
+    @pn.depends(page.param.latency, page.param.activity, page.param.arms, page.param.connection)
     def live_section(
-        latency: pd.DataFrame | None, activity: pd.DataFrame | None, arms: pd.DataFrame | None
+        latency: pd.DataFrame | None,
+        activity: pd.DataFrame | None,
+        arms: pd.DataFrame | None,
+        connection: pd.DataFrame | None,
     ) -> pn.viewable.Viewable:
         latency = latency if latency is not None else pd.DataFrame(columns=_LATENCY_COLUMNS)
         activity = (
@@ -259,6 +283,13 @@ def analytics_view(page: AnalyticsPage) -> pn.viewable.Viewable:
             pn.pane.Bokeh(latency_trend(latency)),
             pn.pane.Bokeh(stage_breakdown(latency)),
             pn.pane.Bokeh(interruption_trend(latency)),
+            pn.pane.Bokeh(
+                connection_trend(
+                    connection
+                    if connection is not None
+                    else pd.DataFrame(columns=_CONNECTION_COLUMNS)
+                )
+            ),
             pn.pane.Bokeh(activity_bars(activity)),
             pn.pane.Bokeh(
                 arm_comparison(arms if arms is not None else pd.DataFrame(columns=_ARM_COLUMNS))

@@ -54,6 +54,7 @@ class ConversationPage(pn.viewable.Viewer):
         self.voice.param.watch(
             lambda _e: pn.state.execute(self.report_heard), ["heard", "transcript", "stats"]
         )
+        self.voice.param.watch(lambda _e: pn.state.execute(self.report_connection), ["stats"])
 
     async def load(self) -> None:
         """Which prompts this user may choose from, and the settings that shape the page."""
@@ -87,6 +88,14 @@ class ConversationPage(pn.viewable.Viewer):
                     room_name=self._heard_room, agent_ordinal=ordinal, v2v_audio_s=float(v2v)
                 ):
                     self._reported.add(ordinal)
+
+    async def report_connection(self) -> None:
+        """Store the browser's latest connection statistics (dropped until the agent wrote the conversation)."""
+        stats = dict(self.voice.stats)
+        if not stats or not self.room:
+            return
+        async with self._session.as_user() as conn:
+            await ConversationsRepo(conn).report_connection(room_name=self.room, stats=stats)
 
     async def start(self) -> None:
         """Open a room (its owner recorded with the server's rights) and let the browser join it."""

@@ -347,3 +347,40 @@ async def test_recent_conversations_of_one_owner(app_db: str, people: dict[str, 
     assert {viewer.id, other.id} <= {c.owner_id for c in everyone}
     assert own
     assert {c.owner_id for c in own} == {viewer.id}
+
+
+async def test_connection_quality_per_conversation_and_per_day(
+    app_db: str, people: dict[str, Persona]
+) -> None:
+    owner, other = people["user"], people["other"]
+    room = f"conn-{datetime.now(UTC).timestamp()}"
+    async with session_as(app_db, owner) as conn:
+        repo = ConversationsRepo(conn)
+        assert not await repo.report_connection(room_name=room, stats={"rtt_ms": 5})  # no row yet
+        conversation = await repo.start(room_name=room, model_specs={"name": "conn-stack"})
+        for rtt, sent in zip((10, 20, 30, 40, 100), (20, 40, 60, 80, 100), strict=True):
+            stats = {
+                "rtt_ms": rtt,
+                "jitter_ms": rtt / 10,
+                "packets_lost": sent // 20,
+                "packets_sent": sent,
+            }
+            assert await repo.report_connection(room_name=room, stats=stats)
+    async with session_as(app_db, other) as conn:  # not their conversation: nothing lands
+        assert not await ConversationsRepo(conn).report_connection(
+            room_name=room, stats={"rtt_ms": 1}
+        )
+    now = datetime.now(UTC)
+    async with session_as(app_db, owner) as conn:
+        cur = await conn.execute(
+            "select samples, rtt_p50_ms, rtt_p95_ms, jitter_p50_ms, loss_rate"
+            " from public.analytics_connection where conversation_id = %s",
+            [conversation.id],
+        )
+        assert await cur.fetchone() == (5, 30.0, pytest.approx(88.0), 3.0, 0.05)
+        (daily,) = await AnalyticsRepo(conn).connection_daily(
+            since=now - timedelta(days=1), until=now + timedelta(days=1), model_stack="conn-stack"
+        )
+    assert daily.conversations == 1
+    assert daily.rtt_p95_ms == pytest.approx(88.0)
+    assert daily.loss_rate == pytest.approx(0.05)

@@ -57,6 +57,8 @@ KEYS = {
     "storage_objects": "id",
     "analytics_turn_latency": "turn_id",
     "client_heard_latency": "conversation_id",
+    "connection_samples": "conversation_id",
+    "analytics_connection": "conversation_id",
 }
 
 
@@ -130,6 +132,10 @@ def world(app_db: str, jwt_secret: str) -> Iterator[World]:
             "insert into public.client_heard_latency (conversation_id, agent_ordinal, v2v_audio_s) values (%s, 0, 1.2)",
             [conversations[a]],
         )
+        conn.execute(
+            "insert into public.connection_samples (conversation_id, rtt_ms, jitter_ms) values (%s, 40, 3)",
+            [conversations[a]],
+        )
         event = conn.execute(
             "insert into public.analytics_events (user_id, kind) values (%s, 'login') returning id",
             [a],
@@ -163,6 +169,8 @@ def world(app_db: str, jwt_secret: str) -> Iterator[World]:
             "storage_objects": [obj],
             "analytics_turn_latency": [turns[1]],
             "client_heard_latency": [conversations[a]],
+            "connection_samples": [conversations[a]],
+            "analytics_connection": [conversations[a]],
         }
         yield World(
             people, rows, conversations[a], conversations[b], turns[0], prompt, versions, experiment
@@ -196,6 +204,8 @@ VISIBLE = {
     "storage_objects": (DENIED, 1, 0, 1, 1),
     "analytics_turn_latency": (DENIED, 1, 0, 1, 1),
     "client_heard_latency": (DENIED, 1, 0, 1, 1),
+    "connection_samples": (DENIED, 1, 0, 1, 1),
+    "analytics_connection": (DENIED, 1, 0, 1, 1),
 }
 PERSONAS = ("anon", "A", "B", "R", "M")
 
@@ -486,3 +496,10 @@ async def test_two_admins_demoting_each_other_at_once_leave_one(app_db: str, wor
             "select count(*) from public.profiles where role = 'admin'"
         ).fetchone()
     assert admins == (1,)
+
+
+async def test_connection_samples_only_for_ones_own_conversation(app_db: str, world: World) -> None:
+    insert = "insert into public.connection_samples (conversation_id, rtt_ms) values (%s, 50)"
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        await _as(app_db, world.people["B"], insert, [world.a_conversation])
+    await _as(app_db, world.people["A"], insert, [world.a_conversation])

@@ -369,6 +369,16 @@ def test_a_newcomers_first_conversation(
             heard = [row[2] for row in rows if row[0] == "agent" and row[1] > 0 and row[2]]
             assert heard, "no agent turn got the browser-measured voice-to-voice"
             assert all(0.1 < v < 30 for v in heard), heard
+            with psycopg.connect(admin_database_url(web_settings)) as conn:
+                (samples, rtt) = conn.execute(
+                    """select count(*), max(s.rtt_ms) from public.connection_samples s
+                       join public.conversations c on c.id = s.conversation_id
+                       where c.owner_id = %s""",
+                    [user_id],
+                ).fetchone() or (0, None)
+            # The page stored its connection statistics against the conversation.
+            assert samples > 0, "no connection sample stored"
+            assert rtt is None or 0 <= rtt < 5000, rtt
 
             # History: both turns, their latency columns, and their audio, playable.
             page.goto(f"{web}/history")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import panel  # noqa: F401  (loaded, as in a notebook: its models must not leak into the report)
 import pytest
 
 from evals.__main__ import main

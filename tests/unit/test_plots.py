@@ -15,6 +15,7 @@ from evals.plots import (
     activity_bars,
     arm_comparison,
     comparison_plot,
+    connection_trend,
     interruption_trend,
     latency_histogram,
     latency_over_turns,
@@ -173,3 +174,26 @@ def test_the_turn_taking_curve_marks_the_front_and_the_default() -> None:
     assert frame.loc["b", "default"]
     _serialises(turn_taking_curve(summary))
     _serialises(turn_taking_curve({"default": "x", "settings": {}}))
+
+
+def test_the_connection_trend_draws_days_stacks_and_gaps() -> None:
+    daily = pd.DataFrame(
+        [
+            {
+                "day": NOW - timedelta(days=d),
+                "model_stack": stack,
+                "conversations": 2,
+                "rtt_p50_ms": 40.0,
+                "rtt_p95_ms": 90.0 if d else None,
+                "jitter_p50_ms": 3.0,
+                "jitter_p95_ms": 8.0,
+                "loss_rate": 0.01,
+            }
+            for d in range(3)
+            for stack in ("cpu-small", "cpu-hf")
+        ]
+    )
+    _serialises(connection_trend(daily))
+    empty = connection_trend(daily.iloc[0:0])
+    assert "no samples" in empty.title.text
+    _serialises(empty)

@@ -238,6 +238,19 @@ class LatencyDaily(_Row):
     interruption_rate: float | None
 
 
+class ConnectionDaily(_Row):
+    """A row of analytics_connection_daily: the median conversation's connection quality."""
+
+    day: datetime
+    model_stack: str
+    conversations: int
+    rtt_p50_ms: float | None
+    rtt_p95_ms: float | None
+    jitter_p50_ms: float | None
+    jitter_p95_ms: float | None
+    loss_rate: float | None
+
+
 class ActivityDaily(_Row):
     """A row of analytics_activity_daily."""
 

@@ -13,6 +13,7 @@ from workbench.db.models import (
     ActivityDaily,
     AnalyticsKind,
     AuditEvent,
+    ConnectionDaily,
     LatencyDaily,
 )
 from workbench.db.repositories._base import Repo
@@ -73,6 +74,19 @@ class AnalyticsRepo(Repo):
                  and (%(stack)s::text is null or model_stack = %(stack)s)
                order by day, model_stack""",
             {"since": since, "until": until, "prompt": prompt_version_id, "stack": model_stack},
+        )
+
+    async def connection_daily(
+        self, *, since: datetime, until: datetime, model_stack: str | None = None
+    ) -> list[ConnectionDaily]:
+        """Connection quality per day and model stack in [since, until), as the caller may see."""
+        return await self._all(
+            ConnectionDaily,
+            """select * from public.analytics_connection_daily
+               where day >= date_trunc('day', %(since)s::timestamptz) and day < %(until)s
+                 and (%(stack)s::text is null or model_stack = %(stack)s)
+               order by day, model_stack""",
+            {"since": since, "until": until, "stack": model_stack},
         )
 
     async def experiment_arms(self, *, since: datetime, until: datetime) -> list[dict[str, Any]]:

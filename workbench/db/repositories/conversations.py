@@ -142,6 +142,29 @@ class ConversationsRepo(Repo):
             > 0
         )
 
+    async def report_connection(self, *, room_name: str, stats: dict[str, Any]) -> bool:
+        """One sample of the caller's browser connection statistics for the conversation of `room_name`.
+
+        `stats`: rtt_ms, jitter_ms, packets_lost, packets_sent (each may be None).
+        False while the conversation row does not exist yet (the sample is dropped).
+        """
+        return (
+            await self._execute(
+                """insert into public.connection_samples
+                       (conversation_id, rtt_ms, jitter_ms, packets_lost, packets_sent)
+                   select c.id, %s, %s, %s, %s from public.conversations c
+                   where c.room_name = %s and c.owner_id = auth.uid()""",
+                [
+                    stats.get("rtt_ms"),
+                    stats.get("jitter_ms"),
+                    stats.get("packets_lost"),
+                    stats.get("packets_sent"),
+                    room_name,
+                ],
+            )
+            > 0
+        )
+
     async def correct_transcript(self, turn_id: int, reference_text: str) -> Turn:
         """Store a human correction of a turn's text (the reference for evals); empty clears it.
 
