@@ -358,14 +358,18 @@ async def test_connection_quality_per_conversation_and_per_day(
         repo = ConversationsRepo(conn)
         assert not await repo.report_connection(room_name=room, stats={"rtt_ms": 5})  # no row yet
         conversation = await repo.start(room_name=room, model_specs={"name": "conn-stack"})
-        for rtt, sent in zip((10, 20, 30, 40, 100), (20, 40, 60, 80, 100), strict=True):
-            stats = {
-                "rtt_ms": rtt,
-                "jitter_ms": rtt / 10,
-                "packets_lost": sent // 20,
-                "packets_sent": sent,
-            }
-            assert await repo.report_connection(room_name=room, stats=stats)
+        first = {"rtt_ms": 10, "jitter_ms": 1.0, "packets_lost": 1, "packets_sent": 20}
+        assert await repo.report_connection(room_name=room, stats=first)
+        # A second sample within the same second is dropped by the database.
+        assert not await repo.report_connection(room_name=room, stats=first)
+    with psycopg.connect(app_db, autocommit=True) as conn:  # the rest, a second apart
+        for n, (rtt, sent) in enumerate(zip((20, 30, 40, 100), (40, 60, 80, 100), strict=True)):
+            conn.execute(
+                """insert into public.connection_samples
+                       (conversation_id, sampled_at, rtt_ms, jitter_ms, packets_lost, packets_sent)
+                   values (%s, now() + %s * interval '1 second', %s, %s, %s, %s)""",
+                [conversation.id, n + 2, rtt, rtt / 10, sent // 20, sent],
+            )
     async with session_as(app_db, other) as conn:  # not their conversation: nothing lands
         assert not await ConversationsRepo(conn).report_connection(
             room_name=room, stats={"rtt_ms": 1}

@@ -146,7 +146,8 @@ class ConversationsRepo(Repo):
         """One sample of the caller's browser connection statistics for the conversation of `room_name`.
 
         `stats`: rtt_ms, jitter_ms, packets_lost, packets_sent (each may be None).
-        False while the conversation row does not exist yet (the sample is dropped).
+        True if stored; False while the conversation row does not exist yet, or when
+        the database thins it (one sample a second per conversation).
         """
         return (
             await self._execute(
