@@ -11,6 +11,7 @@ Static resources are served by this server (no CDN: no request leaves the machin
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,10 +22,11 @@ from dashboards.auth_pages import WorkbenchAuthProvider, auth_routes
 from dashboards.context import web_context
 from dashboards.files import file_routes
 from dashboards.pages.account import ProfilePage, SettingsPage
-from dashboards.pages.admin import AdminPage
+from dashboards.pages.admin import ROLES, AdminPage
 from dashboards.pages.analytics import AnalyticsPage
 from dashboards.pages.conversation import ConversationPage
 from dashboards.pages.history import HistoryPage
+from dashboards.pages.home import HomePage
 from dashboards.session import ENDED_MARKDOWN, PageSession, session_cookie
 from workbench.auth.web_sessions import COOKIE_NAME
 from workbench.db.models import AppRole
@@ -35,6 +37,7 @@ pn.extension("tabulator", notifications=True)
 
 # path -> (title, lowest role that sees it, the page's Viewer: built with the session, then loaded)
 PAGES: dict[str, tuple[str, AppRole, Callable[[PageSession], Any]]] = {
+    "": ("Home", "user", HomePage),
     "conversation": ("Conversation", "user", ConversationPage),
     "history": ("History", "user", HistoryPage),
     "analytics": ("Analytics", "user", AnalyticsPage),
@@ -46,18 +49,39 @@ PAGES: dict[str, tuple[str, AppRole, Callable[[PageSession], Any]]] = {
 
 def _template(title: str, body: pn.viewable.Viewable, nav: pn.Column) -> pn.template.BaseTemplate:
     template = pn.template.BootstrapTemplate(
-        title=f"Voice Workbench · {title}", header_background="#2b59c3"
+        title=f"Voice Workbench · {title}",
+        header_background="#2b59c3",
+        sidebar_width=220,  # the nav is short; a narrow screen keeps room for the page
     )
     template.sidebar.append(nav)
     template.main.append(body)
     return template
 
 
-def _nav(held: set[AppRole]) -> str:
-    links = "\n".join(
-        f"- [{title}](/{path})" for path, (title, needs, _page) in PAGES.items() if needs in held
+NAV_STYLE = """<style>
+nav.wb-nav a{display:block;padding:.45rem .8rem;border-radius:.4rem;color:#1f2937;
+  text-decoration:none;margin:.1rem 0}
+nav.wb-nav a:hover{background:#eef2ff}
+nav.wb-nav a[aria-current=page]{background:#2b59c3;color:#fff;font-weight:600}
+.wb-who{font-size:.85rem;color:#4b5563;margin:.2rem .8rem .6rem}
+.wb-role{display:inline-block;padding:0 .45rem;border-radius:.6rem;background:#e0e7ff;
+  color:#1e3a8a;font-size:.75rem;margin-left:.3rem}
+</style>"""
+
+
+def _nav(held: set[AppRole], current: str, who: str) -> str:
+    """The pages the user's role may open, the current one marked; who is signed in, as what."""
+    role = max(held, key=ROLES.index)
+    current_mark = ' aria-current="page"'
+    links = "".join(
+        f'<a href="/{path}"{current_mark if path == current else ""}>{title}</a>'
+        for path, (title, needs, _page) in PAGES.items()
+        if needs in held
     )
-    return f"{links}\n\n---\n\n[Sign out](/logout)"
+    return (
+        f'{NAV_STYLE}<div class="wb-who">{html.escape(who)}<span class="wb-role">{role}</span></div>'
+        f'<nav class="wb-nav" aria-label="Pages">{links}<hr><a href="/logout">Sign out</a></nav>'
+    )
 
 
 def _session_page(path: str) -> Callable[[], pn.template.BaseTemplate]:
@@ -84,7 +108,8 @@ def _session_page(path: str) -> Callable[[], pn.template.BaseTemplate]:
             session = PageSession(resolved, body)
             async with session.as_user() as conn:
                 held = await ProfilesRepo(conn).roles_held()  # the ranking lives in SQL
-            nav[:] = [pn.pane.Markdown(_nav(held))]
+            who = resolved.claims.email or "signed in"
+            nav[:] = [pn.pane.HTML(_nav(held, path, who), sizing_mode="stretch_width")]
             if needs not in held:
                 body[:] = [pn.pane.Alert(f"{title} is for {needs}s only.", alert_type="danger")]
                 return
@@ -118,17 +143,7 @@ def serve(*, port: int, address: str = "127.0.0.1", **extra: Any) -> Any:
     default_port = 443 if public.scheme == "https" else 80
     origins.append(f"{public.hostname}:{public.port or default_port}")
     return pn.serve(
-        {
-            **routes(),
-            "": lambda: _template(
-                "Home",
-                pn.pane.Markdown(
-                    "# Voice Workbench\n\n[Talk to the agent](/conversation) · "
-                    "[History](/history) · [Analytics](/analytics)"
-                ),
-                pn.Column(pn.pane.Markdown(_nav({"user"}))),
-            ),
-        },
+        routes(),
         port=port,
         address=address,
         show=False,

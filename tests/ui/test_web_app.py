@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 
 from dashboards.context import LIVENESS_S
 from dashboards.session import WATCH_S
-from tests.support.personas import Persona, session_as
+from tests.support.personas import Persona, create_user, session_as
 from tests.support.web import run_async, signed_in_cookie
 from tests.ui.conftest import Visit
 from workbench.audio import wav_bytes
@@ -698,3 +698,62 @@ def test_admin_runs_an_ab_experiment_and_promotes_a_user(
         conn.execute("update public.system_prompts set archived_at = now() where slug = %s", [slug])
     assert role == "researcher"
     assert status == ("stopped",)
+
+
+def test_home_shows_recent_conversations_their_latency_and_one_start(
+    visit: Visit,
+    browser,  # type: ignore[no-untyped-def]
+    base_url: str,
+    people: dict[str, Persona],
+    sign_in,  # type: ignore[no-untyped-def]
+    web_settings: Settings,
+) -> None:
+    researcher = people["researcher"]
+    wav = wav_bytes(np.zeros(8000, dtype=np.float32), 16_000)
+    _recorded_conversation(
+        web_settings,
+        researcher,
+        wav,
+        room=f"home-{uuid.uuid4().hex[:6]}",
+        said="Hi",
+        answer="Hello.",
+    )
+    sign_in(visit, researcher)
+    visit.page.goto(f"{base_url}/")
+    expect(visit.page.get_by_text("Your recent conversations")).to_be_visible(timeout=30_000)
+    recent = visit.page.locator(".tabulator").filter(has_text="voice to voice p50")
+    expect(recent.get_by_text("1.20").first).to_be_visible(timeout=15_000)
+    nav = visit.page.get_by_role("navigation", name="Pages")
+    expect(nav.get_by_role("link", name="Home")).to_have_attribute("aria-current", "page")
+    expect(nav.get_by_role("link", name="Admin")).to_have_count(0)  # above a researcher
+    expect(visit.page.locator(".wb-role")).to_have_text("researcher")
+    expect(visit.page.get_by_text("What new conversations get")).to_be_visible()
+    expect(
+        visit.page.get_by_text(re.compile(r"voice-assistant.*version \d+ active"))
+    ).to_be_visible()
+    visit.screenshot("home-researcher")
+    visit.page.set_viewport_size({"width": 420, "height": 900})
+    visit.screenshot("home-researcher-narrow")
+    visit.page.get_by_role("button", name="Start a conversation").click()
+    expect(visit.page).to_have_url(re.compile(r"/conversation$"))
+    expect(nav.get_by_role("link", name="Conversation")).to_have_attribute(
+        "aria-current", "page", timeout=30_000
+    )
+
+    # Someone new: the empty state says what to do, and no prompts are shown to a user.
+    with psycopg.connect(admin_database_url(web_settings), autocommit=True) as conn:
+        assert web_settings.supabase_jwt_secret is not None
+        newcomer = create_user(
+            conn,
+            name="ui-newcomer",
+            role="user",
+            jwt_secret=web_settings.supabase_jwt_secret.get_secret_value(),
+        )
+    fresh = Visit(browser.new_context(viewport={"width": 1280, "height": 900}))
+    sign_in(fresh, newcomer)
+    fresh.page.goto(f"{base_url}/")
+    expect(fresh.page.get_by_text("No conversations yet")).to_be_visible(timeout=30_000)
+    expect(fresh.page.locator(".wb-role")).to_have_text("user")
+    expect(fresh.page.get_by_text("What new conversations get")).to_have_count(0)
+    fresh.screenshot("home-empty")
+    fresh.context.close()

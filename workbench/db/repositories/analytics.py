@@ -89,6 +89,22 @@ class AnalyticsRepo(Repo):
             {"since": since, "until": until, "stack": model_stack},
         )
 
+    async def conversation_latency(
+        self, conversation_ids: list[UUID]
+    ) -> dict[UUID, dict[str, Any]]:
+        """Per conversation: agent turns and voice-to-voice p50 (heard by the browser where measured)."""
+        with translated():
+            cur = await self.conn.execute(
+                """select conversation_id, count(*) as turns,
+                          percentile_cont(0.5) within group
+                            (order by coalesce(v2v_audio_s, v2v_s)) as v2v_p50_s
+                   from public.analytics_turn_latency
+                   where conversation_id = any(%s) group by conversation_id""",
+                [conversation_ids],
+            )
+            rows = await cur.fetchall()
+        return {row[0]: {"turns": row[1], "v2v_p50_s": row[2]} for row in rows}
+
     async def experiment_arms(self, *, since: datetime, until: datetime) -> list[dict[str, Any]]:
         """Per experiment arm: agent turns, voice-to-voice mean and standard deviation, interruption rate.
 
