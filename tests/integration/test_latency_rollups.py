@@ -1,0 +1,145 @@
+"""The latency rollup gives exactly what aggregating every turn gives, for each reader, as turns change."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.types.json import Jsonb
+
+from tests.support.personas import Persona, create_user, session_as
+
+pytestmark = pytest.mark.integration
+
+# The view's old definition: every agent turn aggregated at read time, under RLS.
+RAW = """
+select date_trunc('day', t.created_at) as day, c.prompt_version_id,
+       coalesce(c.model_specs ->> 'name', 'unnamed') as model_stack, count(*) as turns,
+       percentile_cont(0.5) within group (order by t.v2v_s) as v2v_p50_s,
+       percentile_cont(0.95) within group (order by t.v2v_s) as v2v_p95_s,
+       avg(t.eou_delay_s) as eou_delay_mean_s, avg(t.stt_s) as stt_mean_s,
+       avg(t.llm_ttft_s) as llm_ttft_mean_s, avg(t.tts_ttfb_s) as tts_ttfb_mean_s,
+       avg(t.interrupted::int) as interruption_rate
+from public.turns t join public.conversations c on c.id = t.conversation_id
+where t.role = 'agent'
+group by 1, 2, 3
+"""
+ROLLUP = """
+select day, prompt_version_id, model_stack, turns, v2v_p50_s, v2v_p95_s, eou_delay_mean_s,
+       stt_mean_s, llm_ttft_mean_s, tts_ttfb_mean_s, interruption_rate
+from public.analytics_latency_daily
+"""
+
+
+@pytest.fixture(scope="module")
+def people(app_db: str, jwt_secret: str) -> Iterator[dict[str, Persona]]:
+    with psycopg.connect(app_db, autocommit=True) as conn:
+        yield {
+            name: create_user(conn, name=name, role=role, jwt_secret=jwt_secret)
+            for name, role in (("a", "user"), ("b", "user"), ("r", "researcher"))
+        }
+
+
+def _conversation(conn: psycopg.Connection[Any], owner: uuid.UUID, stack: str) -> uuid.UUID:
+    row = conn.execute(
+        "insert into public.conversations (owner_id, model_specs) values (%s, %s) returning id",
+        [owner, Jsonb({"name": stack})],
+    ).fetchone()
+    assert row is not None
+    return uuid.UUID(str(row[0]))
+
+
+def _turns(conn: psycopg.Connection[Any], conversation: uuid.UUID, day: datetime, n: int) -> None:
+    """n exchanges on `day`; agent turns with varied latency, some stages missing, some interrupted."""
+    conn.execute(
+        """insert into public.turns (conversation_id, idx, role, text, started_at, ended_at,
+                                    eou_delay_s, stt_s, llm_ttft_s, tts_ttfb_s, v2v_s, interrupted, created_at)
+           select %s, i, case when i %% 2 = 0 then 'user' else 'agent' end, 'x', %s, %s,
+                  (i %% 7) / 10.0, case when i %% 5 = 0 then null else (i %% 3) / 10.0 end,
+                  0.2, 0.05, 0.5 + (i * 37 %% 101) / 50.0, i %% 11 = 1, %s + i * interval '1 second'
+           from generate_series(coalesce((select max(idx) + 1 from public.turns
+                                          where conversation_id = %s), 0),
+                                coalesce((select max(idx) + 1 from public.turns
+                                          where conversation_id = %s), 0) + %s - 1) i""",
+        [conversation, day, day, day, conversation, conversation, 2 * n],
+    )
+
+
+async def _rows(dsn: str, persona: Persona, query: str) -> list[tuple[Any, ...]]:
+    async with session_as(dsn, persona) as conn:
+        await conn.execute("set local timezone = 'UTC'")
+        cur = await conn.execute(query)
+        rows = await cur.fetchall()
+    return sorted(
+        (tuple(round(v, 9) if isinstance(v, float) else v for v in row) for row in rows),
+        key=str,
+    )
+
+
+async def _same_for_everyone(dsn: str, people: dict[str, Persona]) -> None:
+    for persona in people.values():
+        raw, rolled = await _rows(dsn, persona, RAW), await _rows(dsn, persona, ROLLUP)
+        assert rolled == raw, persona.name
+        assert raw, persona.name  # each reader has something to see
+
+
+async def test_the_rollup_equals_the_raw_aggregate_as_turns_change(
+    app_db: str, people: dict[str, Persona]
+) -> None:
+    a, b = people["a"].id, people["b"].id
+    assert a is not None
+    assert b is not None
+    today = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0)
+    yesterday = today - timedelta(days=1)
+    with psycopg.connect(app_db, autocommit=True) as conn:
+        a_small = _conversation(conn, a, "cpu-small")
+        a_hf = _conversation(conn, a, "cpu-hf")
+        b_small = _conversation(conn, b, "cpu-small")
+        for conversation, day, n in (
+            (a_small, yesterday, 40),
+            (a_small, today, 25),
+            (a_hf, today, 13),
+            (b_small, today, 31),
+        ):
+            _turns(conn, conversation, day, n)
+    # A user sees their own groups, a researcher everyone's: percentiles across owners.
+    await _same_for_everyone(app_db, people)
+
+    with psycopg.connect(app_db, autocommit=True) as conn:
+        _turns(conn, b_small, yesterday, 9)  # a new day for b
+        conn.execute(
+            "update public.turns set v2v_s = v2v_s + 3 where conversation_id = %s and idx < 10",
+            [a_small],
+        )
+        conn.execute("delete from public.turns where conversation_id = %s and idx > 20", [a_hf])
+    await _same_for_everyone(app_db, people)
+
+    with psycopg.connect(app_db, autocommit=True) as conn:
+        conn.execute(  # the stack of a conversation is corrected: its turns change groups
+            "update public.conversations set model_specs = %s where id = %s",
+            [Jsonb({"name": "gpu-large"}), a_hf],
+        )
+        conn.execute("delete from public.conversations where id = %s", [b_small])
+    for persona in (people["a"], people["r"]):
+        assert await _rows(app_db, persona, ROLLUP) == await _rows(app_db, persona, RAW)
+    assert await _rows(app_db, people["b"], ROLLUP) == []
+
+
+async def test_writing_turns_only_notes_stale_groups(
+    app_db: str, people: dict[str, Persona]
+) -> None:
+    a = people["a"].id
+    assert a is not None
+    day = datetime(2026, 1, 5, 9, tzinfo=UTC)
+    with psycopg.connect(app_db, autocommit=True) as conn:
+        conn.execute("select public.latency_daily_rows()").fetchall()  # nothing stale now
+        conversation = _conversation(conn, a, "cpu-small")
+        _turns(conn, conversation, day, 500)  # one statement, 500 agent turns
+        stale = conn.execute(
+            "select day, owner_id from private.latency_rollup_stale where day = %s", [day.date()]
+        ).fetchall()
+    assert stale == [(datetime(2026, 1, 5, tzinfo=UTC), a)]  # one row, not 500
