@@ -1,4 +1,4 @@
-"""The latency rollup gives exactly what aggregating every turn gives, for each reader, as turns change."""
+"""The dashboard rollups give exactly what aggregating every row gives, for each reader, as rows change."""
 
 from __future__ import annotations
 
@@ -28,6 +28,13 @@ from public.turns t join public.conversations c on c.id = t.conversation_id
 where t.role = 'agent'
 group by 1, 2, 3
 """
+RAW_ACTIVITY = """
+select date_trunc('day', c.started_at) as day, count(distinct c.id) as conversations,
+       count(t.id) as turns
+from public.conversations c left join public.turns t on t.conversation_id = c.id
+group by 1
+"""
+ACTIVITY = "select day, conversations, turns from public.analytics_activity_daily"
 ROLLUP = """
 select day, prompt_version_id, model_stack, turns, v2v_p50_s, v2v_p95_s, eou_delay_mean_s,
        stt_mean_s, llm_ttft_mean_s, tts_ttfb_mean_s, interruption_rate
@@ -80,11 +87,15 @@ async def _rows(dsn: str, persona: Persona, query: str) -> list[tuple[Any, ...]]
     )
 
 
+async def _same(dsn: str, persona: Persona) -> None:
+    assert await _rows(dsn, persona, ROLLUP) == await _rows(dsn, persona, RAW), persona.name
+    assert await _rows(dsn, persona, ACTIVITY) == await _rows(dsn, persona, RAW_ACTIVITY)
+
+
 async def _same_for_everyone(dsn: str, people: dict[str, Persona]) -> None:
     for persona in people.values():
-        raw, rolled = await _rows(dsn, persona, RAW), await _rows(dsn, persona, ROLLUP)
-        assert rolled == raw, persona.name
-        assert raw, persona.name  # each reader has something to see
+        await _same(dsn, persona)
+        assert await _rows(dsn, persona, RAW), persona.name  # each has something to see
 
 
 async def test_the_rollup_equals_the_raw_aggregate_as_turns_change(
@@ -125,8 +136,20 @@ async def test_the_rollup_equals_the_raw_aggregate_as_turns_change(
         )
         conn.execute("delete from public.conversations where id = %s", [b_small])
     for persona in (people["a"], people["r"]):
-        assert await _rows(app_db, persona, ROLLUP) == await _rows(app_db, persona, RAW)
+        await _same(app_db, persona)
     assert await _rows(app_db, people["b"], ROLLUP) == []
+    assert await _rows(app_db, people["b"], ACTIVITY) == []
+
+    with psycopg.connect(app_db, autocommit=True) as conn:  # a conversation with no turns yet,
+        _conversation(conn, b, "cpu-small")  # and one moved to another day
+        conn.execute(
+            "update public.conversations set started_at = started_at - interval '3 days'"
+            " where id = %s",
+            [a_small],
+        )
+    for persona in people.values():
+        await _same(app_db, persona)
+    assert await _rows(app_db, people["b"], ACTIVITY)  # the new one counts, with no turns
 
 
 async def test_writing_turns_only_notes_stale_groups(
