@@ -130,12 +130,14 @@ def format_comparison(rows: list[MetricComparison]) -> str:
     lines = [header, "-" * len(header)]
     for r in rows:
         lines.append(
-            f"{r.label:<26}{_fmt(r.baseline):>24}{_fmt(r.candidate):>24}{_fmt(r.difference, signed=True):>26}"
+            f"{r.label:<26}{format_interval(r.baseline):>24}{format_interval(r.candidate):>24}"
+            f"{format_interval(r.difference, signed=True):>26}"
             f"  {r.samples:<4} {r.verdict}"
         )
     return "\n".join(lines)
 
 
-def _fmt(interval: Interval, *, signed: bool = False) -> str:
+def format_interval(interval: Interval, *, signed: bool = False) -> str:
+    """`estimate [low, high]` to three decimals (`signed`: with + on positives, for differences)."""
     sign = "+" if signed else ""
     return f"{interval.estimate:{sign}.3f} [{interval.low:{sign}.3f}, {interval.high:{sign}.3f}]"

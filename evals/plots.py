@@ -192,39 +192,48 @@ def latency_trend(daily: pd.DataFrame) -> Any:
 
     `daily`: rows of `analytics_latency_daily` (`day`, `model_stack`, `v2v_p50_s`, `v2v_p95_s`).
     """
-    plot = figure(
-        height=300,
-        width=720,
-        x_axis_type="datetime",
+    return _daily_per_stack(
+        daily,
         title="Voice to voice per day",
         y_axis_label="seconds",
+        lines=[("v2v_p50_s", "solid", 2, "p50"), ("v2v_p95_s", "dashed", 1, "p95")],
+        empty_note=" (no turns in range)",
     )
+
+
+def _daily_per_stack(
+    daily: pd.DataFrame,
+    *,
+    title: str,
+    y_axis_label: str,
+    lines: Sequence[tuple[str, str, int, str]],
+    empty_note: str,
+    extra_columns: Sequence[str] = (),
+) -> Any:
+    """One colour per model stack, one line per (column, dash, width, label) over the days;
+    the first column's points marked. `extra_columns` ride along for hover tools."""
+    plot = figure(
+        height=300, width=720, x_axis_type="datetime", title=title, y_axis_label=y_axis_label
+    )
+    numeric = [column for column, *_ in lines] + list(extra_columns)
     for i, (stack, group) in enumerate(daily.groupby("model_stack")):
         colour = Category10_10[i % 10]
         source = ColumnDataSource(
-            group.sort_values("day")[["day", "v2v_p50_s", "v2v_p95_s"]].astype(
-                {"v2v_p50_s": float, "v2v_p95_s": float}
+            group.sort_values("day")[["day", *numeric]].astype({c: float for c in numeric})
+        )
+        for column, dash, width, label in lines:
+            plot.line(
+                "day",
+                column,
+                source=source,
+                color=colour,
+                line_dash=dash,
+                line_width=width,
+                legend_label=f"{stack} {label}",
             )
-        )
-        plot.line(
-            "day",
-            "v2v_p50_s",
-            source=source,
-            color=colour,
-            line_width=2,
-            legend_label=f"{stack} p50",
-        )
-        plot.line(
-            "day",
-            "v2v_p95_s",
-            source=source,
-            color=colour,
-            line_dash="dashed",
-            legend_label=f"{stack} p95",
-        )
-        plot.scatter("day", "v2v_p50_s", source=source, color=colour, size=6)
+        plot.scatter("day", lines[0][0], source=source, color=colour, size=6)
     if daily.empty:
-        plot.title.text += " (no turns in range)"
+        plot.title.text += empty_note
     else:
         plot.legend.location = "top_left"
     return plot
@@ -463,33 +472,18 @@ def connection_trend(daily: pd.DataFrame) -> Any:
 
     `daily`: rows of `analytics_connection_daily` (the median conversation's figures, ms).
     """
-    plot = figure(
-        height=300,
-        width=720,
-        x_axis_type="datetime",
+    plot = _daily_per_stack(
+        daily,
         title="Connection quality per day (browser's statistics)",
         y_axis_label="milliseconds",
+        lines=[
+            ("rtt_p50_ms", "solid", 2, "RTT p50"),
+            ("rtt_p95_ms", "dashed", 2, "RTT p95"),
+            ("jitter_p50_ms", "dotted", 2, "jitter p50"),
+        ],
+        empty_note=": no samples in range",
+        extra_columns=["conversations", "loss_rate"],
     )
-    columns = ["rtt_p50_ms", "rtt_p95_ms", "jitter_p50_ms", "loss_rate"]
-    for i, (stack, group) in enumerate(daily.groupby("model_stack")):
-        colour = Category10_10[i % 10]
-        frame = group.sort_values("day")[["day", "conversations", *columns]]
-        source = ColumnDataSource(frame.astype({c: float for c in columns}))
-        for column, dash, label in (
-            ("rtt_p50_ms", "solid", "RTT p50"),
-            ("rtt_p95_ms", "dashed", "RTT p95"),
-            ("jitter_p50_ms", "dotted", "jitter p50"),
-        ):
-            plot.line(
-                "day",
-                column,
-                source=source,
-                color=colour,
-                line_dash=dash,
-                line_width=2,
-                legend_label=f"{stack} {label}",
-            )
-        plot.scatter("day", "rtt_p50_ms", source=source, color=colour, size=6)
     plot.add_tools(
         HoverTool(
             tooltips=[
@@ -500,8 +494,4 @@ def connection_trend(daily: pd.DataFrame) -> Any:
             ]
         )
     )
-    if daily.empty:
-        plot.title.text += ": no samples in range"
-    else:
-        plot.legend.location = "top_left"
     return plot

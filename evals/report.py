@@ -20,7 +20,7 @@ from typing import Any
 from bokeh.embed import components
 from bokeh.resources import Resources
 
-from evals.compare import METRICS, MetricComparison, compare_samples
+from evals.compare import METRICS, MetricComparison, compare_samples, format_interval
 from evals.plots import comparison_plot, latency_histogram, turn_taking_curve, variant_scores
 from evals.run_folder import RunFolder, RunInfo, git_sha
 from workbench.db.models import EvalSample
@@ -166,14 +166,11 @@ def _scalars(metrics: dict[str, Any], prefix: str = "", depth: int = 0) -> dict[
 
 
 def _comparison_table(baseline: str, candidate: str, rows: list[MetricComparison]) -> str:
-    def interval(i: Any, signed: bool = False) -> str:
-        s = "+" if signed else ""
-        return f"{i.estimate:{s}.3f} [{i.low:{s}.3f}, {i.high:{s}.3f}]"
-
     body = "".join(
-        f"<tr><td>{_e(r.label)}</td><td class=num>{interval(r.baseline)}</td>"
-        f"<td class=num>{interval(r.candidate)}</td>"
-        f"<td class=num>{interval(r.difference, signed=True)}</td><td class=num>{r.samples}</td>"
+        f"<tr><td>{_e(r.label)}</td><td class=num>{format_interval(r.baseline)}</td>"
+        f"<td class=num>{format_interval(r.candidate)}</td>"
+        f"<td class=num>{format_interval(r.difference, signed=True)}</td>"
+        f"<td class=num>{r.samples}</td>"
         f"<td class={r.verdict.split()[0]}>{_e(r.verdict)}</td></tr>"
         for r in rows
     )
