@@ -9,6 +9,7 @@ system prompt the agent uses; everyone else gets the active one.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
 import panel as pn
@@ -49,12 +50,10 @@ class ConversationPage(pn.viewable.Viewer):
         self._heard_room = ""  # the room the browser's measurements belong to (kept after Stop)
         self._reported: set[int] = set()
         self._waiting: asyncio.Task[None] | None = None
-        # Retried as the transcript and the 2-second statistics update, and once more on
-        # Stop: the agent may not have written the conversation row when the browser measures.
-        self.voice.param.watch(
-            lambda _e: pn.state.execute(self.report_heard), ["heard", "transcript", "stats"]
-        )
-        self.voice.param.watch(lambda _e: pn.state.execute(self.report_connection), ["stats"])
+        # Heard latency is retried as the transcript and the 2-second statistics update,
+        # and once more on Stop: the agent may not have written the conversation row when
+        # the browser measures. A statistics update is also a connection sample.
+        self.voice.param.watch(self._measured, ["heard", "transcript", "stats"])
 
     async def load(self) -> None:
         """Which prompts this user may choose from, and the settings that shape the page."""
@@ -70,32 +69,33 @@ class ConversationPage(pn.viewable.Viewer):
         self.show_transcript = ui.show_transcript is not False
         self.language_note = language_note(settings.language, stack_language())
 
-    async def report_heard(self) -> None:
-        """Store voice-to-voice as the browser heard it; unreported entries are retried next call.
+    def _measured(self, *events: param.parameterized.Event) -> None:
+        sample = any(event.name == "stats" for event in events)
+        pn.state.execute(partial(self.report, connection_sample=sample))
 
-        A report is refused until the agent has written the conversation row;
-        calling again later (the page does, as the transcript grows) delivers it.
+    async def report(self, *, connection_sample: bool = False) -> None:
+        """Store what the browser measured, in one session: voice to voice per agent reply
+        (unreported entries are retried next call: a report is refused until the agent has
+        written the conversation row) and, if asked, its latest connection statistics
+        (dropped until then).
         """
-        if not self.voice.heard:
+        pending = [
+            (int(entry["ordinal"]), float(entry["v2v_s"]))
+            for entry in (self.voice.heard if self._heard_room else [])
+            if entry.get("v2v_s") is not None and int(entry["ordinal"]) not in self._reported
+        ]
+        stats = dict(self.voice.stats) if connection_sample and self.room else {}
+        if not pending and not stats:
             return
         async with self._session.as_user() as conn:
             repo = ConversationsRepo(conn)
-            for entry in self.voice.heard:
-                ordinal, v2v = int(entry["ordinal"]), entry.get("v2v_s")
-                if v2v is None or ordinal in self._reported or not self._heard_room:
-                    continue
+            for ordinal, v2v in pending:
                 if await repo.report_heard_latency(
-                    room_name=self._heard_room, agent_ordinal=ordinal, v2v_audio_s=float(v2v)
+                    room_name=self._heard_room, agent_ordinal=ordinal, v2v_audio_s=v2v
                 ):
                     self._reported.add(ordinal)
-
-    async def report_connection(self) -> None:
-        """Store the browser's latest connection statistics (dropped until the agent wrote the conversation)."""
-        stats = dict(self.voice.stats)
-        if not stats or not self.room:
-            return
-        async with self._session.as_user() as conn:
-            await ConversationsRepo(conn).report_connection(room_name=self.room, stats=stats)
+            if stats:
+                await repo.report_connection(room_name=self.room, stats=stats)
 
     async def start(self) -> None:
         """Open a room (its owner recorded with the server's rights) and let the browser join it."""
@@ -140,7 +140,7 @@ class ConversationPage(pn.viewable.Viewer):
         self.notice = ""
         self.voice.active = False
         self.room = ""
-        pn.state.execute(self.report_heard)
+        pn.state.execute(self.report)
 
     def __panel__(self) -> pn.viewable.Viewable:
         return conversation_view(self)
