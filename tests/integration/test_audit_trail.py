@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from tests.support.personas import Persona, create_user
+from tests.support.personas import Persona, create_user, query_as
 from workbench.db.connection import rls_session
 from workbench.db.repositories import AnalyticsRepo
 
@@ -35,15 +35,6 @@ def people(app_db: str, jwt_secret: str) -> Iterator[dict[str, Persona]]:
                 conn, name="m", role="admin", jwt_secret=jwt_secret, display_name="Mo Admin"
             ),
         }
-
-
-async def _as(dsn: str, persona: Persona, query: str, params: Any = ()) -> list[tuple[Any, ...]]:
-    async with (
-        await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn,
-        rls_session(conn, persona.claims),
-    ):
-        cur = await conn.execute(query, params)
-        return await cur.fetchall() if cur.description else []
 
 
 def _events(dsn: str, since: Any) -> list[tuple[Any, ...]]:
@@ -87,9 +78,9 @@ async def test_every_audited_action_is_recorded_with_who_did_it(
         )
     # A asks for an export; the admin activates a prompt version, runs an experiment
     # and promotes A.
-    await _as(app_db, a, "insert into public.exports (format) values ('csv')")
+    await query_as(app_db, a, "insert into public.exports (format) values ('csv')")
     prompt = (
-        await _as(
+        await query_as(
             app_db,
             m,
             "insert into public.system_prompts (slug, title) values (%s, 'Audit') returning id",
@@ -97,21 +88,21 @@ async def test_every_audited_action_is_recorded_with_who_did_it(
         )
     )[0][0]
     version = (
-        await _as(
+        await query_as(
             app_db,
             m,
             "insert into public.prompt_versions (prompt_id, version, body) values (%s, 0, 'Hi.') returning id",
             [prompt],
         )
     )[0][0]
-    await _as(
+    await query_as(
         app_db,
         m,
         "update public.system_prompts set active_version_id = %s where id = %s",
         [version, prompt],
     )
     experiment = (
-        await _as(
+        await query_as(
             app_db,
             m,
             "insert into public.prompt_experiments (prompt_id, name) values (%s, 'arms') returning id",
@@ -119,13 +110,13 @@ async def test_every_audited_action_is_recorded_with_who_did_it(
         )
     )[0][0]
     for status, stamp in (("running", "started_at"), ("stopped", "stopped_at")):
-        await _as(
+        await query_as(
             app_db,
             m,
             f"update public.prompt_experiments set status = %s, {stamp} = now() where id = %s",  # noqa: S608
             [status, experiment],
         )
-    await _as(app_db, m, "select public.set_user_role(%s, 'researcher')", [a.id])
+    await query_as(app_db, m, "select public.set_user_role(%s, 'researcher')", [a.id])
 
     recorded = [(who, kind, payload) for who, kind, payload in _events(app_db, start)]
     by_kind = {kind: (who, payload) for who, kind, payload in recorded}
@@ -157,21 +148,23 @@ async def test_every_audited_action_is_recorded_with_who_did_it(
         "from": "user",
         "to": "researcher",
     }
-    await _as(app_db, m, "select public.set_user_role(%s, 'user')", [a.id])
+    await query_as(app_db, m, "select public.set_user_role(%s, 'user')", [a.id])
 
 
 async def test_events_cannot_be_forged_or_changed(app_db: str, people: dict[str, Persona]) -> None:
     a = people["A"]
     for kind in ("login", "role_changed", "conversation_started"):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            await _as(app_db, a, "insert into public.analytics_events (kind) values (%s)", [kind])
-    await _as(app_db, a, "insert into public.analytics_events (kind) values ('page_view')")
+            await query_as(
+                app_db, a, "insert into public.analytics_events (kind) values (%s)", [kind]
+            )
+    await query_as(app_db, a, "insert into public.analytics_events (kind) values ('page_view')")
     for statement in (
         "update public.analytics_events set kind = 'page_view'",
         "delete from public.analytics_events",
     ):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            await _as(app_db, people["M"], statement)
+            await query_as(app_db, people["M"], statement)
 
 
 async def test_sign_ins_and_role_changes_are_for_admins_usage_for_researchers(
@@ -190,11 +183,11 @@ async def test_sign_ins_and_role_changes_are_for_admins_usage_for_researchers(
             [a.id],
         )
     query = "select distinct kind from public.analytics_events where user_id = %s"
-    researcher_sees = {k for (k,) in await _as(app_db, r, query, [a.id])}
+    researcher_sees = {k for (k,) in await query_as(app_db, r, query, [a.id])}
     assert "conversation_started" in researcher_sees
     assert "login" not in researcher_sees
-    assert "login" in {k for (k,) in await _as(app_db, m, query, [a.id])}
-    assert "login" in {k for (k,) in await _as(app_db, a, query, [a.id])}  # one's own
+    assert "login" in {k for (k,) in await query_as(app_db, m, query, [a.id])}
+    assert "login" in {k for (k,) in await query_as(app_db, a, query, [a.id])}  # one's own
 
     async with (
         await psycopg.AsyncConnection.connect(app_db, autocommit=True) as conn,

@@ -20,8 +20,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from tests.support.personas import Persona, anon_persona, create_user
-from workbench.db.connection import rls_session
+from tests.support.personas import Persona, anon_persona, create_user, query_as
 
 pytestmark = pytest.mark.integration
 
@@ -177,15 +176,6 @@ def world(app_db: str, jwt_secret: str) -> Iterator[World]:
         )
 
 
-async def _as(dsn: str, persona: Persona, query: str, params: Any = ()) -> list[tuple[Any, ...]]:
-    async with (
-        await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn,
-        rls_session(conn, persona.claims),
-    ):
-        cur = await conn.execute(query, params)
-        return await cur.fetchall() if cur.description else []
-
-
 DENIED = "denied"
 # Seeded rows each persona can see, per table (DENIED: the role has no select grant at all).
 VISIBLE = {
@@ -220,9 +210,11 @@ async def test_select_visibility(
     query = f"select count(*) from public.{table} where {KEYS[table]} = any(%s)"  # noqa: S608 - names from KEYS
     if expected == DENIED:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            await _as(app_db, world.people[persona], query, [world.rows[table]])
+            await query_as(app_db, world.people[persona], query, [world.rows[table]])
     else:
-        assert await _as(app_db, world.people[persona], query, [world.rows[table]]) == [(expected,)]
+        assert await query_as(app_db, world.people[persona], query, [world.rows[table]]) == [
+            (expected,)
+        ]
 
 
 def test_every_app_table_has_rls_and_is_in_the_matrix(app_db: str) -> None:
@@ -241,7 +233,7 @@ def test_every_app_table_has_rls_and_is_in_the_matrix(app_db: str) -> None:
 
 async def test_user_edits_own_profile_but_not_others(app_db: str, world: World) -> None:
     a, b = world.people["A"], world.people["B"]
-    rows = await _as(
+    rows = await query_as(
         app_db,
         a,
         "update public.profiles set display_name = 'Ada L' where id = %s returning id",
@@ -249,7 +241,7 @@ async def test_user_edits_own_profile_but_not_others(app_db: str, world: World) 
     )
     assert rows == [(a.id,)]
     assert (
-        await _as(
+        await query_as(
             app_db,
             a,
             "update public.profiles set display_name = 'x' where id = %s returning id",
@@ -263,19 +255,19 @@ async def test_user_edits_own_profile_but_not_others(app_db: str, world: World) 
 async def test_nobody_but_admins_changes_roles(app_db: str, world: World, persona: str) -> None:
     p = world.people[persona]
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        await _as(app_db, p, "update public.profiles set role = 'admin' where id = %s", [p.id])
+        await query_as(app_db, p, "update public.profiles set role = 'admin' where id = %s", [p.id])
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="only an admin"):
-        await _as(app_db, p, "select public.set_user_role(%s, 'admin')", [p.id])
-    assert await _as(app_db, p, "select public.current_app_role()::text") != [("admin",)]
+        await query_as(app_db, p, "select public.set_user_role(%s, 'admin')", [p.id])
+    assert await query_as(app_db, p, "select public.current_app_role()::text") != [("admin",)]
 
 
 async def test_admin_changes_roles_but_keeps_one_admin(app_db: str, world: World) -> None:
     m, b = world.people["M"], world.people["B"]
-    await _as(app_db, m, "select public.set_user_role(%s, 'researcher')", [b.id])
-    assert await _as(app_db, b, "select public.current_app_role()::text") == [("researcher",)]
-    await _as(app_db, m, "select public.set_user_role(%s, 'user')", [b.id])
+    await query_as(app_db, m, "select public.set_user_role(%s, 'researcher')", [b.id])
+    assert await query_as(app_db, b, "select public.current_app_role()::text") == [("researcher",)]
+    await query_as(app_db, m, "select public.set_user_role(%s, 'user')", [b.id])
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="last admin"):
-        await _as(app_db, m, "select public.set_user_role(%s, 'user')", [m.id])
+        await query_as(app_db, m, "select public.set_user_role(%s, 'user')", [m.id])
 
 
 async def test_prompt_versions_are_immutable_even_for_admins(app_db: str, world: World) -> None:
@@ -286,7 +278,7 @@ async def test_prompt_versions_are_immutable_even_for_admins(app_db: str, world:
     )
     # No policy lets an admin's session change a version...
     for statement in statements:
-        assert await _as(app_db, m, statement, [world.versions[0]]) == []
+        assert await query_as(app_db, m, statement, [world.versions[0]]) == []
     # ...and even the service role, which bypasses RLS, is stopped by the trigger.
     with psycopg.connect(app_db, autocommit=True) as conn:
         _service(conn, m.id)
@@ -294,7 +286,7 @@ async def test_prompt_versions_are_immutable_even_for_admins(app_db: str, world:
         for statement in statements:
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="immutable"):
                 conn.execute(statement, [world.versions[0]])
-    body = await _as(
+    body = await query_as(
         app_db, m, "select body from public.prompt_versions where id = %s", [world.versions[0]]
     )
     assert body == [("You are helpful.",)]
@@ -304,14 +296,14 @@ async def test_prompt_versions_are_immutable_even_for_admins(app_db: str, world:
 async def test_only_admins_write_prompts(app_db: str, world: World, persona: str) -> None:
     p = world.people[persona]
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        await _as(
+        await query_as(
             app_db,
             p,
             "insert into public.prompt_versions (prompt_id, version, body) values (%s, 0, 'mine')",
             [world.prompt],
         )
     assert (
-        await _as(
+        await query_as(
             app_db,
             p,
             "update public.system_prompts set active_version_id = %s where id = %s returning id",
@@ -324,7 +316,7 @@ async def test_only_admins_write_prompts(app_db: str, world: World, persona: str
 async def test_user_cannot_touch_another_users_conversation(app_db: str, world: World) -> None:
     a, b = world.people["A"], world.people["B"]
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
-        await _as(
+        await query_as(
             app_db,
             a,
             "insert into public.turns (conversation_id, idx, role, text, started_at, ended_at)"
@@ -332,9 +324,9 @@ async def test_user_cannot_touch_another_users_conversation(app_db: str, world: 
             [world.b_conversation],
         )
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
-        await _as(app_db, a, "insert into public.conversations (owner_id) values (%s)", [b.id])
+        await query_as(app_db, a, "insert into public.conversations (owner_id) values (%s)", [b.id])
     assert (
-        await _as(
+        await query_as(
             app_db,
             a,
             "delete from public.conversations where id = %s returning id",
@@ -343,7 +335,7 @@ async def test_user_cannot_touch_another_users_conversation(app_db: str, world: 
         == []
     )
     assert (
-        await _as(
+        await query_as(
             app_db,
             a,
             "select text from public.turns where conversation_id = %s",
@@ -355,7 +347,7 @@ async def test_user_cannot_touch_another_users_conversation(app_db: str, world: 
 
 async def test_users_correct_transcripts_but_not_what_was_said(app_db: str, world: World) -> None:
     a = world.people["A"]
-    rows = await _as(
+    rows = await query_as(
         app_db,
         a,
         "update public.turns set reference_text = 'hello there' where id = %s returning id",
@@ -363,7 +355,7 @@ async def test_users_correct_transcripts_but_not_what_was_said(app_db: str, worl
     )
     assert rows == [(world.a_turn,)]
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        await _as(
+        await query_as(
             app_db, a, "update public.turns set text = 'rewritten' where id = %s", [world.a_turn]
         )
 
@@ -375,25 +367,25 @@ async def test_storage_keys_are_namespaced_by_owner(app_db: str, world: World) -
         " values ('audio', %s, %s, 'audio/wav', 10, %s)"
     )
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
-        await _as(app_db, a, insert, [f"{b.id}/x.wav", b.id, AUDIO_SHA])
+        await query_as(app_db, a, insert, [f"{b.id}/x.wav", b.id, AUDIO_SHA])
     with pytest.raises(psycopg.errors.CheckViolation):
-        await _as(app_db, a, insert, [f"{b.id}/x.wav", a.id, AUDIO_SHA])
+        await query_as(app_db, a, insert, [f"{b.id}/x.wav", a.id, AUDIO_SHA])
     with pytest.raises(psycopg.errors.CheckViolation):
-        await _as(app_db, a, insert, [f"{a.id}/../{b.id}/x.wav", a.id, AUDIO_SHA])
+        await query_as(app_db, a, insert, [f"{a.id}/../{b.id}/x.wav", a.id, AUDIO_SHA])
 
 
 async def test_eval_runs_are_for_researchers(app_db: str, world: World) -> None:
     insert = "insert into public.eval_runs (task, task_version, dataset_id, spec) values ('asr', '1', 'd', '{}') returning id"
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        await _as(app_db, world.people["A"], insert)
-    assert len(await _as(app_db, world.people["R"], insert)) == 1
+        await query_as(app_db, world.people["A"], insert)
+    assert len(await query_as(app_db, world.people["R"], insert)) == 1
 
 
 async def test_events_are_recorded_only_in_ones_own_name(app_db: str, world: World) -> None:
     a, b = world.people["A"], world.people["B"]
-    await _as(app_db, a, "insert into public.analytics_events (kind) values ('page_view')")
+    await query_as(app_db, a, "insert into public.analytics_events (kind) values ('page_view')")
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        await _as(
+        await query_as(
             app_db,
             a,
             "insert into public.analytics_events (user_id, kind) values (%s, 'login')",
@@ -431,7 +423,7 @@ def test_no_api_role_can_truncate_reference_trigger_or_bump_a_sequence(app_db: s
 
 async def test_a_signed_in_user_cannot_empty_a_shared_table(app_db: str, world: World) -> None:
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        await _as(app_db, world.people["R"], "truncate public.eval_runs cascade")
+        await query_as(app_db, world.people["R"], "truncate public.eval_runs cascade")
     with psycopg.connect(app_db) as conn:
         left = conn.execute("select count(*) from public.eval_runs").fetchone()
     assert left is not None
@@ -501,5 +493,5 @@ async def test_two_admins_demoting_each_other_at_once_leave_one(app_db: str, wor
 async def test_connection_samples_only_for_ones_own_conversation(app_db: str, world: World) -> None:
     insert = "insert into public.connection_samples (conversation_id, rtt_ms) values (%s, 50)"
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        await _as(app_db, world.people["B"], insert, [world.a_conversation])
-    await _as(app_db, world.people["A"], insert, [world.a_conversation])
+        await query_as(app_db, world.people["B"], insert, [world.a_conversation])
+    await query_as(app_db, world.people["A"], insert, [world.a_conversation])

@@ -92,3 +92,12 @@ async def session_as(dsn: str, persona: Persona) -> AsyncIterator[psycopg.AsyncC
         rls_session(conn, persona.claims),
     ):
         yield conn
+
+
+async def query_as(
+    dsn: str, persona: Persona, query: str, params: Any = ()
+) -> list[tuple[Any, ...]]:
+    """Run one statement in `persona`'s RLS session; its rows (none for a statement without)."""
+    async with session_as(dsn, persona) as conn:
+        cur = await conn.execute(query, params)
+        return await cur.fetchall() if cur.description else []
