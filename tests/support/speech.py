@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-DATA = Path("/usr/share/pocketsphinx/test/data")
+from workbench_datasets.pocketsphinx import available, pocketsphinx_rows
 
 
 @dataclass(frozen=True)
@@ -21,14 +20,8 @@ class Utterance:
 
 def pocketsphinx_utterances() -> list[Utterance]:
     """The 10 LibriVox and "cards" recordings of real people, with transcripts."""
-    if not DATA.exists():
+    if not available():
         pytest.skip(
             "Debian package pocketsphinx-testdata is not installed (./dev test installs it)"
         )
-    utterances = []
-    for folder, transcripts in (("librivox", "transcription"), ("cards", "cards.transcription")):
-        for line in (DATA / folder / transcripts).read_text().splitlines():
-            match = re.match(r"<s>(.*)</s>\s*\((.+)\)", line.strip())
-            if match:
-                utterances.append(Utterance(DATA / folder / f"{match[2]}.wav", match[1].strip()))
-    return utterances
+    return [Utterance(Path(row.audio), row.reference) for row in pocketsphinx_rows()]
