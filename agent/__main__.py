@@ -34,7 +34,7 @@ def main() -> int:
     os.environ["LIVEKIT_URL"] = settings.livekit_url
     os.environ["LIVEKIT_API_KEY"] = settings.livekit_api_key
     os.environ["LIVEKIT_API_SECRET"] = settings.livekit_api_secret.get_secret_value()
-    from agent.worker import recover, start_recovery_thread
+    from agent.worker import recover, start_heartbeat, start_recovery_thread
 
     recovered = asyncio.run(recover())
     if recovered:
@@ -42,10 +42,14 @@ def main() -> int:
             "stored %d conversation(s) left by a crashed worker", recovered
         )
     start_recovery_thread()  # and those of jobs that crash while this worker runs
-    # A worker whose models fail to load leaves with status 3 (agent/model_health.py).
-    return livekit_main(
-        ["start", str(Path(__file__).with_name("worker.py")), "--log-format", "colored"]
-    )
+    heartbeat = start_heartbeat()  # the web app offers this worker's stack while it beats
+    try:
+        # A worker whose models fail to load leaves with status 3 (agent/model_health.py).
+        return livekit_main(
+            ["start", str(Path(__file__).with_name("worker.py")), "--log-format", "colored"]
+        )
+    finally:
+        heartbeat.stop()
 
 
 if __name__ == "__main__":

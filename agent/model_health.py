@@ -58,6 +58,7 @@ class ModelHealth:
         self.status_file = status_file
         self.max_failures = max_failures
         self.on_give_up = on_give_up
+        self.on_change: Callable[[], None] | None = None  # e.g. the heartbeat, to beat now
         self.consecutive_failures = 0
         self.ever_ready = False
         self.gave_up = False
@@ -144,6 +145,8 @@ class ModelHealth:
         return web.json_response(self.snapshot(), status=200 if serving else 503)
 
     def _write(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
         if self.status_file is None:
             return
         self.status_file.parent.mkdir(parents=True, exist_ok=True)

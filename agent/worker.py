@@ -52,6 +52,7 @@ from livekit.agents.types import FlushSentinel
 from livekit.plugins import silero
 
 from agent.adapters import PhraseCache, WorkbenchLLM, WorkbenchSTT, WorkbenchTTS
+from agent.heartbeat import Heartbeat
 from agent.model_health import ModelHealth
 from agent.recorder import (
     ConversationInfo,
@@ -98,10 +99,15 @@ class _Models:
     phrases: PhraseCache = field(default_factory=PhraseCache)
 
 
+# The one stack this worker runs (WORKBENCH_AGENT_STACK); it registers under the stack's
+# agent name, so the web app dispatches to it only the rooms opened on this stack.
+STACK = load_stack(get_settings().agent_stack)
+
+
 def prewarm(proc: JobProcess) -> None:
     """Load the stack's models once per worker process."""
     knobs = agent_settings()
-    stack = load_stack(get_settings().agent_stack)
+    stack = STACK
     stt_model, chat_model, tts_model = (
         load_model(stack.stt),
         load_model(stack.llm),
@@ -531,9 +537,10 @@ def _voice_session(
     return session, stt_adapter, tts_adapter
 
 
-# Registered under a name, so LiveKit dispatches only the rooms the web app asks it
-# to (dashboards/rooms.py), and the web app can ask again when no worker was free.
-@server.rtc_session(agent_name=get_settings().agent_name)
+# Registered under its stack's name, so LiveKit dispatches only the rooms the web app
+# opened on this stack (dashboards/rooms.py), and the web app can ask again when no
+# worker was free.
+@server.rtc_session(agent_name=get_settings().agent_name_for(STACK.name))
 async def entrypoint(ctx: JobContext) -> None:
     """One room: admit its owner, load their prompt, run the session, record every turn."""
     settings, knobs = get_settings(), agent_settings()
@@ -594,6 +601,21 @@ async def recover(settings_dir: Path | None = None) -> int:
         store=ObjectStore(settings.storage_url),
         live=set(),
     )
+
+
+def start_heartbeat() -> Heartbeat:
+    """Announce this worker in the database every few seconds (agent/heartbeat.py)."""
+    settings = get_settings()
+    heartbeat = Heartbeat(
+        connect=_connector(database_url(settings)),
+        stack=STACK,
+        agent_name=settings.agent_name_for(STACK.name),
+        health=server.model_health,
+        rooms=lambda: len(server.active_jobs),
+        max_rooms=agent_settings().max_jobs,
+    )
+    heartbeat.start()
+    return heartbeat
 
 
 def start_recovery_thread() -> threading.Event:

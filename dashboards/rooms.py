@@ -11,7 +11,11 @@ not enough to write into someone's history.
 A user holds at most `max_rooms_per_user` live rooms (each takes an agent slot),
 counted from the rooms LiveKit still has among those opened for them.
 
-The agent comes by explicit dispatch (`settings.agent_name`). A self-hosted
+Each model stack's workers register under their own agent name
+(`settings.agent_name_for`); a room is dispatched explicitly to the stack chosen
+for it (researchers choose, users get `settings.default_stack`), and only to a
+stack with a ready worker (`public.live_stacks`): otherwise the user is told the
+stack is unavailable instead of waiting for an agent that is not there. A self-hosted
 LiveKit server drops a dispatch that finds every worker full ("no worker is
 available") and never retries, which left the user in silence; `wait_for_agent`
 queues the room instead: it watches for the agent and dispatches again until
@@ -37,7 +41,7 @@ from psycopg import AsyncConnection
 
 from workbench.config import Settings
 from workbench.db.connection import service_session
-from workbench.db.repositories import RoomsRepo
+from workbench.db.repositories import RoomsRepo, WorkersRepo
 
 TOKEN_TTL = timedelta(hours=1)
 ROOM_LOOKBACK = timedelta(days=1)
@@ -48,6 +52,10 @@ class RoomLimitReached(PermissionError):
     """The user already holds as many live conversations as one user may."""
 
 
+class StackUnavailable(RuntimeError):
+    """No worker of the chosen model stack is running (or its models do not answer)."""
+
+
 @dataclass(frozen=True)
 class RoomTicket:
     """What the browser needs to join: the server URL, the room, a token for it alone."""
@@ -55,6 +63,7 @@ class RoomTicket:
     url: str
     room: str
     token: str
+    stack: str  # the model stack the room was dispatched to
 
 
 async def open_room(
@@ -65,12 +74,16 @@ async def open_room(
     display_name: str,
     prompt_slug: str | None = None,
     pipeline: str | None = None,
+    stack: str | None = None,
 ) -> RoomTicket:
-    """Create a fresh room for `user_id` (prompt and pipeline in its metadata) and a join token.
+    """Create a fresh room for `user_id` (prompt, pipeline, stack in its metadata) and a join token.
 
     `conn` is a connection as the server itself (not in a user's RLS session): the
-    room's owner is recorded with service rights. Raises RoomLimitReached when the
-    user already holds `settings.max_rooms_per_user` live rooms.
+    room's owner is recorded with service rights. `stack` is the model stack
+    chosen (None: the default); the database refuses another than the default
+    for an owner who is neither researcher nor admin. Raises RoomLimitReached
+    when the user already holds `settings.max_rooms_per_user` live rooms, and
+    StackUnavailable when no ready worker runs the stack.
     """
     if (
         settings.livekit_url is None
@@ -83,13 +96,18 @@ async def open_room(
     if prompt_slug is not None and (not prompt_slug or not set(prompt_slug) <= _SLUG_CHARS):
         raise ValueError(f"not a prompt slug: {prompt_slug!r}")
     secret = settings.livekit_api_secret.get_secret_value()
+    chosen = None if stack in (None, settings.default_stack) else stack
+    stack = chosen or settings.default_stack
     room = f"conv-{user_id.hex[:8]}-{secrets.token_hex(6)}"
-    options = {"prompt": prompt_slug, "pipeline": pipeline}
-    metadata = json.dumps({k: v for k, v in options.items() if v}) if any(options.values()) else ""
+    options = {"prompt": prompt_slug, "pipeline": pipeline, "stack": stack}
+    metadata = json.dumps({k: v for k, v in options.items() if v})
     async with (
         api.LiveKitAPI(settings.livekit_http_url, settings.livekit_api_key, secret) as lk,
         service_session(conn, acting_for=user_id),
     ):
+        workers = (await WorkersRepo(conn).live_stacks()).get(stack)
+        if workers is None or not workers.serving:
+            raise StackUnavailable(unavailable_reason(stack, workers.problems if workers else None))
         rooms = RoomsRepo(conn)
         # Rooms of the last day (a conversation held longer is not counted);
         # LiveKit says which of them still live.
@@ -101,13 +119,13 @@ async def open_room(
                     f"you already have {len(live.rooms)} live conversation(s), the most one "
                     "user may hold; stop one (or close its tab) before starting another"
                 )
-        await rooms.register(room, user_id)
+        await rooms.register(room, user_id, stack=chosen)
         await lk.room.create_room(
             api.CreateRoomRequest(
                 name=room, empty_timeout=30, departure_timeout=10, metadata=metadata
             )
         )
-        await _dispatch(lk, settings, room, metadata)
+        await _dispatch(lk, settings.agent_name_for(stack), room, metadata)
     grants = api.VideoGrants(
         room_join=True, room=room, can_publish=True, can_subscribe=True, can_publish_data=False
     )
@@ -120,12 +138,32 @@ async def open_room(
         .to_jwt()
     )
     assert settings.browser_livekit_url is not None
-    return RoomTicket(url=settings.browser_livekit_url, room=room, token=token)
+    return RoomTicket(url=settings.browser_livekit_url, room=room, token=token, stack=stack)
 
 
-async def _dispatch(lk: api.LiveKitAPI, settings: Settings, room: str, metadata: str) -> None:
+def unavailable_reason(stack: str, problems: str | None = None) -> str:
+    """What to tell someone who chose a stack no worker serves."""
+    if problems:
+        return f"The {stack} model stack cannot serve right now: {problems}"
+    return (
+        f"No worker runs the {stack} model stack, so no agent would join. Start one "
+        f"(locally: add it to WORKBENCH_AGENT_STACKS and run ./dev up) or choose another stack."
+    )
+
+
+def room_stack(settings: Settings, metadata: str | None) -> str:
+    """The model stack a room was opened on (its metadata), the default if it names none."""
+    try:
+        options = json.loads(metadata or "{}")
+    except ValueError:
+        options = {}
+    stack = options.get("stack") if isinstance(options, dict) else None
+    return str(stack) if stack else settings.default_stack
+
+
+async def _dispatch(lk: api.LiveKitAPI, agent_name: str, room: str, metadata: str) -> None:
     await lk.agent_dispatch.create_dispatch(
-        api.CreateAgentDispatchRequest(agent_name=settings.agent_name, room=room, metadata=metadata)
+        api.CreateAgentDispatchRequest(agent_name=agent_name, room=room, metadata=metadata)
     )
 
 
@@ -159,16 +197,16 @@ async def wait_for_agent(
             people = await lk.room.list_participants(api.ListParticipantsRequest(room=room))
             if any(p.kind == lk_models.ParticipantInfo.Kind.AGENT for p in people.participants):
                 return True
+            metadata = listed.rooms[0].metadata
+            agent_name = settings.agent_name_for(room_stack(settings, metadata))
             dispatches = [
-                d
-                for d in await lk.agent_dispatch.list_dispatch(room)
-                if d.agent_name == settings.agent_name
+                d for d in await lk.agent_dispatch.list_dispatch(room) if d.agent_name == agent_name
             ]
             taken = any(j.state.status in _ACTIVE_JOBS for d in dispatches for j in d.state.jobs)
             # The first dispatch has `retry_s` to be taken before it counts as dropped.
             if not taken and time.monotonic() - started >= retry_s:
                 for stale in dispatches:
                     await lk.agent_dispatch.delete_dispatch(stale.id, room)
-                await _dispatch(lk, settings, room, listed.rooms[0].metadata)
+                await _dispatch(lk, agent_name, room, metadata)
                 on_wait(time.monotonic() - started)
             await asyncio.sleep(retry_s)

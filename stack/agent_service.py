@@ -11,31 +11,44 @@ from stack.errors import StackError
 from stack.layout import StackLayout
 from stack.managed import BinaryService
 from stack.processes import log_excerpt
+from workbench.processes import process_tree_memory_mb
 
 
 class AgentService(BinaryService):
-    """The livekit-agents worker running the model stack; healthy when its HTTP check answers."""
+    """One livekit-agents worker running one model stack; healthy when its HTTP check answers.
 
-    name = "agent"
+    Named `agent-<stack>` (its log, pidfile and model verdict), one per stack in
+    WORKBENCH_AGENT_STACKS, each on its own port counted up from WORKBENCH_AGENT_PORT.
+    """
+
     port_setting = "WORKBENCH_AGENT_PORT"
+    # The prefix of every worker's service name, and so of its pidfile.
+    name_prefix = "agent-"
     # 200 only once a job process loaded the models and answered a warm-up turn and the
     # worker registered with LiveKit, which dispatches only to registered workers
     # (agent/model_health.py); the worker's own "/" answers as soon as it runs.
     health_path = "/models"
     start_timeout_s = 300.0  # model loading on a cold cache
 
-    def __init__(self, layout: StackLayout, *, port: int, stack_file: Path) -> None:
+    def __init__(self, layout: StackLayout, *, port: int, stack: str, stack_file: Path) -> None:
+        self.name = f"{self.name_prefix}{stack}"
         super().__init__(layout, port=port)
+        self.stack = stack
         self.stack_file = stack_file
 
     @property
     def status_file(self) -> Path:
         """Where the worker writes its model health (it outlives the worker)."""
-        return self.layout.run_dir / "agent-models.json"
+        return self.layout.run_dir / f"{self.name}-models.json"
 
     @property
     def url(self) -> str:
-        return f"worker for {self.stack_file.name} (health {self.health_url})"
+        return f"worker for the {self.stack} stack (health {self.health_url})"
+
+    def memory_mb(self) -> int | None:
+        """Memory of the worker with its job processes (models loaded), if it runs."""
+        pid = self.pid()
+        return process_tree_memory_mb(pid) if pid is not None else None
 
     def environment(self) -> dict[str, str]:
         env = self.python_environment()
@@ -48,7 +61,7 @@ class AgentService(BinaryService):
 
     def prepare(self) -> None:
         """Convert the stack's checkpoints (once; cached) so the worker starts quickly."""
-        log = self.layout.logs_dir / "agent-prepare.log"
+        log = self.layout.logs_dir / f"prepare-{self.name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("w") as handle:
             result = subprocess.run(
@@ -59,7 +72,7 @@ class AgentService(BinaryService):
                 check=False,
             )
         if result.returncode != 0:
-            raise StackError("agent: preparing the models failed." + log_excerpt(log))
+            raise StackError(f"{self.name}: preparing the models failed." + log_excerpt(log))
         self._binary = Path(sys.executable)
 
     def command(self, binary: Path) -> list[str]:
@@ -79,7 +92,7 @@ class AgentService(BinaryService):
             reason = self.models_failure()
             if reason is None:
                 raise
-            raise StackError(f"agent: {reason}." + log_excerpt(self.log_path)) from exc
+            raise StackError(f"{self.name}: {reason}." + log_excerpt(self.log_path)) from exc
 
     def stop(self) -> bool:
         """Stop the worker; its model verdict goes with it (`down` kills job processes too,
@@ -100,4 +113,7 @@ class AgentService(BinaryService):
 
     def status_detail(self) -> str:
         reason = self.models_failure()
-        return reason + log_excerpt(self.log_path, lines=5) if reason else ""
+        if reason:
+            return reason + log_excerpt(self.log_path, lines=5)
+        memory = self.memory_mb() if self.running() else None
+        return f"{memory} MB with its job processes" if memory is not None else ""

@@ -21,10 +21,10 @@ SERVICES = ("postgres", "mail", "auth", "livekit", "agent", "web", "tls-proxy")
 def _print_reports(reports: list[ServiceReport]) -> None:
     for report in reports:
         pid = f"pid {report.pid}" if report.pid else ""
-        line = f"  {report.name:<9} {report.state:<11} {report.url:<42} {pid}"
+        line = f"  {report.name:<16} {report.state:<11} {report.url:<42} {pid}"
         print(line.rstrip())
         if report.detail:
-            print(f"            {report.detail}")
+            print(f"{'':<19}{report.detail}")
 
 
 def cmd_up(stack: LocalStack, _: argparse.Namespace) -> int:
@@ -67,8 +67,13 @@ def cmd_status(stack: LocalStack, _: argparse.Namespace) -> int:
 
 def cmd_logs(stack: LocalStack, args: argparse.Namespace) -> int:
     names = [args.service] if args.service else list(SERVICES)
-    paths = [stack.layout.logs_dir / f"{name}.log" for name in names]
-    existing = [p for p in paths if p.exists()]
+    logs = stack.layout.logs_dir
+    # "agent" is every worker's log (agent-<stack>.log), one per stack.
+    existing = [
+        p
+        for name in names
+        for p in sorted(logs.glob(f"{name}.log")) or sorted(logs.glob(f"{name}-*.log"))
+    ]
     if not existing:
         print(f"no logs yet under {stack.layout.logs_dir}")
         return 1

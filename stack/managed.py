@@ -37,7 +37,7 @@ class BinaryService(ABC):
     that answers 200 when it is ready, the scheme clients use.
     """
 
-    name: ClassVar[str]
+    name: str  # a class attribute; services that run one instance per item set it per instance
     port_setting: ClassVar[str]  # the variable that chooses `port`, named in errors
     health_path: ClassVar[str] = "/"
     scheme: ClassVar[str] = "http"

@@ -18,11 +18,15 @@ from stack.local_accounts import LocalAccount
 from stack.mail_service import MailService
 from stack.managed import BinaryService
 from stack.postgres import PostgresService
+from stack.processes import stop_pid
 from stack.secrets import ensure_local_secrets
 from stack.tls import ensure_certificates
 from stack.tls_proxy import TlsProxyService
 from stack.web_service import WebService
 from workbench.config import Settings
+from workbench.models.base import SpecError
+from workbench.models.stack import stack_file
+from workbench.processes import PidFile
 
 State = Literal["running", "unhealthy", "stopped"]
 
@@ -75,9 +79,11 @@ class LocalStack:
             api_secret=secrets["livekit_api_secret"],
             media_ip=self.tls_proxy.address if self.tls_proxy else "127.0.0.1",
         )
-        self.agent = AgentService(
-            self.layout, port=settings.agent_port, stack_file=settings.agent_stack
-        )
+        # One worker per stack conversations may run on; ports count up from agent_port.
+        self.agents = [
+            AgentService(self.layout, port=settings.agent_port + i, stack=name, stack_file=file)
+            for i, (name, file) in enumerate(_stack_files(settings).items())
+        ]
         self.web = WebService(self.layout, port=settings.panel_port)
         self._role_passwords = {
             "authenticator": secrets["authenticator_password"],
@@ -108,11 +114,18 @@ class LocalStack:
         self.accounts_made = self.postgres.seed(
             auth_url=self.auth.url, service_role_key=self._service_role_key
         )
-        self._step("agent", self.agent.prepare, self.agent.start)
+        for agent in self.agents:
+            self._step(agent.name, agent.prepare, agent.start)
+            self._echo(f"{'':<17}the {agent.stack} stack holds {agent.memory_mb()} MB")
         self._step("web", self.web.prepare, self.web.start)
         if self.tls_proxy is not None:
             self._step("tls-proxy", self.tls_proxy.prepare, self.tls_proxy.start)
         return self.status()
+
+    @property
+    def agent(self) -> AgentService:
+        """The worker of the default stack (the one users get)."""
+        return self.agents[0]
 
     @property
     def public_url(self) -> str:
@@ -128,14 +141,25 @@ class LocalStack:
         start()
         t2 = time.monotonic()
         prepared = f"prepare {t1 - t0:.1f} s, " if t1 - t0 >= 1.0 else ""
-        self._echo(f"{name:<9} up ({prepared}start {t2 - t1:.1f} s)")
+        self._echo(f"{name:<16} up ({prepared}start {t2 - t1:.1f} s)")
 
     def down(self) -> list[str]:
         """Stop every process the stack started (by pidfile); names of those stopped."""
         stopped = []
         # The proxy is stopped by pidfile whether or not this `down` was told about TLS.
         proxy: BinaryService = self.tls_proxy or _TlsProxyPid(self.layout)
-        for service in (proxy, self.web, self.agent, self.livekit, self.auth, self.mail):
+        for service in (proxy, self.web):
+            if service.stop():
+                stopped.append(service.name)
+        # Every worker an `up` started, also of stacks no longer configured.
+        for pidfile in sorted(self.layout.run_dir.glob(f"{AgentService.name_prefix}*.pid")):
+            pid = PidFile(pidfile).live_pid()
+            if pid is not None:
+                stop_pid(pid)
+                stopped.append(pidfile.stem)
+            PidFile(pidfile).clear()
+            (self.layout.run_dir / f"{pidfile.stem}-models.json").unlink(missing_ok=True)
+        for service in (self.livekit, self.auth, self.mail):
             if service.stop():
                 stopped.append(service.name)
         if self.postgres.stop():
@@ -152,7 +176,7 @@ class LocalStack:
                 self.postgres.pid() if self.postgres.running() else None,
             )
         ]
-        services: list[BinaryService] = [self.mail, self.auth, self.livekit, self.agent, self.web]
+        services: list[BinaryService] = [self.mail, self.auth, self.livekit, *self.agents, self.web]
         if self.tls_proxy is not None:
             services.append(self.tls_proxy)
         for service in services:
@@ -166,6 +190,14 @@ class LocalStack:
                 )
             )
         return reports
+
+
+def _stack_files(settings: Settings) -> dict[str, Path]:
+    """The stack file of each stack in WORKBENCH_AGENT_STACKS (a name not found is an error)."""
+    try:
+        return {name: stack_file(name) for name in settings.stack_names}
+    except SpecError as exc:
+        raise StackError(f"WORKBENCH_AGENT_STACKS: {exc}") from None
 
 
 def _tls_proxy(settings: Settings, layout: StackLayout) -> TlsProxyService | None:

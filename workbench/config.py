@@ -135,7 +135,16 @@ class Settings(BaseSettings):
         "127.0.0.1", validation_alias=_env("WORKBENCH_PANEL_ADDRESS", "panel_address")
     )
 
-    # The name the agent worker registers under; rooms are dispatched to it explicitly.
+    # The model stacks conversations may run on (names of files in configs/stacks/),
+    # comma-separated; the first is the one users get, researchers choose among the rest.
+    # `./dev up` starts one worker for each; a hosted deployment lists what its workers run.
+    agent_stacks: str = Field(
+        "cpu-small",
+        pattern=r"^\s*[a-z0-9][a-z0-9_-]{0,63}\s*(,\s*[a-z0-9][a-z0-9_-]{0,63}\s*)*$",
+        validation_alias=_env("WORKBENCH_AGENT_STACKS", "agent_stacks"),
+    )
+    # The prefix of the names agent workers register under, one per stack
+    # (`agent_name_for`); rooms are dispatched to the chosen stack's name explicitly.
     agent_name: str = Field(
         "voice-workbench",
         min_length=1,
@@ -352,6 +361,21 @@ class Settings(BaseSettings):
     def jwks_url(self) -> str:
         """Where a hosted project publishes its asymmetric JWT signing keys."""
         return f"{self.auth_url}/.well-known/jwks.json"
+
+    @property
+    def stack_names(self) -> list[str]:
+        """The stacks conversations may run on, the default (what users get) first."""
+        names = [name.strip() for name in self.agent_stacks.split(",")]
+        return list(dict.fromkeys(names))
+
+    @property
+    def default_stack(self) -> str:
+        """The stack a conversation runs on unless a researcher chooses another."""
+        return self.stack_names[0]
+
+    def agent_name_for(self, stack: str) -> str:
+        """The name the workers of `stack` register under with LiveKit."""
+        return f"{self.agent_name}-{stack}"
 
     @property
     def livekit_http_url(self) -> str:

@@ -1,4 +1,5 @@
-"""Pidfiles that know their process: used by the agent's journal and by the local stack."""
+"""Processes by pid: pidfiles that know their process (the agent's journal, the local stack)
+and the memory a process tree holds (agent workers)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 
 def process_start_ticks(pid: int) -> int | None:
@@ -54,3 +57,25 @@ class PidFile:
     def clear(self) -> None:
         """Forget the process."""
         self.path.unlink(missing_ok=True)
+
+
+def process_tree_memory_mb(pid: int) -> int:
+    """Memory of process `pid` and its descendants (an agent worker's job processes), in MB.
+
+    Proportional set size, so libraries and model files the processes share are
+    counted once between them rather than once per process; RSS where the
+    kernel does not say. 0 if the process is gone.
+    """
+    total = 0
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    for proc in tree:
+        try:
+            info = proc.memory_full_info()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        total += getattr(info, "pss", info.rss)
+    return total // (1024 * 1024)

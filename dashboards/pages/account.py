@@ -18,14 +18,14 @@ from dashboards.context import web_context
 from dashboards.files import file_url
 from dashboards.session import PageSession, page_client, session_cookie
 from workbench.auth.client import AuthFailure, AuthSession
-from workbench.config import REPO_ROOT
 from workbench.db.errors import DataError
 from workbench.db.models import UiSettings, UserSettings
 from workbench.db.repositories import ProfilesRepo
+from workbench.models.stack import known_stacks
 from workbench.storage import ObjectStore
 
 AVATAR_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
-STACKS = sorted(p.stem for p in (REPO_ROOT / "configs" / "stacks").glob("*.yaml"))
+STACKS = known_stacks()
 NOT_SET = "(default)"
 
 
@@ -221,7 +221,13 @@ def settings_view(page: AccountPage) -> pn.viewable.Viewable:
     save.on_click(lambda _e: pn.state.execute(page.save_settings))
     return pn.Column(
         _feedback(page),
-        pn.widgets.Select.from_param(page.param.stack, name="Model stack", width=250),
+        # The stack the Conversation page starts with; only researchers and admins choose.
+        pn.widgets.Select.from_param(
+            page.param.stack,
+            name="Model stack to start with",
+            width=250,
+            visible=page.role in ("researcher", "admin"),
+        ),
         pn.widgets.TextInput.from_param(page.param.voice, name="Voice", width=250),
         pn.widgets.TextInput.from_param(
             page.param.language, name="Language (e.g. en or en-US)", width=250

@@ -3,7 +3,9 @@
 Start opens a fresh LiveKit room for this user (the agent is dispatched to it
 and records every turn); the page shows both sides' transcript live, the agent's
 state and the connection statistics. Researchers and admins may pick which
-system prompt the agent uses; everyone else gets the active one.
+system prompt the agent uses and which model stack runs it (a stack with no
+ready worker is shown as unavailable); everyone else gets the active prompt on
+the default stack.
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ import param
 
 from dashboards.components.voice_room import VoiceRoom
 from dashboards.context import web_context
-from dashboards.rooms import open_room, wait_for_agent
+from dashboards.rooms import StackUnavailable, open_room, unavailable_reason, wait_for_agent
 from dashboards.session import PageSession
 from dashboards.text import markdown_text
 from workbench.config import Settings
-from workbench.db.models import UiSettings, UserSettings
-from workbench.db.repositories import ConversationsRepo, ProfilesRepo, PromptsRepo
-from workbench.models.stack import load_stack
+from workbench.db.models import LiveStack, UiSettings, UserSettings
+from workbench.db.repositories import ConversationsRepo, ProfilesRepo, PromptsRepo, WorkersRepo
+from workbench.models.stack import known_stacks
 
 DEFAULT_PROMPT = "(active prompt)"
 
@@ -33,6 +35,8 @@ class ConversationPage(pn.viewable.Viewer):
 
     prompt = param.Selector(default=DEFAULT_PROMPT, objects=[DEFAULT_PROMPT], doc="prompt slug")
     can_choose_prompt = param.Boolean(default=False, doc="researchers and admins may pick")
+    stack = param.Selector(default="", objects=[""], doc="the model stack to start on")
+    stack_problem = param.String(default="", doc="why the chosen stack cannot serve now")
     room = param.String(default="", doc="the LiveKit room of the running conversation")
     error = param.String(default="", doc="why the last action failed")
     notice = param.String(default="", doc="what the conversation waits for (a free agent)")
@@ -50,13 +54,16 @@ class ConversationPage(pn.viewable.Viewer):
         self._heard_room = ""  # the room the browser's measurements belong to (kept after Stop)
         self._reported: set[int] = set()
         self._waiting: asyncio.Task[None] | None = None
+        self._live: dict[str, LiveStack] = {}  # stacks with a fresh worker heartbeat
+        self._language: str | None = None  # the user's language setting
         # Heard latency is retried as the transcript and the 2-second statistics update,
         # and once more on Stop: the agent may not have written the conversation row when
         # the browser measures. A statistics update is also a connection sample.
         self.voice.param.watch(self._measured, ["heard", "transcript", "stats"])
 
     async def load(self) -> None:
-        """Which prompts this user may choose from, and the settings that shape the page."""
+        """Which prompts and stacks this user may choose from, and the settings that shape the page."""
+        config = web_context().settings
         async with self._session.as_user() as conn:
             profiles = ProfilesRepo(conn)
             self.can_choose_prompt = "researcher" in await profiles.roles_held()
@@ -64,10 +71,38 @@ class ConversationPage(pn.viewable.Viewer):
                 slugs = sorted(p.slug for p in await PromptsRepo(conn).all_prompts())
                 self.param.prompt.objects = [DEFAULT_PROMPT, *slugs]
             settings = UserSettings.model_validate((await profiles.mine()).settings)
+            self._live = await WorkersRepo(conn).live_stacks()
         ui = settings.ui or UiSettings()
         self.show_latency = ui.show_latency is not False
         self.show_transcript = ui.show_transcript is not False
-        self.language_note = language_note(settings.language, stack_language())
+        self._language = settings.language
+        names = [config.default_stack]
+        if self.can_choose_prompt:  # the same role chooses the stack (checked again in SQL)
+            names = list(dict.fromkeys([*config.stack_names, *self._live, *known_stacks()]))
+        self.param.stack.objects = {stack_label(name, self._live.get(name)): name for name in names}
+        preferred = settings.stack if settings.stack in names else config.default_stack
+        self.stack = preferred
+        self._stack_changed()
+
+    @param.depends("stack", watch=True)
+    def _stack_changed(self) -> None:
+        live = self._live.get(self.stack)
+        serving = live is not None and live.serving
+        self.stack_problem = (
+            "" if serving else unavailable_reason(self.stack, live.problems if live else None)
+        )
+        self.language_note = language_note(self._language, live.language if live else None)
+
+    async def refresh_stacks(self) -> None:
+        """Read which stacks can serve again (a worker started or stopped meanwhile)."""
+        async with self._session.as_user() as conn:
+            self._live = await WorkersRepo(conn).live_stacks()
+        chosen = self.stack
+        self.param.stack.objects = {
+            stack_label(name, self._live.get(name)): name for name in self.param.stack.objects
+        }
+        self.stack = chosen
+        self._stack_changed()
 
     def _measured(self, *events: param.parameterized.Event) -> None:
         sample = any(event.name == "stats" for event in events)
@@ -109,7 +144,12 @@ class ConversationPage(pn.viewable.Viewer):
                     user_id=self._session.user_id,
                     display_name=self._session.claims.email or "researcher",
                     prompt_slug=slug,
+                    stack=self.stack if self.can_choose_prompt else None,
                 )
+        except StackUnavailable as exc:  # its worker stopped since the page loaded
+            await self.refresh_stacks()
+            self.error = str(exc)
+            return
         except Exception as exc:  # LiveKit down or misconfigured: say so on the page
             self.error = f"Could not open a room: {exc}"
             return
@@ -158,11 +198,14 @@ def transcript_markdown(transcript: list[dict[str, Any]]) -> str:
     return "\n\n".join(lines)
 
 
-def stack_language() -> str | None:
-    """The one language the configured stack's speech recognition is fixed to, if it is."""
-    stt = load_stack(web_context().settings.agent_stack).stt
-    language = stt.params.get("language")
-    return str(language) if language else None
+def stack_label(name: str, live: LiveStack | None) -> str:
+    """How the stack picker names a stack: with its ready workers, or why it cannot serve."""
+    if live is None:
+        return f"{name} (unavailable: no worker running)"
+    if not live.serving:
+        return f"{name} (unavailable: models not ready)"
+    memory = f", {live.worker_memory_mb / 1024:.1f} GB" if live.worker_memory_mb else ""
+    return f"{name} ({live.workers} worker{'s' if live.workers != 1 else ''}{memory})"
 
 
 def language_note(wanted: str | None, fixed: str | None) -> str:
@@ -207,12 +250,18 @@ def conversation_view(page: ConversationPage) -> pn.viewable.Viewable:
     mute = pn.widgets.Toggle.from_param(voice.param.muted, name="Mute microphone", width=160)
     prompt = pn.widgets.Select.from_param(page.param.prompt, name="System prompt", width=260)
     prompt.visible = page.can_choose_prompt
+    stack = pn.widgets.Select.from_param(page.param.stack, name="Model stack", width=320)
+    stack.visible = page.can_choose_prompt
 
-    def on_active(event: Any) -> None:
-        start_button.disabled = event.new
-        stop_button.disabled = not event.new
+    def sync_buttons(*_events: Any) -> None:
+        # Start waits for a stack that can serve; Stop is for a running conversation.
+        start_button.disabled = voice.active or bool(page.stack_problem)
+        stop_button.disabled = not voice.active
+        stack.disabled = voice.active
 
-    voice.param.watch(on_active, "active")
+    voice.param.watch(sync_buttons, "active")
+    page.param.watch(sync_buttons, "stack_problem")
+    sync_buttons()
     start_button.on_click(lambda _e: pn.state.execute(page.start))
     stop_button.on_click(lambda _e: page.stop())
 
@@ -230,22 +279,29 @@ def conversation_view(page: ConversationPage) -> pn.viewable.Viewable:
             stats_markdown(stats, connection, agent_state, heard, show_latency=page.show_latency)
         )
 
-    @pn.depends(page.param.error, voice.param.error, page.param.notice)
-    def errors(page_error: str, voice_error: str, notice: str) -> pn.viewable.Viewable:
+    @pn.depends(page.param.error, voice.param.error, page.param.notice, page.param.stack_problem)
+    def errors(
+        page_error: str, voice_error: str, notice: str, stack_problem: str
+    ) -> pn.viewable.Viewable:
         message = page_error or voice_error
         if message:
             return pn.pane.Alert(message, alert_type="danger")
+        if stack_problem and not voice.active:
+            return pn.pane.Alert(stack_problem, alert_type="warning")
         return pn.pane.Alert(notice, alert_type="info") if notice else pn.Spacer(height=0)
+
+    @pn.depends(page.param.language_note)
+    def note(text: str) -> pn.viewable.Viewable:
+        return pn.pane.Alert(text, alert_type="warning") if text else pn.Spacer(height=0)
 
     words = (
         [pn.pane.Markdown("## Transcript"), transcript]
         if page.show_transcript
         else [pn.pane.Markdown("*The transcript is hidden (Settings → Show transcript).*")]
     )
-    note = [pn.pane.Alert(page.language_note, alert_type="warning")] if page.language_note else []
     return pn.Column(
-        pn.Row(start_button, stop_button, mute, prompt),
-        *note,
+        pn.Row(start_button, stop_button, mute, prompt, stack),
+        note,
         errors,
         status,
         voice,

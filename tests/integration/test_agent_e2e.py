@@ -27,7 +27,9 @@ from tests.support.personas import Persona, create_user
 from tests.support.speech import pocketsphinx_utterances
 from tests.support.voice_client import VoiceClient
 from workbench.config import Settings
-from workbench.db.connection import admin_database_url, database_url
+from workbench.db.connection import admin_database_url, database_url, service_session
+from workbench.db.models import WorkerBeat
+from workbench.db.repositories import WorkersRepo
 from workbench.metrics.wer import error_rates
 
 pytestmark = pytest.mark.integration
@@ -248,7 +250,9 @@ async def test_no_one_is_recorded_in_a_room_the_web_app_did_not_open(
         await lk.room.create_room(api.CreateRoomRequest(name=room, empty_timeout=10))
         # The key pair can summon the agent too.
         await lk.agent_dispatch.create_dispatch(
-            api.CreateAgentDispatchRequest(agent_name=settings.agent_name, room=room)
+            api.CreateAgentDispatchRequest(
+                agent_name=settings.agent_name_for(settings.default_stack), room=room
+            )
         )
     voice = VoiceClient(
         settings.livekit_url, settings.livekit_api_key, secret, room=room, identity=str(speaker.id)
@@ -275,6 +279,9 @@ async def test_a_room_no_agent_could_take_is_queued_until_one_is_free(
     stack.agent.stop()  # every slot taken, as far as this room can tell: no worker at all
     voice: VoiceClient | None = None
     try:
+        # A worker killed a moment ago: its heartbeat has not aged out, so the stack is
+        # still offered and the room is dispatched, and dropped.
+        await _fresh_heartbeat(settings, settings.default_stack)
         voice = await _join(settings, str(speaker.id), "streaming")
         waited: list[float] = []
         waiter = asyncio.create_task(
@@ -295,3 +302,21 @@ async def test_a_room_no_agent_could_take_is_queued_until_one_is_free(
         if voice is not None:
             await voice.close()
         await asyncio.to_thread(stack.up)
+
+
+async def _fresh_heartbeat(settings: Settings, stack: str) -> None:
+    async with (
+        await psycopg.AsyncConnection.connect(database_url(settings)) as conn,
+        service_session(conn),
+    ):
+        await WorkersRepo(conn).announce(
+            WorkerBeat(
+                id=f"killed-a-moment-ago-{time.monotonic_ns()}",
+                stack=stack,
+                agent_name=settings.agent_name_for(stack),
+                spec={"name": stack},
+                host="test",
+                state="ready",
+                max_rooms=1,
+            )
+        )

@@ -58,6 +58,7 @@ KEYS = {
     "client_heard_latency": "conversation_id",
     "connection_samples": "conversation_id",
     "analytics_connection": "conversation_id",
+    "agent_workers": "id",
 }
 
 
@@ -153,7 +154,12 @@ def world(app_db: str, jwt_secret: str) -> Iterator[World]:
                values ('audio', %s, %s, 'audio/wav', 10, %s) returning id""",
             [f"{a}/turn-0.wav", a, AUDIO_SHA],
         ).fetchone()[0]  # type: ignore[index]
+        conn.execute(
+            """insert into public.agent_workers (id, stack, agent_name, spec, host, state, max_rooms)
+               values ('w1', 'cpu-small', 'voice-workbench-cpu-small', '{}', 'h', 'ready', 4)"""
+        )
         rows = {
+            "agent_workers": ["w1"],
             "profiles": [a, b, r, m],
             "system_prompts": [prompt],
             "prompt_versions": versions,
@@ -196,6 +202,7 @@ VISIBLE = {
     "client_heard_latency": (DENIED, 1, 0, 1, 1),
     "connection_samples": (DENIED, 1, 0, 1, 1),
     "analytics_connection": (DENIED, 1, 0, 1, 1),
+    "agent_workers": (DENIED, 1, 1, 1, 1),  # which stacks can serve: every signed-in user
 }
 PERSONAS = ("anon", "A", "B", "R", "M")
 

@@ -45,7 +45,11 @@ async def test_a_room_carries_the_prompt_its_owner_and_a_token_for_it_alone(
     secret = settings.livekit_api_secret.get_secret_value()
     async with api.LiveKitAPI(settings.livekit_http_url, settings.livekit_api_key, secret) as lk:
         rooms = await lk.room.list_rooms(api.ListRoomsRequest(names=[ticket.room]))
-        assert json.loads(rooms.rooms[0].metadata) == {"prompt": "voice-assistant"}
+        assert json.loads(rooms.rooms[0].metadata) == {
+            "prompt": "voice-assistant",
+            "stack": settings.default_stack,  # users get the default; the agent of it is sent
+        }
+    assert ticket.stack == settings.default_stack
     # Not deleted: the agent LiveKit dispatched to it would re-create it by joining,
     # and wait in it again; left alone, it leaves after WORKBENCH_AGENT_JOIN_TIMEOUT_S.
     cur = await server_conn.execute(

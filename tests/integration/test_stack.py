@@ -37,8 +37,10 @@ def _states(stack: LocalStack) -> dict[str, str]:
 def test_every_service_is_up_and_says_where_its_binary_came_from(stack: LocalStack) -> None:
     reports = {report.name: report for report in stack.status()}
     assert {name: report.state for name, report in reports.items()} == dict.fromkeys(
-        ("postgres", "mail", "auth", "livekit", "agent", "web"), "running"
+        ("postgres", "mail", "auth", "livekit", "agent-cpu-small", "web"), "running"
     )
+    # A worker per stack; its line says what it holds in memory with its models loaded.
+    assert re.fullmatch(r"\d+ MB with its job processes", reports["agent-cpu-small"].detail)
     # Built by `go install`, from the vendored source, or given prebuilt: status says which.
     assert re.search(
         r"binary: (cache, built |prebuilt \(WORKBENCH_AUTH_BIN\))", reports["auth"].detail
@@ -141,7 +143,7 @@ def test_hosted_mode_has_no_local_stack(settings: object, monkeypatch: pytest.Mo
 def test_generated_secrets_are_private(stack: LocalStack) -> None:
     secrets_file: Path = stack.layout.local_dir / "secrets.json"
     assert secrets_file.stat().st_mode & 0o077 == 0
-    for log in ("postgres", "mail", "auth", "livekit", "agent", "web"):
+    for log in ("postgres", "mail", "auth", "livekit", "agent-cpu-small", "web"):
         assert (stack.layout.logs_dir / f"{log}.log").stat().st_mode & 0o077 == 0, log
     assert (stack.layout.run_dir / "livekit.yaml").stat().st_mode & 0o077 == 0
 
@@ -164,12 +166,12 @@ def test_an_agent_whose_models_cannot_load_is_never_ready(
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    agent = AgentService(layout, port=port, stack_file=broken)
+    agent = AgentService(layout, port=port, stack="broken", stack_file=broken)
     agent._binary = Path(sys.executable)  # prepare() would refuse the spec before the worker could
     try:
         with pytest.raises(
             StackError,
-            match=r"agent: models failed to load: a job process ended before its models loaded",
+            match=r"agent-broken: models failed to load: a job process ended before its models loaded",
         ) as failure:
             agent.start()
         assert "stopped restarting job processes after 3" in str(failure.value)

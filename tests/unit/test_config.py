@@ -26,7 +26,13 @@ HOSTED = {
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Isolate from the developer's environment and .env file."""
-    for name in [*HOSTED, "SUPABASE_JWT_SECRET", "WORKBENCH_STACK", "WORKBENCH_POSTGRES_PORT"]:
+    for name in [
+        *HOSTED,
+        "SUPABASE_JWT_SECRET",
+        "WORKBENCH_STACK",
+        "WORKBENCH_POSTGRES_PORT",
+        "WORKBENCH_AGENT_STACKS",
+    ]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("WORKBENCH_LOCAL_DIR", str(tmp_path / "local"))
     monkeypatch.chdir(tmp_path)
@@ -126,6 +132,8 @@ def test_hosted_mode_uses_the_auth_path_and_jwks(monkeypatch: pytest.MonkeyPatch
         ("WORKBENCH_POSTGRES_PORT", "70000", "WORKBENCH_POSTGRES_PORT:"),
         ("WORKBENCH_POSTGRES_PORT", "five", "WORKBENCH_POSTGRES_PORT:"),
         ("WORKBENCH_STACK", "cloud", "WORKBENCH_STACK:"),
+        ("WORKBENCH_AGENT_STACKS", "cpu-small;cpu-hf", "WORKBENCH_AGENT_STACKS:"),
+        ("WORKBENCH_AGENT_STACKS", "../etc", "WORKBENCH_AGENT_STACKS:"),
     ],
 )
 def test_bad_values_name_the_variable(
@@ -191,3 +199,14 @@ def test_tls_mode_serves_pages_and_livekit_on_one_https_origin(tmp_path: Path) -
     plain = load(local_dir=str(tmp_path))
     assert plain.public_url.startswith("http://127.0.0.1:")
     assert plain.browser_livekit_url == plain.livekit_url
+
+
+def test_stacks_the_first_is_the_default_and_each_has_its_agent_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load().stack_names == ["cpu-small"]
+    monkeypatch.setenv("WORKBENCH_AGENT_STACKS", " cpu-hf , cpu-small,cpu-hf")
+    settings = load(agent_name="lab")
+    assert settings.stack_names == ["cpu-hf", "cpu-small"]
+    assert settings.default_stack == "cpu-hf"
+    assert settings.agent_name_for("cpu-small") == "lab-cpu-small"

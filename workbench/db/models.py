@@ -317,3 +317,46 @@ class StoredObject(_Row):
         if ".." in value.split("/"):
             raise ValueError("object path may not contain '..'")
         return value
+
+
+WorkerState = Literal["loading", "ready", "failed", "gave_up"]
+
+
+class WorkerBeat(BaseModel):
+    """What an agent worker announces every few seconds (`public.agent_workers`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(min_length=1, max_length=200)
+    stack: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    agent_name: str = Field(min_length=1, max_length=200)
+    spec: dict[str, Any]
+    host: str = Field(min_length=1, max_length=255)
+    state: WorkerState
+    reason: str = Field("", max_length=2000)
+    rooms: int = Field(0, ge=0)
+    max_rooms: int = Field(ge=1)
+    memory_mb: int | None = Field(None, ge=0)
+
+
+class LiveStack(_Row):
+    """A model stack with a fresh worker heartbeat (`public.live_stacks`)."""
+
+    stack: str
+    spec: dict[str, Any]
+    workers: int  # ready ones
+    rooms: int
+    max_rooms: int
+    worker_memory_mb: int | None
+    problems: str | None
+
+    @property
+    def serving(self) -> bool:
+        """At least one worker of this stack has its models ready."""
+        return self.workers > 0
+
+    @property
+    def language(self) -> str | None:
+        """The one language its speech recognition is fixed to, if it is."""
+        language = (self.spec.get("stt") or {}).get("params", {}).get("language")
+        return str(language) if language else None

@@ -7,7 +7,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from workbench.config import REPO_ROOT
 from workbench.models.base import ModelSpec, SpecError, load_spec, read_yaml, validated
+
+# The stack files shipped with the workbench; a stack's name is its file's stem.
+STACKS_DIR = REPO_ROOT / "configs" / "stacks"
 
 
 class StackSpec(BaseModel):
@@ -40,3 +44,17 @@ def load_stack(path: str | Path) -> StackSpec:
         if isinstance(data.get(kind), str):
             data[kind] = load_spec(path.parent / data[kind])
     return validated(StackSpec, data, path)
+
+
+def stack_file(name: str) -> Path:
+    """The file of the stack called `name` (configs/stacks/<name>.yaml); SpecError if none."""
+    path = STACKS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(known_stacks()) or "none"
+        raise SpecError(f"no stack called {name!r} in {STACKS_DIR} (known: {known})")
+    return path
+
+
+def known_stacks() -> list[str]:
+    """Names of the stacks in configs/stacks/, sorted."""
+    return sorted(path.stem for path in STACKS_DIR.glob("*.yaml"))

@@ -16,6 +16,7 @@ from workbench.db.repositories.exports import ExportsRepo
 from workbench.db.repositories.profiles import ProfilesRepo
 from workbench.db.repositories.prompts import PromptsRepo
 from workbench.db.repositories.rooms import RoomsRepo
+from workbench.db.repositories.workers import WorkersRepo
 
 __all__ = [
     "AnalyticsRepo",
@@ -25,4 +26,5 @@ __all__ = [
     "ProfilesRepo",
     "PromptsRepo",
     "RoomsRepo",
+    "WorkersRepo",
 ]

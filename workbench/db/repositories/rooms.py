@@ -11,10 +11,15 @@ from workbench.db.repositories._base import Repo
 class RoomsRepo(Repo):
     """Who each LiveKit room was opened for (service sessions only: `private.rooms`)."""
 
-    async def register(self, name: str, owner_id: UUID) -> None:
-        """Record that the web app opened room `name` for `owner_id` (before the room exists)."""
+    async def register(self, name: str, owner_id: UUID, *, stack: str | None = None) -> None:
+        """Record that the web app opened room `name` for `owner_id` (before the room exists).
+
+        `stack`: the model stack chosen for it, None for the default; the database
+        refuses a choice by an owner who is neither researcher nor admin.
+        """
         await self._execute(
-            "insert into private.rooms (name, owner_id) values (%s, %s)", [name, owner_id]
+            "insert into private.rooms (name, owner_id, stack) values (%s, %s, %s)",
+            [name, owner_id, stack],
         )
 
     async def opened_since(self, owner_id: UUID, seconds: float) -> list[str]:
