@@ -303,10 +303,11 @@ class PhraseCache:
         self.misses = 0
 
     @staticmethod
-    def key(model: TextToSpeech, text: str) -> str:
-        """Cache key: the spec snapshot and the normalised text."""
+    def key(model: TextToSpeech, text: str, voice: str | None = None) -> str:
+        """Cache key: the spec snapshot, the voice and the normalised text."""
         spec = repr(sorted(model.spec.snapshot().items()))
-        return hashlib.sha256(f"{spec}\0{' '.join(text.split())}".encode()).hexdigest()
+        voice = voice or model.voices[0]
+        return hashlib.sha256(f"{spec}\0{voice}\0{' '.join(text.split())}".encode()).hexdigest()
 
     def get(self, key: str) -> np.ndarray | None:
         """Cached PCM, or None."""
@@ -327,11 +328,14 @@ class PhraseCache:
 
 
 class WorkbenchTTS(_Labelled, tts.TTS[Any]):
-    """A workbench TextToSpeech as a livekit TTS; repeated phrases are served from `cache`."""
+    """A workbench TextToSpeech as a livekit TTS in one of its voices; repeated phrases are
+    served from `cache`."""
 
     _model: TextToSpeech
 
-    def __init__(self, model: TextToSpeech, *, cache: PhraseCache | None = None) -> None:
+    def __init__(
+        self, model: TextToSpeech, *, cache: PhraseCache | None = None, voice: str | None = None
+    ) -> None:
         super().__init__(
             capabilities=tts.TTSCapabilities(streaming=False),
             sample_rate=model.sample_rate_hz,
@@ -339,6 +343,7 @@ class WorkbenchTTS(_Labelled, tts.TTS[Any]):
         )
         self._model = model
         self.cache = cache or PhraseCache()
+        self.voice = voice  # None: the model's default
 
     def synthesize(
         self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
@@ -347,11 +352,11 @@ class WorkbenchTTS(_Labelled, tts.TTS[Any]):
 
     async def render(self, text: str) -> np.ndarray:
         """PCM for `text`, through the phrase cache."""
-        key = PhraseCache.key(self._model, text)
+        key = PhraseCache.key(self._model, text, self.voice)
         cached = self.cache.get(key)
         if cached is not None:
             return cached
-        pcm = (await self._model.synthesize_all(text)).pcm
+        pcm = (await self._model.synthesize_all(text, voice=self.voice)).pcm
         self.cache.put(key, pcm)
         return pcm
 

@@ -167,8 +167,8 @@ def warm_up_turn(models: _Models, *, greeting: str = "") -> float:
 class _CapturingTTS(WorkbenchTTS):
     """Keeps what it rendered since the last agent turn was recorded."""
 
-    def __init__(self, model: TextToSpeech, *, cache: PhraseCache) -> None:
-        super().__init__(model, cache=cache)
+    def __init__(self, model: TextToSpeech, *, cache: PhraseCache, voice: str | None) -> None:
+        super().__init__(model, cache=cache, voice=voice)
         self.rendered: list[np.ndarray] = []
 
     async def render(self, text: str) -> np.ndarray:
@@ -502,8 +502,23 @@ async def _admitted_owner(ctx: JobContext, connect: Any, join_timeout_s: float) 
     return owner_id
 
 
+def chosen_voice(model: TextToSpeech, wanted: object) -> str:
+    """The user's voice setting if the stack's TTS speaks it, else its default voice."""
+    voices = model.voices
+    if wanted and wanted in voices:
+        return str(wanted)
+    if wanted:
+        log.info("voice %r is not one of this stack's (%s); using %s", wanted, voices, voices[0])
+    return voices[0]
+
+
 def _voice_session(
-    models: _Models, knobs: AgentSettings, *, sequential: bool, language: str | None
+    models: _Models,
+    knobs: AgentSettings,
+    *,
+    sequential: bool,
+    language: str | None,
+    voice: str,
 ) -> tuple[AgentSession[Any], WorkbenchSTT, _CapturingTTS]:
     """The session for one pipeline, with the adapters the recorder takes audio from."""
     stt_adapter = WorkbenchSTT(
@@ -512,7 +527,7 @@ def _voice_session(
         vad=models.naive_vad if sequential else models.stt_vad,
         language=language,
     )
-    tts_adapter = _CapturingTTS(models.tts, cache=models.phrases)
+    tts_adapter = _CapturingTTS(models.tts, cache=models.phrases, voice=voice)
     session: AgentSession[Any] = AgentSession(
         stt=stt_adapter,
         llm=WorkbenchLLM(models.llm),
@@ -553,13 +568,19 @@ async def entrypoint(ctx: JobContext) -> None:
     slug, pipeline = _room_options(ctx.room.metadata, default_prompt=knobs.prompt)
     prompt, user_settings, instructions = await _session_prompt(connect, owner_id, slug)
     assert settings.storage_url is not None
+    voice = chosen_voice(models.tts, user_settings.get("voice"))
     recorder = ConversationRecorder(
         ConversationInfo(
             conversation_id=uuid4(),
             owner_id=owner_id,
             room_name=ctx.room.name,
             prompt=prompt,
-            model_specs={**models.snapshot, "pipeline": pipeline, "user_settings": user_settings},
+            model_specs={
+                **models.snapshot,
+                "pipeline": pipeline,
+                "voice": voice,
+                "user_settings": user_settings,
+            },
         ),
         connect=connect,
         store=ObjectStore(settings.storage_url),
@@ -573,6 +594,7 @@ async def entrypoint(ctx: JobContext) -> None:
         sequential=pipeline == "sequential",
         # the user's language setting steers recognition
         language=str(user_settings.get("language", "")).split("-")[0] or None,
+        voice=voice,  # and their voice setting, when the stack speaks it
     )
     _ConversationLog(recorder, policy, stt_adapter, tts_adapter).attach(session, ctx)
     await session.start(

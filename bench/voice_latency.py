@@ -13,17 +13,24 @@ CPU small stack). Prints tables:
 4. peak memory of the worker's job processes;
 5. p95 voice-to-voice with 1..N rooms talking at once.
 
+With `--stacks a,b` it prints one table instead: per model stack, side by side
+in one run, the memory of its worker with the models loaded, the time from
+Start (the room opened as the web app opens it) to the greeting heard, and
+heard voice-to-voice p50/p95 over the same turns. Every stack named needs its
+worker (`WORKBENCH_AGENT_STACKS=cpu-small,cpu-hf ./dev up`).
+
     ./dev python bench/voice_latency.py [--turns 20] [--max-rooms 3] [--agent-only | --rooms-only]
+    ./dev python bench/voice_latency.py --stacks cpu-small,cpu-hf [--turns 20]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
@@ -31,6 +38,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dashboards.rooms import open_room
+from stack.agent_service import AgentService
 from tests.support.speech import pocketsphinx_utterances
 from tests.support.voice_client import VoiceClient
 from workbench.audio import SPEECH_RATE_HZ, read_audio
@@ -38,6 +46,7 @@ from workbench.config import get_settings
 from workbench.db.connection import admin_database_url
 from workbench.models import ChatMessage, ChatModel, SpeechToText, TextToSpeech, load_model
 from workbench.models.stack import load_stack
+from workbench.processes import PidFile, process_tree_memory_mb
 from workbench.prompts import FALLBACK_SYSTEM_PROMPT
 
 
@@ -57,42 +66,62 @@ def new_user(dsn: str) -> uuid.UUID:
     return user
 
 
+@dataclass
+class Talk:
+    """One bench conversation: its user, Start to the greeting heard, and heard voice-to-voice per turn."""
+
+    user: uuid.UUID
+    greeting_s: float | None = None
+    heard: list[float] = field(default_factory=list)
+
+
 async def talk(
-    turns: int, dsn: str, *, label: str, pipeline: str = "streaming"
-) -> tuple[uuid.UUID, list[float]]:
-    """One room on `pipeline`, `turns` questions; the client-side voice-to-voice of each."""
+    turns: int, dsn: str, *, label: str, pipeline: str = "streaming", stack: str | None = None
+) -> Talk:
+    """One room on `pipeline` and `stack`, `turns` questions; the client-side voice-to-voice of each."""
     settings = get_settings()
     assert settings.livekit_url
     assert settings.livekit_api_key
     assert settings.livekit_api_secret
     secret = settings.livekit_api_secret.get_secret_value()
-    user = new_user(dsn)
+    result = Talk(new_user(dsn))
+    # A researcher may choose the stack (checked in SQL when the room is registered).
+    role = "researcher" if stack else "user"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("update public.profiles set role = %s where id = %s", [role, result.user])
+    started = time.monotonic()  # Start pressed
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         # Opened as the web app opens rooms: the agent records only the room's owner.
         ticket = await open_room(
-            settings, conn, user_id=user, display_name=f"bench-{label}", pipeline=pipeline
+            settings,
+            conn,
+            user_id=result.user,
+            display_name=f"bench-{label}",
+            pipeline=pipeline,
+            stack=stack,
         )
     room = ticket.room
     client = VoiceClient(
-        settings.livekit_url, settings.livekit_api_key, secret, room=room, identity=str(user)
+        settings.livekit_url, settings.livekit_api_key, secret, room=room, identity=str(result.user)
     )
     await client.connect()
-    if await client.wait_for_agent_audio(time.monotonic(), timeout_s=60) is None:
+    greeted = await client.wait_for_agent_audio(started, timeout_s=60)
+    if greeted is None:
         # LiveKit sent no job for this room (seen when rooms are created together)
         print(f"room {room}: no agent joined within 60 s; no turns from it", flush=True)
         await client.close()
-        return user, []
+        return result
+    result.greeting_s = greeted - started
     await client.silence(4)
     utterances = pocketsphinx_utterances()
-    heard: list[float] = []
     for i in range(turns):
         ended = await client.say(str(utterances[i % len(utterances)].path), then_silence_s=0.1)
         reply = await client.wait_for_agent_audio(ended, timeout_s=60)
         if reply is not None:
-            heard.append(reply - ended)
+            result.heard.append(reply - ended)
         await _wait_quiet(client, quiet_s=1.5, timeout_s=30)
     await client.close()
-    return user, heard
+    return result
 
 
 async def _wait_quiet(client: VoiceClient, *, quiet_s: float, timeout_s: float) -> None:
@@ -163,10 +192,20 @@ async def baseline(turns: int) -> dict[str, list[float]]:
     return out
 
 
-def worker_peak_memory_mb() -> list[float]:
+def worker_pid(stack: str) -> int:
+    """The pid of the local stack's worker for `stack`."""
+    pidfile = PidFile(get_settings().local_dir / "run" / f"{AgentService.name_prefix}{stack}.pid")
+    pid = pidfile.live_pid()
+    if pid is None:
+        raise SystemExit(
+            f"no {stack} worker runs here: WORKBENCH_AGENT_STACKS=...,{stack} ./dev up"
+        )
+    return pid
+
+
+def worker_peak_memory_mb(stack: str) -> list[float]:
     """VmHWM (peak RSS) of the agent worker and its job processes."""
-    pidfile = get_settings().local_dir / "run" / "agent.pid"
-    root = json.loads(pidfile.read_text())["pid"]
+    root = worker_pid(stack)
     peaks = []
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
@@ -209,12 +248,15 @@ def table(title: str, rows: dict[str, list[float]]) -> None:
 async def main_async(args: argparse.Namespace) -> None:
     # Test set-up (users, reading stage rows) as the owner; rooms open as the web app opens them.
     dsn = admin_database_url(get_settings())
+    if args.stacks:
+        await stacks_table([name.strip() for name in args.stacks.split(",")], args.turns, dsn)
+        return
     if not args.rooms_only:
         await latency_tables(args, dsn)
         if args.agent_only:
             return
     print(
-        f"\nworker processes' peak RSS: {', '.join(f'{p:.0f} MB' for p in sorted(worker_peak_memory_mb(), reverse=True))}"
+        f"\nworker processes' peak RSS: {', '.join(f'{p:.0f} MB' for p in sorted(worker_peak_memory_mb(get_settings().default_stack), reverse=True))}"
     )
     print("\n| rooms at once | turns | p50 s | p95 s |")
     print("|---------------|-------|-------|-------|")
@@ -225,7 +267,7 @@ async def main_async(args: argparse.Namespace) -> None:
         results = await asyncio.gather(
             *(talk(args.turns_per_room, dsn, label=f"c{rooms}") for _ in range(rooms))
         )
-        values = [v for _, heard_ in results for v in heard_]
+        values = [v for result in results for v in result.heard]
         if values:
             print(
                 f"| {rooms:>13} | {len(values):>5} | {pct(values, 0.5):>5.2f} | {pct(values, 0.95):>5.2f} |",
@@ -235,15 +277,16 @@ async def main_async(args: argparse.Namespace) -> None:
 
 async def latency_tables(args: argparse.Namespace, dsn: str) -> None:
     """Tables 1-3: the streaming agent, the sequential pipeline, the in-process floor."""
-    user, heard = await talk(args.turns, dsn, label="single")
-    agent = stage_rows(dsn, user, heard)
-    table(f"Streaming agent through LiveKit, {len(heard)} turns (CPU small stack)", agent)
+    single = await talk(args.turns, dsn, label="single")
+    agent = stage_rows(dsn, single.user, single.heard)
+    table(f"Streaming agent through LiveKit, {len(single.heard)} turns (CPU small stack)", agent)
     if args.agent_only:
         return
-    user, heard = await talk(args.turns, dsn, label="sequential", pipeline="sequential")
-    naive = stage_rows(dsn, user, heard)
+    sequential_talk = await talk(args.turns, dsn, label="sequential", pipeline="sequential")
+    naive = stage_rows(dsn, sequential_talk.user, sequential_talk.heard)
     table(
-        f"Sequential pipeline through LiveKit, {len(heard)} turns (same worker and models)", naive
+        f"Sequential pipeline through LiveKit, {len(sequential_talk.heard)} turns (same worker and models)",
+        naive,
     )
     base = await baseline(args.turns)
     table(f"Sequential, in this process (no endpointing, no network), {args.turns} turns", base)
@@ -257,6 +300,32 @@ async def latency_tables(args: argparse.Namespace, dsn: str) -> None:
     )
 
 
+async def stacks_table(stacks: list[str], turns: int, dsn: str) -> None:
+    """Per stack, one run: worker memory, Start to greeting, heard voice-to-voice p50/p95."""
+    rows = []
+    for stack in stacks:
+        memory = process_tree_memory_mb(worker_pid(stack))  # loaded and idle, before talking
+        result = await talk(turns, dsn, label=stack, stack=stack)
+        stage_rows(dsn, result.user, result.heard)  # stores the heard figures with the turns
+        peak = sum(worker_peak_memory_mb(stack))
+        rows.append((stack, memory, peak, result))
+        await asyncio.sleep(8)  # the job exits before the next stack's room
+    print(f"\nModel stacks side by side, {turns} turns each (heard by the client)\n")
+    print(
+        "| stack | worker memory, loaded (PSS MB) | peak RSS sum (MB) | Start → greeting s "
+        "| turns | v2v p50 s | v2v p95 s |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for stack, memory, peak, result in rows:
+        greeting = f"{result.greeting_s:.2f}" if result.greeting_s is not None else "—"
+        heard = result.heard
+        p50, p95 = (f"{pct(heard, 0.5):.2f}", f"{pct(heard, 0.95):.2f}") if heard else ("—", "—")
+        print(
+            f"| {stack} | {memory} | {peak:.0f} | {greeting} | {len(heard)} | {p50} | {p95} |",
+            flush=True,
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -266,6 +335,9 @@ def main() -> int:
     parser.add_argument("--turns-per-room", type=int, default=5)
     parser.add_argument("--agent-only", action="store_true", help="only the streaming agent table")
     parser.add_argument("--rooms-only", action="store_true", help="only memory and rooms at once")
+    parser.add_argument(
+        "--stacks", help="comma-separated stacks to compare side by side (each needs its worker)"
+    )
     asyncio.run(main_async(parser.parse_args()))
     return 0
 

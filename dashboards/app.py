@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import panel as pn
@@ -29,7 +29,7 @@ from dashboards.pages.history import HistoryPage
 from dashboards.pages.home import HomePage
 from dashboards.session import ENDED_MARKDOWN, PageSession, session_cookie
 from workbench.auth.web_sessions import COOKIE_NAME
-from workbench.db.models import AppRole
+from workbench.db.models import AppRole, UserSettings
 from workbench.db.repositories import ProfilesRepo
 
 # Loaded up front: a page that adds a Tabulator later would find its JS missing.
@@ -59,29 +59,51 @@ def _template(title: str, body: pn.viewable.Viewable, nav: pn.Column) -> pn.temp
 
 
 NAV_STYLE = """<style>
-nav.wb-nav a{display:block;padding:.45rem .8rem;border-radius:.4rem;color:#1f2937;
+nav.wb-nav a{display:block;padding:.45rem .8rem;border-radius:.4rem;color:%(text)s;
   text-decoration:none;margin:.1rem 0}
-nav.wb-nav a:hover{background:#eef2ff}
+nav.wb-nav a:hover{background:%(hover)s}
 nav.wb-nav a[aria-current=page]{background:#2b59c3;color:#fff;font-weight:600}
-.wb-who{font-size:.85rem;color:#4b5563;margin:.2rem .8rem .6rem}
+.wb-who{font-size:.85rem;color:%(muted)s;margin:.2rem .8rem .6rem}
 .wb-role{display:inline-block;padding:0 .45rem;border-radius:.6rem;background:#e0e7ff;
   color:#1e3a8a;font-size:.75rem;margin-left:.3rem}
 </style>"""
+NAV_COLOURS = {
+    "default": {"text": "#1f2937", "hover": "#eef2ff", "muted": "#4b5563"},
+    "dark": {"text": "#e5e7eb", "hover": "#374151", "muted": "#9ca3af"},
+}
+Theme = Literal["default", "dark"]  # Panel's theme names
 
 
-def _nav(held: set[AppRole], current: str, who: str) -> str:
-    """The pages the user's role may open, the current one marked; who is signed in, as what."""
+def page_theme(setting: str | None, browser_prefers_dark: bool | None) -> Theme:
+    """Panel's theme for a user's theme setting ("system": what the browser prefers)."""
+    dark = setting == "dark" or (setting == "system" and bool(browser_prefers_dark))
+    return "dark" if dark else "default"
+
+
+def _nav(held: set[AppRole], current: str, who: str, theme: Theme = "default") -> str:
+    """The pages the user's role may open, the current one marked; who is signed in, as what.
+
+    Links carry the theme, so the next page is built in it at once.
+    """
     role = max(held, key=ROLES.index)
     current_mark = ' aria-current="page"'
+    query = "?theme=dark" if theme == "dark" else ""
     links = "".join(
-        f'<a href="/{path}"{current_mark if path == current else ""}>{title}</a>'
+        f'<a href="/{path}{query}"{current_mark if path == current else ""}>{title}</a>'
         for path, (title, needs, _page) in PAGES.items()
         if needs in held
     )
     return (
-        f'{NAV_STYLE}<div class="wb-who">{html.escape(who)}<span class="wb-role">{role}</span></div>'
+        f"{NAV_STYLE % NAV_COLOURS[theme]}"
+        f'<div class="wb-who">{html.escape(who)}<span class="wb-role">{role}</span></div>'
         f'<nav class="wb-nav" aria-label="Pages">{links}<hr><a href="/logout">Sign out</a></nav>'
     )
+
+
+def _theme_in_url() -> Theme:
+    """The theme this page was built in (Panel reads `?theme=` when it builds a page)."""
+    args = pn.state.session_args or {}
+    return "dark" if args.get("theme", [b""])[0] == b"dark" else "default"
 
 
 def _session_page(path: str) -> Callable[[], pn.template.BaseTemplate]:
@@ -107,9 +129,20 @@ def _session_page(path: str) -> Callable[[], pn.template.BaseTemplate]:
                 return
             session = PageSession(resolved, body)
             async with session.as_user() as conn:
-                held = await ProfilesRepo(conn).roles_held()  # the ranking lives in SQL
+                profiles = ProfilesRepo(conn)
+                held = await profiles.roles_held()  # the ranking lives in SQL
+                ui = UserSettings.model_validate((await profiles.mine()).settings).ui
+            browser = pn.state.browser_info
+            theme = page_theme(ui.theme if ui else None, browser.dark_mode if browser else None)
+            if theme != _theme_in_url():
+                # The theme is chosen when the page is built: build it again in the user's.
+                location = pn.state.location
+                if location is not None:
+                    location.reload = True
+                    location.search = f"?theme={theme}"
+                    return
             who = resolved.claims.email or "signed in"
-            nav[:] = [pn.pane.HTML(_nav(held, path, who), sizing_mode="stretch_width")]
+            nav[:] = [pn.pane.HTML(_nav(held, path, who, theme), sizing_mode="stretch_width")]
             if needs not in held:
                 body[:] = [pn.pane.Alert(f"{title} is for {needs}s only.", alert_type="danger")]
                 return

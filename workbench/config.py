@@ -123,6 +123,8 @@ class Settings(BaseSettings):
     agent_port: int = Field(
         8089, ge=1, le=65535, validation_alias=_env("WORKBENCH_AGENT_PORT", "agent_port")
     )
+    # The stack file one worker process runs (`./dev up` sets it per worker from
+    # WORKBENCH_AGENT_STACKS; a worker started by hand may name any stack file).
     agent_stack: Path = Field(
         REPO_ROOT / "configs" / "stacks" / "cpu-small.yaml",
         validation_alias=_env("WORKBENCH_AGENT_STACK", "agent_stack"),

@@ -21,11 +21,19 @@ from workbench.auth.client import AuthFailure, AuthSession
 from workbench.db.errors import DataError
 from workbench.db.models import UiSettings, UserSettings
 from workbench.db.repositories import ProfilesRepo
-from workbench.models.stack import known_stacks
+from workbench.models import tts_voices
+from workbench.models.stack import known_stacks, load_stack, stack_file
 from workbench.storage import ObjectStore
 
 AVATAR_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 STACKS = known_stacks()
+# The voices users may choose: those of stacks that speak several (labelled with the stack).
+VOICES = {
+    f"{voice} ({stack})": voice
+    for stack in STACKS
+    if len(voices := tts_voices(load_stack(stack_file(stack)).tts)) > 1
+    for voice in voices
+}
 NOT_SET = "(default)"
 
 
@@ -36,7 +44,7 @@ class AccountPage(pn.viewable.Viewer):
     avatar_path = param.String(default="")
     role = param.String(default="user")
     stack = param.Selector(default=NOT_SET, objects=[NOT_SET, *STACKS])
-    voice = param.String(default="")
+    voice = param.Selector(default=NOT_SET, objects={NOT_SET: NOT_SET, **VOICES})
     language = param.String(default="")
     theme = param.Selector(default=NOT_SET, objects=[NOT_SET, "light", "dark", "system"])
     show_latency = param.Boolean(default=True)
@@ -59,7 +67,7 @@ class AccountPage(pn.viewable.Viewer):
             avatar_path=profile.avatar_path or "",
             role=profile.role,
             stack=settings.stack if settings.stack in STACKS else NOT_SET,
-            voice=settings.voice or "",
+            voice=settings.voice if settings.voice in VOICES.values() else NOT_SET,
             language=settings.language or "",
             theme=ui.theme or NOT_SET,
             show_latency=ui.show_latency if ui.show_latency is not None else True,
@@ -71,7 +79,7 @@ class AccountPage(pn.viewable.Viewer):
         try:
             return UserSettings(
                 stack=None if self.stack == NOT_SET else self.stack,
-                voice=self.voice.strip() or None,
+                voice=None if self.voice == NOT_SET else self.voice,
                 language=self.language.strip() or None,
                 ui=UiSettings(
                     theme=None if self.theme == NOT_SET else self.theme,
@@ -228,7 +236,8 @@ def settings_view(page: AccountPage) -> pn.viewable.Viewable:
             width=250,
             visible=page.role in ("researcher", "admin"),
         ),
-        pn.widgets.TextInput.from_param(page.param.voice, name="Voice", width=250),
+        # Spoken by the stacks that have several voices; others keep their one.
+        pn.widgets.Select.from_param(page.param.voice, name="Voice", width=250),
         pn.widgets.TextInput.from_param(
             page.param.language, name="Language (e.g. en or en-US)", width=250
         ),

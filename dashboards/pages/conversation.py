@@ -25,6 +25,7 @@ from dashboards.text import markdown_text
 from workbench.config import Settings
 from workbench.db.models import LiveStack, UiSettings, UserSettings
 from workbench.db.repositories import ConversationsRepo, ProfilesRepo, PromptsRepo, WorkersRepo
+from workbench.models import tts_voices
 from workbench.models.stack import known_stacks
 
 DEFAULT_PROMPT = "(active prompt)"
@@ -43,8 +44,8 @@ class ConversationPage(pn.viewable.Viewer):
     # The user's settings (Settings page) that act here.
     show_latency = param.Boolean(default=True, doc="voice to voice and connection figures")
     show_transcript = param.Boolean(default=True, doc="both sides' words as they come")
-    language_note = param.String(
-        default="", doc="why the language setting is not used, if it is not"
+    settings_note = param.String(
+        default="", doc="which language or voice setting the chosen stack cannot follow"
     )
 
     def __init__(self, session: PageSession, **params: Any) -> None:
@@ -55,7 +56,7 @@ class ConversationPage(pn.viewable.Viewer):
         self._reported: set[int] = set()
         self._waiting: asyncio.Task[None] | None = None
         self._live: dict[str, LiveStack] = {}  # stacks with a fresh worker heartbeat
-        self._language: str | None = None  # the user's language setting
+        self._settings = UserSettings()  # the user's (language and voice act per stack)
         # Heard latency is retried as the transcript and the 2-second statistics update,
         # and once more on Stop: the agent may not have written the conversation row when
         # the browser measures. A statistics update is also a connection sample.
@@ -75,7 +76,7 @@ class ConversationPage(pn.viewable.Viewer):
         ui = settings.ui or UiSettings()
         self.show_latency = ui.show_latency is not False
         self.show_transcript = ui.show_transcript is not False
-        self._language = settings.language
+        self._settings = settings
         names = [config.default_stack]
         if self.can_choose_prompt:  # the same role chooses the stack (checked again in SQL)
             names = list(dict.fromkeys([*config.stack_names, *self._live, *known_stacks()]))
@@ -91,7 +92,13 @@ class ConversationPage(pn.viewable.Viewer):
         self.stack_problem = (
             "" if serving else unavailable_reason(self.stack, live.problems if live else None)
         )
-        self.language_note = language_note(self._language, live.language if live else None)
+        notes = (
+            language_note(self._settings.language, live.language if live else None),
+            voice_note(
+                self._settings.voice, tts_voices(live.spec.get("tts") or {}) if live else []
+            ),
+        )
+        self.settings_note = " ".join(note for note in notes if note)
 
     async def refresh_stacks(self) -> None:
         """Read which stacks can serve again (a worker started or stopped meanwhile)."""
@@ -218,6 +225,17 @@ def language_note(wanted: str | None, fixed: str | None) -> str:
     )
 
 
+def voice_note(wanted: str | None, voices: list[str]) -> str:
+    """What to tell a user whose voice setting this stack does not speak ("" if it does)."""
+    if not wanted or not voices or wanted in voices:
+        return ""
+    others = f" (it has {', '.join(voices)})" if len(voices) > 1 else ""
+    return (
+        f"This model stack does not speak your voice setting ('{wanted}'); it answers in "
+        f"'{voices[0]}'{others}."
+    )
+
+
 def stats_markdown(
     stats: dict[str, Any],
     connection: str,
@@ -290,7 +308,7 @@ def conversation_view(page: ConversationPage) -> pn.viewable.Viewable:
             return pn.pane.Alert(stack_problem, alert_type="warning")
         return pn.pane.Alert(notice, alert_type="info") if notice else pn.Spacer(height=0)
 
-    @pn.depends(page.param.language_note)
+    @pn.depends(page.param.settings_note)
     def note(text: str) -> pn.viewable.Viewable:
         return pn.pane.Alert(text, alert_type="warning") if text else pn.Spacer(height=0)
 
@@ -300,7 +318,8 @@ def conversation_view(page: ConversationPage) -> pn.viewable.Viewable:
         else [pn.pane.Markdown("*The transcript is hidden (Settings → Show transcript).*")]
     )
     return pn.Column(
-        pn.Row(start_button, stop_button, mute, prompt, stack),
+        pn.Row(start_button, stop_button, mute),
+        pn.FlexBox(prompt, stack),  # wraps on narrow screens
         note,
         errors,
         status,

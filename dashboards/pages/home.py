@@ -79,7 +79,9 @@ def _seconds(value: float | None) -> str:
 def home_view(page: HomePage) -> pn.viewable.Viewable:
     """Start first; then the recent conversations (or what to do when there are none)."""
     start = pn.widgets.Button(name="Start a conversation", button_type="primary", width=220)
-    start.js_on_click(code="window.location.href = '/conversation'")
+    start.js_on_click(
+        code="window.location.href = '/conversation' + window.location.search"
+    )  # keeps ?theme=
 
     @pn.depends(page.param.recent)
     def recent(frame: pd.DataFrame | None) -> pn.viewable.Viewable:

@@ -102,6 +102,11 @@ async def test_a_conversation_runs_on_the_stack_a_researcher_chose(
     assert settings.livekit_url
     assert settings.livekit_api_key
     assert settings.livekit_api_secret
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:  # a voice only cpu-hf speaks
+        conn.execute(
+            """update public.profiles set settings = '{"voice": "en-gb-x-rp"}' where id = %s""",
+            [researcher.id],
+        )
     room, chosen = await _open(settings, researcher, HF)
     assert chosen == HF
     voice = VoiceClient(
@@ -132,6 +137,7 @@ async def test_a_conversation_runs_on_the_stack_a_researcher_chose(
         "transformers",
         "espeak-ng",
     )
+    assert specs["voice"] == "en-gb-x-rp"  # the user's voice setting, which this stack speaks
     assert [t["role"] for t in turns[:3]] == ["agent", "user", "agent"]
     reference = next(u.reference for u in pocketsphinx_utterances() if u.path.stem == LIBRIVOX_0880)
     assert error_rates([reference], [turns[1]["text"]]).wer <= 0.5, turns[1]["text"]

@@ -46,13 +46,17 @@ async def test_profile_created_on_sign_up_and_edited(
         assert profile.role == "user"
         assert profile.display_name.startswith("user-")  # from the email, no display name given
     settings = UserSettings(
-        stack="cpu-small", language="en-US", ui=UiSettings(theme="dark", show_latency=True)
+        stack="cpu-small",
+        voice="en-us+f3",  # an espeak-ng variant
+        language="en-US",
+        ui=UiSettings(theme="dark", show_latency=True),
     )
     async with session_as(app_db, user) as conn:
         updated = await ProfilesRepo(conn).update_mine(display_name="Zoë 🙂", settings=settings)
     assert updated.display_name == "Zoë 🙂"
     assert updated.settings == {
         "stack": "cpu-small",
+        "voice": "en-us+f3",
         "language": "en-US",
         "ui": {"theme": "dark", "show_latency": True},
     }
@@ -62,6 +66,7 @@ async def test_profile_created_on_sign_up_and_edited(
     "bad",
     [
         {"stack": "CPU SMALL"},
+        {"voice": "en us; rm -rf"},
         {"language": "english"},
         {"ui": {"theme": "neon"}},
         {"ui": {"show_latency": "yes"}},

@@ -13,7 +13,7 @@ import numpy as np
 import psycopg
 import pytest
 from bokeh.util.token import get_token_payload
-from playwright.sync_api import expect
+from playwright.sync_api import Browser, expect
 
 from dashboards.context import LIVENESS_S
 from dashboards.session import WATCH_S
@@ -757,3 +757,104 @@ def test_home_shows_recent_conversations_their_latency_and_one_start(
     expect(fresh.page.get_by_text("What new conversations get")).to_have_count(0)
     fresh.screenshot("home-empty")
     fresh.context.close()
+
+
+def test_researchers_choose_the_model_stack_and_an_unserved_one_cannot_start(
+    visit: Visit,
+    base_url: str,
+    people: dict[str, Persona],
+    sign_in,  # type: ignore[no-untyped-def]
+    web_settings: Settings,
+    browser: Browser,
+) -> None:
+    """The picker lists every stack with its workers; one without a worker says so and
+    Start waits; the researcher's Settings choice preselects it; users get no picker."""
+    from workbench.db.models import UserSettings
+    from workbench.db.repositories import ProfilesRepo
+
+    idle = "cpu-hf"  # no worker runs it in the default stack (WORKBENCH_AGENT_STACKS)
+    if idle in web_settings.stack_names:
+        pytest.skip("this stack runs a cpu-hf worker, so no stack here lacks one")
+    person = people["researcher"]
+
+    async def set_settings(settings: UserSettings) -> None:
+        async with session_as(database_url(web_settings), person) as conn:
+            await ProfilesRepo(conn).update_mine(settings=settings)
+
+    sign_in(visit, person)
+    visit.page.goto(f"{base_url}/settings")
+    expect(visit.page.get_by_label("Model stack to start with")).to_be_visible(timeout=30_000)
+    run_async(set_settings(UserSettings(stack=idle)))
+    try:
+        visit.page.goto(f"{base_url}/conversation")
+        picker = visit.page.get_by_label("Model stack")
+        expect(picker).to_be_visible(timeout=30_000)
+        default = web_settings.default_stack
+        expect(picker.locator("option", has_text=f"{default} (1 worker")).to_have_count(1)
+        expect(
+            picker.locator("option", has_text=f"{idle} (unavailable: no worker running)")
+        ).to_have_count(1)
+        # Preselected from Settings, and refused before a room is opened.
+        expect(visit.page.get_by_text(f"No worker runs the {idle} model stack")).to_be_visible()
+        start = visit.page.get_by_role("button", name="Start conversation")
+        expect(start).to_be_disabled()
+        visit.screenshot("conversation-stack-unavailable")
+        picker.select_option(label=picker.locator("option", has_text=default).inner_text())
+        expect(start).to_be_enabled(timeout=15_000)
+        expect(visit.page.get_by_text(f"No worker runs the {idle} model stack")).to_have_count(0)
+    finally:
+        run_async(set_settings(UserSettings()))
+
+    plain = Visit(browser.new_context(viewport={"width": 1280, "height": 900}))
+    try:
+        sign_in(plain, people["user"])
+        plain.page.goto(f"{base_url}/conversation")
+        expect(plain.page.get_by_role("button", name="Start conversation")).to_be_enabled(
+            timeout=30_000
+        )
+        expect(plain.page.get_by_label("Model stack")).to_be_hidden()
+        plain.page.goto(f"{base_url}/settings")
+        expect(plain.page.get_by_label("Theme")).to_be_visible(timeout=30_000)
+        expect(plain.page.get_by_label("Model stack to start with")).to_be_hidden()
+    finally:
+        plain.context.close()
+
+
+def test_the_theme_setting_themes_every_page(
+    visit: Visit,
+    base_url: str,
+    people: dict[str, Persona],
+    sign_in,  # type: ignore[no-untyped-def]
+    web_settings: Settings,
+) -> None:
+    from workbench.db.models import UiSettings, UserSettings
+    from workbench.db.repositories import ProfilesRepo
+
+    person = people["user"]
+
+    async def set_theme(theme: str | None) -> None:
+        async with session_as(database_url(web_settings), person) as conn:
+            await ProfilesRepo(conn).update_mine(settings=UserSettings(ui=UiSettings(theme=theme)))  # type: ignore[arg-type]
+
+    def background() -> str:
+        return str(visit.page.evaluate("getComputedStyle(document.body).backgroundColor"))
+
+    sign_in(visit, person)
+    run_async(set_theme("dark"))
+    try:
+        visit.page.goto(f"{base_url}/history")
+        expect(visit.page).to_have_url(re.compile(r"/history\?theme=dark$"), timeout=30_000)
+        expect(visit.page.get_by_role("link", name="Conversation")).to_have_attribute(
+            "href", "/conversation?theme=dark", timeout=30_000
+        )
+        dark = background()
+        visit.screenshot("history-dark")
+        run_async(set_theme("light"))
+        visit.page.get_by_role("link", name="Conversation").click()  # asks for dark; gets light
+        expect(visit.page).to_have_url(re.compile(r"/conversation\?theme=default$"), timeout=30_000)
+        expect(visit.page.get_by_role("button", name="Start conversation")).to_be_visible(
+            timeout=30_000
+        )
+        assert background() != dark, dark
+    finally:
+        run_async(set_theme(None))

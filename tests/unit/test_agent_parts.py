@@ -9,7 +9,7 @@ import pytest
 
 from agent.adapters import PhraseCache
 from workbench.content_filter import ContentPolicy
-from workbench.models import ModelSpec, create
+from workbench.models import ModelSpec, TextToSpeech, create
 
 pytestmark = pytest.mark.unit
 
@@ -55,9 +55,23 @@ def test_phrase_cache_keys_on_spec_and_text() -> None:
     assert (cache.hits, cache.misses) == (1, 1)
 
 
+def test_a_user_s_voice_is_spoken_when_the_stack_has_it_and_cached_apart() -> None:
+    from agent.worker import chosen_voice
+    from workbench.config import REPO_ROOT
+    from workbench.models import load_spec
+
+    espeak = create(load_spec(REPO_ROOT / "configs" / "models" / "espeak-ng-en-us.yaml"))
+    assert isinstance(espeak, TextToSpeech)
+    assert chosen_voice(espeak, "en-gb-x-rp") == "en-gb-x-rp"
+    assert chosen_voice(espeak, "no-such-voice") == "en-us"  # the default, not a failure
+    assert chosen_voice(espeak, None) == "en-us"
+    assert PhraseCache.key(espeak, "Hi", "en-gb-x-rp") != PhraseCache.key(espeak, "Hi")
+    assert PhraseCache.key(espeak, "Hi", "en-us") == PhraseCache.key(espeak, "Hi")
+
+
 async def test_the_greeting_is_rendered_at_prewarm_and_shared_by_every_room() -> None:
     from agent.worker import _CapturingTTS, _Models, warm_up_turn
-    from workbench.models import ChatModel, SpeechToText, TextToSpeech, load_model
+    from workbench.models import ChatModel, SpeechToText, load_model
 
     fakes = [
         load_model(ModelSpec(name=f"fake-{kind}", kind=kind, backend="fake", model="x", params=p))
@@ -73,7 +87,7 @@ async def test_the_greeting_is_rendered_at_prewarm_and_shared_by_every_room() ->
     assert models.phrases.misses == 1
 
     for _room in range(2):
-        room_tts = _CapturingTTS(models.tts, cache=models.phrases)
+        room_tts = _CapturingTTS(models.tts, cache=models.phrases, voice=None)
         pcm = await room_tts.render("Hi!  How can I help?")
         assert pcm.size > 0
         assert room_tts.take() is not None  # still recorded as the agent's turn

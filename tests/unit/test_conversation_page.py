@@ -11,6 +11,7 @@ from dashboards.pages.conversation import (
     language_note,
     stats_markdown,
     transcript_markdown,
+    voice_note,
 )
 
 pytestmark = pytest.mark.unit
@@ -86,3 +87,20 @@ def test_a_language_the_stack_cannot_follow_is_said(
     if noted:
         assert "recognises only 'en'" in note
         assert "('de')" in note
+
+
+@pytest.mark.parametrize(
+    ("wanted", "voices", "expected"),
+    [
+        (None, ["en-us", "en-gb-x-rp"], ""),
+        ("en-gb-x-rp", ["en-us", "en-gb-x-rp"], ""),
+        ("en-gb-x-rp", ["piper-joe-medium"], "it answers in 'piper-joe-medium'."),
+        ("klingon", ["en-us", "en-gb-x-rp"], "'en-us' (it has en-us, en-gb-x-rp)"),
+    ],
+)
+def test_a_voice_the_stack_does_not_speak_is_said(
+    wanted: str | None, voices: list[str], expected: str
+) -> None:
+    note = voice_note(wanted, voices)
+    assert (note == "") == (expected == "")
+    assert expected in note

@@ -27,7 +27,9 @@ from workbench.models import (
     SpeechToText,
     TextEmbedder,
     TextToSpeech,
+    UnknownVoice,
     load_model,
+    tts_voices,
 )
 from workbench.models.base import ContextTooLong
 from workbench.models.faster_whisper_stt import FasterWhisperSTT, ends_in_a_repeat
@@ -469,3 +471,19 @@ def test_llama_cpp_shifts_cut_turns_out_of_its_cache() -> None:
         kl(fresh, full_history),
     )
     asyncio.run(model.aclose())
+
+
+async def test_tts_speaks_its_voices_and_refuses_others(tts: TextToSpeech) -> None:
+    voices = tts.voices
+    assert voices == tts_voices(tts.spec.snapshot())  # what a page reads from a stored spec
+    default = await tts.synthesize_all("Good morning.")
+    named = await tts.synthesize_all("Good morning.", voice=voices[0])  # the default by name
+    assert named.pcm.size > 0
+    for other in voices[1:]:  # backends with several: each is another voice, not the default
+        spoken = await tts.synthesize_all("Good morning.", voice=other)
+        assert spoken.pcm.size > 0
+        assert not np.array_equal(spoken.pcm, default.pcm), other
+    with pytest.raises(UnknownVoice, match="it has no voice 'klingon'"):
+        await tts.synthesize_all("Good morning.", voice="klingon")
+    if tts.spec.backend == "espeak-ng":
+        assert len(voices) > 1  # the cpu-hf stack offers a choice

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,3 +74,39 @@ def test_exit_descriptions() -> None:
     assert describe_exit(None) == "no exit code"
     assert describe_exit(2) == "exit code 2"
     assert describe_exit(-11) == "killed by SIGSEGV"
+
+
+def test_the_heartbeat_says_ready_only_once_livekit_can_dispatch_and_beats_on_change() -> None:
+    from agent.heartbeat import Heartbeat
+    from workbench.models.stack import load_stack, stack_file
+
+    async def no_database() -> Any:
+        raise AssertionError("beat() must not touch the database")
+
+    health = ModelHealth(status_file=None)
+    heartbeat = Heartbeat(
+        connect=no_database,
+        stack=load_stack(stack_file("cpu-hf")),
+        agent_name="lab-cpu-hf",
+        health=health,
+        rooms=lambda: 1,
+        max_rooms=4,
+    )
+    assert heartbeat.beat().state == "loading"
+    health.process_ready(7)
+    assert heartbeat._wake.is_set()  # a state change beats at once, not at the next interval
+    assert heartbeat.beat().state == "loading"  # models ready, but not registered with LiveKit
+    health.worker_registered()
+    beat = heartbeat.beat()
+    assert (beat.state, beat.stack, beat.agent_name, beat.rooms) == (
+        "ready",
+        "cpu-hf",
+        "lab-cpu-hf",
+        1,
+    )
+    assert beat.spec["stt"]["backend"] == "transformers"
+    assert beat.memory_mb is not None
+    assert beat.memory_mb > 10  # this test process, at least
+    health.process_closed(7, -signal.SIGKILL, killed=False, shutting_down=False)
+    assert heartbeat.beat().state == "failed"
+    assert "after loading its models" in heartbeat.beat().reason

@@ -33,7 +33,7 @@ class UserSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     stack: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
-    voice: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    voice: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
     language: str | None = Field(None, pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
     ui: UiSettings | None = None
 

@@ -14,7 +14,9 @@ from workbench.models.base import (
     TextEmbedder,
     TextToSpeech,
     Transcript,
+    UnknownVoice,
     load_spec,
+    tts_voices,
 )
 from workbench.models.registry import ModelBackendUnavailable, UnknownBackend, create, load_model
 
@@ -30,7 +32,9 @@ __all__ = [
     "TextToSpeech",
     "Transcript",
     "UnknownBackend",
+    "UnknownVoice",
     "create",
     "load_model",
     "load_spec",
+    "tts_voices",
 ]

@@ -8,6 +8,7 @@ the blocking part off the event loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -364,8 +365,23 @@ class AudioChunk:
         return self.pcm.size / self.sample_rate_hz
 
 
+def tts_voices(spec: ModelSpec | dict[str, Any]) -> list[str]:
+    """The voices a TTS spec (or its snapshot) speaks, its default first.
+
+    A backend with several voices lists them in params `voices`; any other speaks
+    one, named as the spec.
+    """
+    data = spec.snapshot() if isinstance(spec, ModelSpec) else spec
+    listed = (data.get("params") or {}).get("voices") or []
+    return [str(voice) for voice in listed] or [str(data.get("name", ""))]
+
+
+class UnknownVoice(ValueError):
+    """A voice the TTS model does not speak."""
+
+
 class TextToSpeech(Model):
-    """Text to audio, streamed sentence by sentence."""
+    """Text to audio, streamed sentence by sentence, in one of its `voices`."""
 
     kind = "tts"
 
@@ -374,23 +390,46 @@ class TextToSpeech(Model):
     def sample_rate_hz(self) -> int:
         """Output sample rate."""
 
-    async def synthesize(self, text: str) -> AsyncIterator[AudioChunk]:
-        """One chunk per sentence, each as soon as it is ready."""
+    @property
+    def voices(self) -> list[str]:
+        """The voices it speaks, the default first (`tts_voices`)."""
+        return tts_voices(self.spec)
+
+    async def synthesize(self, text: str, *, voice: str | None = None) -> AsyncIterator[AudioChunk]:
+        """One chunk per sentence, each as soon as it is ready; `voice` None is the default.
+
+        Raises UnknownVoice for a voice not in `voices`.
+        """
         self._require_loaded()
+        speak = self._speaker(voice)
         for sentence in split_sentences(text):
-            pcm = await asyncio.to_thread(self._synthesize, sentence)
+            pcm = await asyncio.to_thread(speak, sentence)
             if pcm.size:
                 yield AudioChunk(pcm=pcm, sample_rate_hz=self.sample_rate_hz)
 
-    async def synthesize_all(self, text: str) -> AudioChunk:
+    async def synthesize_all(self, text: str, *, voice: str | None = None) -> AudioChunk:
         """The whole text as one chunk."""
-        pieces = [chunk.pcm async for chunk in self.synthesize(text)]
+        pieces = [chunk.pcm async for chunk in self.synthesize(text, voice=voice)]
         pcm = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int16)
         return AudioChunk(pcm=pcm, sample_rate_hz=self.sample_rate_hz)
 
+    def _speaker(self, voice: str | None) -> Callable[[str], np.ndarray]:
+        voices = self.voices
+        if voice is None or voice == voices[0]:
+            return self._synthesize
+        if voice not in voices:
+            raise UnknownVoice(
+                f"{self.spec.name} speaks {', '.join(voices)}; it has no voice {voice!r}"
+            )
+        return functools.partial(self._synthesize_in, voice=voice)
+
     @abstractmethod
     def _synthesize(self, sentence: str) -> np.ndarray:
-        """Blocking: int16 mono PCM of one sentence."""
+        """Blocking: int16 mono PCM of one sentence, in the default voice."""
+
+    def _synthesize_in(self, sentence: str, *, voice: str) -> np.ndarray:
+        """Blocking: one sentence in another of `voices` (backends that list several)."""
+        raise NotImplementedError(f"{type(self).__name__} speaks one voice")
 
 
 # -- text embeddings ------------------------------------------------------------

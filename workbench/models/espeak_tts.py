@@ -20,10 +20,17 @@ _HEADER_BYTES = 44
 class EspeakTTS(TextToSpeech):
     """`model` is the espeak-ng voice (e.g. `en-us`).
 
-    params: `words_per_minute` (175), `pitch` (0-99, 50), `amplitude` (0-200, 100).
+    params: `words_per_minute` (175), `pitch` (0-99, 50), `amplitude` (0-200, 100),
+    `voices` (the voices offered, `model` first: e.g. `[en-us, en-us+f3, en-gb-x-rp]`).
     """
 
     def _load(self) -> None:
+        listed = self.spec.params.get("voices")
+        if listed and listed[0] != self.spec.model:
+            raise ValueError(
+                f"{self.spec.name}: params.voices must start with the default voice "
+                f"{self.spec.model!r} (the spec's model), not {listed[0]!r}"
+            )
         self._binary = shutil.which("espeak-ng")
         if self._binary is None:
             raise FileNotFoundError("espeak-ng is not installed: apt-get install espeak-ng")
@@ -35,11 +42,14 @@ class EspeakTTS(TextToSpeech):
         return self._rate_hz
 
     def _synthesize(self, sentence: str) -> np.ndarray:
+        return self._synthesize_in(sentence, voice=self.spec.model)
+
+    def _synthesize_in(self, sentence: str, *, voice: str) -> np.ndarray:
         params = self.spec.params
         command = [
             str(self._binary),
             "-v",
-            self.spec.model,
+            voice,
             "-s",
             str(int(params.get("words_per_minute", 175))),
             "-p",
@@ -54,7 +64,7 @@ class EspeakTTS(TextToSpeech):
         done = subprocess.run(command, capture_output=True, check=False, timeout=60)
         if done.returncode != 0 or done.stdout[:4] != b"RIFF":
             raise RuntimeError(
-                f"espeak-ng failed (voice {self.spec.model!r}): {done.stderr.decode(errors='replace').strip()}"
+                f"espeak-ng failed (voice {voice!r}): {done.stderr.decode(errors='replace').strip()}"
             )
         # Streamed wav: the header's lengths are placeholders, so read the rate and skip it.
         (self._rate_hz,) = struct.unpack("<I", done.stdout[24:28])
