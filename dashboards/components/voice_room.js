@@ -2,7 +2,7 @@
 // the agent's audio plays through the page, and the transcript, the agent's
 // state and the connection statistics flow back to Python through the model.
 // Bundled with livekit-client by esbuild (workbench/stack/web_bundle.py); no CDN at run time.
-import { Room, RoomEvent, Track, ConnectionState } from "livekit-client";
+import { Room, RoomEvent, Track, ConnectionState, ParticipantKind } from "livekit-client";
 
 const STATS_INTERVAL_MS = 2000;
 const METER_INTERVAL_MS = 20;
@@ -77,6 +77,34 @@ export function render({ model, el }) {
     status.textContent = text;
   }
 
+  // The audio devices the browser offers (labels appear once the microphone is allowed).
+  async function listDevices() {
+    if (!navigator.mediaDevices || !navigator.mediaDevices.enumerateDevices) return;
+    const devices = await navigator.mediaDevices.enumerateDevices();
+    const named = (kind, fallback) =>
+      devices
+        .filter((d) => d.kind === kind && d.deviceId)
+        .map((d, i) => ({ id: d.deviceId, label: d.label || `${fallback} ${i + 1}` }));
+    model.microphones = named("audioinput", "Microphone");
+    model.speakers = named("audiooutput", "Speaker");
+  }
+
+  async function useDevice(kind, id) {
+    if (!room) return; // chosen before Start: applied when the room is built
+    try {
+      await room.switchActiveDevice(kind, id || "default");
+      model.error = "";
+    } catch (err) {
+      model.error = `Could not switch to that device: ${err && err.message ? err.message : err}`;
+    }
+  }
+
+  async function applyMute() {
+    if (!room) return;
+    await room.localParticipant.setMicrophoneEnabled(!model.muted);
+    model.microphone_on = room.localParticipant.isMicrophoneEnabled;
+  }
+
   function publishTranscript() {
     model.transcript = Array.from(lines.values());
   }
@@ -110,7 +138,12 @@ export function render({ model, el }) {
     model.heard = [];
     Object.assign(meter, { lastVoiceAt: null, replies: 0, awaitingAudio: false, userSpoke: false });
     startMeter();
-    room = new Room({ adaptiveStream: true, dynacast: true });
+    room = new Room({
+      adaptiveStream: true,
+      dynacast: true,
+      audioCaptureDefaults: model.microphone ? { deviceId: model.microphone } : undefined,
+      audioOutput: model.speaker ? { deviceId: model.speaker } : undefined,
+    });
     room.on(RoomEvent.TrackSubscribed, (track) => {
       if (track.kind === Track.Kind.Audio) {
         // A remote track reaches the speakers (and Web Audio) only while attached to a media element.
@@ -128,9 +161,18 @@ export function render({ model, el }) {
       if ("lk.agent.state" in changed) onAgentState(changed["lk.agent.state"]);
     });
     room.on(RoomEvent.ParticipantConnected, (participant) => {
+      if (participant.kind === ParticipantKind.AGENT) model.agent_present = true;
       const state = participant.attributes && participant.attributes["lk.agent.state"];
       if (state) onAgentState(state);
     });
+    room.on(RoomEvent.ParticipantDisconnected, (participant) => {
+      // The agent left while the user stayed: its worker stopped or failed.
+      if (participant.kind === ParticipantKind.AGENT) {
+        model.agent_present = false;
+        model.agent_state = "gone";
+      }
+    });
+    room.on(RoomEvent.MediaDevicesChanged, () => listDevices().catch(() => {}));
     room.on(RoomEvent.ConnectionStateChanged, (state) => {
       model.connection = state;
       show(state === ConnectionState.Connected ? "Connected: speak when you are ready." : `Connection: ${state}`);
@@ -138,6 +180,8 @@ export function render({ model, el }) {
     room.on(RoomEvent.Disconnected, () => {
       model.connection = "disconnected";
       model.agent_state = "";
+      model.agent_present = false;
+      model.microphone_on = false;
       cleanup();
     });
     room.registerTextStreamHandler("lk.transcription", async (reader, participantInfo) => {
@@ -160,7 +204,11 @@ export function render({ model, el }) {
     try {
       show("Connecting…");
       await room.connect(model.url, model.token);
-      await room.localParticipant.setMicrophoneEnabled(!model.muted);
+      for (const participant of room.remoteParticipants.values()) {
+        if (participant.kind === ParticipantKind.AGENT) model.agent_present = true;
+      }
+      await applyMute();
+      await listDevices(); // with the microphone allowed, the devices have their names
       statsTimer = setInterval(() => collectStats().catch(() => {}), STATS_INTERVAL_MS);
       model.error = "";
     } catch (err) {
@@ -191,9 +239,13 @@ export function render({ model, el }) {
   }
 
   model.on("active", () => (model.active ? connect() : disconnect()));
-  model.on("muted", () => {
-    if (room) room.localParticipant.setMicrophoneEnabled(!model.muted);
-  });
+  model.on("muted", () => applyMute().catch(() => {}));
+  model.on("microphone", () => useDevice("audioinput", model.microphone));
+  model.on("speaker", () => useDevice("audiooutput", model.speaker));
+  if (navigator.mediaDevices) {
+    navigator.mediaDevices.addEventListener("devicechange", () => listDevices().catch(() => {}));
+  }
+  listDevices().catch(() => {});
   model.on("remove", () => disconnect());
   show("Not connected.");
   if (model.active) connect();

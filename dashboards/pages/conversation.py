@@ -236,6 +236,20 @@ def voice_note(wanted: str | None, voices: list[str]) -> str:
     )
 
 
+# The agent's states as the page words them (livekit-agents' `lk.agent.state`, and "gone").
+AGENT_STATES = {
+    "initializing": "joining",
+    "listening": "listening",
+    "thinking": "thinking…",
+    "speaking": "speaking",
+    "gone": "left the conversation",
+}
+AGENT_GONE = (
+    "The agent left the conversation: its worker stopped or failed. Every turn it finished "
+    "is kept. Stop, then start a new conversation to get another agent."
+)
+
+
 def stats_markdown(
     stats: dict[str, Any],
     connection: str,
@@ -243,9 +257,14 @@ def stats_markdown(
     heard: list[dict[str, Any]] | None = None,
     *,
     show_latency: bool = True,
+    microphone_on: bool | None = None,
 ) -> str:
-    """Connection, agent state and (unless the user hid them) the latency figures, in one line."""
-    parts = [f"Connection: **{connection}**", f"Agent: **{agent_state or '—'}**"]
+    """Connection, agent state, the microphone and (unless the user hid them) the latency
+    figures, in one line."""
+    agent = AGENT_STATES.get(agent_state, agent_state) or "—"
+    parts = [f"Connection: **{connection}**", f"Agent: **{agent}**"]
+    if microphone_on is not None and connection == "connected":
+        parts.append(f"Microphone: **{'on' if microphone_on else 'muted'}**")
     if not show_latency:
         return " · ".join(parts)
     measured = [h["v2v_s"] for h in heard or [] if h.get("v2v_s") is not None]
@@ -266,6 +285,24 @@ def conversation_view(page: ConversationPage) -> pn.viewable.Viewable:
     start_button = pn.widgets.Button(name="Start conversation", button_type="primary", width=200)
     stop_button = pn.widgets.Button(name="Stop", button_type="default", width=120, disabled=True)
     mute = pn.widgets.Toggle.from_param(voice.param.muted, name="Mute microphone", width=160)
+    microphone = pn.widgets.Select(name="Microphone", width=260)
+    speaker = pn.widgets.Select(name="Speaker", width=260)
+
+    def devices(*_events: Any) -> None:
+        # The browser's devices; "" is its default (the list fills once the microphone is allowed).
+        for widget, listed, chosen in (
+            (microphone, voice.microphones, voice.microphone),
+            (speaker, voice.speakers, voice.speaker),
+        ):
+            options = {"(browser default)": ""}
+            options.update({d["label"]: d["id"] for d in listed if d.get("id")})
+            widget.param.update(options=options, value=chosen if chosen in options.values() else "")
+            widget.visible = len(options) > 1
+
+    voice.param.watch(devices, ["microphones", "speakers"])
+    devices()
+    microphone.link(voice, value="microphone")
+    speaker.link(voice, value="speaker")
     prompt = pn.widgets.Select.from_param(page.param.prompt, name="System prompt", width=260)
     prompt.visible = page.can_choose_prompt
     stack = pn.widgets.Select.from_param(page.param.stack, name="Model stack", width=320)
@@ -288,22 +325,44 @@ def conversation_view(page: ConversationPage) -> pn.viewable.Viewable:
         return pn.pane.Markdown(transcript_markdown(lines), name="transcript")
 
     @pn.depends(
-        voice.param.stats, voice.param.connection, voice.param.agent_state, voice.param.heard
+        voice.param.stats,
+        voice.param.connection,
+        voice.param.agent_state,
+        voice.param.heard,
+        voice.param.microphone_on,
     )
     def status(
-        stats: dict[str, Any], connection: str, agent_state: str, heard: list[dict[str, Any]]
+        stats: dict[str, Any],
+        connection: str,
+        agent_state: str,
+        heard: list[dict[str, Any]],
+        microphone_on: bool,
     ) -> pn.viewable.Viewable:
-        return pn.pane.Markdown(
-            stats_markdown(stats, connection, agent_state, heard, show_latency=page.show_latency)
+        line = stats_markdown(
+            stats,
+            connection,
+            agent_state,
+            heard,
+            show_latency=page.show_latency,
+            microphone_on=microphone_on,
         )
+        return pn.pane.Markdown(line)
 
-    @pn.depends(page.param.error, voice.param.error, page.param.notice, page.param.stack_problem)
+    @pn.depends(
+        page.param.error,
+        voice.param.error,
+        page.param.notice,
+        page.param.stack_problem,
+        voice.param.agent_state,
+    )
     def errors(
-        page_error: str, voice_error: str, notice: str, stack_problem: str
+        page_error: str, voice_error: str, notice: str, stack_problem: str, agent_state: str
     ) -> pn.viewable.Viewable:
         message = page_error or voice_error
         if message:
             return pn.pane.Alert(message, alert_type="danger")
+        if agent_state == "gone" and voice.active:
+            return pn.pane.Alert(AGENT_GONE, alert_type="warning")
         if stack_problem and not voice.active:
             return pn.pane.Alert(stack_problem, alert_type="warning")
         return pn.pane.Alert(notice, alert_type="info") if notice else pn.Spacer(height=0)
@@ -319,7 +378,7 @@ def conversation_view(page: ConversationPage) -> pn.viewable.Viewable:
     )
     return pn.Column(
         pn.Row(start_button, stop_button, mute),
-        pn.FlexBox(prompt, stack),  # wraps on narrow screens
+        pn.FlexBox(prompt, stack, microphone, speaker),  # wraps on narrow screens
         note,
         errors,
         status,

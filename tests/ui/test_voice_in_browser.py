@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
+import psutil
 import psycopg
 import pytest
 import soundfile as sf
@@ -152,6 +153,7 @@ class Servers:
             "tls-proxy", nginx_command(self.nginx, config, state_dir=self.workdir)
         )
         agent, agent_log = self._start("agent", [sys.executable, "-m", "agent"])
+        self.agent = agent
         web, web_log = self._start("web", [sys.executable, "-m", "dashboards"])
         _wait(  # its health endpoint: models loaded and registered with LiveKit
             lambda: _answers(f"http://127.0.0.1:{self.agent_port}/models"),
@@ -175,6 +177,13 @@ class Servers:
             proxy,
             30,
         )
+
+    def kill_agent(self) -> None:
+        """The agent's machine dies: its worker and job processes, at once (SIGKILL)."""
+        worker = psutil.Process(self.agent.pid)
+        for process in [*worker.children(recursive=True), worker]:
+            process.kill()
+        self.agent.wait(timeout=20)
 
     def stop(self) -> None:
         for process in reversed(self.processes):
@@ -267,6 +276,15 @@ def _launch(playwright: Any, servers: Servers, microphone: Path) -> Any:
     )
 
 
+def _register(page: Page, web_url: str, email: str, password: str) -> None:
+    page.goto(f"{web_url}/register")
+    page.get_by_label("Display name").fill("Newcomer")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password (8 characters or more)").fill(password)
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_role("alert")).to_contain_text("Your account is ready: sign in.")
+
+
 def _sign_in(page: Page, web_url: str, email: str, password: str) -> None:
     page.goto(f"{web_url}/login")
     page.get_by_label("Email").fill(email)
@@ -346,12 +364,7 @@ def test_a_newcomers_first_conversation(
         page = context.new_page()
         page.on("request", lambda r: None if r.url.startswith(allowed) else outside.append(r.url))
         try:
-            page.goto(f"{web}/register")
-            page.get_by_label("Display name").fill("Newcomer")
-            page.get_by_label("Email").fill(email)
-            page.get_by_label("Password (8 characters or more)").fill(first)
-            page.get_by_role("button", name="Create account").click()
-            expect(page.get_by_role("alert")).to_contain_text("Your account is ready: sign in.")
+            _register(page, web, email, first)
             _sign_in(page, web, email, first)
             expect(page).not_to_have_url(re.compile(r"/login"))
             (session,) = [c for c in context.cookies() if c["name"] == "vwb_session"]
@@ -462,3 +475,54 @@ def test_a_newcomers_first_conversation(
         finally:
             browser.close()
     assert outside == [], f"requests left the test hosts: {outside}"
+
+
+def test_devices_mute_and_an_agent_whose_worker_dies(
+    servers: Servers, microphone: Path, web_settings: Settings
+) -> None:
+    """The browser's microphones are listed and one is chosen mid-call; mute takes the
+    microphone off; an agent whose worker dies is shown as gone, not left as silence.
+
+    Runs last in this module: it kills the module's agent worker.
+    """
+    web = servers.web_url
+    email, password = f"devices-{secrets.token_hex(4)}@example.org", secrets.token_urlsafe(12)
+    with sync_playwright() as playwright:
+        browser = _launch(playwright, servers, microphone)
+        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        try:
+            _register(page, web, email, password)
+            _sign_in(page, web, email, password)
+            expect(page).not_to_have_url(re.compile(r"/login"))
+            page.goto(f"{web}/conversation")
+            page.get_by_role("button", name="Start conversation").click()
+            expect(page.get_by_text("Connection: connected")).to_be_visible(timeout=60_000)
+            expect(page.get_by_text("Microphone: on")).to_be_visible(timeout=30_000)
+            expect(
+                page.get_by_text(re.compile(r"Agent: (listening|thinking|speaking)"))
+            ).to_be_visible(timeout=60_000)
+            # Chromium's fake capture devices, by name once the microphone is allowed.
+            picker = page.get_by_label("Microphone", exact=True)
+            fakes = picker.locator("option", has_text="Fake")
+            expect(fakes.first).to_be_attached(timeout=30_000)
+            picker.select_option(label=fakes.last.inner_text())
+            page.wait_for_timeout(1000)
+            expect(page.get_by_text("Could not switch")).to_have_count(0)
+            expect(page.get_by_text("Connection: connected")).to_be_visible()
+
+            mute = page.get_by_role("button", name="Mute microphone")
+            mute.click()
+            expect(page.get_by_text("Microphone: muted")).to_be_visible(timeout=15_000)
+            mute.click()
+            expect(page.get_by_text("Microphone: on")).to_be_visible(timeout=15_000)
+
+            servers.kill_agent()
+            expect(page.get_by_text("The agent left the conversation")).to_be_visible(
+                timeout=90_000
+            )
+            expect(page.get_by_text("Agent: left the conversation")).to_be_visible()
+            page.screenshot(path=str(ARTIFACTS / "conversation-agent-gone.png"), full_page=True)
+            page.get_by_role("button", name="Stop").click()
+            expect(page.get_by_text("Connection: disconnected")).to_be_visible(timeout=30_000)
+        finally:
+            browser.close()

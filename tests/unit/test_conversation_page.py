@@ -104,3 +104,13 @@ def test_a_voice_the_stack_does_not_speak_is_said(
     note = voice_note(wanted, voices)
     assert (note == "") == (expected == "")
     assert expected in note
+
+
+def test_the_status_line_says_whether_the_microphone_is_live_and_when_the_agent_left() -> None:
+    assert "Microphone: **muted**" in stats_markdown(
+        {}, "connected", "listening", microphone_on=False
+    )
+    assert "Microphone: **on**" in stats_markdown({}, "connected", "thinking", microphone_on=True)
+    assert "Microphone" not in stats_markdown({}, "disconnected", "", microphone_on=False)
+    assert "Agent: **thinking…**" in stats_markdown({}, "connected", "thinking")
+    assert "Agent: **left the conversation**" in stats_markdown({}, "connected", "gone")
