@@ -13,7 +13,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from bokeh.models import ColumnDataSource, HoverTool, Span, Whisker
+from bokeh.models import (
+    ColumnDataSource,
+    DatetimeTickFormatter,
+    DaysTicker,
+    HoverTool,
+    NumeralTickFormatter,
+    Range1d,
+    Span,
+    Whisker,
+)
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
@@ -126,6 +135,43 @@ def comparison_plot(rows: Sequence[MetricComparison], *, baseline: str, candidat
     return plot
 
 
+def _date_axis(plot: Any, days: pd.Series) -> None:
+    """Dates as dates on a time axis, and a short range readable.
+
+    Bokeh labels ticks by the zoom level, so one day of data read "999000us";
+    here every level reads as a date. Fewer than two weeks get a tick a day, and
+    fewer than three days are centred in a three-day span.
+    """
+    day = "%b %d"
+    plot.xaxis.formatter = DatetimeTickFormatter(
+        microseconds=day,
+        milliseconds=day,
+        seconds=day,
+        minsec=day,
+        minutes=day,
+        hourmin=day,
+        hours=day,
+        days=day,
+        months="%b %Y",
+        years="%Y",
+    )
+    if days.empty:
+        return
+    first, last = pd.to_datetime(days.min()), pd.to_datetime(days.max())
+    if last - first < pd.Timedelta(days=14):
+        plot.xaxis.ticker = DaysTicker(days=list(range(1, 32)))
+    if last - first < pd.Timedelta(days=3):
+        middle = first + (last - first) / 2
+        span = pd.Timedelta(days=1.5)
+        plot.x_range = Range1d(middle - span, middle + span)
+
+
+def _share_axis(plot: Any) -> None:
+    """A y axis of shares: 0 to 100%, whatever the data."""
+    plot.y_range = Range1d(0, 1)
+    plot.yaxis.formatter = NumeralTickFormatter(format="0%")
+
+
 def wer_over_time(runs: pd.DataFrame) -> Any:
     """WER of eval runs over time, one colour per (model, dataset), with 95% whiskers.
 
@@ -155,6 +201,7 @@ def wer_over_time(runs: pd.DataFrame) -> Any:
                 line_color=colour,
             )
         )
+    _date_axis(plot, runs["started_at"] if "started_at" in runs else pd.Series(dtype=object))
     plot.add_tools(
         HoverTool(
             tooltips=[("model", "@model"), ("dataset", "@dataset_id"), ("WER", "@wer{0.000}")]
@@ -232,6 +279,7 @@ def _daily_per_stack(
                 legend_label=f"{stack} {label}",
             )
         plot.scatter("day", lines[0][0], source=source, color=colour, size=6)
+    _date_axis(plot, daily["day"] if "day" in daily else pd.Series(dtype=object))
     if daily.empty:
         plot.title.text += empty_note
     else:
@@ -298,6 +346,7 @@ def activity_bars(activity: pd.DataFrame) -> Any:
             legend_label="conversations",
         )
         plot.line("day", "turns", source=source, color="black", legend_label="turns")
+        _date_axis(plot, activity["day"])
         plot.legend.location = "top_left"
     return plot
 
@@ -362,6 +411,9 @@ def interruption_trend(daily: pd.DataFrame) -> Any:
             color=Category10_10[i % 10],
             legend_label=str(stack),
         )
+        plot.scatter("day", "interruption_rate", source=source, color=Category10_10[i % 10])
+    _date_axis(plot, daily["day"] if "day" in daily else pd.Series(dtype=object))
+    _share_axis(plot)
     return plot
 
 

@@ -7,6 +7,7 @@ import json
 import re
 import uuid
 from datetime import UTC, datetime
+from typing import Literal
 
 import httpx
 import numpy as np
@@ -23,8 +24,8 @@ from tests.ui.conftest import Visit
 from workbench.audio import wav_bytes
 from workbench.config import Settings
 from workbench.db.connection import admin_database_url, database_url
-from workbench.db.models import EvalSample, TurnDraft
-from workbench.db.repositories import ConversationsRepo, EvalsRepo
+from workbench.db.models import EvalSample, TurnDraft, UiSettings, UserSettings
+from workbench.db.repositories import ConversationsRepo, EvalsRepo, ProfilesRepo
 from workbench.storage import ObjectStore
 
 pytestmark = pytest.mark.ui
@@ -33,6 +34,16 @@ PNG_1PX = (
     b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
     b"\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82"
 )
+
+
+def save_settings(web_settings: Settings, person: Persona, settings: UserSettings) -> None:
+    """Store `person`'s settings as the Settings page does (in their RLS session)."""
+
+    async def save() -> None:
+        async with session_as(database_url(web_settings), person) as conn:
+            await ProfilesRepo(conn).update_mine(settings=settings)
+
+    run_async(save())
 
 
 def test_pages_need_a_session(visit: Visit, base_url: str) -> None:
@@ -561,19 +572,11 @@ def test_settings_act_on_the_conversation_page(
     web_settings: Settings,
 ) -> None:
     """Hiding the transcript and latency, and a language the stack cannot hear, show on the page."""
-    from workbench.db.models import UiSettings, UserSettings
-    from workbench.db.repositories import ProfilesRepo
-
     person = people["researcher"]
-
-    async def set_settings(settings: UserSettings) -> None:
-        async with session_as(database_url(web_settings), person) as conn:
-            await ProfilesRepo(conn).update_mine(settings=settings)
-
-    run_async(
-        set_settings(
-            UserSettings(language="de", ui=UiSettings(show_transcript=False, show_latency=False))
-        )
+    save_settings(
+        web_settings,
+        person,
+        UserSettings(language="de", ui=UiSettings(show_transcript=False, show_latency=False)),
     )
     try:
         sign_in(visit, person)
@@ -583,7 +586,7 @@ def test_settings_act_on_the_conversation_page(
         expect(visit.page.get_by_text("Transcript", exact=True)).to_have_count(0)
         expect(visit.page.get_by_text("Connection: ")).to_be_visible()
     finally:
-        run_async(set_settings(UserSettings()))
+        save_settings(web_settings, person, UserSettings())
     visit.page.goto(f"{base_url}/conversation")
     expect(visit.page.get_by_text("The transcript appears here as you talk.")).to_be_visible(
         timeout=30_000
@@ -769,28 +772,22 @@ def test_researchers_choose_the_model_stack_and_an_unserved_one_cannot_start(
 ) -> None:
     """The picker lists every stack with its workers; one without a worker says so and
     Start waits; the researcher's Settings choice preselects it; users get no picker."""
-    from workbench.db.models import UserSettings
-    from workbench.db.repositories import ProfilesRepo
-
     idle = "cpu-hf"  # no worker runs it in the default stack (WORKBENCH_AGENT_STACKS)
     if idle in web_settings.stack_names:
         pytest.skip("this stack runs a cpu-hf worker, so no stack here lacks one")
     person = people["researcher"]
 
-    async def set_settings(settings: UserSettings) -> None:
-        async with session_as(database_url(web_settings), person) as conn:
-            await ProfilesRepo(conn).update_mine(settings=settings)
-
     sign_in(visit, person)
     visit.page.goto(f"{base_url}/settings")
     expect(visit.page.get_by_label("Model stack to start with")).to_be_visible(timeout=30_000)
-    run_async(set_settings(UserSettings(stack=idle)))
+    save_settings(web_settings, person, UserSettings(stack=idle))
     try:
         visit.page.goto(f"{base_url}/conversation")
         picker = visit.page.get_by_label("Model stack")
         expect(picker).to_be_visible(timeout=30_000)
         default = web_settings.default_stack
-        expect(picker.locator("option", has_text=f"{default} (1 worker")).to_have_count(1)
+        serving = re.compile(rf"^{default} \(\d+ workers?, \d+\.\d GB\)$")
+        expect(picker.locator("option", has_text=serving)).to_have_count(1)
         expect(
             picker.locator("option", has_text=f"{idle} (unavailable: no worker running)")
         ).to_have_count(1)
@@ -803,7 +800,7 @@ def test_researchers_choose_the_model_stack_and_an_unserved_one_cannot_start(
         expect(start).to_be_enabled(timeout=15_000)
         expect(visit.page.get_by_text(f"No worker runs the {idle} model stack")).to_have_count(0)
     finally:
-        run_async(set_settings(UserSettings()))
+        save_settings(web_settings, person, UserSettings())
 
     plain = Visit(browser.new_context(viewport={"width": 1280, "height": 900}))
     try:
@@ -827,20 +824,16 @@ def test_the_theme_setting_themes_every_page(
     sign_in,  # type: ignore[no-untyped-def]
     web_settings: Settings,
 ) -> None:
-    from workbench.db.models import UiSettings, UserSettings
-    from workbench.db.repositories import ProfilesRepo
-
     person = people["user"]
 
-    async def set_theme(theme: str | None) -> None:
-        async with session_as(database_url(web_settings), person) as conn:
-            await ProfilesRepo(conn).update_mine(settings=UserSettings(ui=UiSettings(theme=theme)))  # type: ignore[arg-type]
+    def set_theme(theme: Literal["light", "dark", "system"] | None) -> None:
+        save_settings(web_settings, person, UserSettings(ui=UiSettings(theme=theme)))
 
     def background() -> str:
         return str(visit.page.evaluate("getComputedStyle(document.body).backgroundColor"))
 
     sign_in(visit, person)
-    run_async(set_theme("dark"))
+    set_theme("dark")
     try:
         visit.page.goto(f"{base_url}/history")
         expect(visit.page).to_have_url(re.compile(r"/history\?theme=dark$"), timeout=30_000)
@@ -849,7 +842,7 @@ def test_the_theme_setting_themes_every_page(
         )
         dark = background()
         visit.screenshot("history-dark")
-        run_async(set_theme("light"))
+        set_theme("light")
         visit.page.get_by_role("link", name="Conversation").click()  # asks for dark; gets light
         expect(visit.page).to_have_url(re.compile(r"/conversation\?theme=default$"), timeout=30_000)
         expect(visit.page.get_by_role("button", name="Start conversation")).to_be_visible(
@@ -857,4 +850,4 @@ def test_the_theme_setting_themes_every_page(
         )
         assert background() != dark, dark
     finally:
-        run_async(set_theme(None))
+        set_theme(None)

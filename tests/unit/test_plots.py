@@ -197,3 +197,29 @@ def test_the_connection_trend_draws_days_stacks_and_gaps() -> None:
     empty = connection_trend(daily.iloc[0:0])
     assert "no samples" in empty.title.text
     _serialises(empty)
+
+
+def test_one_day_of_data_reads_as_a_date_and_shares_stay_between_0_and_1() -> None:
+    """Seen on the page: one day labelled "999000us", an interruption share from -1 to 1."""
+    from bokeh.models import DatetimeTickFormatter, Range1d
+
+    day = pd.Timestamp("2026-11-29", tz="UTC")
+    one_day = pd.DataFrame(
+        {
+            "day": [day],
+            "model_stack": ["cpu-small"],
+            "turns": [4],
+            "v2v_p50_s": [1.1],
+            "v2v_p95_s": [2.3],
+            "interruption_rate": [0.0],
+        }
+    )
+    for plot in (latency_trend(one_day), interruption_trend(one_day)):
+        formatter = plot.xaxis[0].formatter
+        assert isinstance(formatter, DatetimeTickFormatter)
+        assert {formatter.microseconds, formatter.hours, formatter.days} == {"%b %d"}
+        assert isinstance(plot.x_range, Range1d)  # the day in the middle of three
+        assert plot.x_range.start < day < plot.x_range.end
+        _serialises(plot)
+    share = interruption_trend(one_day)
+    assert (share.y_range.start, share.y_range.end) == (0, 1)
