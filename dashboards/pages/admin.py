@@ -23,7 +23,14 @@ from psycopg import AsyncConnection
 from dashboards.session import PageSession
 from dashboards.text import markdown_text
 from workbench.db.errors import DataError
-from workbench.db.models import AnalyticsKind, AppRole, Experiment, PromptVersion, SystemPrompt
+from workbench.db.models import (
+    AnalyticsKind,
+    AppRole,
+    ArmTally,
+    Experiment,
+    PromptVersion,
+    SystemPrompt,
+)
 from workbench.db.repositories import AnalyticsRepo, ProfilesRepo, PromptsRepo
 
 ROLES: tuple[AppRole, ...] = ("user", "researcher", "admin")
@@ -70,6 +77,7 @@ class AdminPage(pn.viewable.Viewer):
     versions = param.List(default=[], doc="versions of the selected prompt, newest first")
     active_version_id = param.String(default="", doc="the selected prompt's active version")
     experiments = param.List(default=[], doc="experiments of the selected prompt")
+    arms = param.List(default=[], doc="their arms, with the conversations assigned to each")
     users = param.DataFrame(default=None, doc="profiles with their roles")
     audit = param.DataFrame(default=None, doc="audit events as filtered, newest first")
     message = param.String(default="", doc="result of the last action")
@@ -133,7 +141,7 @@ class AdminPage(pn.viewable.Viewer):
     async def _load_prompt(self, conn: AsyncConnection[Any]) -> None:
         prompt: SystemPrompt | None = self.prompts.get(self.slug)
         if prompt is None:
-            self.param.update(versions=[], experiments=[], active_version_id="")
+            self.param.update(versions=[], experiments=[], arms=[], active_version_id="")
             return
         repo = PromptsRepo(conn)
         fresh = await repo.by_slug(self.slug)
@@ -141,6 +149,7 @@ class AdminPage(pn.viewable.Viewer):
             versions=await repo.versions(prompt.id),
             active_version_id=str(fresh.active_version_id or ""),
             experiments=await repo.experiments(prompt.id),
+            arms=await repo.arm_tallies(prompt.id),
         )
 
     def version(self, number: int) -> PromptVersion:
@@ -291,9 +300,11 @@ def admin_view(page: AdminPage) -> pn.viewable.Viewable:
     def versions_section(versions: list[PromptVersion], active: str) -> pn.viewable.Viewable:
         return _versions_section(page, versions, active)
 
-    @pn.depends(page.param.experiments)
-    def experiments_section(experiments: list[Experiment]) -> pn.viewable.Viewable:
-        return _experiments_section(page, experiments)
+    @pn.depends(page.param.experiments, page.param.arms)
+    def experiments_section(
+        experiments: list[Experiment], arms: list[ArmTally]
+    ) -> pn.viewable.Viewable:
+        return _experiments_section(page, experiments, arms)
 
     @pn.depends(page.param.users)
     def users_table(users: pd.DataFrame | None) -> pn.viewable.Viewable:
@@ -426,7 +437,19 @@ def _versions_section(
     )
 
 
-def _experiments_section(page: AdminPage, experiments: list[Experiment]) -> pn.viewable.Viewable:
+def arms_markdown(experiment: Experiment, arms: list[ArmTally]) -> str:
+    """An experiment's status and, per arm, its weight and the conversations assigned so far."""
+    parts = [f"**{markdown_text(experiment.name)}**: {experiment.status}"]
+    for arm in arms:
+        if arm.experiment_id == experiment.id:
+            count = f"{arm.conversations} conversation{'s' if arm.conversations != 1 else ''}"
+            parts.append(f"{markdown_text(arm.label)} (weight {arm.weight:g}): {count}")
+    return " · ".join(parts)
+
+
+def _experiments_section(
+    page: AdminPage, experiments: list[Experiment], arms: list[ArmTally]
+) -> pn.viewable.Viewable:
     rows = []
     for experiment in experiments:
         label = "Stop" if experiment.status == "running" else "Start"
@@ -438,19 +461,19 @@ def _experiments_section(page: AdminPage, experiments: list[Experiment]) -> pn.v
         )
         rows.append(
             pn.Row(
-                pn.pane.Markdown(f"**{markdown_text(experiment.name)}**: {experiment.status}"),
+                pn.pane.Markdown(arms_markdown(experiment, arms)),
                 button,
             )
         )
     name = pn.widgets.TextInput(name="Experiment name", width=250)
-    arms = pn.widgets.TextInput(
+    new_arms = pn.widgets.TextInput(
         name="Arms (version:weight, ...)", placeholder="1:3, 2:1", width=250
     )
     create = pn.widgets.Button(name="Create experiment")
     create.on_click(
-        lambda _e: pn.state.execute(partial(page.create_experiment, name.value, arms.value))
+        lambda _e: pn.state.execute(partial(page.create_experiment, name.value, new_arms.value))
     )
-    return pn.Column(*rows, pn.Row(name, arms, create), sizing_mode="stretch_width")
+    return pn.Column(*rows, pn.Row(name, new_arms, create), sizing_mode="stretch_width")
 
 
 def parse_arms(text: str) -> dict[int, float]:

@@ -234,6 +234,8 @@ def microphone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _home_trusting(ca: Path, home: Path) -> Path:
     """A HOME whose NSS database (Chromium's trust store on Linux) trusts `ca` for websites."""
     nssdb = home / ".pki" / "nssdb"
+    if nssdb.exists():  # made for an earlier browser of this module
+        return home
     nssdb.mkdir(parents=True)
     subprocess.run(["certutil", "-N", "-d", f"sql:{nssdb}", "--empty-password"], check=True)
     subprocess.run(

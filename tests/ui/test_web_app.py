@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -23,9 +24,9 @@ from tests.support.web import run_async, signed_in_cookie
 from tests.ui.conftest import Visit
 from workbench.audio import wav_bytes
 from workbench.config import Settings
-from workbench.db.connection import admin_database_url, database_url
+from workbench.db.connection import admin_database_url, database_url, service_session
 from workbench.db.models import EvalSample, TurnDraft, UiSettings, UserSettings
-from workbench.db.repositories import ConversationsRepo, EvalsRepo, ProfilesRepo
+from workbench.db.repositories import ConversationsRepo, EvalsRepo, ProfilesRepo, PromptsRepo
 from workbench.storage import ObjectStore
 
 pytestmark = pytest.mark.ui
@@ -674,6 +675,25 @@ def test_admin_runs_an_ab_experiment_and_promotes_a_user(
             [name],
         ).fetchall()
     assert arms_stored == [("v1", 3.0, "running"), ("v2", 1.0, "running")]
+    # New conversations get their arm as the agent assigns it; the page counts them.
+    with psycopg.connect(admin_database_url(web_settings), autocommit=True) as conn:
+        secret = web_settings.supabase_jwt_secret
+        assert secret is not None
+        owners = [
+            create_user(conn, name=f"arm{i}", role="user", jwt_secret=secret.get_secret_value())
+            for i in range(4)
+        ]
+    assigned = Counter(run_async(_start_conversations(web_settings, slug, owners)))
+    assert sum(assigned.values()) == 4
+    visit.page.reload()
+    picker = visit.page.get_by_label("Prompt", exact=True)
+    expect(picker).to_be_visible(timeout=30_000)
+    picker.select_option(slug)
+    for label, weight in (("v1", 3), ("v2", 1)):
+        count = assigned.get(label, 0)
+        shown = f"{label} (weight {weight}): {count} conversation{'s' if count != 1 else ''}"
+        expect(visit.page.get_by_text(shown)).to_be_visible(timeout=15_000)
+    visit.screenshot("admin-experiment-arms")
     visit.page.get_by_role("button", name=f"Stop {name}").click()
     expect(visit.page.get_by_text(f"Experiment {name} stopped.")).to_be_visible(timeout=15_000)
     visit.page.get_by_label("User id").fill(str(promoted.id))
@@ -701,6 +721,28 @@ def test_admin_runs_an_ab_experiment_and_promotes_a_user(
         conn.execute("update public.system_prompts set archived_at = now() where slug = %s", [slug])
     assert role == "researcher"
     assert status == ("stopped",)
+
+
+async def _start_conversations(
+    web_settings: Settings, slug: str, owners: list[Persona]
+) -> list[str]:
+    """A conversation on prompt `slug` for each owner, as the agent starts one; their arms' labels."""
+    labels = []
+    async with await psycopg.AsyncConnection.connect(
+        database_url(web_settings), autocommit=True
+    ) as conn:
+        for owner in owners:
+            assert owner.id is not None
+            async with service_session(conn, acting_for=owner.id):
+                prompts = PromptsRepo(conn)
+                prompt = await prompts.for_session(slug, user_id=owner.id, role="user")
+                await ConversationsRepo(conn).start(
+                    owner_id=owner.id, prompt=prompt, model_specs={"name": "cpu-small"}
+                )
+                assert prompt.experiment_id is not None, "no arm was assigned"
+                arms = {v.id: v.label for v in await prompts.variants(prompt.experiment_id)}
+            labels.append(arms[prompt.variant_id])  # type: ignore[index]
+    return labels
 
 
 def test_home_shows_recent_conversations_their_latency_and_one_start(

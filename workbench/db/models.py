@@ -106,6 +106,15 @@ class Experiment(_Row):
     stopped_at: datetime | None
 
 
+class ArmTally(_Row):
+    """An experiment arm and the conversations assigned to it so far."""
+
+    experiment_id: UUID
+    label: str
+    weight: float
+    conversations: int
+
+
 class Variant(_Row):
     """One arm of an experiment."""
 

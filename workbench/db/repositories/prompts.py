@@ -8,6 +8,7 @@ from uuid import UUID
 from workbench.db.errors import InvalidInput, NotFound, translated
 from workbench.db.models import (
     AppRole,
+    ArmTally,
     Experiment,
     PromptVersion,
     SessionPrompt,
@@ -131,6 +132,21 @@ class PromptsRepo(Repo):
         return await self._all(
             Experiment,
             f"select {_EXPERIMENT} from public.prompt_experiments where prompt_id = %s order by name",
+            [prompt_id],
+        )
+
+    async def arm_tallies(self, prompt_id: UUID) -> list[ArmTally]:
+        """Each arm of the prompt's experiments with the conversations it was assigned
+        (those the caller may see: all of them for an admin)."""
+        return await self._all(
+            ArmTally,
+            """select v.experiment_id, v.label, v.weight::float8 as weight,
+                      count(c.id)::int as conversations
+               from public.experiment_variants v
+               join public.prompt_experiments e on e.id = v.experiment_id
+               left join public.conversations c on c.variant_id = v.id
+               where e.prompt_id = %s
+               group by v.id order by v.label""",
             [prompt_id],
         )
 
