@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import panel as pn
 
 from dashboards.auth_pages import WorkbenchAuthProvider, auth_routes
+from dashboards.components.narrow_sidebar import FoldSidebarWhenNarrow
 from dashboards.context import web_context
 from dashboards.files import file_routes
 from dashboards.pages.account import ProfilePage, SettingsPage
@@ -142,7 +143,10 @@ def _session_page(path: str) -> Callable[[], pn.template.BaseTemplate]:
                     location.search = f"?theme={theme}"
                     return
             who = resolved.claims.email or "signed in"
-            nav[:] = [pn.pane.HTML(_nav(held, path, who, theme), sizing_mode="stretch_width")]
+            nav[:] = [
+                pn.pane.HTML(_nav(held, path, who, theme), sizing_mode="stretch_width"),
+                FoldSidebarWhenNarrow(height=0, margin=0),
+            ]
             if needs not in held:
                 body[:] = [pn.pane.Alert(f"{title} is for {needs}s only.", alert_type="danger")]
                 return

@@ -215,10 +215,10 @@ def profile_view(page: AccountPage) -> pn.viewable.Viewable:
     return pn.Column(
         _feedback(page),
         pn.pane.Markdown(f"Role: **{page.role}**"),
-        pn.Row(name, save_name),
+        pn.FlexBox(name, save_name),
         picture,
-        pn.Row(avatar, upload),
-        pn.Row(current, password, change),
+        pn.FlexBox(avatar, upload),
+        pn.FlexBox(current, password, change),
         sizing_mode="stretch_width",
     )
 

@@ -313,6 +313,7 @@ def admin_view(page: AdminPage) -> pn.viewable.Viewable:
             disabled=True,
             show_index=False,
             name="users",
+            sizing_mode="stretch_width",
         )
 
     user_id = pn.widgets.TextInput(name="User id", width=330)
@@ -323,7 +324,10 @@ def admin_view(page: AdminPage) -> pn.viewable.Viewable:
     )
 
     kinds = pn.widgets.MultiChoice(
-        name="What", options=[k.replace("_", " ") for k in AUDITED], width=420
+        name="What",
+        options=[k.replace("_", " ") for k in AUDITED],
+        max_width=420,
+        sizing_mode="stretch_width",
     )
     who = pn.widgets.TextInput(name="Who (name or id)", width=220)
     since = pn.widgets.DatePicker(name="From", width=150)
@@ -344,7 +348,13 @@ def admin_view(page: AdminPage) -> pn.viewable.Viewable:
         if audit is None or audit.empty:
             return pn.pane.Markdown("No events match: widen the filters or pick an earlier day.")
         return pn.widgets.Tabulator(
-            audit, disabled=True, show_index=False, pagination="local", page_size=15, name="audit"
+            audit,
+            disabled=True,
+            show_index=False,
+            pagination="local",
+            page_size=15,
+            name="audit",
+            sizing_mode="stretch_width",
         )
 
     @pn.depends(page.param.message)
@@ -354,21 +364,21 @@ def admin_view(page: AdminPage) -> pn.viewable.Viewable:
     return pn.Column(
         message,
         pn.pane.Markdown("## System prompts"),
-        pn.Row(prompt, archive),
+        pn.FlexBox(prompt, archive),
         versions_section,
-        pn.Row(new_slug, new_title),
+        pn.FlexBox(new_slug, new_title),
         new_body,
         create_prompt,
         pn.pane.Markdown("## Experiments"),
         experiments_section,
         pn.pane.Markdown("## Users and roles"),
         users_table,
-        pn.Row(user_id, role, set_role),
+        pn.FlexBox(user_id, role, set_role),
         pn.pane.Markdown(
             "## Audit trail\nRecorded by the database as it happens (the last 7 days unless "
             "a day is picked)."
         ),
-        pn.Row(kinds, who, since, show),
+        pn.FlexBox(kinds, who, since, show),
         audit_table,
         sizing_mode="stretch_width",
     )
@@ -383,7 +393,9 @@ def _versions_section(
         sizing_mode="stretch_width",
         value=versions[0].body if versions else "",
     )
-    notes = pn.widgets.TextInput(name="Notes", placeholder="what changed and why", width=400)
+    notes = pn.widgets.TextInput(
+        name="Notes", placeholder="what changed and why", max_width=400, sizing_mode="stretch_width"
+    )
     save = pn.widgets.Button(name="Save as new version", button_type="primary")
     save.on_click(
         lambda _e: pn.state.execute(partial(page.save_version, editor.value, notes.value))
@@ -404,7 +416,11 @@ def _versions_section(
         if a is None or b is None:
             return pn.pane.Markdown("*No versions yet.*")
         return pn.pane.HTML(
-            DIFF_STYLE + side_by_side_diff(page.version(a), page.version(b)), name="diff"
+            DIFF_STYLE + side_by_side_diff(page.version(a), page.version(b)),
+            name="diff",
+            # long lines scroll sideways in their own box, not the page
+            sizing_mode="stretch_width",
+            styles={"overflow-x": "auto"},
         )
 
     table = pn.widgets.Tabulator(
@@ -424,14 +440,15 @@ def _versions_section(
         disabled=True,
         show_index=False,
         name="versions",
+        sizing_mode="stretch_width",
     )
     return pn.Column(
         table,
-        pn.Row(to_activate, activate),
+        pn.FlexBox(to_activate, activate),
         editor,
-        pn.Row(notes, save),
+        pn.FlexBox(notes, save),
         pn.pane.Markdown("### Compare versions"),
-        pn.Row(left, right),
+        pn.FlexBox(left, right),
         diff,
         sizing_mode="stretch_width",
     )
@@ -460,7 +477,7 @@ def _experiments_section(
             lambda _e, x=experiment: pn.state.execute(partial(page.toggle_experiment, x))
         )
         rows.append(
-            pn.Row(
+            pn.FlexBox(
                 pn.pane.Markdown(arms_markdown(experiment, arms)),
                 button,
             )
@@ -473,7 +490,7 @@ def _experiments_section(
     create.on_click(
         lambda _e: pn.state.execute(partial(page.create_experiment, name.value, new_arms.value))
     )
-    return pn.Column(*rows, pn.Row(name, new_arms, create), sizing_mode="stretch_width")
+    return pn.Column(*rows, pn.FlexBox(name, new_arms, create), sizing_mode="stretch_width")
 
 
 def parse_arms(text: str) -> dict[int, float]:

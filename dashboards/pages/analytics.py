@@ -255,6 +255,13 @@ def latest_summary(runs: pd.DataFrame, task: str) -> dict[str, Any] | None:
     return summary
 
 
+def plot_pane(plot: Any) -> pn.pane.Bokeh:
+    """A plot as wide as the page allows (down to a phone's width), its height kept."""
+    plot.sizing_mode = "stretch_width"
+    plot.min_width = 240
+    return pn.pane.Bokeh(plot, sizing_mode="stretch_width")
+
+
 def analytics_view(page: AnalyticsPage) -> pn.viewable.Viewable:
     """The page body for a loaded page; Apply loads the filters as set."""
     since = pn.widgets.DatePicker.from_param(page.param.since, name="From", width=150)
@@ -280,18 +287,18 @@ def analytics_view(page: AnalyticsPage) -> pn.viewable.Viewable:
             else pd.DataFrame(columns=["day", "conversations", "turns"])
         )
         return pn.Column(
-            pn.pane.Bokeh(latency_trend(latency)),
-            pn.pane.Bokeh(stage_breakdown(latency)),
-            pn.pane.Bokeh(interruption_trend(latency)),
-            pn.pane.Bokeh(
+            plot_pane(latency_trend(latency)),
+            plot_pane(stage_breakdown(latency)),
+            plot_pane(interruption_trend(latency)),
+            plot_pane(
                 connection_trend(
                     connection
                     if connection is not None
                     else pd.DataFrame(columns=_CONNECTION_COLUMNS)
                 )
             ),
-            pn.pane.Bokeh(activity_bars(activity)),
-            pn.pane.Bokeh(
+            plot_pane(activity_bars(activity)),
+            plot_pane(
                 arm_comparison(arms if arms is not None else pd.DataFrame(columns=_ARM_COLUMNS))
             ),
         )
@@ -304,7 +311,7 @@ def analytics_view(page: AnalyticsPage) -> pn.viewable.Viewable:
         asr = runs[(runs["task"] == "asr") & runs["wer"].notna()]
         parts: list[Any] = [pn.pane.Markdown("## Eval runs")]
         parts.append(
-            pn.pane.Bokeh(wer_over_time(asr))
+            plot_pane(wer_over_time(asr))
             if not asr.empty
             else pn.pane.Markdown(
                 "No ASR runs yet: `python -m evals run --task asr ... --as EMAIL`."
@@ -312,10 +319,10 @@ def analytics_view(page: AnalyticsPage) -> pn.viewable.Viewable:
         )
         summary = latest_summary(runs, "prompt_quality")
         if summary:
-            parts.append(pn.pane.Bokeh(variant_scores(summary)))
+            parts.append(plot_pane(variant_scores(summary)))
         turn_taking = latest_summary(runs, "turn_taking")
         if turn_taking:
-            parts.append(pn.pane.Bokeh(turn_taking_curve(turn_taking)))
+            parts.append(plot_pane(turn_taking_curve(turn_taking)))
         parts.append(reports_list(page.reports))
         parts.append(
             pn.widgets.Tabulator(
@@ -325,6 +332,7 @@ def analytics_view(page: AnalyticsPage) -> pn.viewable.Viewable:
                 page_size=10,
                 show_index=False,
                 name="runs",
+                sizing_mode="stretch_width",
             )
         )
         choices = {"(none)": ""} | {
@@ -344,10 +352,12 @@ def analytics_view(page: AnalyticsPage) -> pn.viewable.Viewable:
     def samples_section(samples: pd.DataFrame | None) -> pn.viewable.Viewable:
         if samples is None or samples.empty:
             return pn.pane.Markdown("Select a run to see its samples.")
-        return pn.widgets.Tabulator(samples, disabled=True, pagination="local", page_size=15)
+        return pn.widgets.Tabulator(
+            samples, disabled=True, pagination="local", page_size=15, sizing_mode="stretch_width"
+        )
 
     return pn.Column(
-        pn.Row(since, until, stack, prompt, apply),
+        pn.FlexBox(since, until, stack, prompt, apply),  # wraps on narrow screens
         pn.pane.Markdown("## Live conversations"),
         live_section,
         eval_section,

@@ -377,7 +377,7 @@ def conversation_view(page: ConversationPage) -> pn.viewable.Viewable:
         else [pn.pane.Markdown("*The transcript is hidden (Settings → Show transcript).*")]
     )
     return pn.Column(
-        pn.Row(start_button, stop_button, mute),
+        pn.FlexBox(start_button, stop_button, mute),
         pn.FlexBox(prompt, stack, microphone, speaker),  # wraps on narrow screens
         note,
         errors,

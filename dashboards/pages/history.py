@@ -143,7 +143,10 @@ def exports_markdown(exports: list[dict[str, Any]]) -> str:
 def history_view(page: HistoryPage) -> pn.viewable.Viewable:
     """The page body, wired to the page's actions."""
     picker = pn.widgets.Select(
-        name="Conversation", options={"(choose)": "", **page.conversations}, width=420
+        name="Conversation",
+        options={"(choose)": "", **page.conversations},
+        max_width=420,
+        sizing_mode="stretch_width",
     )
     picker.link(page, value="selected")
     page.param.watch(lambda _e: pn.state.execute(page.select), "selected")
@@ -169,6 +172,7 @@ def history_view(page: HistoryPage) -> pn.viewable.Viewable:
             pagination="local",
             page_size=20,
             name="turns",
+            sizing_mode="stretch_width",
         )
         players = [
             pn.pane.HTML(
@@ -193,7 +197,7 @@ def history_view(page: HistoryPage) -> pn.viewable.Viewable:
         message,
         turns_section,
         pn.pane.Markdown("## Export"),
-        pn.Row(*buttons),
+        pn.FlexBox(*buttons),
         exports_section,
         sizing_mode="stretch_width",
     )
@@ -209,7 +213,9 @@ def _correction_form(page: HistoryPage, turns: pd.DataFrame) -> pn.viewable.View
         int(t.id): str(t.reference_text) if isinstance(t.reference_text, str) else str(t.text)
         for t in heard.itertuples()
     }
-    turn = pn.widgets.Select(name="Turn to correct", options=options, width=420)
+    turn = pn.widgets.Select(
+        name="Turn to correct", options=options, max_width=420, sizing_mode="stretch_width"
+    )
     text = pn.widgets.TextAreaInput(
         name="Corrected transcript", value=texts[turn.value], height=80, sizing_mode="stretch_width"
     )

@@ -91,7 +91,9 @@ def home_view(page: HomePage) -> pn.viewable.Viewable:
                 "and say hello: the agent answers, and every turn is recorded with its latency."
             )
         return pn.Column(
-            pn.widgets.Tabulator(frame, disabled=True, show_index=False, name="recent"),
+            pn.widgets.Tabulator(
+                frame, disabled=True, show_index=False, name="recent", sizing_mode="stretch_width"
+            ),
             pn.pane.Markdown("[All conversations, turn by turn, with audio →](/history)"),
         )
 

@@ -15,18 +15,25 @@ from tests.support.personas import Persona, create_user, session_as
 
 pytestmark = pytest.mark.integration
 
-# The view's old definition: every agent turn aggregated at read time, under RLS.
+# What the view means, aggregated from every row at read time under RLS: the agent's
+# side of each reply (voice to voice, LLM, TTS, interruptions) from agent turns, the
+# user's side (end of utterance, STT: the agent records them on the user's turn) from
+# user turns. The fixture writes stage values on both roles, so taking a side from the
+# wrong role shows.
 RAW = """
 select date_trunc('day', t.created_at) as day, c.prompt_version_id,
-       coalesce(c.model_specs ->> 'name', 'unnamed') as model_stack, count(*) as turns,
-       percentile_cont(0.5) within group (order by t.v2v_s) as v2v_p50_s,
-       percentile_cont(0.95) within group (order by t.v2v_s) as v2v_p95_s,
-       avg(t.eou_delay_s) as eou_delay_mean_s, avg(t.stt_s) as stt_mean_s,
-       avg(t.llm_ttft_s) as llm_ttft_mean_s, avg(t.tts_ttfb_s) as tts_ttfb_mean_s,
-       avg(t.interrupted::int) as interruption_rate
+       coalesce(c.model_specs ->> 'name', 'unnamed') as model_stack,
+       count(*) filter (where t.role = 'agent') as turns,
+       percentile_cont(0.5) within group (order by t.v2v_s) filter (where t.role = 'agent'),
+       percentile_cont(0.95) within group (order by t.v2v_s) filter (where t.role = 'agent'),
+       avg(t.eou_delay_s) filter (where t.role = 'user') as eou_delay_mean_s,
+       avg(t.stt_s) filter (where t.role = 'user') as stt_mean_s,
+       avg(t.llm_ttft_s) filter (where t.role = 'agent') as llm_ttft_mean_s,
+       avg(t.tts_ttfb_s) filter (where t.role = 'agent') as tts_ttfb_mean_s,
+       avg(t.interrupted::int) filter (where t.role = 'agent') as interruption_rate
 from public.turns t join public.conversations c on c.id = t.conversation_id
-where t.role = 'agent'
 group by 1, 2, 3
+having count(*) filter (where t.role = 'agent') > 0
 """
 RAW_ACTIVITY = """
 select date_trunc('day', c.started_at) as day, count(distinct c.id) as conversations,

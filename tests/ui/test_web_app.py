@@ -893,3 +893,47 @@ def test_the_theme_setting_themes_every_page(
         assert background() != dark, dark
     finally:
         set_theme(None)
+
+
+PAGES = ("", "conversation", "history", "analytics", "profile", "settings", "admin")
+# Where the page content ends to the right, shadow roots (Bokeh, Panel widgets) included.
+# What scrolls inside its own box (a wide table) counts by its box, not by its content.
+_RIGHTMOST = """() => {
+  let right = 0;
+  const walk = (root) => {
+    for (const el of root.children) {
+      const box = el.getBoundingClientRect();
+      const style = getComputedStyle(el);
+      if (box.width && box.height && style.visibility !== 'hidden')
+        right = Math.max(right, box.right);
+      if (style.overflowX !== 'visible') continue;  // it scrolls or clips its content
+      if (el.shadowRoot) walk(el.shadowRoot);
+      walk(el);
+    }
+  };
+  walk(document.querySelector('#main') || document.body);
+  return right;
+}"""
+
+
+@pytest.mark.parametrize(("device", "width"), [("laptop", 1280), ("narrow", 390)])
+def test_every_page_fits_a_laptop_and_a_narrow_screen(
+    visit: Visit,
+    base_url: str,
+    people: dict[str, Persona],
+    sign_in,  # type: ignore[no-untyped-def]
+    device: str,
+    width: int,
+) -> None:
+    """Each page as an admin (who sees every section), screenshotted; nothing reaches past
+    the window's right edge (a page that needs sideways scrolling on a phone fails)."""
+    sign_in(visit, people["admin"])
+    visit.page.set_viewport_size({"width": width, "height": 900})
+    for path in PAGES:
+        visit.page.goto(f"{base_url}/{path}")
+        expect(visit.page.locator("nav.wb-nav")).to_be_attached(timeout=30_000)
+        visit.page.wait_for_load_state("networkidle")
+        visit.page.wait_for_timeout(1500)  # plots and tables lay themselves out
+        visit.screenshot(f"page-{path or 'home'}-{device}")
+        rightmost = visit.page.evaluate(_RIGHTMOST)
+        assert rightmost <= width + 1, f"/{path} reaches {rightmost:.0f} px in a {width} px window"
