@@ -24,6 +24,7 @@ from typing import Any
 
 import psycopg
 
+from agent.metrics import READY, ROOMS
 from agent.model_health import ModelHealth
 from workbench.db.connection import service_session
 from workbench.db.models import WorkerBeat
@@ -73,6 +74,11 @@ class Heartbeat:
         state = self.health.state
         if state == "ready" and not self.health.registered:
             state = "loading"  # LiveKit cannot dispatch to it yet
+        rooms = self.rooms()
+        # The same facts for Prometheus (agent/metrics.py).
+        READY.labels(self.stack.name).set(1 if state == "ready" else 0)
+        ROOMS.labels(self.stack.name, "held").set(rooms)
+        ROOMS.labels(self.stack.name, "slots").set(self.max_rooms)
         return WorkerBeat(
             id=self.worker_id,
             stack=self.stack.name,
@@ -81,7 +87,7 @@ class Heartbeat:
             host=socket.gethostname()[:255],
             state=state,
             reason=self.health.reason[:2000],
-            rooms=self.rooms(),
+            rooms=rooms,
             max_rooms=self.max_rooms,
             memory_mb=self._memory_mb(state),
         )

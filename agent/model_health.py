@@ -54,10 +54,12 @@ class ModelHealth:
         status_file: Path | None,
         max_failures: int = MAX_CONSECUTIVE_FAILURES,
         on_give_up: Callable[[str], None] | None = None,
+        on_failure: Callable[[], None] | None = None,
     ) -> None:
         self.status_file = status_file
         self.max_failures = max_failures
         self.on_give_up = on_give_up
+        self.on_failure = on_failure  # each failure, e.g. counted for Prometheus
         self.on_change: Callable[[], None] | None = None  # e.g. the heartbeat, to beat now
         self.consecutive_failures = 0
         self.ever_ready = False
@@ -118,6 +120,8 @@ class ModelHealth:
             return
         phase = "after loading its models" if was_ready else "before its models loaded"
         self.consecutive_failures += 1
+        if self.on_failure is not None:
+            self.on_failure()
         self.reason = (
             f"models failed to load: a job process ended {phase} ({describe_exit(exitcode)}); "
             f"{self.consecutive_failures} failure(s) in a row"

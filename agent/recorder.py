@@ -38,6 +38,7 @@ import numpy as np
 import psycopg
 import pydantic
 
+from agent.metrics import DATABASE_ERRORS
 from workbench.audio import wav_bytes
 from workbench.db.connection import service_session
 from workbench.db.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -170,6 +171,9 @@ class ConversationRecorder:
                 self._given_up = True
                 return False
             except (*TRANSIENT, FolderBusy) as exc:
+                if not isinstance(exc, FolderBusy):
+                    stack = str(self.info.model_specs.get("name", "unnamed"))
+                    DATABASE_ERRORS.labels(stack).inc()
                 log.warning(
                     "storing conversation %s failed (%s); will retry",
                     self.info.conversation_id,

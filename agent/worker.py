@@ -48,11 +48,13 @@ from livekit.agents import (
     tts,
 )
 from livekit.agents.inference import TurnDetector
+from livekit.agents.telemetry.http_server import metrics as all_metrics
 from livekit.agents.types import FlushSentinel
 from livekit.plugins import silero
 
 from agent.adapters import PhraseCache, WorkbenchLLM, WorkbenchSTT, WorkbenchTTS
 from agent.heartbeat import Heartbeat
+from agent.metrics import JOB_FAILURES, observe_turn
 from agent.model_health import ModelHealth
 from agent.recorder import (
     ConversationInfo,
@@ -335,7 +337,9 @@ class SlotCountingServer(AgentServer):
     def __init__(self, **kwargs: Any) -> None:
         # Set first: __setattr__ below uses it while the base class builds itself.
         self.model_health = ModelHealth(
-            status_file=agent_settings().status_file, on_give_up=self._give_up
+            status_file=agent_settings().status_file,
+            on_give_up=self._give_up,
+            on_failure=lambda: JOB_FAILURES.labels(STACK.name).inc(),
         )
         super().__init__(**kwargs)
         self.on("worker_registered", lambda *_: self.model_health.worker_registered())
@@ -345,7 +349,11 @@ class SlotCountingServer(AgentServer):
         # starts them at once, with no hook between: attach the model-health route
         # and listeners as they are assigned, which is before they start.
         if name == "_http_server" and value is not None:
-            value.app.add_routes([web.get("/models", self.model_health.handle)])
+            # /metrics: livekit-agents' and ours, from every process of the worker
+            # (prometheus multiprocess mode, agent/metrics.py)
+            value.app.add_routes(
+                [web.get("/models", self.model_health.handle), web.get("/metrics", all_metrics)]
+            )
         elif name == "_proc_pool" and value is not None:
             value.on("process_ready", lambda proc: self.model_health.process_ready(proc.pid))
             value.on(
@@ -458,6 +466,7 @@ class _ConversationLog:
             now=time.time(),
             agent_ordinal=ordinal,
         )
+        observe_turn(STACK.name, draft.role, draft.model_dump())
         pcm, rate = None, 0
         if draft.role == "user":
             heard = self.stt.take_audio()

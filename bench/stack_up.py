@@ -39,6 +39,9 @@ PORTS = {
     "WORKBENCH_MAIL_PORT": "15425",
     "WORKBENCH_AGENT_PORT": "18089",
     "WORKBENCH_PANEL_PORT": "15006",
+    "WORKBENCH_PANEL_METRICS_PORT": "19102",
+    "WORKBENCH_LIVEKIT_METRICS_PORT": "16789",
+    "WORKBENCH_PROMETHEUS_PORT": "19090",
 }
 _SERVICE_LINE = re.compile(r"^(\w+)\s+up \((?:prepare ([\d.]+) s, )?start ([\d.]+) s\)", re.M)
 CONVERTED_STACK = """name: converted

@@ -92,6 +92,7 @@ def analytics_loads(turns: int, loads: int) -> tuple[float, list[float]]:
             # The web server refuses the owner's connection: it gets the app's role.
             "DATABASE_URL": in_database(database_url(settings), dsn),
             "WORKBENCH_PANEL_PORT": str(port),
+            "WORKBENCH_PANEL_METRICS_PORT": str(free_port()),
         }
         with tempfile.TemporaryFile() as log:
             server = subprocess.Popen(

@@ -22,6 +22,7 @@ from dashboards.auth_pages import WorkbenchAuthProvider, auth_routes
 from dashboards.components.narrow_sidebar import FoldSidebarWhenNarrow
 from dashboards.context import web_context
 from dashboards.files import file_routes
+from dashboards.metrics import record_request, serve_metrics
 from dashboards.pages.account import ProfilePage, SettingsPage
 from dashboards.pages.admin import ROLES, AdminPage
 from dashboards.pages.analytics import AnalyticsPage
@@ -179,6 +180,7 @@ def serve(*, port: int, address: str = "127.0.0.1", **extra: Any) -> Any:
     public = urlsplit(settings.public_url)
     default_port = 443 if public.scheme == "https" else 80
     origins.append(f"{public.hostname}:{public.port or default_port}")
+    serve_metrics(settings.panel_metrics_port)
     return pn.serve(
         routes(),
         port=port,
@@ -197,5 +199,6 @@ def serve(*, port: int, address: str = "127.0.0.1", **extra: Any) -> Any:
         exclude_cookies=[COOKIE_NAME, "_xsrf"],
         exclude_headers=["Cookie", "Authorization"],
         liveness=True,
+        log_function=record_request,  # each request counted for Prometheus, then logged
         **extra,
     )

@@ -54,6 +54,9 @@ class AgentService(BinaryService):
         env = self.python_environment()
         env["WORKBENCH_AGENT_STACK"] = str(self.stack_file)
         env["WORKBENCH_AGENT_STATUS_FILE"] = str(self.status_file)
+        # Prometheus multiprocess mode: the job processes' metrics reach the worker's
+        # /metrics through this folder (agent/metrics.py); livekit-agents empties it at start.
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(self.layout.run_dir / f"{self.name}-metrics")
         env.setdefault(
             "HF_HUB_OFFLINE", "1"
         )  # models come from packages and the cache, never a hub

@@ -22,6 +22,7 @@ def livekit_config(
     api_secret: str,
     ip_cidr: str,
     also_loopback: bool = False,
+    metrics_port: int | None = None,
 ) -> dict[str, object]:
     """A single-node server config that advertises only `bind_ip` (see ARCHITECTURE, network rule).
 
@@ -30,7 +31,13 @@ def livekit_config(
     machine use loopback.
     """
     binds = [bind_ip, "127.0.0.1"] if also_loopback and bind_ip != "127.0.0.1" else [bind_ip]
+    # Prometheus metrics on `metrics_port`, on the same addresses: so only when those
+    # are loopback (they carry room and participant counts, unauthenticated).
+    metrics = (
+        {"prometheus": {"port": metrics_port}} if metrics_port and binds == ["127.0.0.1"] else {}
+    )
     return {
+        **metrics,
         "port": port,
         "bind_addresses": binds,
         "rtc": {
@@ -67,8 +74,11 @@ class LiveKitService(BinaryService):
         api_key: str,
         api_secret: str,
         media_ip: str = "127.0.0.1",
+        metrics_port: int | None = None,
     ) -> None:
         super().__init__(layout, port=port)
+        # Served only when every address it binds is loopback (livekit_config).
+        self.metrics_port = metrics_port if media_ip == "127.0.0.1" else None
         self.tcp_port, self.udp_port = tcp_port, udp_port
         # Where browsers reach its media (ICE): loopback, or the lab address in TLS mode.
         self.media_ip = media_ip
@@ -76,7 +86,8 @@ class LiveKitService(BinaryService):
         self.config_path = layout.run_dir / "livekit.yaml"
 
     def tcp_ports(self) -> Mapping[int, str]:
-        return {**super().tcp_ports(), self.tcp_port: "WORKBENCH_LIVEKIT_TCP_PORT"}
+        metrics = {self.metrics_port: "WORKBENCH_LIVEKIT_METRICS_PORT"} if self.metrics_port else {}
+        return {**super().tcp_ports(), self.tcp_port: "WORKBENCH_LIVEKIT_TCP_PORT", **metrics}
 
     def udp_ports(self) -> Mapping[int, str]:
         return {self.udp_port: "WORKBENCH_LIVEKIT_UDP_PORT"}
@@ -91,6 +102,7 @@ class LiveKitService(BinaryService):
             api_secret=self._secret,
             ip_cidr=f"{self.media_ip}/32",
             also_loopback=True,
+            metrics_port=self.metrics_port,
         )
         self.config_path.parent.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))

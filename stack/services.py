@@ -19,6 +19,7 @@ from stack.mail_service import MailService
 from stack.managed import BinaryService
 from stack.postgres import PostgresService
 from stack.processes import stop_pid
+from stack.prometheus import PrometheusService
 from stack.secrets import ensure_local_secrets
 from stack.tls import ensure_certificates
 from stack.tls_proxy import TlsProxyService
@@ -78,13 +79,28 @@ class LocalStack:
             api_key=secrets["livekit_api_key"],
             api_secret=secrets["livekit_api_secret"],
             media_ip=self.tls_proxy.address if self.tls_proxy else "127.0.0.1",
+            metrics_port=settings.livekit_metrics_port,
         )
         # One worker per stack conversations may run on; ports count up from agent_port.
         self.agents = [
             AgentService(self.layout, port=settings.agent_port + i, stack=name, stack_file=file)
             for i, (name, file) in enumerate(_stack_files(settings).items())
         ]
-        self.web = WebService(self.layout, port=settings.panel_port)
+        self.web = WebService(
+            self.layout, port=settings.panel_port, metrics_port=settings.panel_metrics_port
+        )
+        # Optional (WORKBENCH_PROMETHEUS=1): scrapes everything above on loopback.
+        self.prometheus = PrometheusService(
+            self.layout,
+            port=settings.prometheus_port,
+            targets={
+                "agent": [f"127.0.0.1:{agent.port}" for agent in self.agents],
+                "web": [f"127.0.0.1:{settings.panel_metrics_port}"],
+                "livekit": [f"127.0.0.1:{self.livekit.metrics_port}"]
+                if self.livekit.metrics_port
+                else [],
+            },
+        )
         self._role_passwords = {
             "authenticator": secrets["authenticator_password"],
             "supabase_auth_admin": secrets["auth_admin_password"],
@@ -120,6 +136,8 @@ class LocalStack:
         self._step("web", self.web.prepare, self.web.start)
         if self.tls_proxy is not None:
             self._step("tls-proxy", self.tls_proxy.prepare, self.tls_proxy.start)
+        if self.settings.prometheus:
+            self._step("prometheus", self.prometheus.prepare, self.prometheus.start)
         return self.status()
 
     @property
@@ -148,7 +166,7 @@ class LocalStack:
         stopped = []
         # The proxy is stopped by pidfile whether or not this `down` was told about TLS.
         proxy: BinaryService = self.tls_proxy or _TlsProxyPid(self.layout)
-        for service in (proxy, self.web):
+        for service in (self.prometheus, proxy, self.web):
             if service.stop():
                 stopped.append(service.name)
         # Every worker an `up` started, also of stacks no longer configured.
@@ -179,6 +197,8 @@ class LocalStack:
         services: list[BinaryService] = [self.mail, self.auth, self.livekit, *self.agents, self.web]
         if self.tls_proxy is not None:
             services.append(self.tls_proxy)
+        if self.settings.prometheus or self.prometheus.running():
+            services.append(self.prometheus)
         for service in services:
             reports.append(
                 ServiceReport(

@@ -13,15 +13,12 @@ installing would start a system nginx on port 80).
 
 from __future__ import annotations
 
-import shutil
 import ssl
-import subprocess
-import tempfile
 from pathlib import Path
 
 import httpx
 
-from stack.errors import StackError
+from stack.debian import ensure_debian_binary
 from stack.layout import StackLayout
 from stack.managed import BinaryService
 from stack.tls import TlsFiles
@@ -31,39 +28,9 @@ NGINX_PACKAGE = "nginx"
 
 def ensure_nginx(cache_dir: Path, *, log_path: Path | None = None) -> Path:
     """An nginx binary: on PATH, or unpacked from Debian's package into the cache (once)."""
-    found = shutil.which("nginx")
-    if found:
-        return Path(found)
-    unpacked = cache_dir / "debs" / NGINX_PACKAGE
-    binary = unpacked / "usr" / "sbin" / "nginx"
-    if binary.exists():
-        return binary
-    if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
-        raise StackError(
-            "the TLS proxy needs nginx: install Debian's `nginx` package (or put nginx on PATH)"
-        )
-    with tempfile.TemporaryDirectory() as download:
-        fetched = subprocess.run(
-            ["apt-get", "download", NGINX_PACKAGE],
-            cwd=download,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        debs = sorted(Path(download).glob(f"{NGINX_PACKAGE}_*.deb"))
-        if fetched.returncode != 0 or not debs:
-            if log_path is not None:
-                log_path.write_text(fetched.stdout + fetched.stderr)
-            raise StackError(
-                f"could not fetch Debian's nginx package (`apt-get download nginx`): "
-                f"{fetched.stderr.strip()[-500:]}; install nginx or run `apt-get update`"
-            )
-        staging = unpacked.with_name(unpacked.name + ".partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["dpkg", "-x", str(debs[-1]), str(staging)], check=True, capture_output=True)
-        staging.replace(unpacked)
-    return binary
+    return ensure_debian_binary(
+        NGINX_PACKAGE, "usr/sbin/nginx", cache_dir=cache_dir, log_path=log_path
+    )
 
 
 def nginx_config(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from dashboards.components.web_bundle import BundleError, build_bundle
 from stack.errors import StackError
+from stack.layout import StackLayout
 from stack.managed import BinaryService
 
 
@@ -18,8 +20,19 @@ class WebService(BinaryService):
     health_path = "/liveness"
     start_timeout_s = 120.0
 
+    def __init__(self, layout: StackLayout, *, port: int, metrics_port: int) -> None:
+        super().__init__(layout, port=port)
+        self.metrics_port = (
+            metrics_port  # Prometheus metrics, loopback only (dashboards/metrics.py)
+        )
+
+    def tcp_ports(self) -> Mapping[int, str]:
+        return {**super().tcp_ports(), self.metrics_port: "WORKBENCH_PANEL_METRICS_PORT"}
+
     def environment(self) -> dict[str, str]:
-        return self.python_environment()
+        env = self.python_environment()
+        env["WORKBENCH_PANEL_METRICS_PORT"] = str(self.metrics_port)
+        return env
 
     def prepare(self) -> None:
         """Build the browser bundle of the components once per version (cached); the server is Python."""

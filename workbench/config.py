@@ -132,6 +132,25 @@ class Settings(BaseSettings):
     panel_port: int = Field(
         5006, ge=1, le=65535, validation_alias=_env("WORKBENCH_PANEL_PORT", "panel_port")
     )
+    # Prometheus metrics: the web app's on their own loopback port (never through the
+    # public origin), LiveKit's, and the optional local Prometheus that scrapes them and
+    # every agent worker (`/metrics` on the worker's port) with the alert rules.
+    panel_metrics_port: int = Field(
+        9102,
+        ge=1,
+        le=65535,
+        validation_alias=_env("WORKBENCH_PANEL_METRICS_PORT", "panel_metrics_port"),
+    )
+    livekit_metrics_port: int = Field(
+        6789,
+        ge=1,
+        le=65535,
+        validation_alias=_env("WORKBENCH_LIVEKIT_METRICS_PORT", "livekit_metrics_port"),
+    )
+    prometheus: bool = Field(False, validation_alias=_env("WORKBENCH_PROMETHEUS", "prometheus"))
+    prometheus_port: int = Field(
+        9090, ge=1, le=65535, validation_alias=_env("WORKBENCH_PROMETHEUS_PORT", "prometheus_port")
+    )
     # Loopback by default; a deployment behind a proxy or a test host sets its address.
     panel_address: str = Field(
         "127.0.0.1", validation_alias=_env("WORKBENCH_PANEL_ADDRESS", "panel_address")

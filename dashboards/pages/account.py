@@ -7,13 +7,13 @@ so a bad value is refused with the field named, and nothing is half-saved.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from functools import partial
 from typing import Any
 
 import panel as pn
 import param
 from pydantic import ValidationError
 
+from dashboards.components.actions import run_on_click
 from dashboards.context import web_context
 from dashboards.files import file_url
 from dashboards.session import PageSession, page_client, session_cookie
@@ -191,18 +191,14 @@ def profile_view(page: AccountPage) -> pn.viewable.Viewable:
     """Display name, avatar and password, wired to the page's actions."""
     name = pn.widgets.TextInput.from_param(page.param.display_name, name="Display name", width=300)
     save_name = pn.widgets.Button(name="Save name", button_type="primary")
-    save_name.on_click(lambda _e: pn.state.execute(page.save_name))
+    run_on_click(save_name, page.save_name)
     avatar = pn.widgets.FileInput(accept=",".join(AVATAR_TYPES), name="Avatar")
     upload = pn.widgets.Button(name="Upload avatar")
-    upload.on_click(
-        lambda _e: pn.state.execute(partial(page.upload_avatar, avatar.value, avatar.mime_type))
-    )
+    run_on_click(upload, lambda: page.upload_avatar(avatar.value, avatar.mime_type))
     current = pn.widgets.PasswordInput(name="Current password", width=300)
     password = pn.widgets.PasswordInput(name="New password", width=300)
     change = pn.widgets.Button(name="Change password")
-    change.on_click(
-        lambda _e: pn.state.execute(partial(page.change_password, current.value, password.value))
-    )
+    run_on_click(change, lambda: page.change_password(current.value, password.value))
 
     @pn.depends(page.param.avatar_path)
     def picture(path: str) -> pn.viewable.Viewable:
@@ -226,7 +222,7 @@ def profile_view(page: AccountPage) -> pn.viewable.Viewable:
 def settings_view(page: AccountPage) -> pn.viewable.Viewable:
     """Preferences, wired to the page's save action."""
     save = pn.widgets.Button(name="Save settings", button_type="primary")
-    save.on_click(lambda _e: pn.state.execute(page.save_settings))
+    run_on_click(save, page.save_settings)
     return pn.Column(
         _feedback(page),
         # The stack the Conversation page starts with; only researchers and admins choose.

@@ -20,6 +20,7 @@ import panel as pn
 import param
 from psycopg import AsyncConnection
 
+from dashboards.components.actions import run_on_click
 from dashboards.session import PageSession
 from dashboards.text import markdown_text
 from workbench.db.errors import DataError
@@ -283,17 +284,16 @@ def admin_view(page: AdminPage) -> pn.viewable.Viewable:
     page.param.watch(lambda e: setattr(prompt, "value", e.new or None), "slug")
 
     archive = pn.widgets.Button(name="Archive this prompt", button_type="danger")
-    archive.on_click(lambda _e: pn.state.execute(page.archive))
+    run_on_click(archive, page.archive)
     new_slug = pn.widgets.TextInput(name="New prompt (slug)", placeholder="tutor", width=200)
     new_title = pn.widgets.TextInput(name="Title", width=250)
     new_body = pn.widgets.TextAreaInput(
         name="First version", height=100, sizing_mode="stretch_width"
     )
     create_prompt = pn.widgets.Button(name="Create prompt", button_type="primary")
-    create_prompt.on_click(
-        lambda _e: pn.state.execute(
-            partial(page.create_prompt, new_slug.value, new_title.value, new_body.value)
-        )
+    run_on_click(
+        create_prompt,
+        lambda: page.create_prompt(new_slug.value, new_title.value, new_body.value),
     )
 
     @pn.depends(page.param.versions, page.param.active_version_id)
@@ -319,9 +319,7 @@ def admin_view(page: AdminPage) -> pn.viewable.Viewable:
     user_id = pn.widgets.TextInput(name="User id", width=330)
     role = pn.widgets.Select(name="Role", options=list(ROLES), width=150)
     set_role = pn.widgets.Button(name="Set role")
-    set_role.on_click(
-        lambda _e: pn.state.execute(partial(page.set_role, user_id.value, role.value))
-    )
+    run_on_click(set_role, lambda: page.set_role(user_id.value, role.value))
 
     kinds = pn.widgets.MultiChoice(
         name="What",
@@ -332,15 +330,11 @@ def admin_view(page: AdminPage) -> pn.viewable.Viewable:
     who = pn.widgets.TextInput(name="Who (name or id)", width=220)
     since = pn.widgets.DatePicker(name="From", width=150)
     show = pn.widgets.Button(name="Show events", align="end")
-    show.on_click(
-        lambda _e: pn.state.execute(
-            partial(
-                page.filter_audit,
-                [k.replace(" ", "_") for k in kinds.value],
-                who.value,
-                since.value,
-            )
-        )
+    run_on_click(
+        show,
+        lambda: page.filter_audit(
+            [k.replace(" ", "_") for k in kinds.value], who.value, since.value
+        ),
     )
 
     @pn.depends(page.param.audit)
@@ -397,9 +391,7 @@ def _versions_section(
         name="Notes", placeholder="what changed and why", max_width=400, sizing_mode="stretch_width"
     )
     save = pn.widgets.Button(name="Save as new version", button_type="primary")
-    save.on_click(
-        lambda _e: pn.state.execute(partial(page.save_version, editor.value, notes.value))
-    )
+    run_on_click(save, lambda: page.save_version(editor.value, notes.value))
     numbers = [v.version for v in versions]
     left = pn.widgets.Select(
         name="Compare version", options=numbers, value=numbers[-1] if numbers else None, width=150
@@ -409,7 +401,7 @@ def _versions_section(
     )
     to_activate = pn.widgets.Select(name="Version to activate", options=numbers, width=170)
     activate = pn.widgets.Button(name="Activate", button_type="warning")
-    activate.on_click(lambda _e: pn.state.execute(partial(page.activate, to_activate.value)))
+    run_on_click(activate, lambda: page.activate(to_activate.value))
 
     @pn.depends(left.param.value, right.param.value)
     def diff(a: int | None, b: int | None) -> pn.viewable.Viewable:
@@ -473,9 +465,7 @@ def _experiments_section(
         button = pn.widgets.Button(
             name=f"{label} {experiment.name}", disabled=experiment.status == "stopped"
         )
-        button.on_click(
-            lambda _e, x=experiment: pn.state.execute(partial(page.toggle_experiment, x))
-        )
+        run_on_click(button, partial(page.toggle_experiment, experiment))
         rows.append(
             pn.FlexBox(
                 pn.pane.Markdown(arms_markdown(experiment, arms)),
@@ -487,9 +477,7 @@ def _experiments_section(
         name="Arms (version:weight, ...)", placeholder="1:3, 2:1", width=250
     )
     create = pn.widgets.Button(name="Create experiment")
-    create.on_click(
-        lambda _e: pn.state.execute(partial(page.create_experiment, name.value, new_arms.value))
-    )
+    run_on_click(create, lambda: page.create_experiment(name.value, new_arms.value))
     return pn.Column(*rows, pn.FlexBox(name, new_arms, create), sizing_mode="stretch_width")
 
 

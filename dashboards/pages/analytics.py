@@ -14,12 +14,16 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from uuid import UUID
 
+import httpx
 import pandas as pd
 import panel as pn
 import param
 
+from dashboards.components.actions import run_on_click
+from dashboards.context import web_context
 from dashboards.files import file_url
 from dashboards.session import PageSession
+from dashboards.text import markdown_text
 from evals.plots import (
     activity_bars,
     arm_comparison,
@@ -31,8 +35,15 @@ from evals.plots import (
     variant_scores,
     wer_over_time,
 )
-from workbench.db.models import StoredObject
-from workbench.db.repositories import AnalyticsRepo, EvalsRepo, ProfilesRepo, PromptsRepo
+from workbench.config import Settings
+from workbench.db.models import LiveStack, StoredObject
+from workbench.db.repositories import (
+    AnalyticsRepo,
+    EvalsRepo,
+    ProfilesRepo,
+    PromptsRepo,
+    WorkersRepo,
+)
 
 ALL = "(all)"
 
@@ -53,6 +64,8 @@ class AnalyticsPage(pn.viewable.Viewer):
     selected_run = param.String(default="", doc="eval run id to drill into")
     samples = param.DataFrame(default=None, doc="samples of the selected run")
     researcher = param.Boolean(default=False, doc="the viewer may see eval results")
+    health = param.List(default=[], doc="the stacks' workers now (public.live_stacks)")
+    alerts = param.List(default=[], doc="alerts firing or pending in the local Prometheus")
 
     def __init__(self, session: PageSession, **params: Any) -> None:
         today = datetime.now(UTC).date()
@@ -93,6 +106,8 @@ class AnalyticsPage(pn.viewable.Viewer):
             researcher = "researcher" in await ProfilesRepo(conn).roles_held()
             runs = await EvalsRepo(conn).runs() if researcher else []
             reports = await EvalsRepo(conn).reports() if researcher else []
+            self.health = list((await WorkersRepo(conn).live_stacks()).values())
+        self.alerts = await service_alerts(web_context().settings)
         self.param.prompt_version.objects = [ALL, *self._prompt_ids]
         prompt_version_id = self._prompt_ids.get(self.prompt_version)
 
@@ -255,6 +270,40 @@ def latest_summary(runs: pd.DataFrame, task: str) -> dict[str, Any] | None:
     return summary
 
 
+async def service_alerts(settings: Settings) -> list[dict[str, Any]]:
+    """Alerts pending or firing in the local Prometheus (WORKBENCH_PROMETHEUS=1); none without."""
+    if not settings.prometheus:
+        return []
+    try:
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            answer = await client.get(f"http://127.0.0.1:{settings.prometheus_port}/api/v1/alerts")
+            answer.raise_for_status()
+    except httpx.HTTPError:
+        return [{"labels": {"alertname": "PrometheusUnreachable"}, "state": "firing"}]
+    alerts: list[dict[str, Any]] = answer.json()["data"]["alerts"]
+    return alerts
+
+
+def health_markdown(health: list[LiveStack], alerts: list[dict[str, Any]]) -> str:
+    """The service now: each stack's ready workers, rooms held of their slots, memory, problems;
+    then the alerts."""
+    if not health:
+        lines = ["**No agent worker is running**: conversations cannot start (`./dev up`)."]
+    else:
+        lines = ["| stack | workers ready | rooms | memory | problems |", "|---|---|---|---|---|"]
+        for s in health:
+            memory = f"{s.worker_memory_mb / 1024:.1f} GB" if s.worker_memory_mb else "—"
+            problems = markdown_text(s.problems or "") or "—"
+            lines.append(
+                f"| {s.stack} | {s.workers} | {s.rooms} / {s.max_rooms} | {memory} | {problems} |"
+            )
+    for alert in alerts:
+        name = markdown_text(str(alert["labels"].get("alertname", "?")))
+        summary = markdown_text(str((alert.get("annotations") or {}).get("summary", "")))
+        lines.append(f"\n⚠ **{name}** ({alert.get('state', '?')}) {summary}".rstrip())
+    return "\n".join(lines)
+
+
 def plot_pane(plot: Any) -> pn.pane.Bokeh:
     """A plot as wide as the page allows (down to a phone's width), its height kept."""
     plot.sizing_mode = "stretch_width"
@@ -271,7 +320,7 @@ def analytics_view(page: AnalyticsPage) -> pn.viewable.Viewable:
         page.param.prompt_version, name="Prompt version", width=220
     )
     apply = pn.widgets.Button(name="Apply filters", button_type="primary", width=130, align="end")
-    apply.on_click(lambda _event: pn.state.execute(page.apply))
+    run_on_click(apply, page.apply)
 
     @pn.depends(page.param.latency, page.param.activity, page.param.arms, page.param.connection)
     def live_section(
@@ -348,6 +397,12 @@ def analytics_view(page: AnalyticsPage) -> pn.viewable.Viewable:
         parts.append(picker)
         return pn.Column(*parts)
 
+    @pn.depends(page.param.health, page.param.alerts)
+    def health_section(
+        health: list[LiveStack], alerts: list[dict[str, Any]]
+    ) -> pn.viewable.Viewable:
+        return pn.pane.Markdown(health_markdown(health, alerts), name="health")
+
     @pn.depends(page.param.samples)
     def samples_section(samples: pd.DataFrame | None) -> pn.viewable.Viewable:
         if samples is None or samples.empty:
@@ -358,6 +413,8 @@ def analytics_view(page: AnalyticsPage) -> pn.viewable.Viewable:
 
     return pn.Column(
         pn.FlexBox(since, until, stack, prompt, apply),  # wraps on narrow screens
+        pn.pane.Markdown("## Service now"),
+        health_section,
         pn.pane.Markdown("## Live conversations"),
         live_section,
         eval_section,

@@ -17,8 +17,10 @@ from typing import Any
 import panel as pn
 import param
 
+from dashboards.components.actions import run_on_click
 from dashboards.components.voice_room import VoiceRoom
 from dashboards.context import web_context
+from dashboards.metrics import ROOMS_QUEUED
 from dashboards.rooms import StackUnavailable, open_room, unavailable_reason, wait_for_agent
 from dashboards.session import PageSession
 from dashboards.text import markdown_text
@@ -168,7 +170,13 @@ class ConversationPage(pn.viewable.Viewer):
         self._waiting = asyncio.create_task(self._queue_for_agent(context.settings, ticket.room))
 
     async def _queue_for_agent(self, settings: Settings, room: str) -> None:
+        counted = False  # in the queued-rooms gauge (dashboards/metrics.py)
+
         def queued(waited_s: float) -> None:
+            nonlocal counted
+            if not counted:
+                ROOMS_QUEUED.inc()
+                counted = True
             self.notice = (
                 f"Every agent is busy: your conversation is queued ({waited_s:.0f} s so far) "
                 "and starts as soon as one is free. Stay on this page."
@@ -178,7 +186,10 @@ class ConversationPage(pn.viewable.Viewer):
             await wait_for_agent(settings, room, on_wait=queued)
         except Exception as exc:  # LiveKit went away: the page says so, the room stays
             self.error = f"Could not find an agent for this conversation: {exc}"
-        self.notice = ""
+        finally:
+            if counted:
+                ROOMS_QUEUED.dec()
+            self.notice = ""
 
     def stop(self) -> None:
         """Leave the room (the agent ends and records the conversation)."""
@@ -317,7 +328,7 @@ def conversation_view(page: ConversationPage) -> pn.viewable.Viewable:
     voice.param.watch(sync_buttons, "active")
     page.param.watch(sync_buttons, "stack_problem")
     sync_buttons()
-    start_button.on_click(lambda _e: pn.state.execute(page.start))
+    run_on_click(start_button, page.start)
     stop_button.on_click(lambda _e: page.stop())
 
     @pn.depends(voice.param.transcript)

@@ -18,6 +18,7 @@ import panel as pn
 import param
 from psycopg import AsyncConnection
 
+from dashboards.components.actions import run_on_click
 from dashboards.context import web_context
 from dashboards.files import file_url
 from dashboards.session import PageSession
@@ -153,12 +154,17 @@ def history_view(page: HistoryPage) -> pn.viewable.Viewable:
     buttons = []
     for fmt in ("json", "csv", "parquet"):
         button = pn.widgets.Button(name=f"Export {fmt.upper()}", width=130)
-        button.on_click(lambda _e, fmt=fmt: pn.state.execute(partial(page.export, fmt)))
+        run_on_click(button, partial(page.export, fmt))
         buttons.append(button)
 
     @pn.depends(page.param.turns)
     def turns_section(turns: pd.DataFrame | None) -> pn.viewable.Viewable:
         if turns is None or turns.empty:
+            if not page.conversations:  # nothing recorded yet: say where conversations come from
+                return pn.pane.Markdown(
+                    "*No conversations yet.* [Start one](/conversation): every turn you and "
+                    "the agent say is recorded here, with its latency and audio."
+                )
             return pn.pane.Markdown("*Choose a conversation to see its turns.*")
         shown = turns.drop(columns=["id", "audio_path"])
         # Which text the ASR eval scores this turn against.
@@ -221,5 +227,5 @@ def _correction_form(page: HistoryPage, turns: pd.DataFrame) -> pn.viewable.View
     )
     turn.param.watch(lambda e: setattr(text, "value", texts[e.new]), "value")
     save = pn.widgets.Button(name="Save correction", button_type="primary")
-    save.on_click(lambda _e: pn.state.execute(partial(page.correct, turn.value, text.value)))
+    run_on_click(save, lambda: page.correct(turn.value, text.value))
     return pn.Column(pn.pane.Markdown("## Correct a transcript"), turn, text, save)

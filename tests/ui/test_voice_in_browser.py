@@ -98,6 +98,7 @@ class Servers:
             "LIVEKIT_API_SECRET": SECRET,
             "WORKBENCH_AGENT_PORT": str(self.agent_port),
             "WORKBENCH_PANEL_PORT": str(self.web_port),
+            "WORKBENCH_PANEL_METRICS_PORT": str(_free_port("127.0.0.1")),
             "WORKBENCH_PANEL_ADDRESS": ip,
             # The TLS mode: pages and LiveKit's signalling on https/wss://workbench.test.
             "WORKBENCH_TLS_HOST": HOSTNAME,

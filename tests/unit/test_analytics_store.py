@@ -7,7 +7,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from dashboards.pages.analytics import AnalyticsPage, _runs_frame, latest_summary
+from dashboards.pages.analytics import AnalyticsPage, _runs_frame, health_markdown, latest_summary
+from workbench.db.models import LiveStack
 
 pytestmark = pytest.mark.unit
 
@@ -58,3 +59,31 @@ def test_eval_runs_become_one_row_each_with_model_and_wer_interval() -> None:
     assert latest_summary(frame, "prompt_quality") == {"dialogues": 6, "variants": {}}
     assert latest_summary(frame[frame["task"] == "asr"], "prompt_quality") is None
     assert _runs_frame([]).empty
+
+
+def test_the_service_health_says_which_stacks_serve_and_what_is_wrong() -> None:
+    def live(stack: str, workers: int, problems: str | None = None) -> LiveStack:
+        return LiveStack(
+            stack=stack,
+            spec={},
+            workers=workers,
+            rooms=1,
+            max_rooms=4,
+            worker_memory_mb=1536,
+            problems=problems,
+        )
+
+    table = health_markdown(
+        [live("cpu-small", 1), live("cpu-hf", 0, "models failed to load")],
+        [
+            {
+                "labels": {"alertname": "NoWorkerReady"},
+                "state": "pending",
+                "annotations": {"summary": "No agent worker is ready (cpu-hf)"},
+            }
+        ],
+    )
+    assert "| cpu-small | 1 | 1 / 4 | 1.5 GB | — |" in table
+    assert "| cpu-hf | 0 | 1 / 4 | 1.5 GB | models failed to load |" in table
+    assert "**NoWorkerReady** (pending) No agent worker is ready" in table
+    assert "No agent worker is running" in health_markdown([], [])
