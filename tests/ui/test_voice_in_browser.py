@@ -153,16 +153,9 @@ class Servers:
         proxy, proxy_log = self._start(
             "tls-proxy", nginx_command(self.nginx, config, state_dir=self.workdir)
         )
-        agent, agent_log = self._start("agent", [sys.executable, "-m", "agent"])
-        self.agent = agent
+        self.start_agent(wait=False)
         web, web_log = self._start("web", [sys.executable, "-m", "dashboards"])
-        _wait(  # its health endpoint: models loaded and registered with LiveKit
-            lambda: _answers(f"http://127.0.0.1:{self.agent_port}/models"),
-            "agent",
-            agent_log,
-            agent,
-            240,
-        )
+        self.wait_for_agent()
         _wait(
             lambda: _answers(f"http://{ip}:{self.web_port}/liveness"),
             "web server",
@@ -177,6 +170,21 @@ class Servers:
             proxy_log,
             proxy,
             30,
+        )
+
+    def start_agent(self, *, wait: bool = True) -> None:
+        """The agent worker (a fresh one after `kill_agent`)."""
+        self.agent, self.agent_log = self._start("agent", [sys.executable, "-m", "agent"])
+        if wait:
+            self.wait_for_agent()
+
+    def wait_for_agent(self) -> None:
+        _wait(  # its health endpoint: models loaded and registered with LiveKit
+            lambda: _answers(f"http://127.0.0.1:{self.agent_port}/models"),
+            "agent",
+            self.agent_log,
+            self.agent,
+            240,
         )
 
     def kill_agent(self) -> None:
@@ -484,9 +492,8 @@ def test_devices_mute_and_an_agent_whose_worker_dies(
     servers: Servers, microphone: Path, web_settings: Settings
 ) -> None:
     """The browser's microphones are listed and one is chosen mid-call; mute takes the
-    microphone off; an agent whose worker dies is shown as gone, not left as silence.
-
-    Runs last in this module: it kills the module's agent worker.
+    microphone off; an agent whose worker dies is shown as gone, not left as silence; its
+    conversation is closed as interrupted with its turns kept; a new worker takes the next.
     """
     web = servers.web_url
     email, password = f"devices-{secrets.token_hex(4)}@example.org", secrets.token_urlsafe(12)
@@ -519,6 +526,8 @@ def test_devices_mute_and_an_agent_whose_worker_dies(
             mute.click()
             expect(page.get_by_text("Microphone: on")).to_be_visible(timeout=15_000)
 
+            # Mid-conversation: the greeting and the user's question are recorded.
+            completed = _turns_stored(web_settings, email, at_least=2)
             servers.kill_agent()
             expect(page.get_by_text("The agent left the conversation")).to_be_visible(
                 timeout=90_000
@@ -527,5 +536,47 @@ def test_devices_mute_and_an_agent_whose_worker_dies(
             page.screenshot(path=str(ARTIFACTS / "conversation-agent-gone.png"), full_page=True)
             page.get_by_role("button", name="Stop").click()
             expect(page.get_by_text("Connection: disconnected")).to_be_visible(timeout=30_000)
+
+            # The dead job's journal is stored by a worker that lives (the stack's, which
+            # recovers journals every 30 s): closed as interrupted, its turns kept.
+            status, turns = _until_interrupted(web_settings, email)
+            assert status == "interrupted"
+            assert turns >= completed  # every turn completed before the crash
+            # A new worker takes the next conversation.
+            servers.start_agent()
+            page.get_by_role("button", name="Start conversation").click()
+            expect(
+                page.get_by_text(re.compile(r"Agent: (listening|thinking|speaking)"))
+            ).to_be_visible(timeout=90_000)
+            page.get_by_role("button", name="Stop").click()
         finally:
             browser.close()
+
+
+def _first_conversation(settings: Settings, email: str) -> tuple[str, int] | None:
+    """The status and turn count of `email`'s first conversation, if it has one."""
+    with psycopg.connect(admin_database_url(settings)) as conn:
+        row = conn.execute(
+            """select c.status, (select count(*) from public.turns t where t.conversation_id = c.id)
+               from public.conversations c join auth.users u on u.id = c.owner_id
+               where u.email = %s order by c.started_at limit 1""",
+            [email],
+        ).fetchone()
+    return (str(row[0]), int(row[1])) if row else None
+
+
+def _turns_stored(settings: Settings, email: str, *, at_least: int) -> int:
+    deadline = time.monotonic() + 90
+    while (found := _first_conversation(settings, email)) is None or found[1] < at_least:
+        assert time.monotonic() < deadline, f"fewer than {at_least} turns stored: {found}"
+        time.sleep(1)
+    return found[1]
+
+
+def _until_interrupted(settings: Settings, email: str) -> tuple[str, int]:
+    """The first conversation's status and turn count once it is no longer active."""
+    deadline = time.monotonic() + 120
+    while (found := _first_conversation(settings, email)) is None or found[0] == "active":
+        assert time.monotonic() < deadline, f"the conversation was never closed: {found}"
+        time.sleep(2)
+    return found
