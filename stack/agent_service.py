@@ -17,8 +17,9 @@ from workbench.processes import process_tree_memory_mb
 class AgentService(BinaryService):
     """One livekit-agents worker running one model stack; healthy when its HTTP check answers.
 
-    Named `agent-<stack>` (its log, pidfile and model verdict), one per stack in
-    WORKBENCH_AGENT_STACKS, each on its own port counted up from WORKBENCH_AGENT_PORT.
+    Named `agent-<stack>` (its log, pidfile and model verdict), or `agent-<stack>-<n>`
+    for the n-th worker of a stack (WORKBENCH_AGENT_WORKERS per stack in
+    WORKBENCH_AGENT_STACKS), each on its own port counted up from WORKBENCH_AGENT_PORT.
     """
 
     port_setting = "WORKBENCH_AGENT_PORT"
@@ -30,8 +31,11 @@ class AgentService(BinaryService):
     health_path = "/models"
     start_timeout_s = 300.0  # model loading on a cold cache
 
-    def __init__(self, layout: StackLayout, *, port: int, stack: str, stack_file: Path) -> None:
-        self.name = f"{self.name_prefix}{stack}"
+    def __init__(
+        self, layout: StackLayout, *, port: int, stack: str, stack_file: Path, instance: int = 1
+    ) -> None:
+        # agent-<stack>, then agent-<stack>-2, ... for more workers of one stack
+        self.name = f"{self.name_prefix}{stack}" + (f"-{instance}" if instance > 1 else "")
         super().__init__(layout, port=port)
         self.stack = stack
         self.stack_file = stack_file

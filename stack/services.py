@@ -81,10 +81,22 @@ class LocalStack:
             media_ip=self.tls_proxy.address if self.tls_proxy else "127.0.0.1",
             metrics_port=settings.livekit_metrics_port,
         )
-        # One worker per stack conversations may run on; ports count up from agent_port.
+        # `agent_workers` workers per stack conversations may run on (LiveKit gives each
+        # room to the least loaded worker of its stack); ports count up from agent_port.
+        workers = [
+            (name, file, instance)
+            for name, file in _stack_files(settings).items()
+            for instance in range(1, settings.agent_workers + 1)
+        ]
         self.agents = [
-            AgentService(self.layout, port=settings.agent_port + i, stack=name, stack_file=file)
-            for i, (name, file) in enumerate(_stack_files(settings).items())
+            AgentService(
+                self.layout,
+                port=settings.agent_port + i,
+                stack=name,
+                stack_file=file,
+                instance=instance,
+            )
+            for i, (name, file, instance) in enumerate(workers)
         ]
         self.web = WebService(
             self.layout, port=settings.panel_port, metrics_port=settings.panel_metrics_port
@@ -132,7 +144,7 @@ class LocalStack:
         )
         for agent in self.agents:
             self._step(agent.name, agent.prepare, agent.start)
-            self._echo(f"{'':<17}the {agent.stack} stack holds {agent.memory_mb()} MB")
+            self._echo(f"{'':<17}{agent.memory_mb()} MB with the {agent.stack} stack loaded")
         self._step("web", self.web.prepare, self.web.start)
         if self.tls_proxy is not None:
             self._step("tls-proxy", self.tls_proxy.prepare, self.tls_proxy.start)

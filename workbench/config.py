@@ -164,6 +164,10 @@ class Settings(BaseSettings):
         pattern=r"^\s*[a-z0-9][a-z0-9_-]{0,63}\s*(,\s*[a-z0-9][a-z0-9_-]{0,63}\s*)*$",
         validation_alias=_env("WORKBENCH_AGENT_STACKS", "agent_stacks"),
     )
+    # Workers `./dev up` starts for each stack (in production: as many as machines allow).
+    agent_workers: int = Field(
+        1, ge=1, le=16, validation_alias=_env("WORKBENCH_AGENT_WORKERS", "agent_workers")
+    )
     # The prefix of the names agent workers register under, one per stack
     # (`agent_name_for`); rooms are dispatched to the chosen stack's name explicitly.
     agent_name: str = Field(
