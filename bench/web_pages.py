@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ from db_throughput import refresh_rollup, seed_million  # noqa: E402
 
 from tests.support.databases import in_database, scratch_database  # noqa: E402
 from tests.support.netns import client_host, namespaces_unavailable  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 from tests.support.web import signed_in_cookie  # noqa: E402
 from workbench.auth.web_sessions import COOKIE_NAME  # noqa: E402
 from workbench.config import get_settings  # noqa: E402
@@ -57,12 +57,6 @@ ARGS = [
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def analytics_loads(turns: int, loads: int) -> tuple[float, list[float]]:

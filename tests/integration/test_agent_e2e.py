@@ -21,11 +21,11 @@ import psycopg
 import pytest
 from livekit import api
 
-from dashboards.rooms import open_room, wait_for_agent
+from dashboards.rooms import wait_for_agent
 from stack.services import LocalStack
 from tests.support.personas import Persona, create_user
 from tests.support.speech import pocketsphinx_utterances
-from tests.support.voice_client import VoiceClient
+from tests.support.voice_client import VoiceClient, join_as_web_app
 from workbench.config import Settings
 from workbench.db.connection import admin_database_url, database_url, service_session
 from workbench.db.models import WorkerBeat
@@ -51,31 +51,13 @@ def pipeline() -> str:
     return "streaming"
 
 
-async def _join(settings: Settings, identity: str, pipeline: str) -> VoiceClient:
-    """A room opened as the web app opens it, asking for `pipeline`; a client in it as `identity`."""
-    assert settings.livekit_url
-    assert settings.livekit_api_key
-    assert settings.livekit_api_secret
-    secret = settings.livekit_api_secret.get_secret_value()
-    async with await psycopg.AsyncConnection.connect(
-        database_url(settings), autocommit=True
-    ) as conn:
-        ticket = await open_room(
-            settings, conn, user_id=UUID(identity), display_name="e2e", pipeline=pipeline
-        )
-    voice = VoiceClient(
-        settings.livekit_url, settings.livekit_api_key, secret, room=ticket.room, identity=identity
-    )
-    await voice.connect()
-    return voice
-
-
 @pytest.fixture
 async def client(
     stack: LocalStack, settings: Settings, speaker: Persona, pipeline: str
 ) -> AsyncIterator[VoiceClient]:
     assert stack.agent.healthy(), "the stack's agent worker is not running"
-    voice = await _join(settings, str(speaker.id), pipeline)
+    assert speaker.id is not None
+    voice = await join_as_web_app(settings, speaker.id, pipeline=pipeline)
     yield voice
     await voice.close()
 
@@ -223,7 +205,9 @@ async def test_rooms_opened_together_each_get_the_agent(
             create_user(conn, name=f"twin{i}", role="user", jwt_secret=jwt_secret) for i in range(2)
         ]
     await asyncio.sleep(3)  # the previous test's job has exited: the worker is idle
-    clients = await asyncio.gather(*(_join(settings, str(p.id), "streaming") for p in people))
+    clients = await asyncio.gather(
+        *(join_as_web_app(settings, p.id) for p in people if p.id is not None)
+    )
     try:
         t0 = time.monotonic()
         greeted = await asyncio.gather(*(c.wait_for_agent_audio(t0, timeout_s=60) for c in clients))
@@ -282,7 +266,8 @@ async def test_a_room_no_agent_could_take_is_queued_until_one_is_free(
         # A worker killed a moment ago: its heartbeat has not aged out, so the stack is
         # still offered and the room is dispatched, and dropped.
         await _fresh_heartbeat(settings, settings.default_stack)
-        voice = await _join(settings, str(speaker.id), "streaming")
+        assert speaker.id is not None
+        voice = await join_as_web_app(settings, speaker.id)
         waited: list[float] = []
         waiter = asyncio.create_task(
             wait_for_agent(settings, voice.room.name, on_wait=waited.append, retry_s=1.0)

@@ -5,7 +5,6 @@ one fires on purpose when the worker stops."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,21 +15,14 @@ import httpx
 import psycopg
 import pytest
 
-from dashboards.rooms import open_room
 from stack.prometheus import ALERT_RULES, PrometheusService, ensure_promtool
 from stack.services import LocalStack
 from tests.support.personas import Persona, create_user
-from tests.support.voice_client import VoiceClient
+from tests.support.ports import free_port
+from tests.support.voice_client import join_as_web_app
 from workbench.config import Settings
-from workbench.db.connection import database_url
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +30,7 @@ def prometheus(stack: LocalStack, settings: Settings) -> Iterator[PrometheusServ
     """A Prometheus of this test's own (scraping every second) over the stack's services."""
     service = PrometheusService(
         stack.layout,
-        port=_free_port(),
+        port=free_port(),
         targets={
             "agent": [f"127.0.0.1:{agent.port}" for agent in stack.agents],
             "web": [f"127.0.0.1:{settings.panel_metrics_port}"],
@@ -135,21 +127,7 @@ def _value(prometheus: PrometheusService, query: str) -> float:
 
 
 async def _greeted_once(settings: Settings, user_id: UUID) -> None:
-    assert settings.livekit_url
-    assert settings.livekit_api_key
-    assert settings.livekit_api_secret
-    async with await psycopg.AsyncConnection.connect(
-        database_url(settings), autocommit=True
-    ) as conn:
-        ticket = await open_room(settings, conn, user_id=user_id, display_name="metrics")
-    voice = VoiceClient(
-        settings.livekit_url,
-        settings.livekit_api_key,
-        settings.livekit_api_secret.get_secret_value(),
-        room=ticket.room,
-        identity=str(user_id),
-    )
-    await voice.connect()
+    voice = await join_as_web_app(settings, user_id)
     try:
         assert await voice.wait_for_agent_audio(time.monotonic(), timeout_s=60) is not None
         await voice.silence(3.0)

@@ -9,7 +9,6 @@ researchers and admins choose, which the database checks.
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Iterator
 
@@ -22,8 +21,9 @@ from stack.agent_service import AgentService
 from stack.services import LocalStack
 from tests.integration.test_agent_e2e import LIBRIVOX_0880, _greeted, _utterance, _wait_for
 from tests.support.personas import Persona, create_user, session_as
+from tests.support.ports import free_port
 from tests.support.speech import pocketsphinx_utterances
-from tests.support.voice_client import VoiceClient
+from tests.support.voice_client import join_as_web_app
 from workbench.config import Settings
 from workbench.db.connection import database_url, service_session
 from workbench.db.errors import PermissionDenied
@@ -37,19 +37,11 @@ pytestmark = pytest.mark.integration
 HF = "cpu-hf"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def hf_worker(stack: LocalStack) -> Iterator[AgentService]:
     """A worker of the all-Hugging-Face stack: the stack's own if it runs one, else one started here."""
     own = next((agent for agent in stack.agents if agent.stack == HF), None)
-    agent = own or AgentService(
-        stack.layout, port=_free_port(), stack=HF, stack_file=stack_file(HF)
-    )
+    agent = own or AgentService(stack.layout, port=free_port(), stack=HF, stack_file=stack_file(HF))
     agent.prepare()
     agent.start()
     yield agent
@@ -107,16 +99,8 @@ async def test_a_conversation_runs_on_the_stack_a_researcher_chose(
             """update public.profiles set settings = '{"voice": "en-gb-x-rp"}' where id = %s""",
             [researcher.id],
         )
-    room, chosen = await _open(settings, researcher, HF)
-    assert chosen == HF
-    voice = VoiceClient(
-        settings.livekit_url,
-        settings.livekit_api_key,
-        settings.livekit_api_secret.get_secret_value(),
-        room=room,
-        identity=str(researcher.id),
-    )
-    await voice.connect()
+    assert researcher.id is not None
+    voice = await join_as_web_app(settings, researcher.id, stack=HF)
     try:
         await _greeted(voice)
         ended = await voice.say(str(_utterance(LIBRIVOX_0880)), then_silence_s=0.2)

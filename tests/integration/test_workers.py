@@ -4,7 +4,6 @@ worker that dies mid-conversation loses nothing and leaves the others serving.""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -14,23 +13,18 @@ import pytest
 from livekit import api
 from livekit.protocol import models as lk_models
 
-from dashboards.rooms import open_room, wait_for_agent
+from dashboards.rooms import wait_for_agent
 from stack.agent_service import AgentService
 from stack.services import LocalStack
 from tests.integration.test_agent_e2e import LIBRIVOX_0880, _utterance
 from tests.support.personas import create_user
-from tests.support.voice_client import VoiceClient
+from tests.support.ports import free_port
+from tests.support.voice_client import VoiceClient, join_as_web_app
 from workbench.config import Settings
-from workbench.db.connection import admin_database_url, database_url
+from workbench.db.connection import admin_database_url
 from workbench.models.stack import stack_file
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +35,7 @@ def two_workers(stack: LocalStack, settings: Settings) -> Iterator[list[AgentSer
     workers = [
         AgentService(
             stack.layout,
-            port=_free_port(),
+            port=free_port(),
             stack=default,
             stack_file=stack_file(default),
             instance=instance,
@@ -64,25 +58,10 @@ def two_workers(stack: LocalStack, settings: Settings) -> Iterator[list[AgentSer
 
 
 async def _room_with_client(settings: Settings, admin_dsn: str, jwt_secret: str) -> VoiceClient:
-    assert settings.livekit_url
-    assert settings.livekit_api_key
-    assert settings.livekit_api_secret
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         user = create_user(conn, name="shared", role="user", jwt_secret=jwt_secret)
     assert user.id is not None
-    async with await psycopg.AsyncConnection.connect(
-        database_url(settings), autocommit=True
-    ) as conn:
-        ticket = await open_room(settings, conn, user_id=user.id, display_name="shared")
-    voice = VoiceClient(
-        settings.livekit_url,
-        settings.livekit_api_key,
-        settings.livekit_api_secret.get_secret_value(),
-        room=ticket.room,
-        identity=str(user.id),
-    )
-    await voice.connect()
-    return voice
+    return await join_as_web_app(settings, user.id)
 
 
 @pytest.fixture

@@ -10,11 +10,16 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from uuid import UUID
 
 import numpy as np
+import psycopg
 from livekit import api, rtc
 
+from dashboards.rooms import open_room
 from workbench.audio import read_audio, resample, speech_span, to_int16
+from workbench.config import Settings
+from workbench.db.connection import database_url
 
 RATE_HZ = 48_000
 FRAME_MS = 20
@@ -125,3 +130,32 @@ class VoiceClient:
         if self._listen_task is not None:
             self._listen_task.cancel()
         await self.room.disconnect()
+
+
+async def join_as_web_app(
+    settings: Settings,
+    user_id: UUID,
+    *,
+    pipeline: str | None = None,
+    stack: str | None = None,
+) -> VoiceClient:
+    """A room opened for `user_id` as the web app opens it (on `stack`, asking for
+    `pipeline`), and a client in it as that user, connected."""
+    assert settings.livekit_url
+    assert settings.livekit_api_key
+    assert settings.livekit_api_secret
+    async with await psycopg.AsyncConnection.connect(
+        database_url(settings), autocommit=True
+    ) as conn:
+        ticket = await open_room(
+            settings, conn, user_id=user_id, display_name="test", pipeline=pipeline, stack=stack
+        )
+    voice = VoiceClient(
+        settings.livekit_url,
+        settings.livekit_api_key,
+        settings.livekit_api_secret.get_secret_value(),
+        room=ticket.room,
+        identity=str(user_id),
+    )
+    await voice.connect()
+    return voice

@@ -45,6 +45,7 @@ from stack.services import LocalStack
 from stack.tls import ensure_certificates
 from stack.tls_proxy import ensure_nginx, nginx_command, nginx_config
 from tests.support.netns import Hosts, client_host, namespaces_unavailable, wrapper_in_namespace
+from tests.support.ports import free_port
 from tests.support.speech import pocketsphinx_utterances
 from tests.ui.conftest import ARTIFACTS, CHROMIUM
 from workbench.audio import read_audio
@@ -58,12 +59,6 @@ pytestmark = [
 
 KEY, SECRET = "browserkey", "browser-secret-0123456789abcdefghijklmnopqrstuv"
 HOSTNAME = "workbench.test"  # resolved by the browser to the server host's address
-
-
-def _free_port(ip: str, kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind((ip, 0))
-        return int(probe.getsockname()[1])
 
 
 def _wait(check, what: str, log: Path, process: subprocess.Popen[bytes], timeout_s: float) -> None:  # type: ignore[no-untyped-def]
@@ -84,10 +79,10 @@ class Servers:
         self.workdir = workdir
         self.processes: list[subprocess.Popen[bytes]] = []
         ip = hosts.server_ip
-        self.livekit_port = _free_port(ip)
-        self.web_port = _free_port(ip)
-        self.tls_port = _free_port(ip)
-        self.agent_port = _free_port("127.0.0.1")
+        self.livekit_port = free_port(ip)
+        self.web_port = free_port(ip)
+        self.tls_port = free_port(ip)
+        self.agent_port = free_port("127.0.0.1")
         self.web_url = f"https://{HOSTNAME}:{self.tls_port}"
         self.tls = ensure_certificates(workdir / "tls", HOSTNAME, addresses=[ip])
         self.env = {
@@ -98,7 +93,7 @@ class Servers:
             "LIVEKIT_API_SECRET": SECRET,
             "WORKBENCH_AGENT_PORT": str(self.agent_port),
             "WORKBENCH_PANEL_PORT": str(self.web_port),
-            "WORKBENCH_PANEL_METRICS_PORT": str(_free_port("127.0.0.1")),
+            "WORKBENCH_PANEL_METRICS_PORT": str(free_port("127.0.0.1")),
             "WORKBENCH_PANEL_ADDRESS": ip,
             # The TLS mode: pages and LiveKit's signalling on https/wss://workbench.test.
             "WORKBENCH_TLS_HOST": HOSTNAME,
@@ -125,8 +120,8 @@ class Servers:
         config = livekit_config(
             bind_ip=ip,
             port=self.livekit_port,
-            tcp_port=_free_port(ip),
-            udp_port=_free_port(ip, socket.SOCK_DGRAM),
+            tcp_port=free_port(ip),
+            udp_port=free_port(ip, socket.SOCK_DGRAM),
             api_key=KEY,
             api_secret=SECRET,
             ip_cidr=f"{ip}/32",
