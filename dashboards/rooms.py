@@ -85,24 +85,16 @@ async def open_room(
     when the user already holds `settings.max_rooms_per_user` live rooms, and
     StackUnavailable when no ready worker runs the stack.
     """
-    if (
-        settings.livekit_url is None
-        or settings.livekit_api_key is None
-        or settings.livekit_api_secret is None
-    ):
-        raise ValueError(
-            "LiveKit is not configured: set LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET"
-        )
+    key, secret = _livekit_keys(settings)
     if prompt_slug is not None and (not prompt_slug or not set(prompt_slug) <= _SLUG_CHARS):
         raise ValueError(f"not a prompt slug: {prompt_slug!r}")
-    secret = settings.livekit_api_secret.get_secret_value()
     chosen = None if stack in (None, settings.default_stack) else stack
     stack = chosen or settings.default_stack
     room = f"conv-{user_id.hex[:8]}-{secrets.token_hex(6)}"
     options = {"prompt": prompt_slug, "pipeline": pipeline, "stack": stack}
     metadata = json.dumps({k: v for k, v in options.items() if v})
     async with (
-        api.LiveKitAPI(settings.livekit_http_url, settings.livekit_api_key, secret) as lk,
+        server_api(settings) as lk,
         service_session(conn, acting_for=user_id),
     ):
         workers = (await WorkersRepo(conn).live_stacks()).get(stack)
@@ -130,7 +122,7 @@ async def open_room(
         room_join=True, room=room, can_publish=True, can_subscribe=True, can_publish_data=False
     )
     token = (
-        api.AccessToken(settings.livekit_api_key, secret)
+        api.AccessToken(key, secret)
         .with_identity(str(user_id))
         .with_name(display_name)
         .with_grants(grants)
@@ -139,6 +131,25 @@ async def open_room(
     )
     assert settings.browser_livekit_url is not None
     return RoomTicket(url=settings.browser_livekit_url, room=room, token=token, stack=stack)
+
+
+def _livekit_keys(settings: Settings) -> tuple[str, str]:
+    """The LiveKit API key and secret; ValueError when LiveKit is not configured."""
+    if (
+        settings.livekit_url is None
+        or settings.livekit_api_key is None
+        or settings.livekit_api_secret is None
+    ):
+        raise ValueError(
+            "LiveKit is not configured: set LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET"
+        )
+    return settings.livekit_api_key, settings.livekit_api_secret.get_secret_value()
+
+
+def server_api(settings: Settings) -> api.LiveKitAPI:
+    """A client of LiveKit's server API with the configured key pair (`async with` it)."""
+    key, secret = _livekit_keys(settings)
+    return api.LiveKitAPI(settings.livekit_http_url, key, secret)
 
 
 def unavailable_reason(stack: str, problems: str | None = None) -> str:
@@ -185,11 +196,8 @@ async def wait_for_agent(
     room again and calls `on_wait` with the seconds waited so far. Cancel it to
     stop waiting (the user left).
     """
-    assert settings.livekit_api_key is not None
-    assert settings.livekit_api_secret is not None
-    secret = settings.livekit_api_secret.get_secret_value()
     started = time.monotonic()
-    async with api.LiveKitAPI(settings.livekit_http_url, settings.livekit_api_key, secret) as lk:
+    async with server_api(settings) as lk:
         while True:
             listed = await lk.room.list_rooms(api.ListRoomsRequest(names=[room]))
             if not listed.rooms:

@@ -82,9 +82,12 @@ class ConversationPage(pn.viewable.Viewer):
         names = [config.default_stack]
         if self.can_choose_prompt:  # the same role chooses the stack (checked again in SQL)
             names = list(dict.fromkeys([*config.stack_names, *self._live, *known_stacks()]))
+        self._offer(names, settings.stack if settings.stack in names else config.default_stack)
+
+    def _offer(self, names: list[str], chosen: str) -> None:
+        """Offer `names` in the picker, labelled with their workers now, with `chosen` picked."""
         self.param.stack.objects = {stack_label(name, self._live.get(name)): name for name in names}
-        preferred = settings.stack if settings.stack in names else config.default_stack
-        self.stack = preferred
+        self.stack = chosen
         self._stack_changed()
 
     @param.depends("stack", watch=True)
@@ -106,12 +109,7 @@ class ConversationPage(pn.viewable.Viewer):
         """Read which stacks can serve again (a worker started or stopped meanwhile)."""
         async with self._session.as_user() as conn:
             self._live = await WorkersRepo(conn).live_stacks()
-        chosen = self.stack
-        self.param.stack.objects = {
-            stack_label(name, self._live.get(name)): name for name in self.param.stack.objects
-        }
-        self.stack = chosen
-        self._stack_changed()
+        self._offer(list(self.param.stack.objects), self.stack)
 
     def _measured(self, *events: param.parameterized.Event) -> None:
         sample = any(event.name == "stats" for event in events)

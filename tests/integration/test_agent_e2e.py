@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from livekit import api
 
-from dashboards.rooms import wait_for_agent
+from dashboards.rooms import server_api, wait_for_agent
 from stack.services import LocalStack
 from tests.support.personas import Persona, create_user
 from tests.support.speech import pocketsphinx_utterances
@@ -230,7 +230,7 @@ async def test_no_one_is_recorded_in_a_room_the_web_app_did_not_open(
     secret = settings.livekit_api_secret.get_secret_value()
     room = f"forged-{time.monotonic_ns()}"
     log_size = stack.agent.log_path.stat().st_size
-    async with api.LiveKitAPI(settings.livekit_http_url, settings.livekit_api_key, secret) as lk:
+    async with server_api(settings) as lk:
         await lk.room.create_room(api.CreateRoomRequest(name=room, empty_timeout=10))
         # The key pair can summon the agent too.
         await lk.agent_dispatch.create_dispatch(

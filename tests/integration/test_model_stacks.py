@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from livekit import api
 
-from dashboards.rooms import StackUnavailable, open_room
+from dashboards.rooms import StackUnavailable, open_room, server_api
 from stack.agent_service import AgentService
 from stack.services import LocalStack
 from tests.integration.test_agent_e2e import LIBRIVOX_0880, _greeted, _utterance, _wait_for
@@ -159,13 +159,7 @@ async def test_a_stack_whose_worker_stopped_is_refused_not_replaced(
 ) -> None:
     hf_worker.stop()  # a clean stop removes its heartbeat at once
     assert HF not in await _live(settings, researcher)
-    assert settings.livekit_api_key
-    assert settings.livekit_api_secret
-    async with api.LiveKitAPI(
-        settings.livekit_http_url,
-        settings.livekit_api_key,
-        settings.livekit_api_secret.get_secret_value(),
-    ) as lk:
+    async with server_api(settings) as lk:
         before = {r.name for r in (await lk.room.list_rooms(api.ListRoomsRequest())).rooms}
         with pytest.raises(StackUnavailable, match="No worker runs the cpu-hf model stack"):
             await _open(settings, researcher, HF)

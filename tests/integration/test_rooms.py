@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from livekit import api
 
-from dashboards.rooms import RoomLimitReached, open_room
+from dashboards.rooms import RoomLimitReached, open_room, server_api
 from tests.support.personas import Persona, create_user
 from workbench.config import Settings
 
@@ -43,7 +43,7 @@ async def test_a_room_carries_the_prompt_its_owner_and_a_token_for_it_alone(
     assert settings.livekit_api_key is not None
     assert settings.livekit_api_secret is not None
     secret = settings.livekit_api_secret.get_secret_value()
-    async with api.LiveKitAPI(settings.livekit_http_url, settings.livekit_api_key, secret) as lk:
+    async with server_api(settings) as lk:
         rooms = await lk.room.list_rooms(api.ListRoomsRequest(names=[ticket.room]))
         assert json.loads(rooms.rooms[0].metadata) == {
             "prompt": "voice-assistant",

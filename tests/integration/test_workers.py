@@ -13,7 +13,7 @@ import pytest
 from livekit import api
 from livekit.protocol import models as lk_models
 
-from dashboards.rooms import wait_for_agent
+from dashboards.rooms import server_api, wait_for_agent
 from stack.agent_service import AgentService
 from stack.services import LocalStack
 from tests.integration.test_agent_e2e import LIBRIVOX_0880, _utterance
@@ -83,13 +83,7 @@ def _rooms_by_worker(settings: Settings, pids: list[int]) -> dict[int, int]:
 
 
 async def _agent_in(settings: Settings, room: str) -> bool:
-    assert settings.livekit_api_key
-    assert settings.livekit_api_secret
-    async with api.LiveKitAPI(
-        settings.livekit_http_url,
-        settings.livekit_api_key,
-        settings.livekit_api_secret.get_secret_value(),
-    ) as lk:
+    async with server_api(settings) as lk:
         people = await lk.room.list_participants(api.ListParticipantsRequest(room=room))
     return any(p.kind == lk_models.ParticipantInfo.Kind.AGENT for p in people.participants)
 
