@@ -18,7 +18,7 @@ import pytest
 
 from tests.support.speech import pocketsphinx_utterances
 from workbench.audio import SPEECH_RATE_HZ, read_audio, resample, to_float32
-from workbench.metrics.wer import error_rates
+from workbench.metrics.wer import error_rates, normalise
 from workbench.models import (
     ChatMessage,
     ChatModel,
@@ -152,11 +152,16 @@ async def test_short_encoder_window_is_as_accurate_on_speech_it_was_not_tuned_on
     full_wer = error_rates(references, full_texts)
     assert short_wer.wer <= full_wer.wer + 0.015, (short_wer, full_wer)
     # Fast speech keeps its last words (a token cap once cut "...when I get home tonight"
-    # to "...when I"), and no transcript says its speech twice.
+    # to "...when I"), and no transcript says its speech twice. Counted on the clips' last
+    # words: a word dropped mid-sentence differs between CPUs (int8 kernels), a cut end not.
     fast = [i for i, row in enumerate(rows) if condition_of(row) == "piper-joe-medium-x1.25"]
-    lost = error_rates([references[i] for i in fast], [short_texts[i] for i in fast]).deletions
-    kept = error_rates([references[i] for i in fast], [full_texts[i] for i in fast]).deletions
-    assert lost <= kept + 1, [short_texts[i] for i in fast]
+
+    def ends_heard(texts: list[str]) -> int:
+        return sum(
+            normalise(references[i]).split()[-1] in normalise(texts[i]).split()[-2:] for i in fast
+        )
+
+    assert ends_heard(short_texts) >= ends_heard(full_texts) - 1, [short_texts[i] for i in fast]
     assert not [text for text in short_texts if ends_in_a_repeat(text)]
     assert short.decodes["short"] > 0.8 * len(clips), short.decodes
 
