@@ -69,6 +69,18 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--batch-size", type=int, default=8)
     run.add_argument("--limit", type=int, help="only the first N items")
     run.add_argument("--as", dest="email", help="also write the run to Supabase as this user")
+    run.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="where batches are scored: this process (default) or actors on a Ray cluster",
+    )
+    run.add_argument(
+        "--address", help="ray: the cluster's head (HOST:PORT, ray://..., auto); default: start one"
+    )
+    run.add_argument(
+        "--actors", type=int, help="ray: how many (default: one per GPU, else per node)"
+    )
     compare = commands.add_parser("compare", help="compare two run folders (bootstrap CIs)")
     compare.add_argument("baseline", type=Path)
     compare.add_argument("candidate", type=Path)
@@ -174,7 +186,14 @@ async def _run(args: argparse.Namespace) -> tuple[RunResult, Path]:
             / f"{task.name}-{task.dataset_id.replace('@', '-')}"
         )
         sink = DatabaseSink(user.conn, user.claims) if user else None
-        result = await run_task(task, folder=RunFolder(out), sink=sink, batch_size=args.batch_size)
+        engine = None
+        if args.engine == "ray":
+            from evals.ray_engine import RayEngine
+
+            engine = RayEngine(args.address, actors=args.actors)
+        result = await run_task(
+            task, folder=RunFolder(out), sink=sink, batch_size=args.batch_size, engine=engine
+        )
         return result, out
 
 

@@ -7,11 +7,16 @@ batch by batch (upserts, so a resumed batch replaces itself) and the run row
 is closed with the corpus metrics. Ctrl-C marks the run `interrupted`; a
 SIGKILL leaves it `running`; either way the same command with the same folder
 continues where it stopped.
+
+Where batches are scored is the engine's business: `LocalEngine` (this
+process, the default) or `evals.ray_engine.RayEngine` (model-holding actors on
+a Ray cluster). Either way the rows come back here, in whatever order the
+batches finish, and are stored the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -70,6 +75,28 @@ class DatabaseSink:
             await EvalsRepo(conn).finish_run(self._run_id, status=status, metrics=metrics)
 
 
+class Engine(Protocol):
+    """Scores batches of a task's items somewhere and hands back each batch's rows as it finishes."""
+
+    def scored(
+        self, task: Task[Any], batches: Sequence[Sequence[Any]]
+    ) -> AsyncIterator[tuple[Sequence[Any], list[EvalSample]]]:
+        """(batch, its rows) for every batch, in the order they finish; loads models as needed."""
+        ...
+
+
+class LocalEngine:
+    """Every batch in this process, one after another (the default)."""
+
+    async def scored(
+        self, task: Task[Any], batches: Sequence[Sequence[Any]]
+    ) -> AsyncIterator[tuple[Sequence[Any], list[EvalSample]]]:
+        if batches:
+            task.load()
+        for batch in batches:
+            yield batch, await task.score(batch)
+
+
 @dataclass(frozen=True)
 class RunResult:
     """A finished run."""
@@ -87,8 +114,9 @@ async def run_task(
     sink: Sink | None = None,
     batch_size: int = 8,
     progress: bool = True,
+    engine: Engine | None = None,
 ) -> RunResult:
-    """Score every item not yet in `folder`, then summarise all rows."""
+    """Score every item not yet in `folder` (on `engine`, default this process), then summarise all rows."""
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     info = folder.start(
@@ -110,9 +138,8 @@ async def run_task(
     status = "failed"
     metrics: dict[str, Any] = {}
     samples: list[EvalSample] = []
+    batches = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
     try:
-        if todo:
-            task.load()
         with tqdm(
             total=len(task.items),
             initial=len(task.items) - len(todo),
@@ -120,14 +147,18 @@ async def run_task(
             unit="sample",
             disable=not progress,
         ) as bar:
-            for start in range(0, len(todo), batch_size):
-                batch = todo[start : start + batch_size]
-                samples = await task.score(batch)
+            async for batch, samples in (engine or LocalEngine()).scored(task, batches):
                 folder.append(samples)
                 if sink is not None:
                     await sink.add(samples)
                 bar.update(len(batch))
-        samples = folder.samples()
+        # In the items' order whatever order batches finished in (an engine may score
+        # them in parallel): bootstrap intervals resample by position.
+        position = {task.item_id(item): i for i, item in enumerate(task.items)}
+        samples = sorted(
+            folder.samples(),
+            key=lambda s: position.get(task.item_of(s.sample_id), len(position)),
+        )
         metrics = task.summarise(samples)
         folder.write_metrics(metrics)
         status = "completed"

@@ -1,0 +1,112 @@
+"""Eval replays on a real local Ray cluster: the same rows as the local engine, and a lost node loses nothing.
+
+The cluster is Ray's own multi-node test harness (`ray.cluster_utils.Cluster`):
+a head (GCS, no CPUs for actors) and two worker nodes, each a raylet of its
+own on this machine, so actors land one per node as they would on two hosts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evals.ray_engine import RayEngine, keep_ray_on_loopback
+from evals.run_folder import RunFolder
+from evals.runner import run_task
+from evals.tasks.asr import AsrTask
+from workbench.config import REPO_ROOT
+from workbench.models import load_spec
+from workbench_datasets import pocketsphinx
+from workbench_datasets.manifest import read_manifest, write_manifest
+
+if "ray" not in sys.modules:
+    keep_ray_on_loopback()
+ray = pytest.importorskip("ray", reason="ray is in the `scale` extra (./dev installs it)")
+from ray.cluster_utils import Cluster  # noqa: E402
+
+pytestmark = pytest.mark.integration
+
+CT2 = REPO_ROOT / "configs" / "models" / "whisper-tiny-en-ct2.yaml"
+# Timings differ between engines; everything else a run reports must not.
+TIMINGS = {"rtfx", "inference_s", "rtf"}
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 0, "node_ip_address": "127.0.0.1", "include_dashboard": False},
+    )
+    for _ in range(2):
+        cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+    cluster.wait_for_nodes()
+    try:
+        yield cluster
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        cluster.shutdown()
+
+
+def _untimed(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metrics.items() if k not in TIMINGS}
+
+
+async def test_ray_gives_the_local_rows_and_survives_a_lost_node(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    if not pocketsphinx.available():
+        pytest.skip(pocketsphinx.INSTALL_HINT)
+    # The recordings three times over (ids of their own): enough batches that both actors
+    # are still busy when a node goes.
+    rows = [
+        row.model_copy(update={"id": f"{copy}/{row.id}"})
+        for copy in range(3)
+        for row in pocketsphinx.pocketsphinx_rows()
+    ]
+    manifest = read_manifest(write_manifest(tmp_path / "manifest.jsonl", rows))
+    local = await run_task(
+        AsrTask(spec=load_spec(CT2), manifest=manifest),
+        folder=RunFolder(tmp_path / "local"),
+        batch_size=1,
+        progress=False,
+    )
+
+    engine = RayEngine(cluster.address)
+    folder = RunFolder(tmp_path / "ray")
+    run = asyncio.ensure_future(
+        run_task(
+            AsrTask(spec=load_spec(CT2), manifest=manifest),
+            folder=folder,
+            batch_size=1,
+            progress=False,
+            engine=engine,
+        )
+    )
+    # Once both actors are working (rows stored, batches queued), one worker node dies
+    # with the batches it holds.
+    for _ in range(1200):
+        if folder.samples() or run.done():
+            break
+        await asyncio.sleep(0.1)
+    assert not run.done(), "the run ended before a node could be lost"
+    workers = list(cluster.worker_nodes)
+    assert len(workers) == 2
+    cluster.remove_node(workers[0], allow_graceful=False)
+    remote = await asyncio.wait_for(run, timeout=300)
+
+    assert engine.requeued >= 1, "the lost node held no batch"
+    assert _untimed(remote.metrics) == _untimed(local.metrics)
+    assert remote.metrics["samples"] == 30
+    assert [s.sample_id for s in remote.samples] == [s.sample_id for s in local.samples]
+    for ours, theirs in zip(remote.samples, local.samples, strict=True):
+        assert ours.hypothesis == theirs.hypothesis
+        assert _untimed(ours.metrics) == _untimed(theirs.metrics)
+    # The folder holds each row once (a requeued batch is not stored twice).
+    lines = (tmp_path / "ray" / "samples.jsonl").read_text().splitlines()
+    assert len(lines) == 30
