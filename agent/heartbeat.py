@@ -19,14 +19,13 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
 
 import psycopg
 
 from agent.metrics import READY, ROOMS
 from agent.model_health import ModelHealth
-from workbench.db.connection import service_session
+from workbench.db.connection import Connect, service_session
 from workbench.db.models import WorkerBeat
 from workbench.db.repositories import WorkersRepo
 from workbench.models.stack import StackSpec
@@ -34,7 +33,6 @@ from workbench.processes import process_tree_memory_mb
 
 log = logging.getLogger("workbench.agent")
 
-Connect = Callable[[], Awaitable[psycopg.AsyncConnection[Any]]]
 BEAT_INTERVAL_S = 5.0  # public.live_stacks counts a worker for three beats
 # Reading the processes' memory maps costs ~60 ms of CPU for a worker with its job
 # processes on 2 cores; memory moves slowly, so it is measured this often, not every beat.
@@ -102,21 +100,13 @@ class Heartbeat:
 
     async def announce(self) -> None:
         """Write one beat."""
-        conn = await self.connect()
-        try:
-            async with service_session(conn):
-                await WorkersRepo(conn).announce(self.beat())
-        finally:
-            await conn.close()
+        async with self.connect() as conn, service_session(conn):
+            await WorkersRepo(conn).announce(self.beat())
 
     async def withdraw(self) -> None:
         """Remove this worker's row."""
-        conn = await self.connect()
-        try:
-            async with service_session(conn):
-                await WorkersRepo(conn).withdraw(self.worker_id)
-        finally:
-            await conn.close()
+        async with self.connect() as conn, service_session(conn):
+            await WorkersRepo(conn).withdraw(self.worker_id)
 
     def start(self) -> None:
         """Beat in a background thread until `stop`."""

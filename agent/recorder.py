@@ -28,7 +28,7 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ import pydantic
 
 from agent.metrics import DATABASE_ERRORS
 from workbench.audio import wav_bytes
-from workbench.db.connection import service_session
+from workbench.db.connection import Connect, service_session
 from workbench.db.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from workbench.db.models import SessionPrompt, TurnDraft
 from workbench.db.repositories import ConversationsRepo
@@ -49,7 +49,6 @@ from workbench.storage import ObjectStore
 
 log = logging.getLogger("workbench.agent.recorder")
 QUARANTINE_DIR = "quarantine"
-Connect = Callable[[], Awaitable[psycopg.AsyncConnection[Any]]]
 # A connection error or a full disk passes; the record is tried again later.
 TRANSIENT = (psycopg.OperationalError, OSError)
 # The database (or the record itself) says no: trying again cannot help.
@@ -365,8 +364,7 @@ async def replay(
         records, _ = read_journal(journal, progress.offset, repair=repair)
         if records:
             start = _start_record(journal)
-            conn = await connect()
-            try:
+            async with connect() as conn:
                 for record, after in records:
                     try:
                         await _store_record(conn, record, start, folder=folder, store=store)
@@ -380,8 +378,6 @@ async def replay(
                     progress.offset = after
                     progress.ended = progress.ended or record["type"] == "end"
                     progress.save(folder)
-            finally:
-                await conn.close()
     if not progress.ended:
         return False
     if progress.refused:

@@ -23,7 +23,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import AsyncIterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +51,7 @@ from livekit.agents.inference import TurnDetector
 from livekit.agents.telemetry.http_server import metrics as all_metrics
 from livekit.agents.types import FlushSentinel
 from livekit.plugins import silero
+from psycopg_pool import AsyncConnectionPool
 
 from agent.adapters import PhraseCache, WorkbenchLLM, WorkbenchSTT, WorkbenchTTS
 from agent.heartbeat import Heartbeat
@@ -66,9 +67,16 @@ from agent.settings import AgentSettings, agent_settings
 from agent.text_chunks import FirstClauseTokenizer
 from agent.turn_records import turn_draft
 from workbench.audio import SPEECH_RATE_HZ, resample, to_float32
-from workbench.config import get_settings
+from workbench.config import Settings, get_settings
 from workbench.content_filter import ContentPolicy
-from workbench.db.connection import database_url, service_session
+from workbench.db.connection import (
+    Connect,
+    database_url,
+    fresh_connections,
+    open_pool,
+    pooled_connections,
+    service_session,
+)
 from workbench.db.errors import DataError
 from workbench.db.models import SessionPrompt
 from workbench.db.repositories import ProfilesRepo, PromptsRepo, RoomsRepo
@@ -82,7 +90,7 @@ from workbench.models import (
 )
 from workbench.models.stack import load_stack
 from workbench.prompts import FALLBACK_SYSTEM_PROMPT
-from workbench.storage import ObjectStore
+from workbench.storage import open_store
 
 log = logging.getLogger("workbench.agent")
 
@@ -263,29 +271,36 @@ def _room_options(metadata: str | None, *, default_prompt: str) -> tuple[str, st
     return slug, pipeline
 
 
-def _connector(dsn: str) -> Callable[[], Awaitable[psycopg.AsyncConnection[Any]]]:
-    """Fresh autocommit connections with a short timeout (an outage must not stall the session)."""
-
-    async def connect() -> psycopg.AsyncConnection[Any]:
-        return await psycopg.AsyncConnection.connect(
-            dsn, autocommit=True, connect_timeout=3, application_name="voice-workbench-agent"
-        )
-
-    return connect
+APPLICATION_NAME = "voice-workbench-agent"  # as pg_stat_activity shows the agent
 
 
-async def _room_owner(connect: Any, room: str) -> UUID | None:
+def _connector(settings: Settings) -> Connect:
+    """Fresh connections for the worker's own rare work (heartbeat, journal recovery), each
+    on an event loop of its own."""
+    return fresh_connections(database_url(settings), name=APPLICATION_NAME)
+
+
+async def _conversation_pool(settings: Settings) -> AsyncConnectionPool:
+    """The conversation's connections: a small pool like the web app's (the job closes it).
+
+    A conversation writes every turn; a connection each time would pay a connect (on
+    hosted Supabase a TLS handshake to its pooler) per write. Opened without waiting:
+    with the database away the conversation goes on journaling, and each write fails
+    after a short wait as a failed connect would.
+    """
+    pool = open_pool(settings, min_size=1, max_size=2, name=APPLICATION_NAME)
+    await pool.open(wait=False)
+    return pool
+
+
+async def _room_owner(connect: Connect, room: str) -> UUID | None:
     """The user the web app opened `room` for (private.rooms), if it opened it."""
-    conn = await connect()
-    try:
-        async with service_session(conn):
-            return await RoomsRepo(conn).owner_of(room)
-    finally:
-        await conn.close()
+    async with connect() as conn, service_session(conn):
+        return await RoomsRepo(conn).owner_of(room)
 
 
 async def _session_prompt(
-    connect: Any, owner_id: UUID, slug: str
+    connect: Connect, owner_id: UUID, slug: str
 ) -> tuple[SessionPrompt | None, dict[str, Any], str]:
     """The prompt version this user gets (experiment arm or active), their settings and the instructions.
 
@@ -293,15 +308,9 @@ async def _session_prompt(
     fallback instructions; it is journaled all the same.
     """
     try:
-        conn = await connect()
-        try:
-            async with service_session(conn, acting_for=owner_id):
-                profile = await ProfilesRepo(conn).get(owner_id)
-                prompt = await PromptsRepo(conn).for_session(
-                    slug, user_id=owner_id, role=profile.role
-                )
-        finally:
-            await conn.close()
+        async with connect() as conn, service_session(conn, acting_for=owner_id):
+            profile = await ProfilesRepo(conn).get(owner_id)
+            prompt = await PromptsRepo(conn).for_session(slug, user_id=owner_id, role=profile.role)
     except (psycopg.OperationalError, OSError, DataError, KeyError) as exc:
         log.warning("no session prompt (%s); using the fallback instructions", type(exc).__name__)
         return None, {}, FALLBACK_SYSTEM_PROMPT
@@ -422,7 +431,7 @@ class _ConversationLog:
         self._pending: set[asyncio.Task[None]] = set()  # keeps the tasks referenced until done
         self._false_interruptions = 0  # since the previous agent turn
         self._agent_turns = 0  # so far: the next agent turn's ordinal
-        self._finished = False
+        self._finishing: asyncio.Future[None] | None = None
 
     def attach(self, session: AgentSession[Any], ctx: JobContext) -> None:
         """Record what `session` says and hears; close the conversation, then the job, when it ends."""
@@ -478,17 +487,21 @@ class _ConversationLog:
         await self.recorder.add_turn(draft, pcm=pcm, sample_rate_hz=rate)
 
     async def finish(self, _reason: str = "") -> None:
-        """Wait for the turns in flight, then end the conversation (once)."""
-        if self._finished:
-            return
-        self._finished = True
-        in_flight = [t for t in self._pending if t is not asyncio.current_task()]
+        """Wait for the turns in flight, then end the conversation (once; every caller
+        returns when it has ended, so what closes after it can rely on that)."""
+        if self._finishing is None:
+            caller = asyncio.current_task()  # a tracked task may be the one asking
+            in_flight = [t for t in self._pending if t is not caller]
+            self._finishing = asyncio.ensure_future(self._end(in_flight))
+        await asyncio.shield(self._finishing)
+
+    async def _end(self, in_flight: list[asyncio.Task[Any]]) -> None:
         await asyncio.gather(*in_flight, return_exceptions=True)
         await self.recorder.end("completed")
         await self.recorder.aclose()
 
 
-async def _admitted_owner(ctx: JobContext, connect: Any, join_timeout_s: float) -> UUID | None:
+async def _admitted_owner(ctx: JobContext, connect: Connect, join_timeout_s: float) -> UUID | None:
     """The room's owner once they joined; None (the job ends) for no one or anyone else."""
     try:
         participant = await asyncio.wait_for(ctx.wait_for_participant(), join_timeout_s)
@@ -569,14 +582,15 @@ async def entrypoint(ctx: JobContext) -> None:
     """One room: admit its owner, load their prompt, run the session, record every turn."""
     settings, knobs = get_settings(), agent_settings()
     models: _Models = ctx.proc.userdata["models"]
-    connect = _connector(database_url(settings))
+    pool = await _conversation_pool(settings)
+    connect = pooled_connections(pool)
     await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
     owner_id = await _admitted_owner(ctx, connect, knobs.join_timeout_s)
     if owner_id is None:
+        await pool.close()
         return
     slug, pipeline = _room_options(ctx.room.metadata, default_prompt=knobs.prompt)
     prompt, user_settings, instructions = await _session_prompt(connect, owner_id, slug)
-    assert settings.storage_url is not None
     voice = chosen_voice(models.tts, user_settings.get("voice"))
     recorder = ConversationRecorder(
         ConversationInfo(
@@ -592,7 +606,7 @@ async def entrypoint(ctx: JobContext) -> None:
             },
         ),
         connect=connect,
-        store=ObjectStore(settings.storage_url),
+        store=open_store(settings),
         journal_dir=settings.local_dir / "agent-journal",
     )
     await recorder.start()
@@ -605,7 +619,15 @@ async def entrypoint(ctx: JobContext) -> None:
         language=str(user_settings.get("language", "")).split("-")[0] or None,
         voice=voice,  # and their voice setting, when the stack speaks it
     )
-    _ConversationLog(recorder, policy, stt_adapter, tts_adapter).attach(session, ctx)
+    conversation_log = _ConversationLog(recorder, policy, stt_adapter, tts_adapter)
+    conversation_log.attach(session, ctx)
+
+    async def close_database() -> None:
+        # Shutdown callbacks run at once: the pool outlives the conversation's last writes.
+        await conversation_log.finish()
+        await pool.close()
+
+    ctx.add_shutdown_callback(close_database)
     await session.start(
         agent=PIPELINES[pipeline](instructions=instructions, policy=policy),
         room=ctx.room,
@@ -624,12 +646,11 @@ RECOVERY_INTERVAL_S = 30.0
 async def recover(settings_dir: Path | None = None) -> int:
     """Store journals a crashed worker left behind, closing their conversations as interrupted."""
     settings = get_settings()
-    connect = _connector(database_url(settings))
-    assert settings.storage_url is not None
+    connect = _connector(settings)
     return await recover_journals(
         settings_dir or settings.local_dir / "agent-journal",
         connect=connect,
-        store=ObjectStore(settings.storage_url),
+        store=open_store(settings),
         live=set(),
     )
 
@@ -638,7 +659,7 @@ def start_heartbeat() -> Heartbeat:
     """Announce this worker in the database every few seconds (agent/heartbeat.py)."""
     settings = get_settings()
     heartbeat = Heartbeat(
-        connect=_connector(database_url(settings)),
+        connect=_connector(settings),
         stack=STACK,
         agent_name=settings.agent_name_for(STACK.name),
         health=server.model_health,
@@ -652,14 +673,13 @@ def start_heartbeat() -> Heartbeat:
 def start_recovery_thread() -> threading.Event:
     """Recover crashed jobs' journals in the background while the worker runs; set the event to stop."""
     settings = get_settings()
-    assert settings.storage_url is not None
     stop = threading.Event()
     threading.Thread(
         target=keep_recovering,
         args=(settings.local_dir / "agent-journal",),
         kwargs={
-            "connect": _connector(database_url(settings)),
-            "store": ObjectStore(settings.storage_url),
+            "connect": _connector(settings),
+            "store": open_store(settings),
             "interval_s": RECOVERY_INTERVAL_S,
             "stop": stop,
         },

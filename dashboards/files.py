@@ -15,7 +15,7 @@ from tornado.web import HTTPError, RequestHandler
 from dashboards.context import web_context
 from workbench.auth.web_sessions import COOKIE_NAME
 from workbench.db.errors import NotFound
-from workbench.storage import ObjectStore
+from workbench.storage import open_store
 
 BUCKETS = ("audio", "avatars", "exports", "reports")
 
@@ -30,8 +30,7 @@ class FileHandler(RequestHandler):
         session = await context.resolve(self.get_cookie(COOKIE_NAME))
         if session is None:
             raise HTTPError(401)
-        assert context.settings.storage_url is not None
-        store = ObjectStore(context.settings.storage_url)
+        store = open_store(context.settings)
         try:
             async with context.as_user(session) as conn:
                 stored = await store.stat(conn, bucket=bucket, path=path)  # type: ignore[arg-type]

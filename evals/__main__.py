@@ -155,7 +155,7 @@ async def _report(args: argparse.Namespace) -> str:
     where = f"report in {out}"
     if args.email:
         from workbench.db.connection import rls_session
-        from workbench.storage import ObjectStore
+        from workbench.storage import open_store
 
         settings = get_settings()
         if settings.storage_url is None:
@@ -164,7 +164,7 @@ async def _report(args: argparse.Namespace) -> str:
             assert user is not None
             assert user.claims.sub is not None, "claims_for_user gives a user's claims"
             async with rls_session(user.conn, user.claims):
-                stored = await ObjectStore(settings.storage_url).put(
+                stored = await open_store(settings).put(
                     user.conn,
                     bucket="reports",
                     owner_id=UUID(user.claims.sub),

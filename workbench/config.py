@@ -53,6 +53,8 @@ def _insecure_transports(settings: Settings) -> list[str]:
         problems.append(f"SUPABASE_URL must be https://, not {settings.supabase_url!r}")
     if settings.livekit_url and not settings.livekit_url.startswith("wss://"):
         problems.append(f"LIVEKIT_URL must be wss://, not {settings.livekit_url!r}")
+    if settings.s3_endpoint_url and not settings.s3_endpoint_url.startswith("https://"):
+        problems.append(f"WORKBENCH_S3_ENDPOINT must be https://, not {settings.s3_endpoint_url!r}")
     if settings.site_url and not settings.site_url.startswith("https://"):
         problems.append(f"WORKBENCH_SITE_URL must be https://, not {settings.site_url!r}")
     for name, url in (
@@ -234,6 +236,18 @@ class Settings(BaseSettings):
         None, validation_alias=_env("LIVEKIT_API_SECRET", "livekit_api_secret")
     )
     storage_url: str | None = Field(None, validation_alias=_env("STORAGE_URL", "storage_url"))
+    # An s3:// STORAGE_URL on an S3-compatible endpoint (Supabase Storage's is
+    # https://<project>.supabase.co/storage/v1/s3, with the project's S3 access keys).
+    s3_endpoint_url: str | None = Field(
+        None, validation_alias=_env("WORKBENCH_S3_ENDPOINT", "s3_endpoint_url")
+    )
+    s3_region: str | None = Field(None, validation_alias=_env("WORKBENCH_S3_REGION", "s3_region"))
+    s3_access_key_id: str | None = Field(
+        None, validation_alias=_env("WORKBENCH_S3_ACCESS_KEY_ID", "s3_access_key_id")
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        None, validation_alias=_env("WORKBENCH_S3_SECRET_ACCESS_KEY", "s3_secret_access_key")
+    )
     # Signs the web server's cookies (XSRF tokens); never sent to a browser.
     cookie_secret: SecretStr | None = Field(
         None, validation_alias=_env("WORKBENCH_COOKIE_SECRET", "cookie_secret")
@@ -337,6 +351,13 @@ class Settings(BaseSettings):
             "LIVEKIT_API_SECRET": self.livekit_api_secret,
             "STORAGE_URL": self.storage_url,
         }
+        if (self.storage_url or "").startswith("s3://"):
+            required |= {
+                "WORKBENCH_S3_ENDPOINT": self.s3_endpoint_url,
+                "WORKBENCH_S3_REGION": self.s3_region,
+                "WORKBENCH_S3_ACCESS_KEY_ID": self.s3_access_key_id,
+                "WORKBENCH_S3_SECRET_ACCESS_KEY": self.s3_secret_access_key,
+            }
         missing = [name for name, value in required.items() if value is None]
         if missing:
             raise ValueError(
@@ -351,6 +372,21 @@ class Settings(BaseSettings):
                 + "; ".join(insecure)
             )
         return self
+
+    def storage_options(self) -> dict[str, Any]:
+        """fsspec options for STORAGE_URL: s3fs's endpoint, region, keys and path-style
+        addressing (Supabase Storage names the bucket in the path); none for a folder."""
+        if not (self.storage_url or "").startswith("s3://"):
+            return {}
+        options: dict[str, Any] = {
+            "endpoint_url": self.s3_endpoint_url,
+            "client_kwargs": {"region_name": self.s3_region},
+            "config_kwargs": {"s3": {"addressing_style": "path"}},
+        }
+        if self.s3_access_key_id and self.s3_secret_access_key:
+            options["key"] = self.s3_access_key_id
+            options["secret"] = self.s3_secret_access_key.get_secret_value()
+        return options
 
     @property
     def is_local(self) -> bool:

@@ -14,6 +14,7 @@ import io
 import json
 import re
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any, Literal
 from uuid import UUID
 
@@ -22,6 +23,7 @@ import soundfile
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
+from workbench.config import Settings
 from workbench.db.errors import InvalidInput, NotFound, translated
 from workbench.db.models import StoredObject
 
@@ -179,8 +181,12 @@ class ObjectStore:
         raised after the last chunk, so a consumer that declared the size (an HTTP
         Content-Length) never completes a response with changed bytes.
         """
+        # No read-ahead cache: on S3 each read is one ranged GET of a chunk, not a
+        # block of the filesystem's default size held beside it.
         handle = await asyncio.to_thread(
-            self._fs.open, self._location(stored.bucket, stored.path), "rb"
+            partial(self._fs.open, block_size=chunk_bytes, cache_type="none"),
+            self._location(stored.bucket, stored.path),
+            "rb",
         )
         digest, sent = hashlib.sha256(), 0
         try:
@@ -211,3 +217,10 @@ class ObjectStore:
         location = self._location(bucket, path)
         if await asyncio.to_thread(self._fs.exists, location):
             await asyncio.to_thread(self._fs.rm_file, location)
+
+
+def open_store(settings: Settings) -> ObjectStore:
+    """The store STORAGE_URL names, with its options (an S3 endpoint's region and keys)."""
+    if settings.storage_url is None:
+        raise ValueError("no STORAGE_URL: run `./dev up` (local) or set STORAGE_URL (hosted)")
+    return ObjectStore(settings.storage_url, **settings.storage_options())

@@ -140,12 +140,10 @@ async def _conversations(args: argparse.Namespace, out_dir: Path) -> list[Manife
     import psycopg
 
     from workbench.db.connection import claims_for_user, database_url, rls_session
-    from workbench.storage import ObjectStore
+    from workbench.storage import open_store
     from workbench_datasets.conversations import export_conversations
 
     settings = get_settings()
-    if settings.storage_url is None:
-        raise SystemExit("no STORAGE_URL configured")
     async with await psycopg.AsyncConnection.connect(
         database_url(settings), autocommit=True
     ) as conn:
@@ -153,7 +151,7 @@ async def _conversations(args: argparse.Namespace, out_dir: Path) -> list[Manife
         async with rls_session(conn, claims):
             export = await export_conversations(
                 conn,
-                ObjectStore(settings.storage_url),
+                open_store(settings),
                 out_dir,
                 limit=args.limit,
                 human_references_only=args.human_only,

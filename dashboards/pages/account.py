@@ -23,7 +23,7 @@ from workbench.db.models import UiSettings, UserSettings
 from workbench.db.repositories import ProfilesRepo
 from workbench.models import tts_voices
 from workbench.models.stack import known_stacks, load_stack, stack_file
-from workbench.storage import ObjectStore
+from workbench.storage import open_store
 
 AVATAR_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 STACKS = known_stacks()
@@ -133,10 +133,8 @@ class AccountPage(pn.viewable.Viewer):
                 raise ValueError("choose an image file first")
             if mime_type not in AVATAR_TYPES:
                 raise ValueError(f"an avatar is PNG, JPEG or WebP, not {mime_type or 'unknown'}")
-            storage_url = web_context().settings.storage_url
-            assert storage_url is not None
             async with self._session.as_user() as conn:
-                stored = await ObjectStore(storage_url).put(
+                stored = await open_store(web_context().settings).put(
                     conn,
                     bucket="avatars",
                     owner_id=self._session.user_id,

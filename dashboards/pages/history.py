@@ -27,7 +27,7 @@ from workbench.db.errors import DataError
 from workbench.db.models import TURN_LATENCY_COLUMNS
 from workbench.db.repositories import ConversationsRepo, ExportsRepo
 from workbench.exports import Format, export_conversations
-from workbench.storage import ObjectStore
+from workbench.storage import open_store
 
 log = logging.getLogger("workbench.web.history")
 
@@ -92,12 +92,11 @@ class HistoryPage(pn.viewable.Viewer):
     async def export(self, fmt: Format) -> None:
         """Export the selected conversation (or all of the user's) as `fmt`; the list shows the outcome."""
         context = web_context()
-        assert context.settings.storage_url is not None
         async with context.page_connection() as conn:
             try:
                 await export_conversations(
                     conn,
-                    ObjectStore(context.settings.storage_url),
+                    open_store(context.settings),
                     self._session.claims,
                     fmt=fmt,
                     conversation_id=UUID(self.selected) if self.selected else None,

@@ -24,6 +24,7 @@ from agent.recorder import (
     recover_journals,
 )
 from tests.support.personas import Persona, create_user
+from workbench.db.connection import Connect, fresh_connections
 from workbench.db.models import TurnDraft
 from workbench.storage import ObjectStore
 
@@ -36,11 +37,8 @@ def owner(app_db: str, jwt_secret: str) -> Persona:
         return create_user(conn, name="owner", role="user", jwt_secret=jwt_secret)
 
 
-def _connector(dsn: str):  # type: ignore[no-untyped-def]
-    async def connect() -> psycopg.AsyncConnection[Any]:
-        return await psycopg.AsyncConnection.connect(dsn, autocommit=True, connect_timeout=2)
-
-    return connect
+def _connector(dsn: str) -> Connect:
+    return fresh_connections(dsn, name="test-recorder", connect_timeout_s=2)
 
 
 def _draft(conversation_id: uuid.UUID, idx: int) -> TurnDraft:

@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import hashlib
 import io
+import subprocess
+import sys
+import time
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
+import fsspec
+import httpx
 import numpy as np
 import psycopg
 import pytest
 import soundfile
 
 from tests.support.personas import Persona, create_user, session_as
+from tests.support.ports import free_port
+from workbench.config import Settings
 from workbench.db.errors import InvalidInput, NotFound
-from workbench.storage import ObjectStore, UploadRejected
+from workbench.storage import ObjectStore, UploadRejected, open_store
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +43,7 @@ def wav_bytes(seconds: float = 0.5, sample_rate_hz: int = 16_000) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # per test: the folder and S3 runs of a test store the same names
 def people(app_db: str, jwt_secret: str) -> dict[str, Persona]:
     with psycopg.connect(app_db, autocommit=True) as conn:
         return {
@@ -48,6 +57,21 @@ def people(app_db: str, jwt_secret: str) -> dict[str, Persona]:
         }
 
 
+# Around the store's metadata, straight at its backend (a folder or an S3 bucket): what a
+# leak or a half-write would leave, and bytes changed behind its back.
+def _backing_bytes(store: ObjectStore, bucket: str, path: str) -> bytes | None:
+    location = store._location(bucket, path)
+    return store._fs.cat_file(location) if store._fs.exists(location) else None  # type: ignore[no-any-return]
+
+
+def _overwrite(store: ObjectStore, bucket: str, path: str, data: bytes) -> None:
+    store._fs.pipe_file(store._location(bucket, path), data)
+
+
+def _anything_stored(store: ObjectStore) -> bool:
+    return store._fs.exists(store._root) and bool(store._fs.find(store._root))
+
+
 async def _avatars_of(conn: psycopg.AsyncConnection[Any], owner_id: Any) -> int:
     """How many avatar rows the caller sees for `owner_id`."""
     cur = await conn.execute(
@@ -58,9 +82,49 @@ async def _avatars_of(conn: psycopg.AsyncConnection[Any], owner_id: Any) -> int:
     return int(row[0]) if row else 0
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> ObjectStore:
-    return ObjectStore(str(tmp_path / "objects"))
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """An S3 API server on loopback (moto's), standing in for Supabase Storage's S3 endpoint.
+
+    A process of its own: the streaming test measures this process's memory.
+    """
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/moto-api/", timeout=1)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, "moto's S3 server exited"
+                assert time.monotonic() < deadline, "moto's S3 server did not start"
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture(params=["folder", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
+    """The store on a local folder, and on S3 through s3fs, configured as a deployment is."""
+    if request.param == "folder":
+        return ObjectStore(str(tmp_path / "objects"))
+    bucket = f"workbench-{uuid4().hex[:12]}"
+    settings = Settings(
+        storage_url=f"s3://{bucket}/objects",
+        s3_endpoint_url=request.getfixturevalue("s3_endpoint"),
+        s3_region="eu-central-1",
+        s3_access_key_id="test-key",
+        s3_secret_access_key="test-secret",
+    )
+    fsspec.filesystem("s3", **settings.storage_options()).mkdir(bucket)
+    return open_store(settings)
 
 
 async def test_round_trip_and_visibility(
@@ -79,7 +143,7 @@ async def test_round_trip_and_visibility(
             content_type="audio/wav",
         )
     assert stored.path == f"{owner.id}/conv-1/turn-0.wav"
-    assert (tmp_path / "objects" / "audio" / stored.path).read_bytes() == data
+    assert _backing_bytes(store, "audio", stored.path) == data
     async with session_as(app_db, owner) as conn:
         assert await store.read(conn, bucket="audio", path=stored.path) == data
     async with session_as(app_db, people["researcher"]) as conn:
@@ -93,7 +157,7 @@ async def test_round_trip_and_visibility(
             await store.delete(conn, bucket="audio", path=stored.path)
     async with session_as(app_db, owner) as conn:
         await store.delete(conn, bucket="audio", path=stored.path)
-    assert not (tmp_path / "objects" / "audio" / stored.path).exists()
+    assert _backing_bytes(store, "audio", stored.path) is None
 
 
 @pytest.mark.parametrize(
@@ -143,7 +207,7 @@ async def test_bad_uploads_are_refused_and_leave_nothing(
                 content_type=content_type,
             )  # type: ignore[arg-type]
         assert await _avatars_of(conn, owner.id) == 0
-    assert not (tmp_path / "objects").exists() or not any((tmp_path / "objects").rglob("*.*"))
+    assert not _anything_stored(store)
 
 
 async def test_cannot_store_under_another_users_prefix(
@@ -216,12 +280,11 @@ async def test_large_objects_stream_in_chunks_and_changed_bytes_never_complete(
     assert peak < 8 << 20, f"streaming held {peak / 2**20:.0f} MiB at once"
     # Someone changed the bytes behind the store's back: the stream fails at its end,
     # so an HTTP response with the recorded length never completes.
-    location = tmp_path / "objects" / "audio" / stored.path
-    location.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    _overwrite(store, "audio", stored.path, data[:-1] + bytes([data[-1] ^ 1]))
     with pytest.raises(InvalidInput, match="does not match its recorded digest"):
         async for _ in store.stream(stored):
             pass
-    location.write_bytes(data + b"extra")
+    _overwrite(store, "audio", stored.path, data + b"extra")
     received = 0
     with pytest.raises(InvalidInput):
         async for chunk in store.stream(stored):

@@ -20,6 +20,10 @@ HOSTED = {
     "LIVEKIT_API_KEY": "key",
     "LIVEKIT_API_SECRET": "secret",
     "STORAGE_URL": "s3://bucket/prefix",
+    "WORKBENCH_S3_ENDPOINT": "https://abc.supabase.co/storage/v1/s3",
+    "WORKBENCH_S3_REGION": "eu-central-1",
+    "WORKBENCH_S3_ACCESS_KEY_ID": "key-id",
+    "WORKBENCH_S3_SECRET_ACCESS_KEY": "key-secret",
 }
 
 
@@ -179,6 +183,7 @@ def test_settings_are_frozen() -> None:
             "postgresql://u:p@db.example.org/postgres?sslmode=prefer",
             "DATABASE_URL needs sslmode=require",
         ),
+        ("WORKBENCH_S3_ENDPOINT", "http://abc.supabase.co/storage/v1/s3", "must be https://"),
     ],
 )
 def test_hosted_mode_refuses_clear_text_transports(
@@ -190,6 +195,22 @@ def test_hosted_mode_refuses_clear_text_transports(
     monkeypatch.setenv(env, value)
     with pytest.raises(SettingsError, match=expected):
         load()
+
+
+def test_s3_storage_takes_its_endpoint_region_and_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, setting in HOSTED.items():
+        monkeypatch.setenv(name, setting)
+    monkeypatch.setenv("WORKBENCH_STACK", "hosted")
+    options = load().storage_options()
+    assert options["endpoint_url"] == "https://abc.supabase.co/storage/v1/s3"
+    assert options["client_kwargs"] == {"region_name": "eu-central-1"}
+    assert (options["key"], options["secret"]) == ("key-id", "key-secret")
+    assert options["config_kwargs"]["s3"]["addressing_style"] == "path"  # Supabase's style
+    monkeypatch.delenv("WORKBENCH_S3_SECRET_ACCESS_KEY")
+    with pytest.raises(SettingsError, match="WORKBENCH_S3_SECRET_ACCESS_KEY"):
+        load()
+    monkeypatch.setenv("STORAGE_URL", "/srv/workbench/objects")  # a folder needs none of them
+    assert load().storage_options() == {}
 
 
 def test_tls_mode_serves_pages_and_livekit_on_one_https_origin(tmp_path: Path) -> None:

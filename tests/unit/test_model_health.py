@@ -80,7 +80,7 @@ def test_the_heartbeat_says_ready_only_once_livekit_can_dispatch_and_beats_on_ch
     from agent.heartbeat import Heartbeat
     from workbench.models.stack import load_stack, stack_file
 
-    async def no_database() -> Any:
+    def no_database() -> Any:
         raise AssertionError("beat() must not touch the database")
 
     health = ModelHealth(status_file=None)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 from uuid import UUID
 
@@ -120,6 +120,34 @@ def open_pool(
             "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS} -c lock_timeout={LOCK_TIMEOUT_MS}",
         },
     )
+
+
+# Where service code gets a connection for one piece of work: `async with connect() as conn`.
+Connect = Callable[[], AbstractAsyncContextManager[AsyncConnection[Any]]]
+
+
+def fresh_connections(dsn: str, *, name: str, connect_timeout_s: int = 3) -> Connect:
+    """A new autocommit connection each time, closed after: for work that runs now and then,
+    each time on an event loop of its own (a pool belongs to one loop). A short connect
+    timeout, so an outage fails fast instead of stalling the caller."""
+
+    @asynccontextmanager
+    async def connect() -> AsyncIterator[AsyncConnection[Any]]:
+        conn = await AsyncConnection.connect(
+            dsn, autocommit=True, connect_timeout=connect_timeout_s, application_name=name
+        )
+        try:
+            yield conn
+        finally:
+            await conn.close()
+
+    return connect
+
+
+def pooled_connections(pool: AsyncConnectionPool, *, timeout_s: float = 3.0) -> Connect:
+    """Connections from an open pool; waiting longer than `timeout_s` raises PoolTimeout
+    (an OperationalError, as a failed connect would)."""
+    return lambda: pool.connection(timeout=timeout_s)
 
 
 def _require_idle(conn: AsyncConnection[Any]) -> None:
