@@ -21,6 +21,13 @@ worker (`WORKBENCH_AGENT_STACKS=cpu-small,cpu-hf ./dev up`).
 
     ./dev python bench/voice_latency.py [--turns 20] [--max-rooms 3] [--agent-only | --rooms-only]
     ./dev python bench/voice_latency.py --stacks cpu-small,cpu-hf [--turns 20]
+
+With `--nodes` (the stack in LiveKit's multi-node mode:
+`WORKBENCH_LIVEKIT_NODES=2 WORKBENCH_AGENT_WORKERS=2 ./dev up`) it holds
+`--rooms` conversations one after another, reads where LiveKit placed each
+room (Redis), and prints heard voice-to-voice p50/p95 per node.
+
+    ./dev python bench/voice_latency.py --nodes [--rooms 4] [--turns 10]
 """
 
 from __future__ import annotations
@@ -71,6 +78,7 @@ class Talk:
     """One bench conversation: its user, Start to the greeting heard, and heard voice-to-voice per turn."""
 
     user: uuid.UUID
+    room: str = ""
     greeting_s: float | None = None
     heard: list[float] = field(default_factory=list)
 
@@ -100,7 +108,7 @@ async def talk(
             pipeline=pipeline,
             stack=stack,
         )
-    room = ticket.room
+    room = result.room = ticket.room
     client = VoiceClient(
         settings.livekit_url, settings.livekit_api_key, secret, room=room, identity=str(result.user)
     )
@@ -251,6 +259,9 @@ async def main_async(args: argparse.Namespace) -> None:
     if args.stacks:
         await stacks_table([name.strip() for name in args.stacks.split(",")], args.turns, dsn)
         return
+    if args.nodes:
+        await nodes_table(args.rooms, args.turns, dsn)
+        return
     if not args.rooms_only:
         await latency_tables(args, dsn)
         if args.agent_only:
@@ -326,6 +337,37 @@ async def stacks_table(stacks: list[str], turns: int, dsn: str) -> None:
         )
 
 
+async def nodes_table(rooms: int, turns: int, dsn: str) -> None:
+    """Conversations one after another on a multi-node LiveKit; heard v2v by the node of each room."""
+    from stack.redis_service import redis_hash
+
+    settings = get_settings()
+    redis = ("127.0.0.1", settings.redis_port)
+    nodes = sorted(redis_hash(redis, "nodes"))
+    if len(nodes) < 2:
+        raise SystemExit("one LiveKit node: WORKBENCH_LIVEKIT_NODES=2 ./dev up first")
+    by_node: dict[str, list[Talk]] = {node: [] for node in nodes}
+    for n in range(rooms):
+        result = await talk(turns, dsn, label=f"node-room{n}")
+        placed = redis_hash(redis, "room_node_map").get(result.room, b"?").decode()
+        by_node.setdefault(placed, []).append(result)
+        await asyncio.sleep(8)  # the job exits and the nodes report their room counts
+    print(
+        f"\nConversations across {len(nodes)} LiveKit nodes, {turns} turns each (heard by the client)\n"
+    )
+    print("| node | rooms | turns | Start → greeting s (median) | v2v p50 s | v2v p95 s |")
+    print("|---|---|---|---|---|---|")
+    for number, node in enumerate(by_node, 1):
+        talks = by_node[node]
+        heard = [v for t in talks for v in t.heard]
+        greetings = [t.greeting_s for t in talks if t.greeting_s is not None]
+        greeting = f"{pct(greetings, 0.5):.2f}" if greetings else "—"
+        p50, p95 = (f"{pct(heard, 0.5):.2f}", f"{pct(heard, 0.95):.2f}") if heard else ("—", "—")
+        print(
+            f"| {number} ({node[:12]}) | {len(talks)} | {len(heard)} | {greeting} | {p50} | {p95} |"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -338,6 +380,8 @@ def main() -> int:
     parser.add_argument(
         "--stacks", help="comma-separated stacks to compare side by side (each needs its worker)"
     )
+    parser.add_argument("--nodes", action="store_true", help="heard v2v per LiveKit node")
+    parser.add_argument("--rooms", type=int, default=4, help="--nodes: conversations held")
     asyncio.run(main_async(parser.parse_args()))
     return 0
 

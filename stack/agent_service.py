@@ -32,13 +32,23 @@ class AgentService(BinaryService):
     start_timeout_s = 300.0  # model loading on a cold cache
 
     def __init__(
-        self, layout: StackLayout, *, port: int, stack: str, stack_file: Path, instance: int = 1
+        self,
+        layout: StackLayout,
+        *,
+        port: int,
+        stack: str,
+        stack_file: Path,
+        instance: int = 1,
+        livekit_url: str | None = None,
     ) -> None:
         # agent-<stack>, then agent-<stack>-2, ... for more workers of one stack
         self.name = f"{self.name_prefix}{stack}" + (f"-{instance}" if instance > 1 else "")
         super().__init__(layout, port=port)
         self.stack = stack
         self.stack_file = stack_file
+        # The LiveKit node it registers with (multi-node: workers spread over the nodes;
+        # any node dispatches to it); None: LIVEKIT_URL as configured.
+        self.livekit_url = livekit_url
 
     @property
     def status_file(self) -> Path:
@@ -58,6 +68,8 @@ class AgentService(BinaryService):
         env = self.python_environment()
         env["WORKBENCH_AGENT_STACK"] = str(self.stack_file)
         env["WORKBENCH_AGENT_STATUS_FILE"] = str(self.status_file)
+        if self.livekit_url is not None:
+            env["LIVEKIT_URL"] = self.livekit_url
         # Prometheus multiprocess mode: the job processes' metrics reach the worker's
         # /metrics through this folder (agent/metrics.py); livekit-agents empties it at start.
         env["PROMETHEUS_MULTIPROC_DIR"] = str(self.layout.run_dir / f"{self.name}-metrics")

@@ -13,13 +13,14 @@ from stack.agent_service import AgentService
 from stack.auth_server import AuthService
 from stack.errors import StackError
 from stack.layout import StackLayout
-from stack.livekit_server import LiveKitService
+from stack.livekit_server import LiveKitService, node_ports
 from stack.local_accounts import LocalAccount
 from stack.mail_service import MailService
 from stack.managed import BinaryService
 from stack.postgres import PostgresService
 from stack.processes import stop_pid
 from stack.prometheus import PrometheusService
+from stack.redis_service import RedisService
 from stack.secrets import ensure_local_secrets
 from stack.tls import ensure_certificates
 from stack.tls_proxy import TlsProxyService
@@ -71,16 +72,31 @@ class LocalStack:
         )
         self.mail = MailService(self.layout, port=settings.mail_port)
         self.tls_proxy = _tls_proxy(settings, self.layout)
-        self.livekit = LiveKitService(
-            self.layout,
-            port=settings.livekit_port,
-            tcp_port=settings.livekit_tcp_port,
-            udp_port=settings.livekit_udp_port,
-            api_key=secrets["livekit_api_key"],
-            api_secret=secrets["livekit_api_secret"],
-            media_ip=self.tls_proxy.address if self.tls_proxy else "127.0.0.1",
-            metrics_port=settings.livekit_metrics_port,
+        # More than one LiveKit node: multi-node mode, the nodes sharing rooms through Redis.
+        self.redis = (
+            RedisService(self.layout, port=settings.redis_port)
+            if settings.livekit_nodes > 1
+            else None
         )
+        first_ports = {
+            "port": settings.livekit_port,
+            "tcp_port": settings.livekit_tcp_port,
+            "udp_port": settings.livekit_udp_port,
+            "metrics_port": settings.livekit_metrics_port,
+        }
+        self.livekit_nodes = [
+            LiveKitService(
+                self.layout,
+                **node_ports(first_ports, node),
+                api_key=secrets["livekit_api_key"],
+                api_secret=secrets["livekit_api_secret"],
+                media_ip=self.tls_proxy.address if self.tls_proxy else "127.0.0.1",
+                node=node,
+                redis_address=self.redis.address if self.redis else None,
+            )
+            for node in range(1, settings.livekit_nodes + 1)
+        ]
+        self.livekit = self.livekit_nodes[0]  # the web app's (and browsers') node
         # `agent_workers` workers per stack conversations may run on (LiveKit gives each
         # room to the least loaded worker of its stack); ports count up from agent_port.
         workers = [
@@ -88,6 +104,7 @@ class LocalStack:
             for name, file in _stack_files(settings).items()
             for instance in range(1, settings.agent_workers + 1)
         ]
+        # Each stack's workers spread over the LiveKit nodes (any node dispatches to any).
         self.agents = [
             AgentService(
                 self.layout,
@@ -95,6 +112,9 @@ class LocalStack:
                 stack=name,
                 stack_file=file,
                 instance=instance,
+                livekit_url=self.livekit_nodes[(instance - 1) % len(self.livekit_nodes)].url
+                if len(self.livekit_nodes) > 1
+                else None,
             )
             for i, (name, file, instance) in enumerate(workers)
         ]
@@ -108,9 +128,11 @@ class LocalStack:
             targets={
                 "agent": [f"127.0.0.1:{agent.port}" for agent in self.agents],
                 "web": [f"127.0.0.1:{settings.panel_metrics_port}"],
-                "livekit": [f"127.0.0.1:{self.livekit.metrics_port}"]
-                if self.livekit.metrics_port
-                else [],
+                "livekit": [
+                    f"127.0.0.1:{node.metrics_port}"
+                    for node in self.livekit_nodes
+                    if node.metrics_port
+                ],
             },
         )
         self._role_passwords = {
@@ -135,7 +157,10 @@ class LocalStack:
         # GoTrue runs its own migrations in `auth` before the app's, whose
         # triggers and foreign keys reference auth.users.
         self._step("auth", self.auth.prepare, self.auth.start)
-        self._step("livekit", self.livekit.prepare, self.livekit.start)
+        if self.redis is not None:
+            self._step("redis", self.redis.prepare, self.redis.start)
+        for node in self.livekit_nodes:
+            self._step(node.name, node.prepare, node.start)
         applied = self.postgres.migrate()
         if applied:
             self._echo(f"applied migrations: {', '.join(applied)}")
@@ -189,7 +214,15 @@ class LocalStack:
                 stopped.append(pidfile.stem)
             PidFile(pidfile).clear()
             (self.layout.run_dir / f"{pidfile.stem}-models.json").unlink(missing_ok=True)
-        for service in (self.livekit, self.auth, self.mail):
+        # Every LiveKit node and the Redis an `up` started, also of a larger cluster before.
+        for pattern in (f"{LiveKitService.name_prefix}*.pid", f"{RedisService.name}.pid"):
+            for pidfile in sorted(self.layout.run_dir.glob(pattern)):
+                pid = PidFile(pidfile).live_pid()
+                if pid is not None:
+                    stop_pid(pid)
+                    stopped.append(pidfile.stem)
+                PidFile(pidfile).clear()
+        for service in (self.auth, self.mail):
             if service.stop():
                 stopped.append(service.name)
         if self.postgres.stop():
@@ -206,7 +239,14 @@ class LocalStack:
                 self.postgres.pid() if self.postgres.running() else None,
             )
         ]
-        services: list[BinaryService] = [self.mail, self.auth, self.livekit, *self.agents, self.web]
+        services: list[BinaryService] = [
+            self.mail,
+            self.auth,
+            *([self.redis] if self.redis else []),
+            *self.livekit_nodes,
+            *self.agents,
+            self.web,
+        ]
         if self.tls_proxy is not None:
             services.append(self.tls_proxy)
         if self.settings.prometheus or self.prometheus.running():

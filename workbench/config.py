@@ -149,6 +149,15 @@ class Settings(BaseSettings):
         le=65535,
         validation_alias=_env("WORKBENCH_LIVEKIT_METRICS_PORT", "livekit_metrics_port"),
     )
+    # LiveKit nodes `./dev up` runs: more than one is LiveKit's multi-node mode, the
+    # nodes sharing rooms through a Redis (Debian's redis-server, on loopback). Node n
+    # (from 2) takes the ports of the first plus 10 x (n - 1), its metrics port + n - 1.
+    livekit_nodes: int = Field(
+        1, ge=1, le=8, validation_alias=_env("WORKBENCH_LIVEKIT_NODES", "livekit_nodes")
+    )
+    redis_port: int = Field(
+        6379, ge=1, le=65535, validation_alias=_env("WORKBENCH_REDIS_PORT", "redis_port")
+    )
     prometheus: bool = Field(False, validation_alias=_env("WORKBENCH_PROMETHEUS", "prometheus"))
     prometheus_port: int = Field(
         9090, ge=1, le=65535, validation_alias=_env("WORKBENCH_PROMETHEUS_PORT", "prometheus_port")
@@ -351,13 +360,6 @@ class Settings(BaseSettings):
             "LIVEKIT_API_SECRET": self.livekit_api_secret,
             "STORAGE_URL": self.storage_url,
         }
-        if (self.storage_url or "").startswith("s3://"):
-            required |= {
-                "WORKBENCH_S3_ENDPOINT": self.s3_endpoint_url,
-                "WORKBENCH_S3_REGION": self.s3_region,
-                "WORKBENCH_S3_ACCESS_KEY_ID": self.s3_access_key_id,
-                "WORKBENCH_S3_SECRET_ACCESS_KEY": self.s3_secret_access_key,
-            }
         missing = [name for name, value in required.items() if value is None]
         if missing:
             raise ValueError(
@@ -375,7 +377,8 @@ class Settings(BaseSettings):
 
     def storage_options(self) -> dict[str, Any]:
         """fsspec options for STORAGE_URL: s3fs's endpoint, region, keys and path-style
-        addressing (Supabase Storage names the bucket in the path); none for a folder."""
+        addressing (Supabase Storage names the bucket in the path); none for a folder.
+        Without WORKBENCH_S3_* keys s3fs takes AWS's own (environment, instance role)."""
         if not (self.storage_url or "").startswith("s3://"):
             return {}
         options: dict[str, Any] = {
