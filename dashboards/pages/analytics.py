@@ -322,23 +322,32 @@ def analytics_view(page: AnalyticsPage) -> pn.viewable.Viewable:
     apply = pn.widgets.Button(name="Apply filters", button_type="primary", width=130, align="end")
     run_on_click(apply, page.apply)
 
-    @pn.depends(page.param.latency, page.param.activity, page.param.arms, page.param.connection)
-    def live_section(
+    # One tab at a time: a hidden tab's plots are built and drawn when it is opened
+    # (dynamic tabs), so the page is ready after its first two plots, not all eight.
+    @pn.depends(page.param.latency)
+    def latency_section(latency: pd.DataFrame | None) -> pn.viewable.Viewable:
+        latency = latency if latency is not None else pd.DataFrame(columns=_LATENCY_COLUMNS)
+        return pn.Column(plot_pane(latency_trend(latency)), plot_pane(stage_breakdown(latency)))
+
+    @pn.depends(page.param.latency, page.param.activity, page.param.connection)
+    def activity_section(
         latency: pd.DataFrame | None,
         activity: pd.DataFrame | None,
-        arms: pd.DataFrame | None,
         connection: pd.DataFrame | None,
     ) -> pn.viewable.Viewable:
-        latency = latency if latency is not None else pd.DataFrame(columns=_LATENCY_COLUMNS)
-        activity = (
-            activity
-            if activity is not None
-            else pd.DataFrame(columns=["day", "conversations", "turns"])
-        )
         return pn.Column(
-            plot_pane(latency_trend(latency)),
-            plot_pane(stage_breakdown(latency)),
-            plot_pane(interruption_trend(latency)),
+            plot_pane(
+                activity_bars(
+                    activity
+                    if activity is not None
+                    else pd.DataFrame(columns=["day", "conversations", "turns"])
+                )
+            ),
+            plot_pane(
+                interruption_trend(
+                    latency if latency is not None else pd.DataFrame(columns=_LATENCY_COLUMNS)
+                )
+            ),
             plot_pane(
                 connection_trend(
                     connection
@@ -346,10 +355,12 @@ def analytics_view(page: AnalyticsPage) -> pn.viewable.Viewable:
                     else pd.DataFrame(columns=_CONNECTION_COLUMNS)
                 )
             ),
-            plot_pane(activity_bars(activity)),
-            plot_pane(
-                arm_comparison(arms if arms is not None else pd.DataFrame(columns=_ARM_COLUMNS))
-            ),
+        )
+
+    @pn.depends(page.param.arms)
+    def experiments_section(arms: pd.DataFrame | None) -> pn.viewable.Viewable:
+        return plot_pane(
+            arm_comparison(arms if arms is not None else pd.DataFrame(columns=_ARM_COLUMNS))
         )
 
     @pn.depends(page.param.eval_runs, page.param.researcher)
@@ -416,8 +427,13 @@ def analytics_view(page: AnalyticsPage) -> pn.viewable.Viewable:
         pn.pane.Markdown("## Service now"),
         health_section,
         pn.pane.Markdown("## Live conversations"),
-        live_section,
-        eval_section,
-        samples_section,
+        pn.Tabs(
+            ("Latency", latency_section),
+            ("Activity and connection", activity_section),
+            ("Experiments", experiments_section),
+            ("Evals", pn.Column(eval_section, samples_section, sizing_mode="stretch_width")),
+            dynamic=True,
+            sizing_mode="stretch_width",
+        ),
         sizing_mode="stretch_width",
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import jwt
@@ -12,6 +12,7 @@ import pytest
 
 from stack.services import LocalStack
 from tests.support.databases import scratch_database
+from tests.support.voice_client import VoiceClient
 from workbench.auth.tokens import AccessClaims, verifier_for
 from workbench.config import Settings, get_settings
 from workbench.db.connection import admin_database_url
@@ -84,3 +85,12 @@ def sign_user_claims(settings: Settings):  # type: ignore[no-untyped-def]
         return verifier.verify(jwt.encode(payload, secret, algorithm="HS256"))
 
     return make
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[list[VoiceClient]]:
+    """The test's room clients (append them), closed afterwards."""
+    opened: list[VoiceClient] = []
+    yield opened
+    for voice in opened:
+        await voice.close()

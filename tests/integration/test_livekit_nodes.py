@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -46,14 +46,6 @@ def cluster(stack: LocalStack, settings: Settings) -> Iterator[LocalStack]:
         if multi.redis is not None:
             multi.redis.stop()
         stack.up()
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[list[VoiceClient]]:
-    opened: list[VoiceClient] = []
-    yield opened
-    for voice in opened:
-        await voice.close()
 
 
 def _node_of_room(cluster: LocalStack, room: str) -> str | None:

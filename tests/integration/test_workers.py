@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import psutil
 import psycopg
@@ -62,15 +62,6 @@ async def _room_with_client(settings: Settings, admin_dsn: str, jwt_secret: str)
         user = create_user(conn, name="shared", role="user", jwt_secret=jwt_secret)
     assert user.id is not None
     return await join_as_web_app(settings, user.id)
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[list[VoiceClient]]:
-    """The test's room clients, closed afterwards."""
-    opened: list[VoiceClient] = []
-    yield opened
-    for voice in opened:
-        await voice.close()
 
 
 def _rooms_by_worker(settings: Settings, pids: list[int]) -> dict[int, int]:

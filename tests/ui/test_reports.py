@@ -56,6 +56,7 @@ def test_a_stored_report_opens_from_analytics_with_its_plots_and_no_access_to_th
 
     sign_in(visit, people["researcher"])
     visit.page.goto(f"{base_url}/analytics")
+    visit.page.locator(".bk-tab", has_text="Evals").click(timeout=30_000)
     link = visit.page.get_by_role("link", name=name)
     expect(link).to_be_visible(timeout=30_000)
     with visit.page.expect_popup() as opened:

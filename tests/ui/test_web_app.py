@@ -123,9 +123,13 @@ def test_researcher_sees_plots_and_drills_into_an_eval_run(
     sign_in(visit, people["researcher"])
     visit.page.goto(f"{base_url}/analytics")
     expect(visit.page.get_by_text("Live conversations")).to_be_visible(timeout=30_000)
-    expect(visit.page.get_by_text("Eval runs")).to_be_visible(timeout=30_000)
-    expect(visit.page.locator("canvas").first).to_be_visible()
-    assert visit.page.locator("canvas").count() >= 4  # latency, stages, activity, WER
+    expect(visit.page.locator("canvas").nth(1)).to_be_visible()  # latency and its stages
+    # The other tabs draw their plots when opened.
+    visit.page.locator(".bk-tab", has_text="Activity and connection").click()
+    expect(visit.page.locator("canvas").nth(2)).to_be_visible(timeout=15_000)
+    visit.page.locator(".bk-tab", has_text="Evals").click()
+    expect(visit.page.get_by_text("Eval runs")).to_be_visible(timeout=15_000)
+    expect(visit.page.locator("canvas").last).to_be_visible()  # WER over time
     picker = visit.page.get_by_label("Show samples of run")
     run_label = picker.locator("option", has_text="ui-test@000000000000").first.inner_text()
     picker.select_option(label=run_label)
@@ -147,6 +151,7 @@ def test_a_plain_user_gets_no_eval_results(
 ) -> None:
     sign_in(visit, people["user"])
     visit.page.goto(f"{base_url}/analytics")
+    visit.page.locator(".bk-tab", has_text="Evals").click(timeout=30_000)
     expect(
         visit.page.get_by_text("Eval results are visible to researchers and admins.")
     ).to_be_visible(timeout=30_000)
