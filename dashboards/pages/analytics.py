@@ -322,8 +322,9 @@ def analytics_view(page: AnalyticsPage) -> pn.viewable.Viewable:
     apply = pn.widgets.Button(name="Apply filters", button_type="primary", width=130, align="end")
     run_on_click(apply, page.apply)
 
-    # One tab at a time: a hidden tab's plots are built and drawn when it is opened
-    # (dynamic tabs), so the page is ready after its first two plots, not all eight.
+    # One tab at a time: a hidden tab's plots are built (lazy) and drawn (dynamic tabs)
+    # when it is opened, so the page is ready after its first two plots, not all eight
+    # (each Bokeh figure costs ~30 ms to build here and more to draw).
     @pn.depends(page.param.latency)
     def latency_section(latency: pd.DataFrame | None) -> pn.viewable.Viewable:
         latency = latency if latency is not None else pd.DataFrame(columns=_LATENCY_COLUMNS)
@@ -428,10 +429,17 @@ def analytics_view(page: AnalyticsPage) -> pn.viewable.Viewable:
         health_section,
         pn.pane.Markdown("## Live conversations"),
         pn.Tabs(
-            ("Latency", latency_section),
-            ("Activity and connection", activity_section),
-            ("Experiments", experiments_section),
-            ("Evals", pn.Column(eval_section, samples_section, sizing_mode="stretch_width")),
+            ("Latency", pn.panel(latency_section, lazy=True)),
+            ("Activity and connection", pn.panel(activity_section, lazy=True)),
+            ("Experiments", pn.panel(experiments_section, lazy=True)),
+            (
+                "Evals",
+                pn.Column(
+                    pn.panel(eval_section, lazy=True),
+                    pn.panel(samples_section, lazy=True),
+                    sizing_mode="stretch_width",
+                ),
+            ),
             dynamic=True,
             sizing_mode="stretch_width",
         ),
