@@ -15,7 +15,17 @@ from stack.services import LocalStack, ServiceReport
 from workbench.config import SettingsError, get_settings
 from workbench.db.migrations import MigrationError
 
-SERVICES = ("postgres", "mail", "auth", "livekit", "agent", "web", "tls-proxy")
+SERVICES = (
+    "postgres",
+    "mail",
+    "auth",
+    "redis",
+    "livekit",
+    "agent",
+    "web",
+    "tls-proxy",
+    "prometheus",
+)
 
 
 def _print_reports(reports: list[ServiceReport]) -> None:
@@ -68,11 +78,11 @@ def cmd_status(stack: LocalStack, _: argparse.Namespace) -> int:
 def cmd_logs(stack: LocalStack, args: argparse.Namespace) -> int:
     names = [args.service] if args.service else list(SERVICES)
     logs = stack.layout.logs_dir
-    # "agent" is every worker's log (agent-<stack>.log), one per stack.
+    # "agent" is every worker's log (agent-<stack>[-<n>].log), "livekit" every node's.
     existing = [
         p
         for name in names
-        for p in sorted(logs.glob(f"{name}.log")) or sorted(logs.glob(f"{name}-*.log"))
+        for p in [*sorted(logs.glob(f"{name}.log")), *sorted(logs.glob(f"{name}-*.log"))]
     ]
     if not existing:
         print(f"no logs yet under {stack.layout.logs_dir}")
