@@ -432,6 +432,7 @@ class _ConversationLog:
         self._false_interruptions = 0  # since the previous agent turn
         self._agent_turns = 0  # so far: the next agent turn's ordinal
         self._finishing: asyncio.Future[None] | None = None
+        self._closing: asyncio.Task[None] | None = None  # referenced until done
 
     def attach(self, session: AgentSession[Any], ctx: JobContext) -> None:
         """Record what `session` says and hears; close the conversation, then the job, when it ends."""
@@ -453,7 +454,8 @@ class _ConversationLog:
                 await self.finish()
                 ctx.shutdown(reason="session closed")
 
-            self._track(close())
+            # Not among the turns in flight: finish() waits for those, and this waits for it.
+            self._closing = asyncio.create_task(close())
 
         ctx.add_shutdown_callback(self.finish)
 
@@ -490,9 +492,7 @@ class _ConversationLog:
         """Wait for the turns in flight, then end the conversation (once; every caller
         returns when it has ended, so what closes after it can rely on that)."""
         if self._finishing is None:
-            caller = asyncio.current_task()  # a tracked task may be the one asking
-            in_flight = [t for t in self._pending if t is not caller]
-            self._finishing = asyncio.ensure_future(self._end(in_flight))
+            self._finishing = asyncio.ensure_future(self._end(list(self._pending)))
         await asyncio.shield(self._finishing)
 
     async def _end(self, in_flight: list[asyncio.Task[Any]]) -> None:
