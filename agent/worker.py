@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import sys
@@ -90,6 +89,7 @@ from workbench.models import (
 )
 from workbench.models.stack import load_stack
 from workbench.prompts import FALLBACK_SYSTEM_PROMPT
+from workbench.room_options import RoomOptions
 from workbench.storage import open_store
 
 log = logging.getLogger("workbench.agent")
@@ -257,14 +257,9 @@ PIPELINES: dict[str, type[WorkbenchAgent]] = {
 
 def _room_options(metadata: str | None, *, default_prompt: str) -> tuple[str, str]:
     """The prompt slug and pipeline a room's metadata asks for (defaults when absent or unreadable)."""
-    try:
-        options = json.loads(metadata or "{}")
-    except ValueError:
-        options = {}
-    if not isinstance(options, dict):
-        options = {}
-    slug = str(options.get("prompt") or default_prompt)
-    pipeline = str(options.get("pipeline") or "streaming")
+    options = RoomOptions.from_metadata(metadata)
+    slug = options.prompt or default_prompt
+    pipeline = options.pipeline or "streaming"
     if pipeline not in PIPELINES:
         log.warning("unknown pipeline %r in room metadata; using streaming", pipeline)
         pipeline = "streaming"

@@ -25,7 +25,6 @@ one is free, telling the page how long it has waited.
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import time
 from collections.abc import Callable
@@ -42,6 +41,7 @@ from psycopg import AsyncConnection
 from workbench.config import Settings
 from workbench.db.connection import service_session
 from workbench.db.repositories import RoomsRepo, WorkersRepo
+from workbench.room_options import RoomOptions
 
 TOKEN_TTL = timedelta(hours=1)
 ROOM_LOOKBACK = timedelta(days=1)
@@ -91,8 +91,7 @@ async def open_room(
     chosen = None if stack in (None, settings.default_stack) else stack
     stack = chosen or settings.default_stack
     room = f"conv-{user_id.hex[:8]}-{secrets.token_hex(6)}"
-    options = {"prompt": prompt_slug, "pipeline": pipeline, "stack": stack}
-    metadata = json.dumps({k: v for k, v in options.items() if v})
+    metadata = RoomOptions(prompt=prompt_slug, pipeline=pipeline, stack=stack).to_metadata()
     async with (
         server_api(settings) as lk,
         service_session(conn, acting_for=user_id),
@@ -164,12 +163,7 @@ def unavailable_reason(stack: str, problems: str | None = None) -> str:
 
 def room_stack(settings: Settings, metadata: str | None) -> str:
     """The model stack a room was opened on (its metadata), the default if it names none."""
-    try:
-        options = json.loads(metadata or "{}")
-    except ValueError:
-        options = {}
-    stack = options.get("stack") if isinstance(options, dict) else None
-    return str(stack) if stack else settings.default_stack
+    return RoomOptions.from_metadata(metadata).stack or settings.default_stack
 
 
 async def _dispatch(lk: api.LiveKitAPI, agent_name: str, room: str, metadata: str) -> None:
