@@ -100,10 +100,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if manifest.rows else 1
 
 
-def _voices(specs: list[Path]) -> list[Any]:
+def _voices(specs: list[Path], seed: int) -> list[Any]:
     from workbench.models import TextToSpeech, load_model
+    from workbench.models.seeding import seed_generators
 
-    voices = [load_model(spec) for spec in specs]
+    voices = []
+    for spec in specs:
+        seed_generators(seed)  # the same audio in every process (VITS voices sample noise)
+        voices.append(load_model(spec))
     if not all(isinstance(v, TextToSpeech) for v in voices):
         raise SystemExit("every --tts must be a text-to-speech spec")
     return voices
@@ -115,7 +119,7 @@ async def _paused(args: argparse.Namespace, out_dir: Path) -> list[ManifestRow]:
 
     return await paused_rows(
         read_sentences(args.utterances or UTTERANCES),
-        _voices(args.tts),
+        _voices(args.tts, args.seed),
         out_dir,
         pauses_s=args.pause or (0.4, 0.7, 1.0),
         seed=args.seed,
@@ -127,7 +131,7 @@ async def _synthetic(args: argparse.Namespace, out_dir: Path) -> list[ManifestRo
 
     return await synthetic_rows(
         read_sentences(args.sentences),
-        _voices(args.tts),
+        _voices(args.tts, args.seed),
         out_dir,
         speeds=args.speed or (1.0,),
         snr_db=args.snr_db,

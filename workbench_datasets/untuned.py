@@ -17,6 +17,7 @@ from pathlib import Path
 
 from workbench.config import REPO_ROOT
 from workbench.models import TextToSpeech, load_model, load_spec
+from workbench.models.seeding import seed_generators
 from workbench_datasets.manifest import ManifestRow
 from workbench_datasets.pocketsphinx import pocketsphinx_rows
 from workbench_datasets.synthetic import read_sentences, synthetic_rows
@@ -71,6 +72,7 @@ async def untuned_rows(
     rows: list[ManifestRow] = []
     for condition in conditions:
         if condition.voice not in voices:
+            seed_generators(seed)  # the same set in every process (VITS voices sample noise)
             voice = load_model(load_spec(_SPECS / f"{condition.voice}.yaml"))
             if not isinstance(voice, TextToSpeech):
                 raise TypeError(f"{condition.voice} is not a text-to-speech spec")
