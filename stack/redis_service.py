@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from stack.debian import ensure_debian_binary, library_path
 from stack.managed import BinaryService
@@ -17,40 +18,43 @@ from stack.managed import BinaryService
 REDIS_PACKAGE = "redis-server"
 
 
-def redis_command(address: tuple[str, int], *words: str, timeout_s: float = 2.0) -> bytes:
-    """Send one command (RESP) and return the raw reply; enough for PING and HGETALL."""
+def redis_command(address: tuple[str, int], *words: str, timeout_s: float = 2.0) -> Any:
+    """Send one command (RESP) and return its parsed reply: bytes, an int, a list, or None.
+
+    Enough for PING and HGETALL; replies are read by their stated lengths, so values
+    holding CR LF (LiveKit stores protobuf in its hashes) come back whole.
+    """
     request = f"*{len(words)}\r\n".encode() + b"".join(
         f"${len(w.encode())}\r\n{w}\r\n".encode() for w in words
     )
     with socket.create_connection(address, timeout=timeout_s) as conn:
         conn.sendall(request)
-        conn.settimeout(timeout_s)
-        reply = b""
-        while not reply.endswith(b"\r\n") or _incomplete(reply):
-            chunk = conn.recv(65536)
-            if not chunk:
-                break
-            reply += chunk
-    return reply
+        return _read_reply(conn.makefile("rb"))
 
 
-def _incomplete(reply: bytes) -> bool:
-    """True while a multi-bulk or bulk reply has not arrived whole."""
-    lines = reply.split(b"\r\n")
-    if reply.startswith(b"*"):
-        expected = int(lines[0][1:])
-        # each element: a "$len" line and its data line
-        return expected > 0 and len(lines) - 2 < 2 * expected
-    if reply.startswith(b"$"):
-        return int(lines[0][1:]) >= 0 and len(lines) < 3
-    return False
+def _read_reply(stream: BinaryIO) -> Any:
+    line = stream.readline()
+    if not line.endswith(b"\r\n"):
+        raise ConnectionError("redis closed the connection mid-reply")
+    kind, body = line[:1], line[1:-2]
+    if kind == b"-":
+        raise ConnectionError(f"redis: {body.decode(errors='replace')}")
+    if kind == b"+":
+        return body
+    if kind == b":":
+        return int(body)
+    length = int(body)
+    if length < 0:
+        return None
+    if kind == b"$":
+        return stream.read(length + 2)[:-2]
+    return [_read_reply(stream) for _ in range(length)]  # "*": an array
 
 
 def redis_hash(address: tuple[str, int], key: str) -> dict[str, bytes]:
     """HGETALL `key` as field -> raw value."""
-    lines = redis_command(address, "HGETALL", key).split(b"\r\n")
-    values = [lines[i] for i in range(2, len(lines), 2)][: 2 * int(lines[0][1:] or 0)]
-    return {values[i].decode(): values[i + 1] for i in range(0, len(values) - 1, 2)}
+    items = redis_command(address, "HGETALL", key) or []
+    return {items[i].decode(): items[i + 1] for i in range(0, len(items), 2)}
 
 
 class RedisService(BinaryService):
@@ -105,6 +109,6 @@ class RedisService(BinaryService):
 
     def healthy(self) -> bool:
         try:
-            return redis_command(("127.0.0.1", self.port), "PING") == b"+PONG\r\n"
-        except OSError:
+            return bool(redis_command(("127.0.0.1", self.port), "PING") == b"PONG")
+        except (OSError, ValueError):
             return False
