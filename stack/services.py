@@ -207,27 +207,31 @@ class LocalStack:
             if service.stop():
                 stopped.append(service.name)
         # Every worker an `up` started, also of stacks no longer configured.
-        for pidfile in sorted(self.layout.run_dir.glob(f"{AgentService.name_prefix}*.pid")):
-            pid = PidFile(pidfile).live_pid()
-            if pid is not None:
-                stop_pid(pid)
-                stopped.append(pidfile.stem)
-            PidFile(pidfile).clear()
-            (self.layout.run_dir / f"{pidfile.stem}-models.json").unlink(missing_ok=True)
+        for name, was_running in self._stop_by_pidfiles(f"{AgentService.name_prefix}*.pid"):
+            if was_running:
+                stopped.append(name)
+            (self.layout.run_dir / f"{name}-models.json").unlink(missing_ok=True)
         # Every LiveKit node and the Redis an `up` started, also of a larger cluster before.
         for pattern in (f"{LiveKitService.name_prefix}*.pid", f"{RedisService.name}.pid"):
-            for pidfile in sorted(self.layout.run_dir.glob(pattern)):
-                pid = PidFile(pidfile).live_pid()
-                if pid is not None:
-                    stop_pid(pid)
-                    stopped.append(pidfile.stem)
-                PidFile(pidfile).clear()
+            stopped += [name for name, ran in self._stop_by_pidfiles(pattern) if ran]
         for service in (self.auth, self.mail):
             if service.stop():
                 stopped.append(service.name)
         if self.postgres.stop():
             stopped.append("postgres")
         return stopped
+
+    def _stop_by_pidfiles(self, pattern: str) -> list[tuple[str, bool]]:
+        """Stop each process whose pidfile in the run folder matches `pattern` and clear
+        the pidfile; each pidfile's name, and whether its process was running."""
+        found = []
+        for pidfile in sorted(self.layout.run_dir.glob(pattern)):
+            pid = PidFile(pidfile).live_pid()
+            if pid is not None:
+                stop_pid(pid)
+            PidFile(pidfile).clear()
+            found.append((pidfile.stem, pid is not None))
+        return found
 
     def status(self) -> list[ServiceReport]:
         """State of each service, checked live."""
