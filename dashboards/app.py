@@ -17,6 +17,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import panel as pn
+from panel.io.state import set_curdoc
 
 from dashboards.auth_pages import WorkbenchAuthProvider, auth_routes
 from dashboards.components.narrow_sidebar import FoldSidebarWhenNarrow
@@ -109,7 +110,13 @@ def _theme_in_url() -> Theme:
 
 
 def _session_page(path: str) -> Callable[[], pn.template.BaseTemplate]:
-    """A page whose body is filled once the browser session is resolved (on load, off the render path).
+    """A page whose body is filled as soon as its document exists, before the browser asks for it.
+
+    The fill runs as the document's first next-tick callback: Bokeh runs it under
+    the document's lock, so the browser's first pull of the document (once its
+    scripts have loaded) waits for it and receives the filled page. The database
+    work and the model building overlap the browser's script loading instead of
+    following a second round trip after the page has drawn.
 
     Navigation shows only the pages the user's role may open; a page above the
     role is refused here, and its data would be refused by RLS anyway.
@@ -122,41 +129,51 @@ def _session_page(path: str) -> Callable[[], pn.template.BaseTemplate]:
             sizing_mode="stretch_width",
         )
         nav = pn.Column()
+        doc = pn.state.curdoc
+        assert doc is not None, "pages are built by the server, in a session's document"
+        theme_setting: list[str | None] = []  # the user's setting, once fill has read it
 
         async def fill() -> None:
-            context = web_context()
-            resolved = await context.resolve(session_cookie())
-            if resolved is None:
-                body[:] = [pn.pane.Markdown(ENDED_MARKDOWN)]
-                return
-            session = PageSession(resolved, body)
-            async with session.as_user() as conn:
-                profiles = ProfilesRepo(conn)
-                held = await profiles.roles_held()  # the ranking lives in SQL
-                ui = UserSettings.model_validate((await profiles.mine()).settings).ui
-            browser = pn.state.browser_info
-            theme = page_theme(ui.theme if ui else None, browser.dark_mode if browser else None)
-            if theme != _theme_in_url():
-                # The theme is chosen when the page is built: build it again in the user's.
-                location = pn.state.location
-                if location is not None:
-                    location.reload = True
-                    location.search = f"?theme={theme}"
+            with set_curdoc(doc):
+                resolved = await web_context().resolve(session_cookie())
+                if resolved is None:
+                    body[:] = [pn.pane.Markdown(ENDED_MARKDOWN)]
                     return
-            who = resolved.claims.email or "signed in"
-            nav[:] = [
-                pn.pane.HTML(_nav(held, path, who, theme), sizing_mode="stretch_width"),
-                FoldSidebarWhenNarrow(height=0, margin=0),
-            ]
-            if needs not in held:
-                body[:] = [pn.pane.Alert(f"{title} is for {needs}s only.", alert_type="danger")]
-                return
-            view = page_class(session)
-            await view.load()
-            body[:] = [view]
-            session.watch()
+                session = PageSession(resolved, body)
+                async with session.as_user() as conn:
+                    profiles = ProfilesRepo(conn)
+                    held = await profiles.roles_held()  # the ranking lives in SQL
+                    ui = UserSettings.model_validate((await profiles.mine()).settings).ui
+                theme_setting.append(ui.theme if ui else None)
+                who = resolved.claims.email or "signed in"
+                nav[:] = [
+                    pn.pane.HTML(
+                        _nav(held, path, who, _theme_in_url()), sizing_mode="stretch_width"
+                    ),
+                    FoldSidebarWhenNarrow(height=0, margin=0),
+                ]
+                if needs not in held:
+                    body[:] = [pn.pane.Alert(f"{title} is for {needs}s only.", alert_type="danger")]
+                    return
+                view = page_class(session)
+                await view.load()
+                body[:] = [view]
+                session.watch()
 
-        pn.state.onload(fill)
+        def match_theme() -> None:
+            """Once the browser has said what it prefers: rebuild the page in the user's theme
+            if it was built in another (Panel picks the theme when it builds a page)."""
+            if not theme_setting:
+                return
+            browser = pn.state.browser_info
+            theme = page_theme(theme_setting[0], browser.dark_mode if browser else None)
+            location = pn.state.location
+            if theme != _theme_in_url() and location is not None:
+                location.reload = True
+                location.search = f"?theme={theme}"
+
+        doc.add_next_tick_callback(fill)
+        pn.state.onload(match_theme)
         return _template(title, body, nav)
 
     return page
