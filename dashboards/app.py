@@ -157,7 +157,10 @@ def _session_page(path: str) -> Callable[[], pn.template.BaseTemplate]:
                     return
                 view = page_class(session)
                 await view.load()
-                body[:] = [view]
+                # One recompute of the document's model references for the whole body, not
+                # one per model tree Panel adds (a third of the build time on Analytics).
+                with doc.models.freeze():
+                    body[:] = [view]
                 session.watch()
 
         def match_theme() -> None:
