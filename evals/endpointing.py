@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from workbench.audio import SPEECH_RATE_HZ, speech_span, to_int16
-from workbench.turn_taking import EndpointSetting, TurnEnd
+from workbench.turn_taking import EndpointSetting, TurnEnd, reads_finished
 
 # livekit-agents' own constants (livekit/agents/inference/eot/): the turn model is
 # asked 0.2 s into a pause and sees the turn's last 1.2 s.
@@ -37,35 +37,47 @@ class _VadEvent:
     speech_end_s: float = 0.0  # for "end": where the speech stopped
 
 
-Transcriber = Callable[[np.ndarray], Awaitable[float]]
+@dataclass(frozen=True)
+class EarlyTranscript:
+    """What the early STT gives for the audio up to a pause."""
+
+    seconds: float  # how long it took
+    text: str
+
+
+Transcriber = Callable[[np.ndarray], Awaitable[EarlyTranscript]]
 
 
 class TurnTakingReplay:
     """Replays clips through the agent's VAD and turn model; caches what settings share.
 
-    `transcribe_s` (optional) returns the seconds the STT takes on a piece of
-    audio: with it, a commit also waits for the early transcript, as live.
+    `transcribe` (optional) runs the STT on a piece of audio: with it, a commit
+    also waits for the early transcript, as live, and settings with a
+    `text_done_delay_s` can read it.
     """
 
     def __init__(
-        self, *, early_silence_s: float = 0.15, transcribe_s: Transcriber | None = None
+        self, *, early_silence_s: float = 0.15, transcribe: Transcriber | None = None
     ) -> None:
         from livekit.local_inference import EOT
 
         self._eot = EOT()
         self._early_silence_s = early_silence_s
-        self._transcribe_s = transcribe_s
+        self._transcribe = transcribe
         self._vads: dict[float, Any] = {}
         self._events: dict[tuple[int, float], list[_VadEvent]] = {}
         self._scores: dict[tuple[int, int], float] = {}
-        self._stt_s: dict[tuple[int, int], float] = {}
+        self._transcripts: dict[tuple[int, int], EarlyTranscript] = {}
 
     async def replay(self, clip_id: int, samples: np.ndarray, setting: EndpointSetting) -> TurnEnd:
         """The first commit in `samples` (float, 16 kHz) under `setting`.
 
         `clip_id` keys the caches: replaying one clip under many settings runs its VAD
-        once per silence length and asks the turn model once per pause.
+        once per silence length, asks the turn model once per pause and transcribes
+        once per pause.
         """
+        if setting.text_done_delay_s is not None and self._transcribe is None:
+            raise ValueError(f"{setting.label} reads the transcript: give the replay an STT")
         audio = np.concatenate([samples, np.zeros(int(TAIL_S * SPEECH_RATE_HZ), np.float32)])
         speech_end = float(speech_span(samples, SPEECH_RATE_HZ)[1])
         pending: tuple[float, float | None] | None = None  # (commit time, probability)
@@ -83,9 +95,15 @@ class TurnTakingReplay:
                 used = probability if threshold is not None else None
                 if used is not None and threshold is not None and used < threshold:
                     delay = setting.max_delay_s
+                    if setting.text_done_delay_s is not None:
+                        early = await self._early_transcript(clip_id, audio, event)
+                        if reads_finished(early.text):
+                            delay = min(delay, setting.text_done_delay_s)
                 commit = max(event.speech_end_s + delay, event.at_s)
-                if self._transcribe_s is not None:
-                    commit = max(commit, await self._transcript_ready(clip_id, audio, event))
+                if self._transcribe is not None:
+                    early = await self._early_transcript(clip_id, audio, event)
+                    ready = event.speech_end_s + self._early_silence_s + early.seconds
+                    commit = max(commit, ready)
                 pending = (commit, used)
         if pending is None:
             raise RuntimeError(f"clip {clip_id}: no end of speech within {TAIL_S:g} s of silence")
@@ -93,7 +111,7 @@ class TurnTakingReplay:
 
     def forget(self, clip_id: int) -> None:
         """Drop what was cached for a clip once every setting has replayed it."""
-        caches: tuple[dict[Any, Any], ...] = (self._events, self._scores, self._stt_s)
+        caches: tuple[dict[Any, Any], ...] = (self._events, self._scores, self._transcripts)
         for cache in caches:
             for key in [k for k in cache if k[0] == clip_id]:
                 del cache[key]
@@ -149,10 +167,13 @@ class TurnTakingReplay:
             self._scores[key] = float(await asyncio.to_thread(self._eot.predict, window))
         return self._scores[key]
 
-    async def _transcript_ready(self, clip_id: int, audio: np.ndarray, end: _VadEvent) -> float:
-        assert self._transcribe_s is not None
+    async def _early_transcript(
+        self, clip_id: int, audio: np.ndarray, end: _VadEvent
+    ) -> EarlyTranscript:
+        """The STT's transcript of the audio up to this end of speech (once per pause)."""
+        assert self._transcribe is not None
         stop = int(end.speech_end_s * SPEECH_RATE_HZ)
         key = (clip_id, stop)
-        if key not in self._stt_s:
-            self._stt_s[key] = await self._transcribe_s(audio[:stop])
-        return end.speech_end_s + self._early_silence_s + self._stt_s[key]
+        if key not in self._transcripts:
+            self._transcripts[key] = await self._transcribe(audio[:stop])
+        return self._transcripts[key]

@@ -427,11 +427,14 @@ def turn_taking_frame(summary: dict[str, Any]) -> pd.DataFrame:
     for label, s in summary["settings"].items():
         if not s["delay_p95_s"]:
             continue  # every clip cut off: no delay to draw
-        threshold = s["unlikely_threshold"]
+        threshold, text_wait = s["unlikely_threshold"], s.get("text_done_delay_s")
+        model = "VAD only" if threshold is None else f"turn model < {threshold:g}"
+        if text_wait is not None:
+            model += f", finished text ≤ {text_wait:g} s"
         rows.append(
             {
                 "setting": label,
-                "model": "VAD only" if threshold is None else f"turn model < {threshold:g}",
+                "model": model,
                 "cut_off": s["cut_off_rate"]["value"],
                 "cut_low": s["cut_off_rate"]["ci95"][0],
                 "cut_high": s["cut_off_rate"]["ci95"][1],
@@ -459,8 +462,9 @@ def turn_taking_frame(summary: dict[str, Any]) -> pd.DataFrame:
 def turn_taking_curve(summary: dict[str, Any]) -> Any:
     """Endpoint delay (p95, 95% CI) against premature cut-offs, one point per setting.
 
-    Colour is the turn-model threshold; the line joins the Pareto front; the
-    live defaults are the red ring.
+    Colour is the turn-model threshold (and the transcript rule's wait, where a
+    setting has one); the line joins the Pareto front; the live defaults are the
+    red ring.
     """
     frame = turn_taking_frame(summary)
     plot = figure(
@@ -473,7 +477,8 @@ def turn_taking_curve(summary: dict[str, Any]) -> Any:
     )
     if frame.empty:
         return plot
-    for colour, (model, group) in zip(Category10_10, frame.groupby("model"), strict=False):
+    for i, (model, group) in enumerate(frame.groupby("model")):
+        colour = Category10_10[i % len(Category10_10)]
         source = ColumnDataSource(group)
         plot.scatter("cut_off", "p95", source=source, size=8, color=colour, legend_label=model)
         plot.add_layout(

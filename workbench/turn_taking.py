@@ -10,10 +10,16 @@ commit; and a turn is never committed before its transcript exists. The agent
 reads its defaults from `DEFAULT_SETTING`; the turn-taking lab
 (evals/endpointing.py, the `turn_taking` eval task) replays recordings under a
 grid of settings and reports each one's `TurnEnd`s.
+
+The lab also tries a rule the live agent does not use: when the turn model
+judges the user unfinished but the early transcript `reads_finished`, wait
+`text_done_delay_s` instead of the longest wait (README, "Turn taking", has
+what it measured).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # A commit this much before the last audible sample cut the user off.
@@ -32,12 +38,17 @@ class EndpointSetting:
     max_delay_s: float = 2.0
     # The mini model's English threshold in livekit-agents; None: VAD alone decides.
     unlikely_threshold: float | None = 0.36
+    # Lab only: the wait when the model says "unfinished" but the early transcript
+    # `reads_finished`; None: the transcript is not consulted (as live).
+    text_done_delay_s: float | None = None
 
     @property
     def label(self) -> str:
-        """Short, stable, sortable name, e.g. `vad0.3-min0.3-max3-eot0.36`."""
+        """Short, stable, sortable name, e.g. `vad0.3-min0.3-max3-eot0.36` (`-text0.6` with
+        the transcript rule)."""
         model = "vad-only" if self.unlikely_threshold is None else f"eot{self.unlikely_threshold:g}"
-        return f"vad{self.vad_silence_s:g}-min{self.min_delay_s:g}-max{self.max_delay_s:g}-{model}"
+        text = "" if self.text_done_delay_s is None else f"-text{self.text_done_delay_s:g}"
+        return f"vad{self.vad_silence_s:g}-min{self.min_delay_s:g}-max{self.max_delay_s:g}-{model}{text}"
 
 
 DEFAULT_SETTING = EndpointSetting()
@@ -48,18 +59,84 @@ def setting_grid(
     min_delay_s: tuple[float, ...] = (0.0, 0.3),
     max_delay_s: tuple[float, ...] = (0.8, 1.2, 2.0, 3.0),
     unlikely_threshold: tuple[float | None, ...] = (None, 0.2, 0.36, 0.5),
+    text_done_delay_s: tuple[float | None, ...] = (None,),
 ) -> list[EndpointSetting]:
-    """Every combination (VAD-only settings ignore max_delay, so they appear once per min)."""
+    """Every combination (VAD-only settings ignore max_delay and the transcript rule, so
+    they appear once per min)."""
     grid = {
-        EndpointSetting(v, lo, hi if t is not None else DEFAULT_SETTING.max_delay_s, t)
+        EndpointSetting(
+            v,
+            lo,
+            hi if t is not None else DEFAULT_SETTING.max_delay_s,
+            t,
+            text if t is not None else None,
+        )
         for v in vad_silence_s
         for lo in min_delay_s
         for hi in max_delay_s
         for t in unlikely_threshold
-        if hi >= lo
+        for text in text_done_delay_s
+        if hi >= lo and (text is None or lo <= text < hi)
     }
     grid.add(DEFAULT_SETTING)
     return sorted(grid, key=lambda s: s.label)
+
+
+# Words after which an English sentence goes on: a transcript ending in one is not done.
+_GOES_ON = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "so",
+        "to",
+        "of",
+        "for",
+        "with",
+        "from",
+        "in",
+        "on",
+        "at",
+        "by",
+        "about",
+        "into",
+        "as",
+        "than",
+        "that",
+        "which",
+        "who",
+        "if",
+        "because",
+        "my",
+        "your",
+        "our",
+        "their",
+        "his",
+        "her",
+        "its",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "um",
+        "uh",
+        "er",
+    ]
+)
+
+
+def reads_finished(transcript: str) -> bool:
+    """Whether a transcript reads as a finished sentence: it ends with `.`, `?` or `!`
+    (Whisper punctuates), not an ellipsis, and not with a word a sentence goes on after."""
+    text = transcript.strip()
+    if not text.endswith((".", "?", "!")) or text.endswith(".."):
+        return False
+    last = re.sub(r"[^a-z']", "", text.split()[-1].lower())
+    return last not in _GOES_ON
 
 
 @dataclass(frozen=True)

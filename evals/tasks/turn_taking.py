@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from evals.endpointing import TurnTakingReplay
+from evals.endpointing import EarlyTranscript, TurnTakingReplay
 from evals.stats import bootstrap_ci, mean
 from evals.tasks.base import Task
 from workbench.audio import AudioDecodeError
@@ -45,7 +45,12 @@ class TurnTakingTask(Task[ManifestRow]):
             dataset_id=manifest.dataset_id, items=[r for r in manifest.rows if r.speech]
         )
         self.manifest = manifest
-        self.settings = list(settings) if settings is not None else setting_grid()
+        # With an STT the grid also tries the transcript rule (lab only, not live).
+        self.settings = (
+            list(settings)
+            if settings is not None
+            else setting_grid(text_done_delay_s=(None, 0.6, 1.0) if stt else (None,))
+        )
         self.stt_spec = stt
         self._stt: SpeechToText | None = None
         if stt is not None:
@@ -76,11 +81,12 @@ class TurnTakingTask(Task[ManifestRow]):
     def load(self) -> None:
         if self._stt is not None:
             self._stt.load()
-        self._replay = TurnTakingReplay(transcribe_s=self._stt_seconds if self._stt else None)
+        self._replay = TurnTakingReplay(transcribe=self._early_transcript if self._stt else None)
 
-    async def _stt_seconds(self, samples: np.ndarray) -> float:
+    async def _early_transcript(self, samples: np.ndarray) -> EarlyTranscript:
         assert self._stt is not None
-        return (await self._stt.transcribe(samples)).inference_s
+        result = await self._stt.transcribe(samples)
+        return EarlyTranscript(seconds=result.inference_s, text=result.text)
 
     async def score(self, batch: Sequence[ManifestRow]) -> list[EvalSample]:
         assert self._replay is not None, "load() first"
@@ -122,8 +128,14 @@ class TurnTakingTask(Task[ManifestRow]):
             cut = np.array([float(r["cut_off"]) for r in rows])
             delays = np.array([r["delay_s"] for r in rows if not r["cut_off"]])
             settings[label] = {
-                key: rows[0][key]
-                for key in ("vad_silence_s", "min_delay_s", "max_delay_s", "unlikely_threshold")
+                key: rows[0].get(key)  # runs before the transcript rule lack its key
+                for key in (
+                    "vad_silence_s",
+                    "min_delay_s",
+                    "max_delay_s",
+                    "unlikely_threshold",
+                    "text_done_delay_s",
+                )
             } | {
                 "utterances": len(rows),
                 "cut_off_rate": _interval(cut, mean),

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from evals.endpointing import TurnTakingReplay
+from evals.endpointing import EarlyTranscript, TurnTakingReplay
 from evals.plots import turn_taking_curve, turn_taking_frame
 from evals.run_folder import RunFolder
 from evals.runner import run_task
@@ -15,7 +16,7 @@ from evals.tasks.turn_taking import TurnTakingTask
 from workbench.audio import read_audio
 from workbench.config import REPO_ROOT
 from workbench.models import TextToSpeech, load_model, load_spec
-from workbench.turn_taking import DEFAULT_SETTING, EndpointSetting, setting_grid
+from workbench.turn_taking import DEFAULT_SETTING, EndpointSetting, reads_finished, setting_grid
 from workbench_datasets.manifest import read_manifest, write_manifest
 from workbench_datasets.paused import paused_rows
 
@@ -79,10 +80,10 @@ async def test_a_vad_silence_under_the_models_question_time_leaves_the_model_out
 async def test_the_transcript_bounds_the_commit_when_the_stt_is_slow(
     clips: tuple[Path, list[np.ndarray]],
 ) -> None:
-    async def slow_stt(_samples: np.ndarray) -> float:
-        return 0.8
+    async def slow_stt(_samples: np.ndarray) -> EarlyTranscript:
+        return EarlyTranscript(seconds=0.8, text="Turn off the kitchen lights please.")
 
-    end = await TurnTakingReplay(transcribe_s=slow_stt).replay(
+    end = await TurnTakingReplay(transcribe=slow_stt).replay(
         1, clips[1][1], EndpointSetting(unlikely_threshold=NEVER_WAIT)
     )
     assert end.delay_s >= 0.15 + 0.8 - 0.06  # early-STT pause + transcription
@@ -120,11 +121,58 @@ async def test_the_task_scores_every_setting_and_summarises_the_trade(
     assert turn_taking_curve(summary).renderers
 
 
+async def test_a_finished_transcript_shortens_the_models_long_wait_and_an_unfinished_one_does_not(
+    clips: tuple[Path, list[np.ndarray]],
+) -> None:
+    # The STT's text is given here (the rule reads text; the VAD and the turn model are real).
+    def stt(text: str) -> Any:
+        async def transcribe(_samples: np.ndarray) -> EarlyTranscript:
+            return EarlyTranscript(seconds=0.1, text=text)
+
+        return transcribe
+
+    whole = clips[1][1]
+    waits = EndpointSetting(max_delay_s=2.0, unlikely_threshold=ALWAYS_WAIT)
+    reads = EndpointSetting(max_delay_s=2.0, unlikely_threshold=ALWAYS_WAIT, text_done_delay_s=0.6)
+    finished = TurnTakingReplay(transcribe=stt("Turn off the kitchen lights please."))
+    assert (await finished.replay(1, whole, waits)).delay_s >= 1.9
+    assert 0.55 <= (await finished.replay(1, whole, reads)).delay_s <= 0.9
+    going_on = TurnTakingReplay(transcribe=stt("Turn off the kitchen lights and"))
+    assert (await going_on.replay(1, whole, reads)).delay_s >= 1.9
+    with pytest.raises(ValueError, match="give the replay an STT"):
+        await TurnTakingReplay().replay(1, whole, reads)
+
+
+@pytest.mark.parametrize(
+    ("transcript", "finished"),
+    [
+        ("Turn off the kitchen lights please.", True),
+        ("What time is it in Tokyo?", True),
+        ("Stop!", True),
+        ("I need eggs,", False),
+        ("I would like to book a table for.", False),  # Whisper's period after a hesitation
+        ("Set an alarm for", False),
+        ("Tell me about the...", False),
+        ("Wake me up at half past six on weekdays", False),  # no full stop: not read as done
+        ("", False),
+    ],
+)
+def test_a_transcript_reads_finished_only_as_a_whole_sentence(
+    transcript: str, finished: bool
+) -> None:
+    assert reads_finished(transcript) is finished
+
+
 def test_the_grid_holds_the_live_default_and_no_setting_twice() -> None:
-    grid = setting_grid()
+    grid = setting_grid(text_done_delay_s=(None, 0.6, 1.0))
     assert DEFAULT_SETTING in grid
     assert len({s.label for s in grid}) == len(grid)
     assert all(s.max_delay_s >= s.min_delay_s for s in grid)
+    # The transcript rule only where the turn model can ask for the long wait, and shorter.
+    texts = [s for s in grid if s.text_done_delay_s is not None]
+    assert texts
+    assert all(s.unlikely_threshold is not None for s in texts)
+    assert all(s.min_delay_s <= s.text_done_delay_s < s.max_delay_s for s in texts)  # type: ignore[operator]
 
 
 def test_the_default_threshold_is_the_one_the_live_turn_model_uses() -> None:
