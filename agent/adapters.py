@@ -23,6 +23,7 @@ from livekit.agents.language import LanguageCode
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
 from livekit.agents.vad import VAD, VADEventType
 
+from agent.turn_detection import LatestFinal
 from workbench.audio import SPEECH_RATE_HZ, resample, to_float32, to_int16
 from workbench.models import ChatMessage, ChatModel, SpeechToText, TextToSpeech
 from workbench.models.base import Model
@@ -60,13 +61,21 @@ class WorkbenchSTT(_Labelled, stt.STT[Any]):
     _model: SpeechToText
 
     def __init__(
-        self, model: SpeechToText, *, vad: VAD, language: str | None = None, prefix_s: float = 0.5
+        self,
+        model: SpeechToText,
+        *,
+        vad: VAD,
+        language: str | None = None,
+        prefix_s: float = 0.5,
+        latest: LatestFinal | None = None,
     ) -> None:
         super().__init__(capabilities=stt.STTCapabilities(streaming=True, interim_results=False))
         self._model = model
         self._vad = vad
         self._language = language
         self._prefix_s = prefix_s
+        # Kept current for the turn detector (agent/turn_detection.py), when given.
+        self._latest = latest
         self._heard: list[np.ndarray] = []  # user audio recognised since the last take_audio
 
     def take_audio(self) -> tuple[np.ndarray, int] | None:
@@ -165,6 +174,8 @@ class _EarlyFinalStream(stt.RecognizeStream):
             async for event in vad_stream:
                 if event.type == VADEventType.START_OF_SPEECH:
                     self._generation += 1
+                    if self._owner._latest is not None:
+                        self._owner._latest.text = None  # the user speaks on: nothing final yet
                     if self._utterance is None:
                         self._utterance = list(self._recent)
                         self._recent.clear()
@@ -212,6 +223,8 @@ class _EarlyFinalStream(stt.RecognizeStream):
         self._utterance = None
         for frame in after:
             self._remember(frame)
+        if self._owner._latest is not None:
+            self._owner._latest.text = text
         if text:
             self._event_ch.send_nowait(_final(text, self._language, speech_end_time=speech_end))
         self._event_ch.send_nowait(

@@ -44,6 +44,12 @@ class AgentSettings(BaseSettings):
     vad_silence_s: float = Field(DEFAULT_SETTING.vad_silence_s, gt=0)
     min_endpoint_s: float = Field(DEFAULT_SETTING.min_delay_s, ge=0)
     max_endpoint_s: float = Field(DEFAULT_SETTING.max_delay_s, ge=0)
+    # The turn model's English threshold (LiveKit's calibrated one by default), and whether
+    # a finished early transcript overrules it (the lab's transcript rule at the least
+    # wait; agent/turn_detection.py): the lab's best is 0.5 with it on, which the voice
+    # bench measured slower (README, "Turn taking").
+    turn_threshold: float = Field(DEFAULT_SETTING.unlikely_threshold or 0.0, ge=0, le=1)
+    finished_text: bool = DEFAULT_SETTING.text_done_delay_s is not None
     # Captions paced to the agent's audio: on an interruption the agent's turn (recorded,
     # and in the LLM's context) then holds the words the user heard, not all that was
     # generated. The pacing estimates the speaking rate with an STFT on the event loop,

@@ -46,7 +46,6 @@ from livekit.agents import (
     room_io,
     tts,
 )
-from livekit.agents.inference import TurnDetector
 from livekit.agents.telemetry.http_server import metrics as all_metrics
 from livekit.agents.types import FlushSentinel
 from livekit.plugins import silero
@@ -64,6 +63,7 @@ from agent.recorder import (
 )
 from agent.settings import AgentSettings, agent_settings
 from agent.text_chunks import FirstClauseTokenizer
+from agent.turn_detection import LatestFinal, TranscriptAwareTurnDetector
 from agent.turn_records import turn_draft
 from workbench.audio import SPEECH_RATE_HZ, resample, to_float32
 from workbench.config import Settings, get_settings
@@ -538,11 +538,13 @@ def _voice_session(
     voice: str,
 ) -> tuple[AgentSession[Any], WorkbenchSTT, _CapturingTTS]:
     """The session for one pipeline, with the adapters the recorder takes audio from."""
+    latest = LatestFinal()  # the STT writes it, the turn detector reads it
     stt_adapter = WorkbenchSTT(
         models.stt,
         # the naive pipeline transcribes only once the session's VAD has ended the speech
         vad=models.naive_vad if sequential else models.stt_vad,
         language=language,
+        latest=latest,
     )
     tts_adapter = _CapturingTTS(models.tts, cache=models.phrases, voice=voice)
     session: AgentSession[Any] = AgentSession(
@@ -554,7 +556,11 @@ def _voice_session(
         turn_handling=TurnHandlingOptions(
             # the local model (no cloud inference); the naive pipeline answers when VAD says
             # the speech ended, with no extra wait
-            turn_detection="vad" if sequential else TurnDetector(version="v1-mini"),
+            turn_detection="vad"
+            if sequential
+            else TranscriptAwareTurnDetector(
+                latest if knobs.finished_text else None, threshold=knobs.turn_threshold
+            ),
             # piper renders a clause in ~0.05 s, so the preemptive reply is voiced too
             preemptive_generation={
                 "enabled": knobs.preemptive and not sequential,

@@ -57,7 +57,7 @@ async def test_a_pause_longer_than_the_wait_cuts_the_user_off(
     assert not waited.cut_off
     assert 1.4 <= waited.delay_s <= 1.8  # max_delay from the end of speech, plus VAD framing
     # A sentence said in one go ends once the VAD's silence and the least wait have passed.
-    done = await replay.replay(1, whole, DEFAULT_SETTING)
+    done = await replay.replay(1, whole, EndpointSetting())
     assert not done.cut_off
     assert 0.25 <= done.delay_s <= 3.2
     quick = await replay.replay(1, whole, EndpointSetting(unlikely_threshold=NEVER_WAIT))
@@ -98,7 +98,12 @@ async def test_the_task_scores_every_setting_and_summarises_the_trade(
         EndpointSetting(unlikely_threshold=NEVER_WAIT),
         EndpointSetting(max_delay_s=1.5, unlikely_threshold=ALWAYS_WAIT),
     ]
-    task = TurnTakingTask(manifest=read_manifest(folder / "manifest.jsonl"), settings=settings)
+    # The live default reads the early transcript: the task runs the live STT.
+    task = TurnTakingTask(
+        manifest=read_manifest(folder / "manifest.jsonl"),
+        settings=settings,
+        stt=load_spec(REPO_ROOT / "configs" / "models" / "whisper-tiny-en-ct2.yaml"),
+    )
     result = await run_task(task, folder=RunFolder(tmp_path / "run"), progress=False)
     assert len(result.samples) == 2 * len(settings)
     assert {task.item_of(s.sample_id) for s in result.samples} == {r.id for r in task.items}
@@ -164,7 +169,7 @@ def test_a_transcript_reads_finished_only_as_a_whole_sentence(
 
 
 def test_the_grid_holds_the_live_default_and_no_setting_twice() -> None:
-    grid = setting_grid(text_done_delay_s=(None, 0.6, 1.0))
+    grid = setting_grid(text_done_delay_s=(None, 0.3, 0.6, 1.0))
     assert DEFAULT_SETTING in grid
     assert len({s.label for s in grid}) == len(grid)
     assert all(s.max_delay_s >= s.min_delay_s for s in grid)
@@ -175,8 +180,8 @@ def test_the_grid_holds_the_live_default_and_no_setting_twice() -> None:
     assert all(s.min_delay_s <= s.text_done_delay_s < s.max_delay_s for s in texts)  # type: ignore[operator]
 
 
-def test_the_default_threshold_is_the_one_the_live_turn_model_uses() -> None:
-    # The agent leaves LiveKit's calibrated threshold as is; the lab must replay that one.
+def test_the_default_threshold_is_livekits_calibrated_one() -> None:
+    # The agent runs LiveKit's English threshold unless told otherwise; the lab replays it.
     from livekit.agents.inference.eot.languages import LOCAL_LANGUAGES
 
     assert DEFAULT_SETTING.unlikely_threshold == LOCAL_LANGUAGES["en"]
