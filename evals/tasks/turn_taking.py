@@ -45,14 +45,12 @@ class TurnTakingTask(Task[ManifestRow]):
             dataset_id=manifest.dataset_id, items=[r for r in manifest.rows if r.speech]
         )
         self.manifest = manifest
-        # The transcript rule needs the STT's text: without one, the grid leaves it out
-        # (the live default included).
-        if settings is not None:
-            self.settings = list(settings)
-        elif stt is not None:
-            self.settings = setting_grid(text_done_delay_s=(None, 0.3, 0.6, 1.0))
-        else:
-            self.settings = [s for s in setting_grid() if s.text_done_delay_s is None]
+        # The transcript rule reads the STT's text: the grid tries it only with an STT.
+        self.settings = (
+            list(settings)
+            if settings is not None
+            else setting_grid(text_done_delay_s=(None, 0.3, 0.6, 1.0) if stt else (None,))
+        )
         self.stt_spec = stt
         self._stt: SpeechToText | None = None
         if stt is not None:

@@ -57,7 +57,7 @@ async def test_a_pause_longer_than_the_wait_cuts_the_user_off(
     assert not waited.cut_off
     assert 1.4 <= waited.delay_s <= 1.8  # max_delay from the end of speech, plus VAD framing
     # A sentence said in one go ends once the VAD's silence and the least wait have passed.
-    done = await replay.replay(1, whole, EndpointSetting())
+    done = await replay.replay(1, whole, DEFAULT_SETTING)
     assert not done.cut_off
     assert 0.25 <= done.delay_s <= 3.2
     quick = await replay.replay(1, whole, EndpointSetting(unlikely_threshold=NEVER_WAIT))
@@ -98,12 +98,7 @@ async def test_the_task_scores_every_setting_and_summarises_the_trade(
         EndpointSetting(unlikely_threshold=NEVER_WAIT),
         EndpointSetting(max_delay_s=1.5, unlikely_threshold=ALWAYS_WAIT),
     ]
-    # The live default reads the early transcript: the task runs the live STT.
-    task = TurnTakingTask(
-        manifest=read_manifest(folder / "manifest.jsonl"),
-        settings=settings,
-        stt=load_spec(REPO_ROOT / "configs" / "models" / "whisper-tiny-en-ct2.yaml"),
-    )
+    task = TurnTakingTask(manifest=read_manifest(folder / "manifest.jsonl"), settings=settings)
     result = await run_task(task, folder=RunFolder(tmp_path / "run"), progress=False)
     assert len(result.samples) == 2 * len(settings)
     assert {task.item_of(s.sample_id) for s in result.samples} == {r.id for r in task.items}
