@@ -28,6 +28,18 @@ With `--nodes` (the stack in LiveKit's multi-node mode:
 room (Redis), and prints heard voice-to-voice p50/p95 per node.
 
     ./dev python bench/voice_latency.py --nodes [--rooms 4] [--turns 10]
+
+With `--floor` it measures each stage of the streaming path on its own, on this
+machine with nothing else running, and adds them up per turn: what the heard
+voice-to-voice would be if the stages never competed for the CPU. Audio one way
+through LiveKit (two clients, no agent), the agent's fixed endpointing waits (its
+settings), the stack's STT on each recording's words plus the early-STT pause, the
+LLM's time to its first speakable chunk (as `agent/text_chunks.py` cuts it) in one
+conversation, and that chunk's synthesis, uncached. The end-of-turn model's
+inference and Silero's own end-of-speech latency are left out, so the sum is a
+lower bound.
+
+    ./dev python bench/voice_latency.py --floor [--turns 20]
 """
 
 from __future__ import annotations
@@ -40,21 +52,24 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from agent.settings import agent_settings
 from dashboards.rooms import open_room
 from stack.agent_service import AgentService
 from tests.support.speech import pocketsphinx_utterances
-from tests.support.voice_client import VoiceClient
-from workbench.audio import SPEECH_RATE_HZ, read_audio
+from tests.support.voice_client import FRAME_MS, RATE_HZ, VoiceClient
+from workbench.audio import SPEECH_RATE_HZ, read_audio, speech_span
 from workbench.config import get_settings
 from workbench.db.connection import admin_database_url
 from workbench.models import ChatMessage, ChatModel, SpeechToText, TextToSpeech, load_model
 from workbench.models.stack import load_stack
 from workbench.processes import PidFile, process_tree_memory_mb
 from workbench.prompts import FALLBACK_SYSTEM_PROMPT
+from workbench.speech_text import first_chunk_end
 
 
 def pct(values: list[float], q: float) -> float:
@@ -200,6 +215,98 @@ async def baseline(turns: int) -> dict[str, list[float]]:
     return out
 
 
+async def one_way_audio_s(bursts: int = 10) -> list[float]:
+    """Audio latency one way through the local LiveKit: a tone from one client to another.
+
+    Both clients are this process; the time counts from when the tone's first sample
+    leaves the sender's source queue to when the receiver gets an audible frame.
+    """
+    settings = get_settings()
+    assert settings.livekit_url
+    assert settings.livekit_api_key
+    assert settings.livekit_api_secret
+    room = f"bench-floor-{uuid.uuid4().hex[:8]}"  # no agent is dispatched to it
+    clients = [
+        VoiceClient(
+            settings.livekit_url,
+            settings.livekit_api_key,
+            settings.livekit_api_secret.get_secret_value(),
+            room=room,
+            identity=f"bench-floor-{name}",
+        )
+        for name in ("listener", "speaker")
+    ]
+    listener, speaker = clients
+    for client in clients:
+        await client.connect()
+    await speaker.silence(2.0)  # both tracks subscribed and flowing
+    seconds = np.arange(RATE_HZ * FRAME_MS * 10 // 1000) / RATE_HZ
+    tone = (np.sin(2 * np.pi * 1000 * seconds) * 8000).astype(np.int16)
+    delays = []
+    for _ in range(bursts):
+        await speaker.silence(0.5)
+        leaves = time.monotonic() + speaker._source.queued_duration
+        await speaker._push(tone)
+        heard = await listener.wait_for_agent_audio(leaves, timeout_s=5)
+        if heard is not None:
+            delays.append(heard - leaves)
+        await speaker.silence(0.3)
+    for client in clients:
+        await client.close()
+    return delays
+
+
+async def floor_table(turns: int) -> None:
+    """Each stage of the streaming path alone, and their sum per turn (`--floor`)."""
+    knobs = agent_settings()
+    stack = load_stack(get_settings().agent_stack)
+    stt, chat, tts = load_model(stack.stt), load_model(stack.llm), load_model(stack.tts)
+    assert isinstance(stt, SpeechToText)
+    assert isinstance(chat, ChatModel)
+    assert isinstance(tts, TextToSpeech)
+    one_way = await one_way_audio_s()
+    utterances = pocketsphinx_utterances()
+    history = [ChatMessage(role="system", content=FALLBACK_SYSTEM_PROMPT)]
+    stages: dict[str, list[float]] = {"STT (words + early pause)": [], "LLM first chunk": []}
+    stages["TTS first chunk"], totals = [], []
+    least_wait = max(knobs.vad_silence_s, knobs.min_endpoint_s)
+    for i in range(turns):
+        audio = read_audio(utterances[i % len(utterances)].path, sample_rate_hz=SPEECH_RATE_HZ)
+        _, words_end = speech_span(audio, SPEECH_RATE_HZ)
+        # what the early STT transcribes: the words and the pause that triggered it
+        clip = audio[: round((words_end + knobs.early_silence_s) * SPEECH_RATE_HZ)]
+        t0 = time.perf_counter()
+        text = (await stt.transcribe(clip)).text
+        stt_s = time.perf_counter() - t0
+        history.append(ChatMessage(role="user", content=text))
+        t0, reply, chunk_s = time.perf_counter(), "", None
+        async for piece in chat.stream_reply(history):
+            reply += piece
+            if chunk_s is None and first_chunk_end(reply) is not None:
+                chunk_s = time.perf_counter() - t0
+        chunk_s = chunk_s if chunk_s is not None else time.perf_counter() - t0
+        history.append(ChatMessage(role="assistant", content=reply))
+        end = first_chunk_end(reply + " ") or len(reply)
+        t0 = time.perf_counter()
+        await tts.synthesize_all(reply[:end].strip() or "Okay.")
+        tts_s = time.perf_counter() - t0
+        stages["STT (words + early pause)"].append(stt_s)
+        stages["LLM first chunk"].append(chunk_s)
+        stages["TTS first chunk"].append(tts_s)
+        # the turn ends at the least wait or when the early final is in, whichever is later
+        endpoint = max(least_wait, knobs.early_silence_s + stt_s)
+        totals.append(endpoint + chunk_s + tts_s + 2 * pct(one_way, 0.5))
+    table(
+        f"The streaming path stage by stage, each alone on this machine, {turns} turns "
+        f"(least endpointing wait {least_wait:.2f} s, early STT after {knobs.early_silence_s:.2f} s)",
+        {
+            "audio one way through LiveKit": one_way,
+            **stages,
+            "sum: heard voice-to-voice floor": totals,
+        },
+    )
+
+
 def worker_pid(stack: str) -> int:
     """The pid of the local stack's worker for `stack`."""
     pidfile = PidFile(get_settings().local_dir / "run" / f"{AgentService.name_prefix}{stack}.pid")
@@ -261,6 +368,9 @@ async def main_async(args: argparse.Namespace) -> None:
         return
     if args.nodes:
         await nodes_table(args.rooms, args.turns, dsn)
+        return
+    if args.floor:
+        await floor_table(args.turns)
         return
     if not args.rooms_only:
         await latency_tables(args, dsn)
@@ -382,6 +492,7 @@ def main() -> int:
     )
     parser.add_argument("--nodes", action="store_true", help="heard v2v per LiveKit node")
     parser.add_argument("--rooms", type=int, default=4, help="--nodes: conversations held")
+    parser.add_argument("--floor", action="store_true", help="each stage alone, and their sum")
     asyncio.run(main_async(parser.parse_args()))
     return 0
 

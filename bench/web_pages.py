@@ -4,7 +4,9 @@
    `db_throughput.py`, its own web server, a researcher's session; time from
    navigation to the page's first view drawn (the latency tab's two plots; the
    other tabs draw when opened), over several loads, each in a new browser
-   profile (cold: nothing cached) and again in the same one (warm).
+   profile (cold: nothing cached) and again in the same one (warm). The sign-in
+   page (a form: no data, no plots), loaded the same way from the same server,
+   is the floor any Panel page has here.
 2. "Start conversation" click to the agent speaking, as the page shows it:
    the browser on a client host (network namespace) talks to a LiveKit
    server, an agent and a web server started for the run (as the UI test
@@ -25,6 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +103,9 @@ def analytics_loads(turns: int, loads: int) -> tuple[float, dict[str, list[dict[
                     if time.monotonic() > deadline or server.poll() is not None:
                         raise RuntimeError("the bench's web server did not start")
                     time.sleep(0.3)
-                timings: dict[str, list[dict[str, float]]] = {"cold": [], "warm": []}
+                timings: dict[str, list[dict[str, float]]] = {
+                    kind: [] for kind in ("cold", "warm", "sign-in cold", "sign-in warm")
+                }
                 with sync_playwright() as playwright:
                     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
                     for _ in range(loads):
@@ -125,6 +130,11 @@ def analytics_loads(turns: int, loads: int) -> tuple[float, dict[str, list[dict[
                                 print(log.read().decode(errors="replace")[-3000:], file=sys.stderr)
                                 raise
                         context.close()
+                        context = browser.new_context(viewport={"width": 1280, "height": 900})
+                        page = context.new_page()
+                        for kind in ("sign-in cold", "sign-in warm"):
+                            timings[kind].append(_load_sign_in(page, port))
+                        context.close()
                     browser.close()
             finally:
                 server.terminate()
@@ -133,21 +143,39 @@ def analytics_loads(turns: int, loads: int) -> tuple[float, dict[str, list[dict[
 
 
 def _load_analytics(page: Any, port: int) -> dict[str, float]:
+    """The Analytics page's first view: the latency tab's two plots (plot titles are
+    drawn on canvas; the section heading is DOM text)."""
+
+    def drawn() -> None:
+        page.get_by_role("heading", name="Live conversations").wait_for(timeout=120_000)
+        while page.locator("canvas").count() < 2:
+            page.wait_for_timeout(20)
+
+    return _timed_load(page, f"http://127.0.0.1:{port}/analytics", drawn)
+
+
+def _load_sign_in(page: Any, port: int) -> dict[str, float]:
+    """The sign-in page's first view: its button."""
+
+    def drawn() -> None:
+        page.get_by_role("button", name="Sign in").wait_for(timeout=120_000)
+
+    return _timed_load(page, f"http://127.0.0.1:{port}/login", drawn)
+
+
+def _timed_load(page: Any, url: str, drawn: Callable[[], None]) -> dict[str, float]:
     """Seconds from navigation to: the page shell received (the server has built the
-    template), its scripts run (DOMContentLoaded), and the page's first view drawn:
-    the latency tab's two plots (plot titles are drawn on canvas; the section heading
-    is DOM text)."""
+    template), its scripts run (DOMContentLoaded), and the first view drawn (`drawn`
+    returns)."""
     t0 = time.perf_counter()
-    page.goto(f"http://127.0.0.1:{port}/analytics")
-    page.get_by_role("heading", name="Live conversations").wait_for(timeout=120_000)
-    while page.locator("canvas").count() < 2:
-        page.wait_for_timeout(20)
-    drawn = time.perf_counter() - t0
+    page.goto(url)
+    drawn()
+    drawn_s = time.perf_counter() - t0
     navigation = page.evaluate(
         "(() => { const n = performance.getEntriesByType('navigation')[0];"
         " return [n.responseEnd, n.domContentLoadedEventEnd]; })()"
     )
-    return {"shell": navigation[0] / 1000, "scripts": navigation[1] / 1000, "drawn": drawn}
+    return {"shell": navigation[0] / 1000, "scripts": navigation[1] / 1000, "drawn": drawn_s}
 
 
 def _answers(url: str) -> bool:
@@ -224,7 +252,12 @@ def main() -> int:
         f" | {'first view drawn p50':>20} | {'p95':>5} |"
     )
     print(f"|{'-' * 26}|{'-' * 11}|{'-' * 17}|{'-' * 22}|{'-' * 7}|")
-    for kind, label in (("cold", "new browser profile"), ("warm", "again, scripts cached")):
+    for kind, label in (
+        ("cold", "new browser profile"),
+        ("warm", "again, scripts cached"),
+        ("sign-in cold", "sign-in page, new profile"),
+        ("sign-in warm", "sign-in page, cached"),
+    ):
         column = {key: [load[key] for load in loads[kind]] for key in ("shell", "scripts", "drawn")}
         print(
             f"| {label:<24} | {pct(column['shell'], 0.5):>9.2f} | {pct(column['scripts'], 0.5):>15.2f}"
