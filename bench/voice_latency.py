@@ -29,8 +29,8 @@ room (Redis), and prints heard voice-to-voice p50/p95 per node.
 
     ./dev python bench/voice_latency.py --nodes [--rooms 4] [--turns 10]
 
-With `--floor` it measures each stage of the streaming path on its own, on this
-machine with nothing else running, and adds them up per turn: what the heard
+With `--floor` it measures each stage of the streaming path on its own, in this
+process with the agent idle, and adds them up per turn: what the heard
 voice-to-voice would be if the stages never competed for the CPU. Audio one way
 through LiveKit (two clients, no agent), the agent's fixed endpointing waits (its
 settings), the stack's STT on each recording's words plus the early-STT pause, the
@@ -267,8 +267,12 @@ async def floor_table(turns: int) -> None:
     one_way = await one_way_audio_s()
     utterances = pocketsphinx_utterances()
     history = [ChatMessage(role="system", content=FALLBACK_SYSTEM_PROMPT)]
-    stages: dict[str, list[float]] = {"STT (words + early pause)": [], "LLM first chunk": []}
-    stages["TTS first chunk"], totals = [], []
+    stages: dict[str, list[float]] = {
+        "STT (words + early pause)": [],
+        "LLM first chunk": [],
+        "TTS first chunk": [],
+    }
+    totals = []
     least_wait = max(knobs.vad_silence_s, knobs.min_endpoint_s)
     for i in range(turns):
         audio = read_audio(utterances[i % len(utterances)].path, sample_rate_hz=SPEECH_RATE_HZ)

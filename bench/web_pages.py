@@ -5,8 +5,8 @@
    navigation to the page's first view drawn (the latency tab's two plots; the
    other tabs draw when opened), over several loads, each in a new browser
    profile (cold: nothing cached) and again in the same one (warm). The sign-in
-   page (a form: no data, no plots), loaded the same way from the same server,
-   is the floor any Panel page has here.
+   page, a plain HTML form the same server renders (no Panel session, no
+   BokehJS), loaded the same way: what the server and browser take without them.
 2. "Start conversation" click to the agent speaking, as the page shows it:
    the browser on a client host (network namespace) talks to a LiveKit
    server, an agent and a web server started for the run (as the UI test
