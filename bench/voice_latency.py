@@ -245,8 +245,7 @@ async def one_way_audio_s(bursts: int = 10) -> list[float]:
     delays = []
     for _ in range(bursts):
         await speaker.silence(0.5)
-        leaves = time.monotonic() + speaker._source.queued_duration
-        await speaker._push(tone)
+        leaves = await speaker.send(tone)
         heard = await listener.wait_for_agent_audio(leaves, timeout_s=5)
         if heard is not None:
             delays.append(heard - leaves)

@@ -107,6 +107,13 @@ class VoiceClient:
             await self.silence(then_silence_s)
         return ended
 
+    async def send(self, pcm: np.ndarray) -> float:
+        """Speak int16 PCM at 48 kHz; returns when its first sample leaves this client
+        (after what the source had queued before it)."""
+        starts = time.monotonic() + self._source.queued_duration
+        await self._push(pcm)
+        return starts
+
     async def silence(self, seconds: float) -> None:
         """Send silence (a live microphone in a quiet room)."""
         await self._push(np.zeros(int(seconds * RATE_HZ), dtype=np.int16))
