@@ -181,13 +181,19 @@ def stage_rows(dsn: str, user: uuid.UUID, heard: list[float]) -> dict[str, list[
     return stages
 
 
-async def baseline(turns: int) -> dict[str, list[float]]:
-    """Sequential pipeline on the same models: full STT, full reply, full TTS."""
+def agent_stack_models() -> tuple[SpeechToText, ChatModel, TextToSpeech]:
+    """The agent's stack's three models, loaded in this process."""
     stack = load_stack(get_settings().agent_stack)
     stt, chat, tts = load_model(stack.stt), load_model(stack.llm), load_model(stack.tts)
     assert isinstance(stt, SpeechToText)
     assert isinstance(chat, ChatModel)
     assert isinstance(tts, TextToSpeech)
+    return stt, chat, tts
+
+
+async def baseline(turns: int) -> dict[str, list[float]]:
+    """Sequential pipeline on the same models: full STT, full reply, full TTS."""
+    stt, chat, tts = agent_stack_models()
     utterances = pocketsphinx_utterances()
     out: dict[str, list[float]] = {
         "STT": [],
@@ -258,11 +264,7 @@ async def one_way_audio_s(bursts: int = 10) -> list[float]:
 async def floor_table(turns: int) -> None:
     """Each stage of the streaming path alone, and their sum per turn (`--floor`)."""
     knobs = agent_settings()
-    stack = load_stack(get_settings().agent_stack)
-    stt, chat, tts = load_model(stack.stt), load_model(stack.llm), load_model(stack.tts)
-    assert isinstance(stt, SpeechToText)
-    assert isinstance(chat, ChatModel)
-    assert isinstance(tts, TextToSpeech)
+    stt, chat, tts = agent_stack_models()
     one_way = await one_way_audio_s()
     utterances = pocketsphinx_utterances()
     history = [ChatMessage(role="system", content=FALLBACK_SYSTEM_PROMPT)]
