@@ -8,7 +8,7 @@ knobs (default prompt, greeting, blocklist, VAD and endpointing) from
 
 A participant's identity is their Supabase user id (the Panel server issues
 their LiveKit token), and the agent records only the user the web app opened the
-room for (`dashboards.rooms.open_room`); room metadata may name another prompt, `{"prompt": "slug"}`,
+room for, presenting that room's key (`dashboards.rooms.open_room`); room metadata may name another prompt, `{"prompt": "slug"}`,
 and the pipeline, `{"pipeline": "sequential"}` (see `SequentialAgent`; default
 "streaming").
 """
@@ -89,7 +89,7 @@ from workbench.models import (
 )
 from workbench.models.stack import load_stack
 from workbench.prompts import FALLBACK_SYSTEM_PROMPT
-from workbench.room_options import RoomOptions
+from workbench.room_options import ROOM_KEY_ATTRIBUTE, RoomOptions, room_key_matches
 from workbench.storage import open_store
 
 log = logging.getLogger("workbench.agent")
@@ -288,10 +288,10 @@ async def _conversation_pool(settings: Settings) -> AsyncConnectionPool:
     return pool
 
 
-async def _room_owner(connect: Connect, room: str) -> UUID | None:
-    """The user the web app opened `room` for (private.rooms), if it opened it."""
+async def _room_admission(connect: Connect, room: str) -> tuple[UUID, bytes | None] | None:
+    """Whom the web app opened `room` for and its room key's digest (private.rooms), if it did."""
     async with connect() as conn, service_session(conn):
-        return await RoomsRepo(conn).owner_of(room)
+        return await RoomsRepo(conn).admission(room)
 
 
 async def _session_prompt(
@@ -507,12 +507,19 @@ async def _admitted_owner(ctx: JobContext, connect: Connect, join_timeout_s: flo
         ctx.shutdown(reason="no participant joined")
         return None
     try:
-        owner_id = await _room_owner(connect, ctx.room.name)
+        admission = await _room_admission(connect, ctx.room.name)
     except (psycopg.OperationalError, OSError, DataError) as exc:
-        owner_id = None
+        admission = None
         log.warning("could not look up the room's owner (%s)", type(exc).__name__)
-    if owner_id is None or participant.identity != str(owner_id):
-        # Only the user the web app opened the room for is recorded (dashboards/rooms.py).
+    owner_id, key_digest = admission or (None, None)
+    presented = participant.attributes.get(ROOM_KEY_ATTRIBUTE)
+    if (
+        owner_id is None
+        or participant.identity != str(owner_id)
+        or not room_key_matches(presented, key_digest)
+    ):
+        # Only the user the web app opened the room for is recorded, with the room's key
+        # from their token (dashboards/rooms.py): an identity alone can be minted.
         log.warning("the participant is not the user this room was opened for; leaving the room")
         ctx.shutdown(reason="participant is not the room's owner")
         return None

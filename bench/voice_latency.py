@@ -104,9 +104,6 @@ async def talk(
     """One room on `pipeline` and `stack`, `turns` questions; the client-side voice-to-voice of each."""
     settings = get_settings()
     assert settings.livekit_url
-    assert settings.livekit_api_key
-    assert settings.livekit_api_secret
-    secret = settings.livekit_api_secret.get_secret_value()
     result = Talk(new_user(dsn))
     # A researcher may choose the stack (checked in SQL when the room is registered).
     role = "researcher" if stack else "user"
@@ -124,9 +121,7 @@ async def talk(
             stack=stack,
         )
     room = result.room = ticket.room
-    client = VoiceClient(
-        settings.livekit_url, settings.livekit_api_key, secret, room=room, identity=str(result.user)
-    )
+    client = VoiceClient(settings.livekit_url, ticket.token)  # the web app's, with the room key
     await client.connect()
     greeted = await client.wait_for_agent_audio(started, timeout_s=60)
     if greeted is None:
@@ -233,7 +228,7 @@ async def one_way_audio_s(bursts: int = 10) -> list[float]:
     assert settings.livekit_api_secret
     room = f"bench-floor-{uuid.uuid4().hex[:8]}"  # no agent is dispatched to it
     clients = [
-        VoiceClient(
+        VoiceClient.minted(
             settings.livekit_url,
             settings.livekit_api_key,
             settings.livekit_api_secret.get_secret_value(),

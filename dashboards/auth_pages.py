@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import html
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from bokeh.server.auth_provider import AuthProvider
 from tornado.web import RequestHandler
 
+from dashboards import page_sessions
 from dashboards.client_address import client_address
 from dashboards.context import web_context
 from workbench.auth.client import (
@@ -63,15 +64,67 @@ def _field(name: str, label: str, kind: str = "text", value: str = "") -> str:
 def _safe_next(target: str | None) -> str:
     """A same-site path to go to after sign-in, else "/".
 
-    An open redirect would hand the fresh session to another site; browsers read
-    "//host" and "/\\host" as other hosts.
+    An open redirect would hand the fresh session to another site. Only a plain
+    path is accepted: no scheme or host, no backslash ("/\\host" is another host to
+    browsers) and no control or space character anywhere (browsers drop tabs and
+    newlines before they parse, so "/<TAB>/host" reads as "//host"). A page session
+    named in it is dropped: a page never takes its session from a link.
     """
-    if not target or not target.startswith("/") or target[1:2] in ("/", "\\"):
+    if (
+        not target
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or any(not c.isprintable() or c.isspace() for c in target)
+    ):
         return "/"
-    return target
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return "/"
+    query = [
+        (name, value)
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+        if name not in page_sessions.SESSION_ARGUMENTS
+    ]
+    return urlunsplit(("", "", parts.path, urlencode(query), parts.fragment))
+
+
+# The longest value each form field takes (an e-mail address is at most 254 characters;
+# Supabase Auth reads at most 72 bytes of a password, bcrypt's limit, but a longer
+# passphrase is not an error). Anything longer is refused before it goes anywhere.
+FIELD_LIMITS = {"email": 254, "password": 1024, "display_name": 100, "token_hash": 256}
+FIELD_LABELS = {
+    "email": "Email",
+    "password": "Password",
+    "display_name": "Display name",
+    "token_hash": "The link",
+}
+
+
+class InvalidField(ValueError):
+    """A form field that is missing, empty, too long or sent more than once (a 400 on the form)."""
 
 
 class _FormHandler(RequestHandler):
+    def field(self, name: str, *, required: bool = True, body: bool = True) -> str:
+        """One form (or, `body=False`, query) field as text, or InvalidField saying what is wrong.
+
+        Tornado strips surrounding whitespace and control characters, as the forms
+        always have, so a value reads the same at registration and at sign-in.
+        """
+        values = self.get_body_arguments(name) if body else self.get_query_arguments(name)
+        label = FIELD_LABELS.get(name, name)
+        if len(values) > 1:
+            raise InvalidField(f"{label} was sent more than once.")
+        value = values[0] if values else ""
+        if required and not value:
+            raise InvalidField(f"{label} is required.")
+        if len(value) > FIELD_LIMITS.get(name, 1024):
+            raise InvalidField(
+                f"{label} is too long (at most {FIELD_LIMITS.get(name, 1024)} characters)."
+            )
+        return value
+
     def client_key(self) -> str:
         """The browser's address for rate limits (through our trusted proxies only)."""
         return client_address(
@@ -156,13 +209,21 @@ class LoginHandler(_FormHandler):
         )
 
     async def post(self) -> None:
-        email = self.get_body_argument("email", "").strip()
-        password = self.get_body_argument("password", "")
+        try:
+            email = self.field("email")
+            password = self.field("password")
+        except InvalidField as exc:
+            self._render(str(exc), self.get_body_argument("email", "")[:254], status=400)
+            return
         context = web_context()
         try:
             auth = await context.auth.sign_in(email, password, client_key=self.client_key())
         except InvalidCredentials:
-            self._render("Wrong email or password.", email, status=401)
+            message = "Wrong email or password."
+            if context.settings.auth_confirm_email:
+                # The same words whether or not the password was right (see _translate).
+                message += " A new account signs in once its email is confirmed."
+            self._render(message, email, status=401)
             return
         except TooManyAttempts as exc:
             self._render(str(exc), email, status=429)
@@ -219,14 +280,17 @@ class RegisterHandler(_FormHandler):
         )
 
     async def post(self) -> None:
-        email = self.get_body_argument("email", "").strip()
+        try:
+            email = self.field("email")
+            password = self.field("password")
+            display_name = self.field("display_name", required=False) or None
+        except InvalidField as exc:
+            self._render(str(exc), self.get_body_argument("email", "")[:254], status=400)
+            return
         try:
             await self.take_request(REGISTER_LIMITS, "register", email)
             signed_up = await web_context().auth.sign_up(
-                email,
-                self.get_body_argument("password", ""),
-                display_name=self.get_body_argument("display_name", "").strip() or None,
-                client_key=self.client_key(),
+                email, password, display_name=display_name, client_key=self.client_key()
             )
         except TooManyAttempts as exc:
             self._render(str(exc).capitalize() + ".", email, status=429)
@@ -256,13 +320,23 @@ class ResetHandler(_FormHandler):
     """Ask Supabase Auth to mail a recovery link (the answer never says whether the account exists)."""
 
     def get(self) -> None:
+        self._render()
+
+    def _render(self, message: str = "", email: str = "", status: int = 200) -> None:
         self.page(
             "Reset your password",
-            self.form("/reset", _field("email", "Email", "email"), "Send link"),
+            self.form(
+                "/reset", _field("email", "Email", "email", email), "Send link", message=message
+            ),
+            status=status,
         )
 
     async def post(self) -> None:
-        email = self.get_body_argument("email", "").strip()
+        try:
+            email = self.field("email")
+        except InvalidField as exc:
+            self._render(str(exc), status=400)
+            return
         # The configured address, not the request's Host header, which the sender chooses.
         base = web_context().settings.public_url
         try:
@@ -272,16 +346,11 @@ class ResetHandler(_FormHandler):
             )
         except (AuthUnavailable, TooManyRequests, TooManyAttempts) as exc:
             unavailable = isinstance(exc, AuthUnavailable)
-            self.page(
-                "Reset your password",
-                self.form(
-                    "/reset",
-                    _field("email", "Email", "email", email),
-                    "Send link",
-                    message="Password reset is unavailable right now."
-                    if unavailable
-                    else str(exc).capitalize() + ".",
-                ),
+            self._render(
+                "Password reset is unavailable right now."
+                if unavailable
+                else str(exc).capitalize() + ".",
+                email,
                 status=503 if unavailable else 429,
             )
             return
@@ -305,7 +374,10 @@ class ResetCompleteHandler(_FormHandler):
         self._render()
 
     def _render(self, message: str = "", status: int = 200) -> None:
-        token_hash = self.get_argument("token_hash", "")
+        try:
+            token_hash = self.field("token_hash", body=False)
+        except InvalidField:
+            token_hash = ""
         if not token_hash:
             self.page(
                 "Reset your password",
@@ -324,10 +396,14 @@ class ResetCompleteHandler(_FormHandler):
     async def post(self) -> None:
         context = web_context()
         try:
+            token_hash = self.field("token_hash", body=False)
+            password = self.field("password")
+        except InvalidField as exc:
+            self._render(str(exc), status=400)
+            return
+        try:
             auth = await context.auth.complete_password_reset(
-                self.get_argument("token_hash", ""),
-                self.get_body_argument("password", ""),
-                client_key=self.client_key(),
+                token_hash, password, client_key=self.client_key()
             )
         except AuthUnavailable:
             self._render("Password reset is unavailable right now.", status=503)
@@ -355,9 +431,17 @@ class ConfirmHandler(_FormHandler):
 
     async def post(self) -> None:
         try:
+            token_hash = self.field("token_hash", body=False)
             auth = await web_context().auth.confirm_sign_up(
-                self.get_argument("token_hash", ""), client_key=self.client_key()
+                token_hash, client_key=self.client_key()
             )
+        except InvalidField:
+            self.page(
+                "Confirm your account",
+                '<p class="error" role="alert">This confirmation link is incomplete.</p>',
+                status=400,
+            )
+            return
         except AuthUnavailable:
             self.page(
                 "Confirm your account",
@@ -391,7 +475,11 @@ class WorkbenchAuthProvider(AuthProvider):
     def get_user_async(self) -> Any:
         async def current_user(handler: RequestHandler) -> str | None:
             session = await web_context().resolve(handler.get_cookie(COOKIE_NAME))
-            return str(session.user_id) if session else None
+            if session is None:
+                return None
+            user_id = str(session.user_id)
+            page_sessions.claim(handler, user_id)  # 403 if it would reach another's page
+            return user_id
 
         return current_user
 

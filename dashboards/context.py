@@ -7,6 +7,7 @@ use the server's own connection.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -39,6 +40,7 @@ class WebContext:
         self.settings = settings
         self.verifier = verifier_for(settings)
         self._pools: dict[str, AsyncConnectionPool] = {}
+        self._opening = asyncio.Lock()
         # The local TLS proxy forwards every browser from loopback: believe its
         # X-Forwarded-For unless trusted proxies are configured explicitly.
         local_proxy = "127.0.0.1/32" if settings.tls_host and settings.is_local else None
@@ -55,18 +57,20 @@ class WebContext:
         self.sessions = WebSessions(self.verifier, refresh=self.auth.refresh)
 
     async def _open(self, name: str, max_size: int, role: str | None = None) -> AsyncConnectionPool:
-        # Opened on first use, inside the server's event loop.
-        pool = self._pools.get(name)
-        if pool is None:
-            pool = open_pool(
-                self.settings,
-                min_size=1,
-                max_size=max_size,
-                name=f"voice-workbench-web-{name}",
-                role=role,
-            )
-            await pool.open()
-            self._pools[name] = pool
+        # Opened on first use, inside the server's event loop; under a lock, so that
+        # pages opening at once share one pool instead of each opening (and leaking) one.
+        async with self._opening:
+            pool = self._pools.get(name)
+            if pool is None:
+                pool = open_pool(
+                    self.settings,
+                    min_size=1,
+                    max_size=max_size,
+                    name=f"voice-workbench-web-{name}",
+                    role=role,
+                )
+                await pool.open()
+                self._pools[name] = pool
         return pool
 
     @asynccontextmanager

@@ -10,6 +10,8 @@ is cut short, never completed.
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from tornado.web import HTTPError, RequestHandler
 
 from dashboards.context import web_context
@@ -45,14 +47,22 @@ class FileHandler(RequestHandler):
             # its own, so it can draw but never reach this site's cookies or pages.
             self.set_header("Content-Security-Policy", "sandbox allow-scripts")
         if bucket == "exports":
-            self.set_header(
-                "Content-Disposition", f'attachment; filename="{path.rsplit("/", 1)[-1]}"'
-            )
+            self.set_header("Content-Disposition", attachment(path.rsplit("/", 1)[-1]))
         # A mismatch raises after the last good chunk: Tornado then drops the connection
         # short of the declared length, so the browser sees a failed download.
         async for chunk in store.stream(stored):
             self.write(chunk)
             await self.flush()
+
+
+def attachment(filename: str) -> str:
+    """A Content-Disposition for a download named `filename`, whatever characters it holds.
+
+    The name is percent-encoded (RFC 6266's `filename*`), with a plain-ASCII
+    fallback, so a quote or a semicolon in a stored path cannot end the header's value.
+    """
+    fallback = "".join(c if c.isalnum() or c in "-_." else "_" for c in filename) or "download"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def file_routes() -> list[tuple[str, type[RequestHandler]]]:
@@ -61,5 +71,10 @@ def file_routes() -> list[tuple[str, type[RequestHandler]]]:
 
 
 def file_url(bucket: str, path: str) -> str:
-    """The page-relative URL of a stored object."""
-    return f"/files/{bucket}/{path}"
+    """The page-relative URL of a stored object, percent-encoded.
+
+    Encoded, a stored path (which the user names, e.g. an avatar's file name) holds
+    no quote, angle bracket, space or parenthesis, so it cannot leave the HTML
+    attribute or the Markdown link it is written into; Tornado decodes it again.
+    """
+    return f"/files/{bucket}/{quote(path, safe='/')}"

@@ -4,9 +4,11 @@ The web server calls `open_room` when a user presses Start: the room's owner is
 recorded in the database (`private.rooms`) first, then the room is created with
 its metadata (which prompt the agent should use), so the agent that LiveKit
 dispatches reads it on join; the browser gets a short-lived token that can join
-that room only, as the user (identity = user id). The agent records turns only
-when that identity is the room's recorded owner: holding the LiveKit key pair is
-not enough to write into someone's history.
+that room only, as the user (identity = user id), carrying the room's own random
+key. The agent records turns only when that identity is the room's recorded owner
+and the key it presents is the room's (its digest is recorded with the owner):
+holding the LiveKit key pair, which can mint any identity, is not enough to write
+into someone's history.
 
 A user holds at most `max_rooms_per_user` live rooms (each takes an agent slot),
 counted from the rooms LiveKit still has among those opened for them.
@@ -41,7 +43,7 @@ from psycopg import AsyncConnection
 from workbench.config import Settings
 from workbench.db.connection import service_session
 from workbench.db.repositories import RoomsRepo, WorkersRepo
-from workbench.room_options import RoomOptions
+from workbench.room_options import ROOM_KEY_ATTRIBUTE, RoomOptions, new_room_key, room_key_digest
 
 TOKEN_TTL = timedelta(hours=1)
 ROOM_LOOKBACK = timedelta(days=1)
@@ -110,7 +112,8 @@ async def open_room(
                     f"you already have {len(live.rooms)} live conversation(s), the most one "
                     "user may hold; stop one (or close its tab) before starting another"
                 )
-        await rooms.register(room, user_id, stack=chosen)
+        room_key = new_room_key()
+        await rooms.register(room, user_id, key_sha256=room_key_digest(room_key), stack=chosen)
         await lk.room.create_room(
             api.CreateRoomRequest(
                 name=room, empty_timeout=30, departure_timeout=10, metadata=metadata
@@ -124,6 +127,7 @@ async def open_room(
         api.AccessToken(key, secret)
         .with_identity(str(user_id))
         .with_name(display_name)
+        .with_attributes({ROOM_KEY_ATTRIBUTE: room_key})
         .with_grants(grants)
         .with_ttl(TOKEN_TTL)
         .to_jwt()

@@ -75,8 +75,8 @@ class RayEngine:
     """Scores batches on Ray actors (see the module docstring).
 
     `address`: a running cluster (`HOST:PORT` of its head, `ray://...` or
-    `auto`); None starts a Ray instance on this machine for the run (or uses
-    `RAY_ADDRESS` when set). `actors`: how many; default one per GPU, else one
+    `auto`); None starts a Ray instance on this machine for the run, on loopback
+    only (or uses `RAY_ADDRESS` when set). `actors`: how many; default one per GPU, else one
     per node.
     """
 
@@ -92,6 +92,9 @@ class RayEngine:
     ) -> AsyncIterator[tuple[Sequence[Any], list[EvalSample]]]:
         if not batches:
             return
+        local = self.address is None and "RAY_ADDRESS" not in os.environ
+        if local and "ray" not in sys.modules:
+            keep_ray_on_loopback()
         import ray
 
         started_here = not ray.is_initialized()
@@ -101,6 +104,9 @@ class RayEngine:
                 runtime_env={"py_modules": [str(REPO_ROOT / name) for name in SHIPPED_PACKAGES]},
                 include_dashboard=False,
                 logging_level=logging.WARNING,
+                # A Ray started for one run serves this machine only: its services listen
+                # on loopback, not on the machine's outward address for anyone to reach.
+                **({"_node_ip_address": "127.0.0.1"} if local else {}),
             )
         actors: list[Any] = []
         try:

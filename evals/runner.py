@@ -16,6 +16,7 @@ batches finish, and are stored the same way.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -162,7 +163,8 @@ async def run_task(
         metrics = task.summarise(samples)
         folder.write_metrics(metrics)
         status = "completed"
-    except (KeyboardInterrupt, SystemExit):
+    except (KeyboardInterrupt, SystemExit, asyncio.CancelledError):
+        # Ctrl-C under asyncio.run arrives here as the main task's cancellation.
         status = "interrupted"
         raise
     finally:

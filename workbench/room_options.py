@@ -1,14 +1,44 @@
-"""What a room asks of its agent (prompt, pipeline, model stack): the room's metadata, as JSON.
+"""What a room asks of its agent (prompt, pipeline, model stack): the room's metadata, as JSON;
+and the room key that admits its owner.
 
-The web app writes it when it opens a room and reads the stack back when it
-dispatches again (dashboards/rooms.py); the agent reads the prompt and the
+The web app writes the metadata when it opens a room and reads the stack back when
+it dispatches again (dashboards/rooms.py); the agent reads the prompt and the
 pipeline (agent/worker.py). One format, one parser.
+
+The room key is a random secret per room: the web app records its digest with the
+room's owner and puts the key in the owner's join token as a participant
+attribute; the agent records the participant only if the key it presents matches.
+Minting a token with the owner's identity (anyone with the LiveKit key pair can)
+is not enough to be recorded as them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import secrets
 from dataclasses import asdict, dataclass
+
+# The participant attribute that carries the room key.
+ROOM_KEY_ATTRIBUTE = "workbench.room_key"
+
+
+def new_room_key() -> str:
+    """A fresh random room key (URL-safe text, 256 bits)."""
+    return secrets.token_urlsafe(32)
+
+
+def room_key_digest(key: str) -> bytes:
+    """What the database keeps of a room key (its SHA-256): never the key itself."""
+    return hashlib.sha256(key.encode()).digest()
+
+
+def room_key_matches(presented: str | None, digest: bytes | None) -> bool:
+    """Whether a participant's presented key is the room's (constant-time; False without either)."""
+    if not presented or digest is None:
+        return False
+    return hmac.compare_digest(room_key_digest(presented), digest)
 
 
 @dataclass(frozen=True)

@@ -150,6 +150,8 @@ class ObjectStore:
 
     async def stat(self, conn: AsyncConnection[Any], *, bucket: Bucket, path: str) -> StoredObject:
         """Metadata of an object the caller may see."""
+        if "\x00" in path:  # Postgres text cannot hold it, so no stored path does
+            raise NotFound(f"no object {bucket}/{path!r}")
         async with conn.cursor(row_factory=class_row(StoredObject)) as cur:
             await cur.execute(
                 f"select {_OBJECT} from public.storage_objects where bucket = %s and path = %s",

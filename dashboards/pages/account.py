@@ -6,6 +6,7 @@ so a bad value is refused with the field named, and nothing is half-saved.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -203,7 +204,7 @@ def profile_view(page: AccountPage) -> pn.viewable.Viewable:
         if not path:
             return pn.pane.Markdown("*No avatar yet.*")
         return pn.pane.HTML(
-            f'<img alt="avatar" src="{file_url("avatars", path)}" width="96" height="96">'
+            f'<img alt="avatar" src="{html.escape(file_url("avatars", path))}" width="96" height="96">'
         )
 
     return pn.Column(

@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from livekit import api
 
-from dashboards.rooms import server_api, wait_for_agent
+from dashboards.rooms import open_room, server_api, wait_for_agent
 from stack.services import LocalStack
 from tests.support.personas import Persona, create_user
 from tests.support.speech import pocketsphinx_utterances
@@ -238,7 +238,7 @@ async def test_no_one_is_recorded_in_a_room_the_web_app_did_not_open(
                 agent_name=settings.agent_name_for(settings.default_stack), room=room
             )
         )
-    voice = VoiceClient(
+    voice = VoiceClient.minted(
         settings.livekit_url, settings.livekit_api_key, secret, room=room, identity=str(speaker.id)
     )
     await voice.connect()
@@ -252,6 +252,43 @@ async def test_no_one_is_recorded_in_a_room_the_web_app_did_not_open(
     async with await psycopg.AsyncConnection.connect(admin_database_url(settings)) as conn:
         cur = await conn.execute(
             "select count(*) from public.conversations where room_name = %s", [room]
+        )
+        assert await cur.fetchone() == (0,)
+
+
+async def test_the_owners_identity_without_the_room_key_is_not_recorded(
+    stack: LocalStack, settings: Settings, speaker: Persona
+) -> None:
+    """A room the web app opened for a user, joined first by someone who minted a token
+    with that user's identity (the LiveKit key pair can): without the room's key, from
+    the owner's own token, the agent leaves and records nothing."""
+    assert speaker.id is not None
+    assert settings.livekit_url
+    assert settings.livekit_api_key
+    assert settings.livekit_api_secret
+    async with await psycopg.AsyncConnection.connect(
+        database_url(settings), autocommit=True
+    ) as conn:
+        ticket = await open_room(settings, conn, user_id=speaker.id, display_name="Sam")
+    log_size = stack.agent.log_path.stat().st_size
+    impostor = VoiceClient.minted(
+        settings.livekit_url,
+        settings.livekit_api_key,
+        settings.livekit_api_secret.get_secret_value(),
+        room=ticket.room,
+        identity=str(speaker.id),
+    )
+    await impostor.connect()
+    try:
+        assert await impostor.wait_for_agent_audio(time.monotonic(), timeout_s=15) is None
+    finally:
+        await impostor.close()
+    with stack.agent.log_path.open("rb") as log:
+        log.seek(log_size)
+        assert b"not the user this room was opened for" in log.read()  # it came, and left
+    async with await psycopg.AsyncConnection.connect(admin_database_url(settings)) as conn:
+        cur = await conn.execute(
+            "select count(*) from public.conversations where room_name = %s", [ticket.room]
         )
         assert await cur.fetchone() == (0,)
 

@@ -17,7 +17,7 @@ from tests.support.personas import Persona, create_user, session_as
 from workbench import exports
 from workbench.db.errors import NotFound, PermissionDenied
 from workbench.db.models import TurnDraft
-from workbench.db.repositories import ConversationsRepo
+from workbench.db.repositories import ConversationsRepo, ExportsRepo
 from workbench.exports import export_conversations, serialise
 from workbench.storage import ObjectStore
 
@@ -28,8 +28,8 @@ pytestmark = pytest.mark.integration
 def people(app_db: str, jwt_secret: str) -> dict[str, Persona]:
     with psycopg.connect(app_db, autocommit=True) as conn:
         return {
-            name: create_user(conn, name=name, role="user", jwt_secret=jwt_secret)
-            for name in ("owner", "other")
+            name: create_user(conn, name=name, role=role, jwt_secret=jwt_secret)
+            for name, role in (("owner", "user"), ("other", "user"), ("admin", "admin"))
         }
 
 
@@ -107,6 +107,19 @@ async def test_exporting_someone_elses_conversation_is_refused(
                 fmt="csv",
                 conversation_id=conversation_id,
             )
+
+
+async def test_my_exports_are_mine_even_for_an_admin(
+    app_db: str, people: dict[str, Persona]
+) -> None:
+    """An admin may read every export (RLS), but History's list of "your exports" is theirs."""
+    async with session_as(app_db, people["owner"]) as conn:
+        owners = await ExportsRepo(conn).request(format="csv")
+    async with session_as(app_db, people["admin"]) as conn:
+        admins = await ExportsRepo(conn).request(format="json")
+        mine = {e.id for e in await ExportsRepo(conn).mine()}
+    assert admins.id in mine
+    assert owners.id not in mine
 
 
 async def test_serialising_an_export_leaves_the_event_loop_free(

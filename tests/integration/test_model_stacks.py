@@ -140,11 +140,15 @@ async def test_choosing_a_stack_is_a_researcher_s_power_checked_in_sql(
     ) as conn:
         with pytest.raises(PermissionDenied, match="only researchers and admins"):
             async with service_session(conn, acting_for=user.id):
-                await RoomsRepo(conn).register(f"t-{time.time_ns()}", user.id, stack=HF)
+                await RoomsRepo(conn).register(
+                    f"t-{time.time_ns()}", user.id, key_sha256=bytes(32), stack=HF
+                )
         async with service_session(conn, acting_for=user.id):  # the default: anyone
-            await RoomsRepo(conn).register(f"t-{time.time_ns()}", user.id)
+            await RoomsRepo(conn).register(f"t-{time.time_ns()}", user.id, key_sha256=bytes(32))
         async with service_session(conn, acting_for=researcher.id):
-            await RoomsRepo(conn).register(f"t-{time.time_ns()}", researcher.id, stack=HF)
+            await RoomsRepo(conn).register(
+                f"t-{time.time_ns()}", researcher.id, key_sha256=bytes(32), stack=HF
+            )
     # A signed-in user reads which stacks serve but cannot announce a worker.
     beat = WorkerBeat(
         id="forged", stack=HF, agent_name="x", spec={}, host="h", state="ready", max_rooms=1

@@ -8,12 +8,18 @@ own on this machine, so actors land one per node as they would on two hosts.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import psutil
 import pytest
+import soundfile as sf
 from threadpoolctl import threadpool_limits
 
 from evals.ray_engine import RayEngine, keep_ray_on_loopback
@@ -23,7 +29,7 @@ from evals.tasks.asr import AsrTask
 from workbench.config import REPO_ROOT
 from workbench.models import load_spec
 from workbench_datasets import pocketsphinx
-from workbench_datasets.manifest import read_manifest, write_manifest
+from workbench_datasets.manifest import ManifestRow, read_manifest, write_manifest
 
 if "ray" not in sys.modules:
     keep_ray_on_loopback()
@@ -116,3 +122,56 @@ async def test_ray_gives_the_local_rows_and_survives_a_lost_node(
     # The folder holds each row once (a requeued batch is not stored twice).
     lines = (tmp_path / "ray" / "samples.jsonl").read_text().splitlines()
     assert len(lines) == 30
+
+
+def _listening_addresses(process: psutil.Process) -> set[str]:
+    """The addresses a process and its descendants (a local Ray's services) listen on."""
+    try:
+        family = {process.pid} | {p.pid for p in process.children(recursive=True)}
+    except psutil.NoSuchProcess:
+        return set()
+    return {
+        c.laddr.ip
+        for c in psutil.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN and c.pid in family
+    }
+
+
+def test_a_ray_started_for_a_run_listens_on_loopback_only(tmp_path: Path) -> None:
+    """`evals run --engine ray` without `--address` must not put Ray's services on the network."""
+    sf.write(str(tmp_path / "clip.wav"), np.zeros(8000, dtype=np.float32), 16_000)
+    rows = [
+        ManifestRow(
+            id=f"clip-{i}",
+            audio="clip.wav",
+            reference="",
+            duration_s=0.5,
+            source="t",
+            licence="x",
+            speech=False,
+        )
+        for i in range(20)
+    ]
+    write_manifest(tmp_path / "manifest.jsonl", rows)
+    (tmp_path / "fake.yaml").write_text("name: fake-stt\nkind: stt\nbackend: fake\nmodel: fake\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}  # as a user's shell
+    run = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "evals", "run", "--task", "asr", "--engine", "ray"),
+            *("--spec", str(tmp_path / "fake.yaml"), "--dataset", str(tmp_path / "manifest.jsonl")),
+            *("--out", str(tmp_path / "run"), "--batch-size", "1"),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    process = psutil.Process(run.pid)
+    seen: set[str] = set()
+    while run.poll() is None:  # every address Ray listens on while the run lasts
+        seen |= _listening_addresses(process)
+        time.sleep(0.2)
+    output = run.communicate()[0].decode(errors="replace")
+    assert run.returncode == 0, output[-3000:]
+    assert seen, "found none of Ray's services listening"
+    assert seen <= {"127.0.0.1", "::ffff:127.0.0.1"}, seen

@@ -16,6 +16,7 @@ from livekit import api
 from dashboards.rooms import RoomLimitReached, open_room, server_api
 from tests.support.personas import Persona, create_user
 from workbench.config import Settings
+from workbench.room_options import ROOM_KEY_ATTRIBUTE, room_key_matches
 
 pytestmark = pytest.mark.integration
 
@@ -53,11 +54,16 @@ async def test_a_room_carries_the_prompt_its_owner_and_a_token_for_it_alone(
     # Not deleted: the agent LiveKit dispatched to it would re-create it by joining,
     # and wait in it again; left alone, it leaves after WORKBENCH_AGENT_JOIN_TIMEOUT_S.
     cur = await server_conn.execute(
-        "select owner_id from private.rooms where name = %s", [ticket.room]
+        "select owner_id, key_sha256 from private.rooms where name = %s", [ticket.room]
     )
-    assert await cur.fetchone() == (ada.id,)  # what the agent checks the participant against
+    owner_id, key_sha256 = await cur.fetchone()  # type: ignore[misc]
+    assert owner_id == ada.id  # what the agent checks the participant against
     claims = jwt.decode(ticket.token, secret, algorithms=["HS256"], options={"verify_aud": False})
     assert claims["sub"] == str(ada.id)
+    # The room's key rides in the owner's token; the database keeps only its digest.
+    room_key = claims["attributes"][ROOM_KEY_ATTRIBUTE]
+    assert room_key_matches(room_key, bytes(key_sha256))
+    assert bytes(key_sha256) != room_key.encode()
     assert claims["video"]["room"] == ticket.room
     assert claims["video"]["roomJoin"] is True
     assert not claims["video"].get("roomAdmin")

@@ -52,12 +52,19 @@ def token(key: str, secret: str, identity: str, room: str) -> str:
 class VoiceClient:
     """One participant with a microphone track fed from files."""
 
-    def __init__(self, url: str, key: str, secret: str, *, room: str, identity: str) -> None:
-        self.url, self._token = url, token(key, secret, identity, room)
+    def __init__(self, url: str, join_token: str) -> None:
+        """A client that joins with `join_token` (the web app's ticket, or one `minted`)."""
+        self.url, self._token = url, join_token
         self.room = rtc.Room()
         self.heard = Heard()
         self._source = rtc.AudioSource(RATE_HZ, 1)
         self._listen_task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def minted(cls, url: str, key: str, secret: str, *, room: str, identity: str) -> VoiceClient:
+        """A client with a token minted from the key pair (no room key: the agent records
+        such a participant in no room the web app opened)."""
+        return cls(url, token(key, secret, identity, room))
 
     async def connect(self) -> None:
         """Join, publish the microphone, start listening to the agent."""
@@ -157,12 +164,6 @@ async def join_as_web_app(
         ticket = await open_room(
             settings, conn, user_id=user_id, display_name="test", pipeline=pipeline, stack=stack
         )
-    voice = VoiceClient(
-        settings.livekit_url,
-        settings.livekit_api_key,
-        settings.livekit_api_secret.get_secret_value(),
-        room=ticket.room,
-        identity=str(user_id),
-    )
+    voice = VoiceClient(settings.livekit_url, ticket.token)
     await voice.connect()
     return voice

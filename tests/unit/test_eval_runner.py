@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -156,6 +159,57 @@ async def test_bad_rows_and_unreadable_audio_do_not_stop_a_run(tmp_path: Path) -
     assert result.metrics["hallucination_rate"] == 1.0
     assert result.metrics["hallucinated_words"] == 3
     assert "wer" not in result.metrics
+
+
+class _RecordingSink:
+    """A sink that keeps what the runner tells it (the database sink's calls, without one)."""
+
+    def __init__(self) -> None:
+        self.status: str | None = None
+
+    async def open(self, info: Any) -> None:
+        pass
+
+    async def add(self, samples: Any) -> None:
+        pass
+
+    async def close(self, *, status: str, metrics: dict[str, Any]) -> None:
+        self.status = status
+
+
+class _StallAfterFirstBatch:
+    """Scores one batch, then hangs: a long run caught mid-way."""
+
+    def __init__(self) -> None:
+        self.first_batch_done = asyncio.Event()
+
+    async def scored(self, task: Any, batches: Any) -> AsyncIterator[tuple[Any, Any]]:
+        task.load()
+        yield batches[0], await task.score(batches[0])
+        self.first_batch_done.set()
+        await asyncio.Event().wait()
+
+
+async def test_ctrl_c_stores_the_run_as_interrupted(speech_manifest: Path, tmp_path: Path) -> None:
+    """asyncio.run turns Ctrl-C into the main task's cancellation: the run is `interrupted`."""
+    fake = ModelSpec(name="fake-stt", kind="stt", backend="fake", model="fake")
+    sink, engine = _RecordingSink(), _StallAfterFirstBatch()
+    run = asyncio.create_task(
+        run_task(
+            AsrTask(spec=fake, manifest=read_manifest(speech_manifest)),
+            folder=RunFolder(tmp_path / "run"),
+            sink=sink,
+            batch_size=2,
+            progress=False,
+            engine=engine,
+        )
+    )
+    await asyncio.wait_for(engine.first_batch_done.wait(), timeout=60)
+    run.cancel()  # what asyncio.run's SIGINT handler does
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert sink.status == "interrupted"
+    assert len(RunFolder(tmp_path / "run").samples()) == 2  # kept for the resume
 
 
 async def test_a_folder_refuses_a_different_run(speech_manifest: Path, tmp_path: Path) -> None:

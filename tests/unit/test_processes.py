@@ -100,3 +100,33 @@ def test_health_timeout_shows_the_log_tail(tmp_path: Path) -> None:
 def test_death_during_startup_is_reported_at_once(tmp_path: Path) -> None:
     with pytest.raises(StackError, match="svc exited during start-up"):
         wait_until(lambda: False, timeout_s=30, service="svc", log_path=None, alive=lambda: False)
+
+
+def test_a_second_dev_waits_for_the_first_to_set_up(tmp_path: Path) -> None:
+    """Two ./dev commands on a fresh machine: the second waits for the first's set-up,
+    instead of building the same venv over it (both used to fail, half-written)."""
+    import fcntl
+
+    from workbench.config import REPO_ROOT
+
+    lock_path = tmp_path / "setup.lock"
+    with lock_path.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as a first ./dev does while it sets up
+        second = subprocess.Popen(
+            [str(REPO_ROOT / "dev"), "python", "-c", "pass"],
+            env={**os.environ, "WORKBENCH_CACHE_DIR": str(tmp_path)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # its own group, so the wait is stopped with it
+        )
+        try:
+            time.sleep(3)
+            assert second.poll() is None, "the second ./dev did not wait"
+            assert not (tmp_path / "venvs").exists(), (
+                "the second ./dev built while the first held the lock"
+            )
+        finally:
+            os.killpg(second.pid, 9)
+            output, _ = second.communicate()
+    assert "waiting for it to finish" in output

@@ -16,7 +16,7 @@ from uuid import UUID
 import httpx
 from psycopg import AsyncConnection
 from supabase_auth import AsyncGoTrueClient
-from supabase_auth.errors import AuthApiError, AuthError, AuthRetryableError
+from supabase_auth.errors import AuthError, AuthRetryableError
 
 from workbench.auth.login_guard import LoginGuard
 from workbench.auth.tokens import AccessClaims, TokenVerifier
@@ -110,7 +110,7 @@ class SupabaseAuth:
             raise AuthUnavailable(
                 f"Supabase Auth at {self._auth_url} is not reachable ({type(exc).__name__})"
             ) from None
-        except AuthApiError as exc:
+        except AuthError as exc:  # the API's answers, and the client's own checks of a request
             raise _translate(exc) from None
 
     def _session(self, response: Any) -> AuthSession:
@@ -253,7 +253,11 @@ def _require_strong(password: str) -> None:
 
 def _translate(exc: AuthError) -> AuthFailure:
     code = getattr(exc, "code", None) or ""
-    if code in ("invalid_credentials", "user_not_found") or "Invalid login credentials" in str(exc):
+    # "Email not confirmed" is GoTrue's answer to the right password of an unconfirmed
+    # account: answered like a wrong one, so a guess never learns that it was right.
+    if code in ("invalid_credentials", "user_not_found", "email_not_confirmed") or (
+        "Invalid login credentials" in str(exc)
+    ):
         return InvalidCredentials("wrong email or password")
     if code in ("user_already_exists", "email_exists"):
         return EmailTaken("an account with this email already exists")

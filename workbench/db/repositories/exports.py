@@ -36,7 +36,8 @@ class ExportsRepo(Repo):
         )
 
     async def mine(self) -> list[Export]:
-        """The caller's exports, newest first."""
+        """The caller's exports, newest first (an admin, who may read everyone's, too)."""
         return await self._all(
-            Export, f"select {_EXPORT} from public.exports order by created_at desc"
+            Export,
+            f"select {_EXPORT} from public.exports where owner_id = auth.uid() order by created_at desc",
         )

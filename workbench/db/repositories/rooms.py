@@ -11,15 +11,19 @@ from workbench.db.repositories._base import Repo
 class RoomsRepo(Repo):
     """Who each LiveKit room was opened for (service sessions only: `private.rooms`)."""
 
-    async def register(self, name: str, owner_id: UUID, *, stack: str | None = None) -> None:
+    async def register(
+        self, name: str, owner_id: UUID, *, key_sha256: bytes, stack: str | None = None
+    ) -> None:
         """Record that the web app opened room `name` for `owner_id` (before the room exists).
 
-        `stack`: the model stack chosen for it, None for the default; the database
-        refuses a choice by an owner who is neither researcher nor admin.
+        `key_sha256`: the digest of the room key the owner's token carries
+        (workbench.room_options). `stack`: the model stack chosen for it, None for
+        the default; the database refuses a choice by an owner who is neither
+        researcher nor admin.
         """
         await self._execute(
-            "insert into private.rooms (name, owner_id, stack) values (%s, %s, %s)",
-            [name, owner_id, stack],
+            "insert into private.rooms (name, owner_id, stack, key_sha256) values (%s, %s, %s, %s)",
+            [name, owner_id, stack, key_sha256],
         )
 
     async def opened_since(self, owner_id: UUID, seconds: float) -> list[str]:
@@ -39,11 +43,13 @@ class RoomsRepo(Repo):
             )
             return [str(row[0]) for row in await cur.fetchall()]
 
-    async def owner_of(self, name: str) -> UUID | None:
-        """The user room `name` was opened for, or None if no one opened it here."""
+    async def admission(self, name: str) -> tuple[UUID, bytes | None] | None:
+        """Whom room `name` was opened for and its room key's digest; None if no one opened it here."""
         with translated():
             cur = await self.conn.execute(
-                "select owner_id from private.rooms where name = %s", [name]
+                "select owner_id, key_sha256 from private.rooms where name = %s", [name]
             )
             row = await cur.fetchone()
-        return UUID(str(row[0])) if row else None
+        if row is None:
+            return None
+        return UUID(str(row[0])), (bytes(row[1]) if row[1] is not None else None)
