@@ -11,7 +11,6 @@ person deletes or demotes stays deleted or demoted on the next `up`.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import psycopg
 import psycopg.sql
 
 from stack.errors import StackError
+from stack.private_files import write_private
 
 ACCOUNTS_FILE = "local-accounts.json"
 
@@ -78,7 +78,7 @@ def ensure_local_accounts(
             "update public.profiles set role = %s::public.app_role where id = %s",
             [account.role, account.id],
         )
-    _write_private(local_dir / ACCOUNTS_FILE, made)
+    _write_accounts(local_dir / ACCOUNTS_FILE, made)
     conn.execute("insert into supabase_migrations.local_seed (name) values ('local-accounts')")
     return made
 
@@ -153,13 +153,8 @@ def _create(account: LocalAccount, *, auth_url: str, service_role_key: str) -> L
     return LocalAccount(**{**asdict(account), "password": password})
 
 
-def _write_private(path: Path, accounts: list[LocalAccount]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump([asdict(a) for a in accounts], handle, indent=2)
-    tmp.replace(path)
+def _write_accounts(path: Path, accounts: list[LocalAccount]) -> None:
+    write_private(path, json.dumps([asdict(a) for a in accounts], indent=2))
 
 
 def read_local_accounts(local_dir: Path) -> list[LocalAccount]:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from pathlib import Path
 
 from stack.errors import StackError
+from stack.private_files import write_private
 from workbench.auth.tokens import mint_api_key
 from workbench.config import LOCAL_SECRETS_FILE
 
@@ -49,12 +49,7 @@ def ensure_local_secrets(local_dir: Path) -> dict[str, str]:
     generated.setdefault("livekit_api_secret", secrets.token_hex(24))
     generated.setdefault("cookie_secret", secrets.token_hex(32))
     if generated != current:
-        local_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(generated, handle, indent=2)
-        tmp.replace(path)
+        write_private(path, json.dumps(generated, indent=2))
     missing = [key for key in _REQUIRED if not generated.get(key)]
     if missing:
         raise StackError(

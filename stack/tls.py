@@ -16,13 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from stack.errors import StackError
+from stack.private_files import write_private
 
-CA_DAYS = 3650
+# The local CA signs only for the names and addresses it serves (critical name
+# constraints) and lives no longer than a server certificate may: people are asked to
+# trust it, so it must not be able to vouch for any other site, nor for ever.
+CA_DAYS = 397
 # Browsers refuse server certificates valid for more than 398 days.
 SERVER_DAYS = 397
 RENEW_BEFORE = datetime.timedelta(days=30)
@@ -37,14 +42,6 @@ class TlsFiles:
     ca: Path | None
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    path.with_suffix(".tmp").replace(path)
-
-
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
@@ -53,14 +50,19 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def _load_ca(folder: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    """The local CA, made on first use."""
+def _load_ca(
+    folder: Path, names: list[x509.GeneralName]
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """The local CA for `names`, made on first use, and made again when it may not sign
+    for them (the served names changed) or nears its end; people then trust the new one."""
     cert_path, key_path = folder / "ca.pem", folder / "ca.key"
     if cert_path.exists() and key_path.exists():
         key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise StackError(f"{key_path} is not the EC key this stack made; move the folder aside")
-        return x509.load_pem_x509_certificate(cert_path.read_bytes()), key
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        if _permitted(cert) == set(_subtrees(names)) and _lasts(cert):
+            return cert, key
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name(
         [
@@ -81,6 +83,10 @@ def _load_ca(folder: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey
         .not_valid_after(now + datetime.timedelta(days=CA_DAYS))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
+            x509.NameConstraints(permitted_subtrees=_subtrees(names), excluded_subtrees=None),
+            critical=True,
+        )
+        .add_extension(
             x509.KeyUsage(
                 digital_signature=False,
                 content_commitment=False,
@@ -97,7 +103,7 @@ def _load_ca(folder: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    _write_private(key_path, _pem_key(key))
+    write_private(key_path, _pem_key(key))
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return cert, key
 
@@ -112,6 +118,38 @@ def _names(hostname: str, addresses: list[str]) -> list[x509.GeneralName]:
     return list(dict.fromkeys(names))
 
 
+def _subtrees(names: list[x509.GeneralName]) -> list[x509.GeneralName]:
+    """Name-constraint subtrees that permit exactly these names (an address as a /32 or /128)."""
+    return [
+        x509.IPAddress(ipaddress.ip_network(name.value))
+        if isinstance(name, x509.IPAddress)
+        else name
+        for name in names
+    ]
+
+
+def _permitted(ca: x509.Certificate) -> set[x509.GeneralName]:
+    """The subtrees a CA may sign for (empty: a CA without name constraints)."""
+    try:
+        constraints = ca.extensions.get_extension_for_class(x509.NameConstraints).value
+    except x509.ExtensionNotFound:
+        return set()
+    return set(constraints.permitted_subtrees or [])
+
+
+def _lasts(cert: x509.Certificate) -> bool:
+    """Whether a certificate is valid for longer than RENEW_BEFORE from now."""
+    return cert.not_valid_after_utc - datetime.datetime.now(datetime.UTC) > RENEW_BEFORE
+
+
+def _signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True
+
+
 def _current(cert_path: Path, names: list[x509.GeneralName], ca: x509.Certificate) -> bool:
     """True if the server certificate exists, names exactly these, is ours and is not near expiry."""
     if not cert_path.exists():
@@ -121,7 +159,8 @@ def _current(cert_path: Path, names: list[x509.GeneralName], ca: x509.Certificat
     return (
         set(sans) == set(names)
         and cert.issuer == ca.subject
-        and cert.not_valid_after_utc - datetime.datetime.now(datetime.UTC) > RENEW_BEFORE
+        and _signed_by(cert, ca)  # a CA made again has the same name and another key
+        and _lasts(cert)
     )
 
 
@@ -145,8 +184,8 @@ def ensure_certificates(
             if not path.is_file():
                 raise StackError(f"TLS file {path} does not exist")
         return TlsFiles(cert=own_cert, key=own_key, ca=None)
-    ca_cert, ca_key = _load_ca(folder)
     names = _names(hostname, addresses or [])
+    ca_cert, ca_key = _load_ca(folder, names)
     cert_path, key_path = folder / "server.pem", folder / "server.key"
     if not (_current(cert_path, names, ca_cert) and key_path.exists()):
         key = ec.generate_private_key(ec.SECP256R1())
@@ -168,6 +207,6 @@ def ensure_certificates(
             )
             .sign(ca_key, hashes.SHA256())
         )
-        _write_private(key_path, _pem_key(key))
+        write_private(key_path, _pem_key(key))
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return TlsFiles(cert=cert_path, key=key_path, ca=folder / "ca.pem")
