@@ -11,7 +11,7 @@ import pytest
 from evals.run_folder import RunFolder
 from evals.runner import DatabaseSink, run_task
 from evals.tasks.asr import AsrTask
-from tests.support.personas import Persona, create_user, session_as
+from tests.support.personas import Persona, create_user, recorded_as, session_as
 from tests.support.speech import pocketsphinx_utterances
 from workbench.config import REPO_ROOT
 from workbench.db.connection import claims_for_user
@@ -40,7 +40,7 @@ async def _record_conversation(app_db: str, speaker: Persona, store: ObjectStore
     assert speaker.id is not None
     utterances = pocketsphinx_utterances()[:2]
     t0 = datetime.now(UTC)
-    async with session_as(app_db, speaker) as conn:
+    async with recorded_as(app_db, speaker) as conn:
         repo = ConversationsRepo(conn)
         conversation = await repo.start(room_name="r1")
         turns = []
@@ -85,8 +85,9 @@ async def _record_conversation(app_db: str, speaker: Persona, store: ObjectStore
         )
         await repo.add_turns(turns)
         first = (await repo.turns(conversation.id))[0]
+    async with session_as(app_db, speaker) as conn:
         # The speaker corrects the first transcript: that becomes the human reference.
-        await repo.correct_transcript(first.id, utterances[0].reference)
+        await ConversationsRepo(conn).correct_transcript(first.id, utterances[0].reference)
 
 
 async def test_recorded_conversations_become_a_dataset_and_an_eval_run(
@@ -211,7 +212,7 @@ async def test_corrections_are_stamped_by_the_database_and_open_to_owners_and_re
 ) -> None:
     """Who corrected a transcript and when come from the session; others cannot touch it."""
     speaker, researcher, other = people["speaker"], people["researcher"], people["other"]
-    async with session_as(app_db, speaker) as conn:
+    async with recorded_as(app_db, speaker) as conn:
         repo = ConversationsRepo(conn)
         conversation = await repo.start(room_name="corrections")
         now = datetime.now(UTC)
@@ -228,7 +229,8 @@ async def test_corrections_are_stamped_by_the_database_and_open_to_owners_and_re
             ]
         )
         (turn,) = await repo.turns(conversation.id)
-        mine = await repo.correct_transcript(turn.id, "  recognise speech ")
+    async with session_as(app_db, speaker) as conn:
+        mine = await ConversationsRepo(conn).correct_transcript(turn.id, "  recognise speech ")
     assert (mine.reference_text, mine.reference_by) == ("recognise speech", speaker.id)
     assert mine.reference_at is not None
     async with session_as(app_db, researcher) as conn:  # researchers review anyone's turns

@@ -13,7 +13,7 @@ import pandas as pd
 import psycopg
 import pytest
 
-from tests.support.personas import Persona, create_user, session_as
+from tests.support.personas import Persona, create_user, recorded_as, session_as
 from workbench import exports
 from workbench.db.errors import NotFound, PermissionDenied
 from workbench.db.models import TurnDraft
@@ -35,7 +35,7 @@ def people(app_db: str, jwt_secret: str) -> dict[str, Persona]:
 
 async def _conversation(app_db: str, owner: Persona) -> str:
     now = datetime.now(UTC)
-    async with session_as(app_db, owner) as conn:
+    async with recorded_as(app_db, owner) as conn:
         repo = ConversationsRepo(conn)
         conversation = await repo.start(room_name="export-test")
         await repo.add_turns(

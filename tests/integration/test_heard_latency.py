@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from tests.support.personas import Persona, create_user, session_as
+from tests.support.personas import Persona, create_user, recorded_as, session_as
 from workbench.db.connection import service_session
 from workbench.db.models import TurnDraft
 from workbench.db.repositories import ConversationsRepo
@@ -42,10 +42,11 @@ async def test_reports_before_and_after_the_agent_writes_its_turns(
     talker = people["talker"]
     room = "heard-latency-room"
     async with session_as(app_db, talker) as conn:
-        repo = ConversationsRepo(conn)
-        assert not await repo.report_heard_latency(
+        assert not await ConversationsRepo(conn).report_heard_latency(
             room_name=room, agent_ordinal=1, v2v_audio_s=1.5
         )  # no row yet
+    async with recorded_as(app_db, talker) as conn:
+        repo = ConversationsRepo(conn)
         conversation = await repo.start(room_name=room)
         # Greeting (agent #0) and the first answer (agent #1) already written by the agent...
         await repo.add_turns(
@@ -76,7 +77,7 @@ async def test_reports_before_and_after_the_agent_writes_its_turns(
 async def test_no_reports_for_someone_elses_conversation(
     app_db: str, people: dict[str, Persona]
 ) -> None:
-    async with session_as(app_db, people["talker"]) as conn:
+    async with recorded_as(app_db, people["talker"]) as conn:
         await ConversationsRepo(conn).start(room_name="private-room")
     async with session_as(app_db, people["other"]) as conn:
         assert not await ConversationsRepo(conn).report_heard_latency(
@@ -93,7 +94,7 @@ async def test_agent_turns_carry_their_ordinal_stated_or_derived(
     browser's report for the next reply still lands on that reply.
     """
     talker = people["talker"]
-    async with session_as(app_db, talker) as conn:
+    async with recorded_as(app_db, talker) as conn:
         repo = ConversationsRepo(conn)
         derived = await repo.start(room_name="ordinal-derived")
         await repo.add_turns(

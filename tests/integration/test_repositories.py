@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.support.personas import Persona, create_user, session_as
+from tests.support.personas import Persona, create_user, recorded_as, session_as
 from workbench.db.connection import service_session
 from workbench.db.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from workbench.db.models import TurnDraft, UiSettings, UserSettings
@@ -245,7 +245,7 @@ async def test_conversation_lifecycle_with_hostile_text(
     app_db: str, people: dict[str, Persona]
 ) -> None:
     user = people["user"]
-    async with session_as(app_db, user) as conn:
+    async with recorded_as(app_db, user) as conn:
         repo = ConversationsRepo(conn)
         conversation = await repo.start(room_name="room-1", model_specs={"name": "cpu-small"})
         for idx, text in enumerate(NASTY_TEXTS):
@@ -264,10 +264,10 @@ async def test_conversation_lifecycle_with_hostile_text(
 
 async def test_failed_turn_write_stores_nothing(app_db: str, people: dict[str, Persona]) -> None:
     user = people["user"]
-    async with session_as(app_db, user) as conn:
+    async with recorded_as(app_db, user) as conn:
         conversation = await ConversationsRepo(conn).start()
     with pytest.raises(InvalidInput, match="turns_text_check"):
-        async with session_as(app_db, user) as conn:
+        async with recorded_as(app_db, user) as conn:
             repo = ConversationsRepo(conn)
             await repo.add_turn(_turn(conversation.id, 0, "fine"))
             await repo.add_turn(
@@ -278,10 +278,10 @@ async def test_failed_turn_write_stores_nothing(app_db: str, people: dict[str, P
 
 
 async def test_negative_latency_is_refused(app_db: str, people: dict[str, Persona]) -> None:
-    async with session_as(app_db, people["user"]) as conn:
+    async with recorded_as(app_db, people["user"]) as conn:
         conversation = await ConversationsRepo(conn).start()
     with pytest.raises(InvalidInput, match="v2v_s"):
-        async with session_as(app_db, people["user"]) as conn:
+        async with recorded_as(app_db, people["user"]) as conn:
             await ConversationsRepo(conn).add_turn(_turn(conversation.id, 0, "hi", v2v_s=-0.1))
 
 
@@ -309,13 +309,14 @@ async def test_service_writes_turns_for_the_user_and_flushes_queues_idempotently
 
 async def test_dashboard_views_aggregate_latency(app_db: str, people: dict[str, Persona]) -> None:
     user = people["other"]
-    async with session_as(app_db, user) as conn:
+    async with recorded_as(app_db, user) as conn:
         repo = ConversationsRepo(conn)
         conversation = await repo.start(model_specs={"name": "views-stack"})
         for idx in range(10):
             await repo.add_turn(
                 _turn(conversation.id, idx, "t", v2v_s=0.1 * idx, interrupted=idx == 9)
             )
+    async with session_as(app_db, user) as conn:
         await AnalyticsRepo(conn).record("page_view", {"page": "analytics"})
         cur = await conn.execute(
             "select count(*) from public.analytics_events where kind = 'conversation_started'"
@@ -343,7 +344,7 @@ async def test_dashboard_views_aggregate_latency(app_db: str, people: dict[str, 
 async def test_recent_conversations_of_one_owner(app_db: str, people: dict[str, Persona]) -> None:
     viewer, other = people["admin"], people["user"]  # admins read everyone's conversations
     for persona in (viewer, other):
-        async with session_as(app_db, persona) as conn:
+        async with recorded_as(app_db, persona) as conn:
             await ConversationsRepo(conn).start(room_name=f"owner-filter-{persona.name}")
     async with session_as(app_db, viewer) as conn:
         repo = ConversationsRepo(conn)
@@ -360,9 +361,15 @@ async def test_connection_quality_per_conversation_and_per_day(
     owner, other = people["user"], people["other"]
     room = f"conn-{datetime.now(UTC).timestamp()}"
     async with session_as(app_db, owner) as conn:
+        assert not await ConversationsRepo(conn).report_connection(
+            room_name=room, stats={"rtt_ms": 5}
+        )  # no row yet
+    async with recorded_as(app_db, owner) as conn:
+        conversation = await ConversationsRepo(conn).start(
+            room_name=room, model_specs={"name": "conn-stack"}
+        )
+    async with session_as(app_db, owner) as conn:
         repo = ConversationsRepo(conn)
-        assert not await repo.report_connection(room_name=room, stats={"rtt_ms": 5})  # no row yet
-        conversation = await repo.start(room_name=room, model_specs={"name": "conn-stack"})
         first = {"rtt_ms": 10, "jitter_ms": 1.0, "packets_lost": 1, "packets_sent": 20}
         assert await repo.report_connection(room_name=room, stats=first)
         # A second sample within the same second is dropped by the database.

@@ -277,6 +277,24 @@ async def test_admin_changes_roles_but_keeps_one_admin(app_db: str, world: World
         await query_as(app_db, m, "select public.set_user_role(%s, 'user')", [m.id])
 
 
+@pytest.mark.parametrize("persona", ["A", "R", "M"])
+async def test_no_user_records_conversations_or_turns_not_even_their_own(
+    app_db: str, world: World, persona: str
+) -> None:
+    """What a conversation holds is what the agent heard and said: only the service writes it."""
+    p = world.people[persona]
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        await query_as(app_db, p, "insert into public.conversations (owner_id) values (%s)", [p.id])
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        await query_as(
+            app_db,
+            p,
+            """insert into public.turns (conversation_id, idx, role, text, started_at, ended_at)
+               values (%s, 99, 'user', 'made up', now(), now())""",
+            [world.a_conversation],
+        )
+
+
 async def test_prompt_versions_are_immutable_even_for_admins(app_db: str, world: World) -> None:
     m = world.people["M"]
     statements = (

@@ -18,7 +18,7 @@ import jwt
 import psycopg
 
 from workbench.auth.tokens import AccessClaims, TokenVerifier, mint_api_key
-from workbench.db.connection import rls_session
+from workbench.db.connection import rls_session, service_session
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,18 @@ async def session_as(dsn: str, persona: Persona) -> AsyncIterator[psycopg.AsyncC
     async with (
         await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn,
         rls_session(conn, persona.claims),
+    ):
+        yield conn
+
+
+@asynccontextmanager
+async def recorded_as(dsn: str, persona: Persona) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A connection acting for `persona` as the agent's recorder does (a service session):
+    users may not insert conversations or turns themselves."""
+    assert persona.id is not None
+    async with (
+        await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn,
+        service_session(conn, acting_for=persona.id),
     ):
         yield conn
 

@@ -20,7 +20,7 @@ from playwright.sync_api import Browser, expect
 
 from dashboards.context import LIVENESS_S
 from dashboards.session import WATCH_S
-from tests.support.personas import Persona, create_user, session_as
+from tests.support.personas import Persona, create_user, recorded_as, session_as
 from tests.support.web import run_async, signed_in_cookie
 from tests.ui.conftest import Visit
 from workbench.audio import wav_bytes
@@ -330,7 +330,7 @@ def _recorded_conversation(
 
     async def record() -> uuid.UUID:
         now = datetime.now(UTC)
-        async with session_as(database_url(web_settings), owner) as conn:
+        async with recorded_as(database_url(web_settings), owner) as conn:
             repo = ConversationsRepo(conn)
             conversation = await repo.start(room_name=room)
             stored = await store.put(
