@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import time
 from collections import OrderedDict, deque
 from typing import Any, Literal
@@ -68,9 +69,13 @@ class WorkbenchSTT(_Labelled, stt.STT[Any]):
         language: str | None = None,
         prefix_s: float = 0.5,
         latest: LatestFinal | None = None,
+        max_utterance_s: float = 60.0,
     ) -> None:
+        """`max_utterance_s`: the most audio one utterance buffers (and each attempt
+        transcribes); speech past it is not heard until the speaker pauses."""
         super().__init__(capabilities=stt.STTCapabilities(streaming=True, interim_results=False))
         self._model = model
+        self._max_utterance_s = max_utterance_s
         self._vad = vad
         self._language = language
         self._prefix_s = prefix_s
@@ -147,6 +152,7 @@ class _EarlyFinalStream(stt.RecognizeStream):
         self._language = language
         self._recent: deque[rtc.AudioFrame] = deque()  # audio just before speech starts
         self._utterance: list[rtc.AudioFrame] | None = None  # open utterance, from its prefix
+        self._utterance_s = 0.0  # its duration, held under the owner's max_utterance_s
         self._generation = 0  # bumped when speech (re)starts: older attempts are stale
         self._attempts: set[asyncio.Task[None]] = set()
 
@@ -164,10 +170,18 @@ class _EarlyFinalStream(stt.RecognizeStream):
                     vad_stream.flush()
                     continue
                 vad_stream.push_frame(item)
-                if self._utterance is not None:
-                    self._utterance.append(item)
-                else:
+                if self._utterance is None:
                     self._remember(item)
+                elif self._utterance_s < self._owner._max_utterance_s:
+                    self._utterance.append(item)
+                    self._utterance_s += item.duration
+                elif self._utterance_s != math.inf:
+                    log.warning(
+                        "an utterance reached %.0f s (max_utterance_s): the rest of it is not "
+                        "transcribed",
+                        self._owner._max_utterance_s,
+                    )
+                    self._utterance_s = math.inf  # said once per utterance
             vad_stream.end_input()
 
         async def segment() -> None:
@@ -178,6 +192,7 @@ class _EarlyFinalStream(stt.RecognizeStream):
                         self._owner._latest.text = None  # the user speaks on: nothing final yet
                     if self._utterance is None:
                         self._utterance = list(self._recent)
+                        self._utterance_s = sum(f.duration for f in self._utterance)
                         self._recent.clear()
                         self._event_ch.send_nowait(
                             stt.SpeechEvent(type=stt.SpeechEventType.START_OF_SPEECH)

@@ -77,8 +77,12 @@ class ConversationRecorder:
         store: ObjectStore,
         journal_dir: Path,
         retry_interval_s: float = 2.0,
+        max_audio_s: float = 300.0,
     ) -> None:
+        """`max_audio_s`: the longest audio kept with one turn (the rest is cut, the
+        turn is kept): a longer one could not be stored and would hold its journal back."""
         self.info = info
+        self._max_audio_s = max_audio_s
         self._connect = connect
         self._store = store
         self._folder = journal_dir / str(info.conversation_id)
@@ -136,6 +140,15 @@ class ConversationRecorder:
         record: dict[str, Any] = {"type": "turn", "turn": draft.model_dump(mode="json")}
         audio = None
         if pcm is not None and pcm.size and sample_rate_hz:
+            keep = int(self._max_audio_s * sample_rate_hz)
+            if pcm.size > keep:
+                log.warning(
+                    "turn %d has %.0f s of audio; kept its first %.0f s (max_turn_audio_s)",
+                    draft.idx,
+                    pcm.size / sample_rate_hz,
+                    self._max_audio_s,
+                )
+                pcm = pcm[:keep]
             name = f"{self.info.conversation_id}/turn-{draft.idx:04d}-{draft.role}.wav"
             local = self._folder / f"turn-{draft.idx:04d}-{draft.role}.wav"
             audio = (local, await asyncio.to_thread(wav_bytes, pcm, sample_rate_hz))

@@ -32,6 +32,14 @@ class AgentSettings(BaseSettings):
     max_jobs: int = Field(4, ge=1, description="rooms one worker holds at once (see bench/)")
     # How long the agent waits in a new room for the user who opened it.
     join_timeout_s: float = Field(30.0, gt=0)
+    # The longest audio kept with one turn: the audio bucket takes objects of at most
+    # 50 MiB (public.storage_limits), and 300 s of 48 kHz 16-bit mono is 28.8 MB. A
+    # longer turn keeps its first max_turn_audio_s and its whole transcript.
+    max_turn_audio_s: float = Field(300.0, gt=0, le=500)
+    # The most audio one utterance buffers in the STT stream (every early attempt
+    # transcribes the utterance so far): memory and compute stay bounded however long
+    # someone speaks without a pause; past it, speech is not heard until they pause.
+    max_utterance_s: float = Field(60.0, gt=0)
     # Starting the reply on the final transcript, before the turn detector has confirmed
     # the turn: with llama.cpp the LLM's prefill is ~0.1 s, so a discarded attempt costs little.
     preemptive: bool = True

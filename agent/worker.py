@@ -552,6 +552,7 @@ def _voice_session(
         vad=models.naive_vad if sequential else models.stt_vad,
         language=language,
         latest=latest,
+        max_utterance_s=knobs.max_utterance_s,
     )
     tts_adapter = _CapturingTTS(models.tts, cache=models.phrases, voice=voice)
     session: AgentSession[Any] = AgentSession(
@@ -616,6 +617,7 @@ async def entrypoint(ctx: JobContext) -> None:
         connect=connect,
         store=open_store(settings),
         journal_dir=settings.local_dir / "agent-journal",
+        max_audio_s=knobs.max_turn_audio_s,
     )
     await recorder.start()
     policy = ContentPolicy(blocklist=knobs.blocked_words)

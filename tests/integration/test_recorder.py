@@ -113,6 +113,40 @@ async def test_outage_is_bridged_by_the_journal(
     ).exists()  # stored, so the journal is gone
 
 
+async def test_a_turn_longer_than_the_audio_limit_keeps_its_start_and_lands(
+    app_db: str, owner: Persona, tmp_path: Path
+) -> None:
+    """A turn's audio past max_audio_s is cut, not refused: the turn and the rest of the
+    conversation are stored and the journal is cleared (it used to stay quarantined)."""
+    assert owner.id is not None
+    info = ConversationInfo(uuid.uuid4(), owner.id, "room-long", None, {"name": "test"})
+    recorder = ConversationRecorder(
+        info,
+        connect=_connector(app_db),
+        store=ObjectStore(str(tmp_path / "objects")),
+        journal_dir=tmp_path / "journal",
+        max_audio_s=2.0,
+    )
+    await recorder.start()
+    rate = 16_000
+    at_limit = np.full(2 * rate, 100, dtype=np.int16)
+    over = np.concatenate([at_limit, np.full(rate, 200, dtype=np.int16)])
+    await recorder.add_turn(_draft(info.conversation_id, 0), pcm=at_limit, sample_rate_hz=rate)
+    await recorder.add_turn(_draft(info.conversation_id, 2), pcm=over, sample_rate_hz=rate)
+    await recorder.end("completed")
+    await recorder.aclose()
+    status, turns = _rows(app_db, info.conversation_id)
+    assert status == "completed"
+    assert [t[0] for t in turns] == [0, 2]
+    for _, _, audio_path in turns:
+        data, _ = soundfile.read(
+            io.BytesIO((tmp_path / "objects" / "audio" / audio_path).read_bytes()), dtype="int16"
+        )
+        assert np.array_equal(data, at_limit)  # all of the first, the first 2 s of the second
+    assert not (tmp_path / "journal" / str(info.conversation_id)).exists()
+    assert not (tmp_path / "journal" / "quarantine").exists()
+
+
 async def test_a_crashed_workers_conversation_ends_interrupted(
     app_db: str, owner: Persona, tmp_path: Path
 ) -> None:

@@ -97,9 +97,11 @@ async def _speak(stream: stt.RecognizeStream, pcm: np.ndarray) -> None:
 
 
 async def _events_for(
-    model: SpeechToText, pcm: np.ndarray
+    model: SpeechToText, pcm: np.ndarray, **options: float
 ) -> tuple[list[stt.SpeechEvent], WorkbenchSTT]:
-    adapter = WorkbenchSTT(model, vad=silero.VAD.load(min_silence_duration=0.2), language="en")
+    adapter = WorkbenchSTT(
+        model, vad=silero.VAD.load(min_silence_duration=0.2), language="en", **options
+    )
     stream = adapter.stream()
     events: list[stt.SpeechEvent] = []
 
@@ -155,6 +157,22 @@ async def test_a_short_pause_does_not_split_the_utterance(whisper: SpeechToText)
     # ... once: the attempt dropped at the pause leaves no audio behind (prefix + pauses < 1.5 s)
     assert pcm.size / rate < (a.size + b.size) / RATE_HZ + 1.5
     assert adapter.take_audio() is None
+
+
+async def test_an_utterance_past_its_limit_is_buffered_no_further(whisper: SpeechToText) -> None:
+    """Someone who speaks without pausing cannot grow the buffer (and each attempt) for ever:
+    the utterance keeps its first max_utterance_s, and its final is made from that."""
+    (a, _), (b, _) = _clip(1), _clip(2)
+    speech = np.concatenate([a, b])
+    assert speech.size / RATE_HZ > 3.0
+    events, adapter = await _events_for(
+        whisper, np.concatenate([speech, _silence(1.0)]), max_utterance_s=1.5
+    )
+    assert len(_finals(events)) == 1
+    heard = adapter.take_audio()
+    assert heard is not None
+    pcm, rate = heard
+    assert pcm.size / rate <= 1.5 + 0.01  # the first 1.5 s, prefix included
 
 
 async def test_a_long_pause_makes_two_finals(whisper: SpeechToText) -> None:
