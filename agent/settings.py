@@ -40,6 +40,9 @@ class AgentSettings(BaseSettings):
     # transcribes the utterance so far): memory and compute stay bounded however long
     # someone speaks without a pause; past it, speech is not heard until they pause.
     max_utterance_s: float = Field(60.0, gt=0)
+    # The longest a conversation lasts: then the agent says so, says goodbye and leaves,
+    # freeing its slot (a tab left open would otherwise hold it for ever).
+    max_conversation_s: float = Field(3600.0, gt=0)
     # Starting the reply on the final transcript, before the turn detector has confirmed
     # the turn: with llama.cpp the LLM's prefill is ~0.1 s, so a discarded attempt costs little.
     preemptive: bool = True

@@ -647,6 +647,29 @@ async def entrypoint(ctx: JobContext) -> None:
     )
     if knobs.greeting:
         session.say(knobs.greeting)
+    time_limit = asyncio.create_task(_end_at_time_limit(session, ctx, knobs.max_conversation_s))
+
+    async def stop_the_clock() -> None:
+        time_limit.cancel()
+
+    ctx.add_shutdown_callback(stop_the_clock)
+
+
+def time_limit_words(limit_s: float) -> str:
+    """What the agent says when a conversation reaches its time limit."""
+    minutes = limit_s / 60
+    amount = f"{minutes:.0f} minutes" if minutes >= 2 else f"{limit_s:.0f} seconds"
+    return f"This conversation has reached its time limit of {amount}. Goodbye!"
+
+
+async def _end_at_time_limit(session: AgentSession[Any], ctx: JobContext, limit_s: float) -> None:
+    """After `limit_s`, tell the user, let the words play out, then leave the room."""
+    await asyncio.sleep(limit_s)
+    log.info("the conversation reached its time limit (%.0f s); ending it", limit_s)
+    handle = session.say(time_limit_words(limit_s), allow_interruptions=False)
+    with contextlib.suppress(Exception):  # a session already closing: leave all the same
+        await asyncio.wait_for(handle.wait_for_playout(), timeout=30)
+    ctx.shutdown(reason="the conversation reached its time limit")
 
 
 # How often the worker stores journals of jobs that crashed while it lives on.

@@ -18,6 +18,7 @@ from psycopg import AsyncConnection
 
 from workbench.auth.tokens import AccessClaims
 from workbench.db.connection import rls_session, service_session
+from workbench.db.errors import LimitReached
 from workbench.db.models import TURN_LATENCY_COLUMNS, Export
 from workbench.db.repositories import ConversationsRepo, ExportsRepo
 from workbench.storage import ObjectStore
@@ -65,8 +66,15 @@ async def export_conversations(
     *,
     fmt: Format,
     conversation_id: UUID | None = None,
+    max_turns: int | None = None,
 ) -> Export:
-    """Export one of the caller's conversations (or all of them); returns the finished export row."""
+    """Export one of the caller's conversations (or all of them); returns the finished export row.
+
+    Bounded, as the export is built in memory: the database allows a few exports an
+    hour (`public.export_limits`; LimitReached past them, before anything is made),
+    and one export holds at most `max_turns` turns (that function's, unless given;
+    LimitReached, recorded on the export row, past them).
+    """
     if fmt not in CONTENT_TYPES:
         raise ValueError(f"export format must be one of {', '.join(CONTENT_TYPES)}")
     assert claims.sub is not None
@@ -83,6 +91,15 @@ async def export_conversations(
                 if conversation_id
                 else [c.id for c in await repo.recent(limit=10_000, owner_id=owner)]
             )
+            if max_turns is None:
+                cur = await conn.execute("select max_turns from public.export_limits()")
+                max_turns = int((await cur.fetchone() or [0])[0])
+            turns = await repo.count_turns(ids)
+            if turns > max_turns:
+                raise LimitReached(
+                    f"{turns} turns is more than one export holds ({max_turns}): "
+                    "export one conversation at a time"
+                )
             rows = [t.model_dump() for cid in ids for t in await repo.turns(cid)]
             # Serialising thousands of turns (pandas, Parquet) takes seconds: off the
             # event loop, which serves every open page of the web server.

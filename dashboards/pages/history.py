@@ -23,7 +23,7 @@ from dashboards.context import web_context
 from dashboards.files import file_url
 from dashboards.session import PageSession
 from dashboards.text import markdown_text
-from workbench.db.errors import DataError
+from workbench.db.errors import DataError, LimitReached
 from workbench.db.models import TURN_LATENCY_COLUMNS
 from workbench.db.repositories import ConversationsRepo, ExportsRepo
 from workbench.exports import Format, export_conversations
@@ -52,6 +52,7 @@ class HistoryPage(pn.viewable.Viewer):
     turns = param.DataFrame(default=None, doc="turns of the selected conversation")
     exports = param.List(default=[], doc="[{format, status, path, error, created_at}] newest first")
     message = param.String(default="", doc="result of the last correction")
+    export_refused = param.String(default="", doc="why the last export was not made, if it was not")
 
     def __init__(self, session: PageSession, **params: Any) -> None:
         super().__init__(**params)
@@ -92,6 +93,7 @@ class HistoryPage(pn.viewable.Viewer):
     async def export(self, fmt: Format) -> None:
         """Export the selected conversation (or all of the user's) as `fmt`; the list shows the outcome."""
         context = web_context()
+        self.export_refused = ""
         async with context.page_connection() as conn:
             try:
                 await export_conversations(
@@ -101,6 +103,8 @@ class HistoryPage(pn.viewable.Viewer):
                     fmt=fmt,
                     conversation_id=UUID(self.selected) if self.selected else None,
                 )
+            except LimitReached as exc:  # too many an hour, or too large: say so here
+                self.export_refused = f"Not exported: {exc}."
             except Exception:  # the export row records why; the list below shows it
                 log.exception("export failed")
         async with self._session.as_user() as conn:
@@ -193,9 +197,12 @@ def history_view(page: HistoryPage) -> pn.viewable.Viewable:
     def message(text: str) -> pn.viewable.Viewable:
         return pn.pane.Alert(text, alert_type="info") if text else pn.Spacer(height=0)
 
-    @pn.depends(page.param.exports)
-    def exports_section(exports: list[dict[str, Any]]) -> pn.viewable.Viewable:
-        return pn.pane.Markdown(exports_markdown(exports), name="exports")
+    @pn.depends(page.param.exports, page.param.export_refused)
+    def exports_section(exports: list[dict[str, Any]], refused: str) -> pn.viewable.Viewable:
+        listed = pn.pane.Markdown(exports_markdown(exports), name="exports")
+        if not refused:
+            return listed
+        return pn.Column(pn.pane.Alert(refused, alert_type="warning"), listed)
 
     return pn.Column(
         picker,

@@ -15,7 +15,7 @@ import pytest
 
 from tests.support.personas import Persona, create_user, recorded_as, session_as
 from workbench import exports
-from workbench.db.errors import NotFound, PermissionDenied
+from workbench.db.errors import LimitReached, NotFound, PermissionDenied
 from workbench.db.models import TurnDraft
 from workbench.db.repositories import ConversationsRepo, ExportsRepo
 from workbench.exports import export_conversations, serialise
@@ -120,6 +120,35 @@ async def test_my_exports_are_mine_even_for_an_admin(
         mine = {e.id for e in await ExportsRepo(conn).mine()}
     assert admins.id in mine
     assert owners.id not in mine
+
+
+async def test_exports_are_limited_per_hour_and_in_size(
+    app_db: str, jwt_secret: str, tmp_path: Path
+) -> None:
+    """Exports are built in memory: a few an hour, each of a bounded number of turns."""
+    with psycopg.connect(app_db, autocommit=True) as conn:
+        eager = create_user(conn, name="eager", role="user", jwt_secret=jwt_secret)
+        per_hour, max_turns = conn.execute(
+            "select per_hour, max_turns from public.export_limits()"
+        ).fetchone()  # type: ignore[misc]
+    assert max_turns >= 10_000
+    conversation_id = UUID(await _conversation(app_db, eager))  # two turns
+    store = ObjectStore(str(tmp_path / "objects"))
+    async with await psycopg.AsyncConnection.connect(app_db, autocommit=True) as conn:
+        # One export over a size limit of one turn: refused, and the reason is on its row.
+        with pytest.raises(LimitReached, match="export one conversation at a time"):
+            await export_conversations(conn, store, eager.claims, fmt="csv", max_turns=1)
+        for _ in range(per_hour - 1):  # the rest of the hour's allowance
+            done = await export_conversations(
+                conn, store, eager.claims, fmt="csv", conversation_id=conversation_id
+            )
+            assert done.status == "ready"
+        with pytest.raises(LimitReached, match=f"at most {per_hour} exports an hour"):
+            await export_conversations(conn, store, eager.claims, fmt="json")
+    async with session_as(app_db, eager) as conn:
+        mine = await ExportsRepo(conn).mine()
+    assert len(mine) == per_hour  # the refused one was never made
+    assert [e.status for e in mine].count("failed") == 1
 
 
 async def test_serialising_an_export_leaves_the_event_loop_free(

@@ -29,6 +29,10 @@ class Conflict(DataError):
     """A unique value is taken."""
 
 
+class LimitReached(DataError):
+    """A limit the database keeps (e.g. exports an hour) was reached; the message says which."""
+
+
 @contextmanager
 def translated() -> Iterator[None]:
     """Re-raise psycopg errors as DataError subclasses carrying Postgres' message."""
@@ -40,6 +44,8 @@ def translated() -> Iterator[None]:
         raise NotFound(_message(exc)) from exc
     except pg.UniqueViolation as exc:
         raise Conflict(_message(exc)) from exc
+    except pg.ProgramLimitExceeded as exc:
+        raise LimitReached(_message(exc)) from exc
     except (pg.IntegrityError, pg.DataError) as exc:
         # check/not-null/foreign-key violations; bad text, numbers, JSON, too-long strings
         raise InvalidInput(_message(exc)) from exc

@@ -135,6 +135,16 @@ class ConversationsRepo(Repo):
             [conversation_id],
         )
 
+    async def count_turns(self, conversation_ids: list[UUID]) -> int:
+        """How many turns these conversations hold (those the caller may see)."""
+        with translated():
+            cur = await self.conn.execute(
+                "select count(*) from public.turns where conversation_id = any(%s)",
+                [conversation_ids],
+            )
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
     async def report_heard_latency(
         self, *, room_name: str, agent_ordinal: int, v2v_audio_s: float
     ) -> bool:
