@@ -51,7 +51,8 @@ _SLUG_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
 class RoomLimitReached(PermissionError):
-    """The user already holds as many live conversations as one user may."""
+    """The user already holds as many live conversations as one user may, or (a plain
+    user) every agent slot open to participants is taken (`rooms_kept_for_staff`)."""
 
 
 class StackUnavailable(RuntimeError):
@@ -101,6 +102,14 @@ async def open_room(
         workers = (await WorkersRepo(conn).live_stacks()).get(stack)
         if workers is None or not workers.serving:
             raise StackUnavailable(unavailable_reason(stack, workers.problems if workers else None))
+        cur = await conn.execute("select public.current_app_role()::text")  # the owner's
+        plain_user = (await cur.fetchone() or ["user"])[0] == "user"
+        if plain_user and workers.rooms >= workers.max_rooms - settings.rooms_kept_for_staff:
+            # Counted from the workers' heartbeats (every few seconds): a limit on the
+            # many, not an exact count at each click.
+            raise RoomLimitReached(
+                "every agent open to participants is busy right now; try again in a few minutes"
+            )
         rooms = RoomsRepo(conn)
         # Rooms of the last day (a conversation held longer is not counted);
         # LiveKit says which of them still live.

@@ -191,6 +191,14 @@ class Settings(BaseSettings):
     max_rooms_per_user: int = Field(
         2, ge=1, le=100, validation_alias=_env("WORKBENCH_MAX_ROOMS_PER_USER", "max_rooms_per_user")
     )
+    # Agent slots of each model stack that rooms of plain users (anyone may register)
+    # leave free for researchers and admins: accounts made by the dozen cannot take them all.
+    rooms_kept_for_staff: int = Field(
+        1,
+        ge=0,
+        le=1000,
+        validation_alias=_env("WORKBENCH_ROOMS_KEPT_FOR_STAFF", "rooms_kept_for_staff"),
+    )
 
     # Serve beyond localhost over HTTPS (browsers give the microphone only to secure
     # pages): the hostname people open, the port, and the address to bind (default: what

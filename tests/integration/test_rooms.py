@@ -101,3 +101,26 @@ async def test_one_user_holds_at_most_the_allowed_live_rooms_even_clicking_twice
     with psycopg.connect(admin_dsn) as conn:
         rows = conn.execute("select name from private.rooms where owner_id = %s", [ada.id])
         assert [r[0] for r in rows] == opened  # the refused Start left nothing behind
+
+
+async def test_plain_users_leave_the_slots_kept_for_staff(
+    settings: Settings, admin_dsn: str, jwt_secret: str
+) -> None:
+    """Anyone may register: plain users' rooms leave `rooms_kept_for_staff` slots of a stack
+    free, so a researcher can still start when self-registered accounts take the rest."""
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        plain = create_user(conn, name="walk-in", role="user", jwt_secret=jwt_secret)
+        staff = create_user(conn, name="staff", role="researcher", jwt_secret=jwt_secret)
+    assert plain.id is not None
+    assert staff.id is not None
+    # Every slot kept for staff (more than the stack's worker has), as when participants
+    # already hold all the others.
+    kept = settings.model_copy(update={"rooms_kept_for_staff": 1000})
+    async with await psycopg.AsyncConnection.connect(admin_dsn, autocommit=True) as conn:
+        with pytest.raises(RoomLimitReached, match="open to participants is busy"):
+            await open_room(kept, conn, user_id=plain.id, display_name="Walk-in")
+        ticket = await open_room(kept, conn, user_id=staff.id, display_name="Staff")
+    assert ticket.room.startswith("conv-")
+    with psycopg.connect(admin_dsn) as conn:
+        rows = conn.execute("select count(*) from private.rooms where owner_id = %s", [plain.id])
+        assert rows.fetchone() == (0,)  # the refused Start left nothing behind

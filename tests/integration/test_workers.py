@@ -61,7 +61,8 @@ async def _room_with_client(settings: Settings, admin_dsn: str, jwt_secret: str)
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         user = create_user(conn, name="shared", role="user", jwt_secret=jwt_secret)
     assert user.id is not None
-    return await join_as_web_app(settings, user.id)
+    # Both workers' slots are for these participants (none kept for staff here).
+    return await join_as_web_app(settings.model_copy(update={"rooms_kept_for_staff": 0}), user.id)
 
 
 def _rooms_by_worker(settings: Settings, pids: list[int]) -> dict[int, int]:
