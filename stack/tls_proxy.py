@@ -33,6 +33,22 @@ def ensure_nginx(cache_dir: Path, *, log_path: Path | None = None) -> Path:
     )
 
 
+# A browser opens a handful of connections per site (pages, scripts, two websockets).
+MAX_CONNECTIONS_PER_CLIENT = 64
+# How long a client may take to send its request's header.
+CLIENT_HEADER_TIMEOUT_S = 10
+MODERN_TLS12_CIPHERS = ":".join(
+    [
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+    ]
+)
+
+
 def nginx_config(
     *,
     listen: str,
@@ -60,13 +76,26 @@ http {{
   # Uploads are checked against the storage limits by the app; the largest is 200 MiB.
   client_max_body_size 210m;
   map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+  # Bounded: connections per client address, and how long a client may take to send
+  # its request (a slow sender cannot hold connections open for ever).
+  limit_conn_zone $binary_remote_addr zone=per_client:1m;
+  limit_conn per_client {MAX_CONNECTIONS_PER_CLIENT};
+  limit_conn_status 429;
+  client_header_timeout {CLIENT_HEADER_TIMEOUT_S}s;
+  client_body_timeout 30s;
+  keepalive_timeout 30s;
   server {{
     listen {listen} ssl;
     server_name {server_name};
     ssl_certificate {tls.cert};
     ssl_certificate_key {tls.key};
     ssl_protocols TLSv1.2 TLSv1.3;
+    # TLS 1.2 with forward-secret AEAD suites only (Mozilla's "intermediate"); TLS 1.3's
+    # suites are all modern.
+    ssl_ciphers {MODERN_TLS12_CIPHERS};
+    ssl_prefer_server_ciphers off;
     ssl_session_cache shared:tls:1m;
+    ssl_session_tickets off;
     add_header Strict-Transport-Security "max-age=31536000" always;
     proxy_http_version 1.1;
     proxy_set_header Upgrade $http_upgrade;

@@ -24,7 +24,7 @@ from stack.layout import StackLayout
 from stack.postgres import PostgresService
 from stack.services import LocalStack
 from stack.tls import ensure_certificates
-from stack.tls_proxy import TlsProxyService
+from stack.tls_proxy import CLIENT_HEADER_TIMEOUT_S, TlsProxyService
 from workbench.config import REPO_ROOT
 
 pytestmark = pytest.mark.integration
@@ -261,6 +261,25 @@ def test_the_tls_proxy_serves_the_web_app_and_livekit_signalling_on_one_https_or
         # Without the CA the certificate is not trusted: nothing is accepted blindly.
         with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
             httpx.get(f"https://localhost:{port}/login")
+        # A client that offers only old ciphers (no forward secrecy, CBC) or old TLS is refused.
+        for version, ciphers in (
+            (ssl.TLSVersion.TLSv1_2, "AES128-SHA:AES256-SHA:AES128-GCM-SHA256"),
+            (ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA"),
+        ):
+            old = ssl.create_default_context(cafile=str(tls.ca))
+            old.maximum_version = version
+            old.set_ciphers(ciphers)
+            with pytest.raises(ssl.SSLError), socket.create_connection(("127.0.0.1", port)) as raw:
+                old.wrap_socket(raw, server_hostname="localhost")
+        # A client that connects and sends no request is not kept waiting on for ever.
+        with (
+            socket.create_connection(("127.0.0.1", port)) as raw,
+            trusting.wrap_socket(raw, server_hostname="localhost") as idle,
+        ):
+            idle.settimeout(CLIENT_HEADER_TIMEOUT_S + 10)
+            started = time.monotonic()
+            assert idle.recv(1) == b""  # closed by the proxy
+            assert time.monotonic() - started < CLIENT_HEADER_TIMEOUT_S + 5
         assert f"trust {tls.ca}" in proxy.status_detail()
     finally:
         proxy.stop()
