@@ -137,18 +137,9 @@ async def talk(
         reply = await client.wait_for_agent_audio(ended, timeout_s=60)
         if reply is not None:
             result.heard.append(reply - ended)
-        await _wait_quiet(client, quiet_s=1.5, timeout_s=30)
+        await client.wait_quiet(quiet_s=1.5, timeout_s=30)
     await client.close()
     return result
-
-
-async def _wait_quiet(client: VoiceClient, *, quiet_s: float, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        recent = [at for at, peak in client.heard.agent_audio if peak > 300]
-        if recent and time.monotonic() - recent[-1] > quiet_s:
-            return
-        await client.silence(0.2)
 
 
 def stage_rows(dsn: str, user: uuid.UUID, heard: list[float]) -> dict[str, list[float]]:

@@ -139,6 +139,15 @@ class VoiceClient:
             await self.silence(0.1)  # keep the microphone streaming while waiting
         return None
 
+    async def wait_quiet(self, *, quiet_s: float, timeout_s: float) -> None:
+        """Keep the microphone silent until the agent has said nothing for `quiet_s` (or `timeout_s`)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            recent = [at for at, peak in self.heard.agent_audio if peak > 300]
+            if recent and time.monotonic() - recent[-1] > quiet_s:
+                return
+            await self.silence(0.2)
+
     async def close(self) -> None:
         """Leave the room."""
         if self._listen_task is not None:
