@@ -179,6 +179,23 @@ async def test_turns_survive_a_database_outage(
         admin_dsn, speaker.id, lambda c, t: c["status"] == "completed" and len(t) >= 3
     )
     assert [t["role"] for t in turns[:3]] == ["agent", "user", "agent"]
+    # Leave the stack as found: the worker offered again (its heartbeat stored since the
+    # database came back), or the next test's room would find its stack unavailable.
+    await _worker_offered(admin_dsn, settings_stack=stack.settings.default_stack)
+
+
+async def _worker_offered(admin_dsn: str, *, settings_stack: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with await psycopg.AsyncConnection.connect(admin_dsn, autocommit=True) as conn:
+        while True:
+            cur = await conn.execute(
+                "select workers from public.live_stacks where stack = %s", [settings_stack]
+            )
+            row = await cur.fetchone()
+            if row is not None and row[0] > 0:
+                return
+            assert time.monotonic() < deadline, "the worker's heartbeat never came back"
+            await asyncio.sleep(0.5)
 
 
 async def test_a_track_without_speech_makes_no_user_turn(
