@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from stack.services import LocalStack  # noqa: E402
-from tests.support.soak import new_callers, recorded_user_turns, soak, table, wait_until_idle  # noqa: E402
+from tests.support.soak import new_callers, soak, table, unstored_utterances, wait_until_idle  # noqa: E402
 from workbench.config import get_settings  # noqa: E402
 from workbench.db.connection import admin_database_url  # noqa: E402
 
@@ -47,13 +47,8 @@ def main() -> int:
     result = asyncio.run(soak(settings, callers, worker_pid=worker_pid, seconds=seconds))
     window = min(300.0, seconds / 3)
     print(table(result, window_s=window, warmup_s=min(60.0, seconds / 6)))
-    recorded = recorded_user_turns(admin_dsn, [c.room for c in callers])
-    lost = {
-        c.room: (c.spoken, recorded.get(c.room, 0))
-        for c in callers
-        if recorded.get(c.room, 0) < c.spoken
-    }
-    print(f"\nutterances not stored as user turns: {lost or 'none'}")
+    missing = unstored_utterances(admin_dsn, callers)
+    print(f"\nutterances not stored: {len(missing)}" + "".join(f"\n  {m}" for m in missing))
     print(f"worker still the same process: {stack.agent.pid() == worker_pid}")
     return 0
 

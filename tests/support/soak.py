@@ -23,9 +23,14 @@ from tests.support.speech import pocketsphinx_utterances
 from tests.support.voice_client import join_as_web_app
 from workbench.config import Settings
 from workbench.metrics.latency import percentiles
+from workbench.metrics.wer import normalise
 from workbench.processes import process_tree_memory_mb
 
 MEMORY_EVERY_S = 5.0
+# The longest a caller waits for an answer, and for the agent to fall silent.
+QUIET_WAIT_S = 90.0
+# An utterance counts as stored when this share of its words is in its room's user turns.
+HEARD_SHARE = 0.5
 
 
 @dataclass
@@ -34,8 +39,13 @@ class Caller:
 
     user: UUID
     room: str = ""
-    spoken: int = 0
+    said: list[str] = field(default_factory=list)  # the transcripts of what it spoke
     answers: list[tuple[float, float]] = field(default_factory=list)
+
+    @property
+    def spoken(self) -> int:
+        """Utterances spoken."""
+        return len(self.said)
 
 
 @dataclass
@@ -87,16 +97,18 @@ async def _call(settings: Settings, caller: Caller, started: float, until: float
     try:
         if await voice.wait_for_agent_audio(time.monotonic(), timeout_s=60) is None:
             return  # no agent came: spoken stays 0, which the caller of soak() sees
-        await voice.wait_quiet(quiet_s=1.5, timeout_s=30)  # the greeting is over
         utterances = pocketsphinx_utterances()
         while time.monotonic() < until:
-            wav = utterances[caller.spoken % len(utterances)].path
-            ended = await voice.say(str(wav), then_silence_s=0.1)
-            caller.spoken += 1
-            reply = await voice.wait_for_agent_audio(ended, timeout_s=60)
+            # Speak only once the agent has finished (its greeting, its last answer): an
+            # overloaded agent answers late and long, and a caller speaking over it
+            # would measure the end of the last answer as the next one's latency.
+            await voice.wait_quiet(quiet_s=1.5, timeout_s=QUIET_WAIT_S)
+            utterance = utterances[caller.spoken % len(utterances)]
+            ended = await voice.say(str(utterance.path), then_silence_s=0.1)
+            caller.said.append(utterance.reference)
+            reply = await voice.wait_for_agent_audio(ended, timeout_s=QUIET_WAIT_S)
             if reply is not None:
                 caller.answers.append((ended - started, reply - ended))
-            await voice.wait_quiet(quiet_s=1.5, timeout_s=30)
     finally:
         await voice.close()
 
@@ -123,22 +135,45 @@ async def soak(
     return Soak(callers, memory, time.monotonic() - started)
 
 
-def recorded_user_turns(admin_dsn: str, rooms: list[str], *, wait_s: float = 30) -> dict[str, int]:
-    """User turns stored per room, once the conversations have ended (or `wait_s` has passed)."""
+def unstored_utterances(admin_dsn: str, callers: list[Caller], *, wait_s: float = 30) -> list[str]:
+    """What callers said that is not in their rooms' stored user turns ("room: words").
+
+    Turn boundaries are the agent's to choose (two utterances heard as one turn, one
+    cut in two by a barge-in), so each utterance is looked for by its words: it is
+    stored when HEARD_SHARE of them are in the room's user turns (Whisper tiny's
+    errors are far fewer).
+    """
+    texts = recorded_user_text(admin_dsn, [c.room for c in callers], wait_s=wait_s)
+    missing = []
+    for caller in callers:
+        heard = set(_words(texts.get(caller.room, "")))
+        for said in caller.said:
+            words = _words(said)
+            if sum(w in heard for w in words) < HEARD_SHARE * len(words):
+                missing.append(f"{caller.room}: {said}")
+    return missing
+
+
+def _words(text: str) -> list[str]:
+    """Each word normalised on its own ("five" and "5" alike; "5 5" stays two words)."""
+    return [w for w in (normalise(word) for word in text.split()) if w]
+
+
+def recorded_user_text(admin_dsn: str, rooms: list[str], *, wait_s: float = 30) -> dict[str, str]:
+    """The user turns stored per room, joined, once the conversations have ended (or `wait_s` has passed)."""
     deadline = time.monotonic() + wait_s
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         while True:
             rows = conn.execute(
                 """select c.room_name, c.status,
-                          (select count(*) from public.turns t
-                           where t.conversation_id = c.id and t.role = 'user')
+                          (select coalesce(string_agg(t.text, ' ' order by t.idx), '')
+                           from public.turns t where t.conversation_id = c.id and t.role = 'user')
                    from public.conversations c where c.room_name = any(%s)""",
                 [rooms],
             ).fetchall()
-            if all(status != "active" for _, status, _ in rows) and len(rows) == len(rooms):
-                return {room: int(n) for room, _, n in rows}
-            if time.monotonic() > deadline:
-                return {room: int(n) for room, _, n in rows}
+            ended = all(status != "active" for _, status, _ in rows) and len(rows) == len(rooms)
+            if ended or time.monotonic() > deadline:
+                return {room: str(text) for room, _, text in rows}
             time.sleep(1)
 
 
