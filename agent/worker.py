@@ -666,8 +666,8 @@ async def _end_at_time_limit(session: AgentSession[Any], ctx: JobContext, limit_
     """After `limit_s`, tell the user, let the words play out, then leave the room."""
     await asyncio.sleep(limit_s)
     log.info("the conversation reached its time limit (%.0f s); ending it", limit_s)
-    handle = session.say(time_limit_words(limit_s), allow_interruptions=False)
     with contextlib.suppress(Exception):  # a session already closing: leave all the same
+        handle = session.say(time_limit_words(limit_s), allow_interruptions=False)
         await asyncio.wait_for(handle.wait_for_playout(), timeout=30)
     ctx.shutdown(reason="the conversation reached its time limit")
 

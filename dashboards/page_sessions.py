@@ -81,7 +81,7 @@ def _websocket_session_id(request: HTTPServerRequest) -> str | None:
         return None
     try:
         return str(get_session_id(protocols[1]))
-    except Exception:
+    except Exception:  # not a token at all: Bokeh refuses it when the socket opens
         return None
 
 
