@@ -356,6 +356,8 @@ async def _fresh_heartbeat(settings: Settings, stack: str) -> None:
                 spec={"name": stack},
                 host="test",
                 state="ready",
-                max_rooms=1,
+                # As the stack's worker announced itself: slots to spare beyond those
+                # kept for staff, so a plain user's room is dispatched (and dropped).
+                max_rooms=settings.rooms_kept_for_staff + 1,
             )
         )
