@@ -18,6 +18,7 @@ from uuid import UUID
 
 import psycopg
 
+from dashboards.rooms import wait_for_agent
 from tests.support.personas import create_user
 from tests.support.speech import pocketsphinx_utterances
 from tests.support.voice_client import join_as_web_app
@@ -95,8 +96,17 @@ async def _call(settings: Settings, caller: Caller, started: float, until: float
     voice = await join_as_web_app(settings, caller.user)
     caller.room = voice.room.name
     try:
-        if await voice.wait_for_agent_audio(time.monotonic(), timeout_s=60) is None:
-            return  # no agent came: spoken stays 0, which the caller of soak() sees
+        # As the Conversation page does: a room whose dispatch found no free worker (or
+        # that LiveKit dropped, as it can for rooms created together) is dispatched again.
+        joined = time.monotonic()
+        waiting = wait_for_agent(settings, caller.room, on_wait=lambda _s: None, retry_s=2.0)
+        try:
+            if not await asyncio.wait_for(waiting, timeout=90):
+                return  # the room ended: spoken stays 0, which the caller of soak() sees
+        except TimeoutError:
+            return
+        if await voice.wait_for_agent_audio(joined, timeout_s=60) is None:
+            return
         utterances = pocketsphinx_utterances()
         while time.monotonic() < until:
             # Speak only once the agent has finished (its greeting, its last answer): an
