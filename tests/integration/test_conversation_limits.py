@@ -48,10 +48,25 @@ def short_worker(stack: LocalStack, settings: Settings) -> Iterator[AgentService
             patch.setenv("WORKBENCH_AGENT_MAX_CONVERSATION_S", str(LIMIT_S))
             worker.prepare()
             worker.start()
+        _wait_until_offered(admin_database_url(settings), settings.default_stack)
         yield worker
     finally:
         worker.stop()
         stack.up()
+
+
+def _wait_until_offered(admin_dsn: str, stack: str, timeout_s: float = 60) -> None:
+    """Until the new worker's heartbeat offers the stack (the stopped one's row is gone)."""
+    deadline = time.monotonic() + timeout_s
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        while True:
+            row = conn.execute(
+                "select workers from public.live_stacks where stack = %s", [stack]
+            ).fetchone()
+            if row is not None and row[0] > 0:
+                return
+            assert time.monotonic() < deadline, "the worker never announced itself"
+            time.sleep(0.5)
 
 
 async def _agent_in(settings: Settings, room: str) -> bool:
