@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from stack.services import LocalStack  # noqa: E402
-from tests.support.soak import new_callers, soak, table, unstored_utterances, wait_until_idle  # noqa: E402
+from tests.support.live_stacks import wait_for_stack  # noqa: E402
+from tests.support.soak import new_callers, soak, table, unstored_utterances  # noqa: E402
 from workbench.config import get_settings  # noqa: E402
 from workbench.db.connection import admin_database_url  # noqa: E402
 
@@ -41,7 +42,7 @@ def main() -> int:
         return 2
     assert settings.supabase_jwt_secret is not None
     admin_dsn = admin_database_url(settings)
-    wait_until_idle(admin_dsn, settings.default_stack)
+    wait_for_stack(admin_dsn, settings.default_stack, idle=True, timeout_s=90)
     callers = new_callers(admin_dsn, settings.supabase_jwt_secret.get_secret_value(), args.callers)
     seconds = args.minutes * 60
     result = asyncio.run(soak(settings, callers, worker_pid=worker_pid, seconds=seconds))

@@ -19,6 +19,7 @@ from agent.worker import time_limit_words
 from dashboards.rooms import server_api
 from stack.agent_service import AgentService
 from stack.services import LocalStack
+from tests.support.live_stacks import wait_for_stack
 from tests.support.personas import create_user
 from tests.support.ports import free_port
 from tests.support.voice_client import VoiceClient, join_as_web_app
@@ -48,25 +49,11 @@ def short_worker(stack: LocalStack, settings: Settings) -> Iterator[AgentService
             patch.setenv("WORKBENCH_AGENT_MAX_CONVERSATION_S", str(LIMIT_S))
             worker.prepare()
             worker.start()
-        _wait_until_offered(admin_database_url(settings), settings.default_stack)
+        wait_for_stack(admin_database_url(settings), settings.default_stack)
         yield worker
     finally:
         worker.stop()
         stack.up()
-
-
-def _wait_until_offered(admin_dsn: str, stack: str, timeout_s: float = 60) -> None:
-    """Until the new worker's heartbeat offers the stack (the stopped one's row is gone)."""
-    deadline = time.monotonic() + timeout_s
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        while True:
-            row = conn.execute(
-                "select workers from public.live_stacks where stack = %s", [stack]
-            ).fetchone()
-            if row is not None and row[0] > 0:
-                return
-            assert time.monotonic() < deadline, "the worker never announced itself"
-            time.sleep(0.5)
 
 
 async def _agent_in(settings: Settings, room: str) -> bool:

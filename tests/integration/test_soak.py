@@ -21,7 +21,8 @@ from __future__ import annotations
 import pytest
 
 from stack.services import LocalStack
-from tests.support.soak import new_callers, soak, table, unstored_utterances, wait_until_idle
+from tests.support.live_stacks import wait_for_stack
+from tests.support.soak import new_callers, soak, table, unstored_utterances
 from workbench.config import Settings
 
 pytestmark = pytest.mark.integration
@@ -35,7 +36,9 @@ async def test_callers_for_three_minutes_lose_nothing(
 ) -> None:
     worker_pid = stack.agent.pid()
     assert worker_pid is not None, "the stack's agent worker is not running"
-    wait_until_idle(admin_dsn, settings.default_stack)  # every slot free for the callers
+    wait_for_stack(
+        admin_dsn, settings.default_stack, idle=True, timeout_s=90
+    )  # every slot free for the callers
     callers = new_callers(admin_dsn, jwt_secret, CALLERS)
     result = await soak(settings, callers, worker_pid=worker_pid, seconds=SECONDS)
     print("\n" + table(result, window_s=60, warmup_s=30))

@@ -66,22 +66,6 @@ class Soak:
         return [mb for at, mb in self.memory if start_s <= at < end_s]
 
 
-def wait_until_idle(admin_dsn: str, stack: str, *, timeout_s: float = 90) -> None:
-    """Wait until the stack's workers hold no room (rooms other tests opened and left
-    hold a slot until the agent's join timeout), as their heartbeats say."""
-    deadline = time.monotonic() + timeout_s
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        while True:
-            row = conn.execute(
-                "select rooms from public.live_stacks where stack = %s", [stack]
-            ).fetchone()
-            if row is not None and row[0] == 0:
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the {stack} workers still hold rooms: {row}")
-            time.sleep(1)
-
-
 def new_callers(admin_dsn: str, jwt_secret: str, count: int) -> list[Caller]:
     """`count` researchers of their own, one per caller."""
     with psycopg.connect(admin_dsn, autocommit=True) as conn:

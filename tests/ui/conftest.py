@@ -115,14 +115,14 @@ def visit(browser: Browser) -> Iterator[Visit]:
 
 
 @pytest.fixture
-def sign_in(web_settings: Settings, base_url: str):  # type: ignore[no-untyped-def]
-    """Put a server-side session for `persona` into the visit's browser (see tests/support/web.py)."""
+def cookie_for(web_settings: Settings):  # type: ignore[no-untyped-def]
+    """The session cookie value of a fresh server-side session for a persona (tests/support/web.py)."""
     assert web_settings.supabase_jwt_secret is not None
 
-    def do(visitor: Visit, persona: Persona) -> str:
+    def make(persona: Persona) -> str:
         assert persona.id is not None
         assert persona.claims.email is not None
-        cookie = run_async(
+        return run_async(
             signed_in_cookie(
                 database_url(web_settings),
                 web_settings.supabase_jwt_secret.get_secret_value(),  # type: ignore[union-attr]
@@ -130,6 +130,16 @@ def sign_in(web_settings: Settings, base_url: str):  # type: ignore[no-untyped-d
                 email=persona.claims.email,
             )
         )
+
+    return make
+
+
+@pytest.fixture
+def sign_in(cookie_for, base_url: str):  # type: ignore[no-untyped-def]
+    """Put a server-side session for `persona` into the visit's browser (see tests/support/web.py)."""
+
+    def do(visitor: Visit, persona: Persona) -> str:
+        cookie: str = cookie_for(persona)
         visitor.context.add_cookies([{"name": COOKIE_NAME, "value": cookie, "url": base_url}])
         return cookie
 

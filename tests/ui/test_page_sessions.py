@@ -20,25 +20,9 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
 from tests.support.personas import Persona
-from tests.support.web import run_async, signed_in_cookie
-from workbench.config import Settings
-from workbench.db.connection import database_url
+from tests.support.web import run_async
 
 pytestmark = pytest.mark.ui
-
-
-def _cookie(web_settings: Settings, persona: Persona) -> str:
-    assert persona.id is not None
-    assert persona.claims.email is not None
-    assert web_settings.supabase_jwt_secret is not None
-    return run_async(
-        signed_in_cookie(
-            database_url(web_settings),
-            web_settings.supabase_jwt_secret.get_secret_value(),
-            user_id=persona.id,
-            email=persona.claims.email,
-        )
-    )
 
 
 def _page(base_url: str, cookie: str, path: str) -> httpx.Response:
@@ -87,12 +71,14 @@ def _pull_document(base_url: str, cookie: str, token: str, path: str) -> str | N
 
 
 def test_a_page_session_cannot_be_chosen_or_joined_by_another_user(
-    base_url: str, people: dict[str, Persona], web_settings: Settings
+    base_url: str,
+    people: dict[str, Persona],
+    cookie_for,  # type: ignore[no-untyped-def]
 ) -> None:
     owner, other = people["researcher"], people["user"]
     assert owner.claims.email is not None
     assert other.claims.email is not None
-    owner_cookie, other_cookie = _cookie(web_settings, owner), _cookie(web_settings, other)
+    owner_cookie, other_cookie = cookie_for(owner), cookie_for(other)
 
     # The probe's first step: A opens a page under an id the attacker chose.
     chosen = uuid.uuid4().hex

@@ -21,7 +21,7 @@ from playwright.sync_api import Browser, expect
 from dashboards.context import LIVENESS_S
 from dashboards.session import WATCH_S
 from tests.support.personas import Persona, create_user, recorded_as, session_as
-from tests.support.web import run_async, signed_in_cookie
+from tests.support.web import run_async
 from tests.ui.conftest import Visit
 from workbench.audio import wav_bytes
 from workbench.config import Settings
@@ -89,7 +89,9 @@ def _hostile_bodies(fields: tuple[str, ...]) -> list[list[tuple[str, str]]]:
 
 
 def test_hostile_and_missing_form_values_get_a_clear_4xx_never_a_5xx(
-    base_url: str, people: dict[str, Persona], web_settings: Settings
+    base_url: str,
+    people: dict[str, Persona],
+    cookie_for,  # type: ignore[no-untyped-def]
 ) -> None:
     answers: list[tuple[str, str, int]] = []
     with httpx.Client(base_url=base_url, timeout=30) as browser:
@@ -106,21 +108,7 @@ def test_hostile_and_missing_form_values_get_a_clear_4xx_never_a_5xx(
                 if response.status_code == 400:  # said on the form, not a bare error page
                     assert 'role="alert"' in response.text, (path, body)
         # The pages, the file handler and the health check, signed in, with odd queries and paths.
-        persona = people["user"]
-        assert persona.id is not None
-        assert persona.claims.email is not None
-        assert web_settings.supabase_jwt_secret is not None
-        browser.cookies.set(
-            "vwb_session",
-            run_async(
-                signed_in_cookie(
-                    database_url(web_settings),
-                    web_settings.supabase_jwt_secret.get_secret_value(),
-                    user_id=persona.id,
-                    email=persona.claims.email,
-                )
-            ),
-        )
+        browser.cookies.set("vwb_session", cookie_for(people["user"]))
         for path in [
             "/history?theme=%00",
             "/analytics?theme=" + "x" * 5000,
@@ -142,21 +130,12 @@ def test_hostile_and_missing_form_values_get_a_clear_4xx_never_a_5xx(
 
 
 def test_every_response_carries_the_security_headers(
-    base_url: str, people: dict[str, Persona], web_settings: Settings
+    base_url: str,
+    people: dict[str, Persona],
+    cookie_for,  # type: ignore[no-untyped-def]
 ) -> None:
     """No page may be framed by another site (clickjacking), whichever handler answers."""
-    persona = people["user"]
-    assert persona.id is not None
-    assert persona.claims.email is not None
-    assert web_settings.supabase_jwt_secret is not None
-    cookie = run_async(
-        signed_in_cookie(
-            database_url(web_settings),
-            web_settings.supabase_jwt_secret.get_secret_value(),
-            user_id=persona.id,
-            email=persona.claims.email,
-        )
-    )
+    cookie = cookie_for(people["user"])
     with httpx.Client(base_url=base_url) as browser:
         login = browser.get("/login")
         # The XSRF cookie goes only with this site's own requests.
@@ -559,21 +538,12 @@ def test_registration_does_not_reveal_which_addresses_have_accounts(base_url: st
 
 
 def test_the_page_token_carries_neither_the_session_nor_the_xsrf_cookie(
-    base_url: str, people: dict[str, Persona], web_settings: Settings
+    base_url: str,
+    people: dict[str, Persona],
+    cookie_for,  # type: ignore[no-untyped-def]
 ) -> None:
     """Bokeh embeds a session token in the page, readable by its JavaScript: no secrets in it."""
-    persona = people["user"]
-    assert persona.id is not None
-    assert persona.claims.email is not None
-    assert web_settings.supabase_jwt_secret is not None
-    cookie = run_async(
-        signed_in_cookie(
-            database_url(web_settings),
-            web_settings.supabase_jwt_secret.get_secret_value(),
-            user_id=persona.id,
-            email=persona.claims.email,
-        )
-    )
+    cookie = cookie_for(people["user"])
     with httpx.Client(base_url=base_url) as browser:
         browser.get("/login")  # an _xsrf cookie, as a browser would have
         browser.cookies.set("vwb_session", cookie)
