@@ -255,20 +255,31 @@ class _EarlyFinalStream(stt.RecognizeStream):
         )
 
 
-def _to_messages(chat_ctx: llm.ChatContext) -> list[ChatMessage]:
+def to_messages(chat_ctx: llm.ChatContext) -> list[ChatMessage]:
+    """The chat context as the model interface's messages, one message per turn of a speaker.
+
+    A caller who pauses mid-sentence leaves two user messages in a row (the turn
+    detector ended the first part, no reply was spoken before the second); they are
+    one turn, and chat templates expect the roles to alternate (Gemma's refuses
+    otherwise), so consecutive messages of one role are joined.
+    """
     roles: dict[str, Literal["system", "user", "assistant"]] = {
         "system": "system",
         "developer": "system",
         "user": "user",
         "assistant": "assistant",
     }
-    messages = []
+    messages: list[ChatMessage] = []
     for item in chat_ctx.items:
         if not isinstance(item, llm.ChatMessage):
             continue  # tool calls and handoffs are not text the model reads
         role = roles.get(item.role)
-        text = item.text_content
-        if role and text:
+        text = (item.text_content or "").strip()
+        if not role or not text:
+            continue
+        if messages and messages[-1].role == role:
+            messages[-1] = ChatMessage(role=role, content=f"{messages[-1].content} {text}")
+        else:
             messages.append(ChatMessage(role=role, content=text))
     return messages
 
@@ -309,7 +320,7 @@ class _WorkbenchLLMStream(llm.LLMStream):
 
     async def _run(self) -> None:
         request_id = utils.shortuuid("wb_")
-        stream = self._chat_model.stream_reply(_to_messages(self._chat_ctx))
+        stream = self._chat_model.stream_reply(to_messages(self._chat_ctx))
         try:
             async for piece in stream:
                 self._event_ch.send_nowait(

@@ -8,7 +8,7 @@ knobs (default prompt, greeting, blocklist, VAD and endpointing) from
 
 A participant's identity is their Supabase user id (the Panel server issues
 their LiveKit token), and the agent records only the user the web app opened the
-room for, presenting that room's key (`dashboards.rooms.open_room`); room metadata may name another prompt, `{"prompt": "slug"}`,
+room for, presenting that room's key (`workbench.rooms.open_room`); room metadata may name another prompt, `{"prompt": "slug"}`,
 and the pipeline, `{"pipeline": "sequential"}` (see `SequentialAgent`; default
 "streaming").
 """
@@ -40,6 +40,7 @@ from livekit.agents import (
     AutoSubscribe,
     JobContext,
     JobProcess,
+    JobRequest,
     ModelSettings,
     TurnHandlingOptions,
     llm,
@@ -255,15 +256,16 @@ PIPELINES: dict[str, type[WorkbenchAgent]] = {
 }
 
 
-def _room_options(metadata: str | None, *, default_prompt: str) -> tuple[str, str]:
-    """The prompt slug and pipeline a room's metadata asks for (defaults when absent or unreadable)."""
+def _room_options(metadata: str | None, *, default_prompt: str) -> tuple[str, str, int | None]:
+    """The prompt slug, pipeline and pinned prompt version a room's metadata asks for
+    (defaults when absent or unreadable)."""
     options = RoomOptions.from_metadata(metadata)
     slug = options.prompt or default_prompt
     pipeline = options.pipeline or "streaming"
     if pipeline not in PIPELINES:
         log.warning("unknown pipeline %r in room metadata; using streaming", pipeline)
         pipeline = "streaming"
-    return slug, pipeline
+    return slug, pipeline, options.prompt_version
 
 
 APPLICATION_NAME = "voice-workbench-agent"  # as pg_stat_activity shows the agent
@@ -295,17 +297,26 @@ async def _room_admission(connect: Connect, room: str) -> tuple[UUID, bytes | No
 
 
 async def _session_prompt(
-    connect: Connect, owner_id: UUID, slug: str
+    connect: Connect, owner_id: UUID, slug: str, pinned: int | None = None
 ) -> tuple[SessionPrompt | None, dict[str, Any], str]:
     """The prompt version this user gets (experiment arm or active), their settings and the instructions.
 
-    Without the database (or the prompt) the conversation goes on with the
-    fallback instructions; it is journaled all the same.
+    `pinned`: the version the room asks for, which a researcher's or admin's room
+    gets (a simulation of a draft); anyone else's gets the usual version. Without
+    the database (or the prompt) the conversation goes on with the fallback
+    instructions; it is journaled all the same.
     """
     try:
         async with connect() as conn, service_session(conn, acting_for=owner_id):
             profile = await ProfilesRepo(conn).get(owner_id)
-            prompt = await PromptsRepo(conn).for_session(slug, user_id=owner_id, role=profile.role)
+            prompts = PromptsRepo(conn)
+            prompt = await prompts.pinned(slug, pinned) if pinned else None
+            if pinned and prompt is None:
+                log.warning(
+                    "version %s of %r is not this room's to pin; using the usual", pinned, slug
+                )
+            if prompt is None:
+                prompt = await prompts.for_session(slug, user_id=owner_id, role=profile.role)
     except (psycopg.OperationalError, OSError, DataError, KeyError) as exc:
         log.warning("no session prompt (%s); using the fallback instructions", type(exc).__name__)
         return None, {}, FALLBACK_SYSTEM_PROMPT
@@ -519,7 +530,7 @@ async def _admitted_owner(ctx: JobContext, connect: Connect, join_timeout_s: flo
         or not room_key_matches(presented, key_digest)
     ):
         # Only the user the web app opened the room for is recorded, with the room's key
-        # from their token (dashboards/rooms.py): an identity alone can be minted.
+        # from their token (workbench/rooms.py): an identity alone can be minted.
         log.warning("the participant is not the user this room was opened for; leaving the room")
         ctx.shutdown(reason="participant is not the room's owner")
         return None
@@ -583,10 +594,32 @@ def _voice_session(
     return session, stt_adapter, tts_adapter
 
 
+async def claim_room(request: JobRequest) -> None:
+    """Accept a room's job only if no other job holds the room (one agent per room).
+
+    The web app dispatches a room again when no worker has claimed it
+    (`workbench.rooms.wait_for_agent`); a job for a room another job holds is
+    rejected. A room the web app did not open here is accepted: the entry point
+    then admits no one and leaves. Without the database the job is accepted
+    (a second agent is the lesser harm than none).
+    """
+    try:
+        async with _connector(get_settings())() as conn, service_session(conn):
+            claimed = await RoomsRepo(conn).claim(request.room.name, request.id)
+    except (psycopg.OperationalError, OSError, DataError) as exc:
+        log.warning("could not claim room %s (%s); accepting", request.room.name, exc)
+        claimed = True
+    if claimed is False:
+        log.info("room %s already has its agent; rejecting job %s", request.room.name, request.id)
+        await request.reject()
+        return
+    await request.accept()
+
+
 # Registered under its stack's name, so LiveKit dispatches only the rooms the web app
-# opened on this stack (dashboards/rooms.py), and the web app can ask again when no
+# opened on this stack (workbench/rooms.py), and the web app can ask again when no
 # worker was free.
-@server.rtc_session(agent_name=get_settings().agent_name_for(STACK.name))
+@server.rtc_session(agent_name=get_settings().agent_name_for(STACK.name), on_request=claim_room)
 async def entrypoint(ctx: JobContext) -> None:
     """One room: admit its owner, load their prompt, run the session, record every turn."""
     settings, knobs = get_settings(), agent_settings()
@@ -598,8 +631,8 @@ async def entrypoint(ctx: JobContext) -> None:
     if owner_id is None:
         await pool.close()
         return
-    slug, pipeline = _room_options(ctx.room.metadata, default_prompt=knobs.prompt)
-    prompt, user_settings, instructions = await _session_prompt(connect, owner_id, slug)
+    slug, pipeline, pinned = _room_options(ctx.room.metadata, default_prompt=knobs.prompt)
+    prompt, user_settings, instructions = await _session_prompt(connect, owner_id, slug, pinned)
     voice = chosen_voice(models.tts, user_settings.get("voice"))
     recorder = ConversationRecorder(
         ConversationInfo(

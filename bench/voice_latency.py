@@ -58,10 +58,8 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.settings import agent_settings
-from dashboards.rooms import open_room
 from stack.agent_service import AgentService
 from tests.support.speech import pocketsphinx_utterances
-from tests.support.voice_client import FRAME_MS, RATE_HZ, VoiceClient
 from workbench.audio import SPEECH_RATE_HZ, read_audio, speech_span
 from workbench.config import get_settings
 from workbench.db.connection import admin_database_url
@@ -69,7 +67,9 @@ from workbench.models import ChatMessage, ChatModel, SpeechToText, TextToSpeech,
 from workbench.models.stack import load_stack
 from workbench.processes import PidFile, process_tree_memory_mb
 from workbench.prompts import FALLBACK_SYSTEM_PROMPT
+from workbench.rooms import open_room
 from workbench.speech_text import first_chunk_end
+from workbench.voice_client import FRAME_MS, RATE_HZ, VoiceClient
 
 
 def pct(values: list[float], q: float) -> float:

@@ -9,8 +9,10 @@
     python -m evals compare data/evals/asr-ct2 data/evals/asr-hf
     python -m evals show data/evals/asr-hf
     python -m evals report data/evals/asr-ct2 data/evals/asr-hf --as researcher@workbench.local
+    python -m evals simulate --suite suites/smoke.yaml --stack cpu-small --concurrency 2
 
-`run` resumes when `--out` already holds the same run. With `--as EMAIL` the
+`run` and `simulate` resume when `--out` already holds the same run; `simulate`
+exits 1 when a required scenario fails (or the suite's pass rate is missed). With `--as EMAIL` the
 run is also written to Supabase (`eval_runs`, `eval_samples`) as that user.
 """
 
@@ -20,16 +22,15 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 from evals.compare import compare_runs, format_comparison
 from evals.run_folder import RunFolder
 from evals.runner import DatabaseSink, RunResult, run_task
-from evals.tasks.registry import TASKS, ActingUser
+from evals.tasks.registry import TASKS, acting_user
 from workbench.config import get_settings
 
 
@@ -95,7 +96,16 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument(
         "--as", dest="email", help="also store it (bucket reports) as this researcher"
     )
+    _add_simulate(commands)
     args = parser.parse_args(argv)
+    if args.command == "simulate":
+        from evals.simulation.cli import simulate
+
+        try:
+            return asyncio.run(simulate(args))
+        except KeyboardInterrupt:
+            print("interrupted: the same command resumes the run", file=sys.stderr)
+            return 130
 
     if args.command == "compare":
         print(format_comparison(compare_runs(RunFolder(args.baseline), RunFolder(args.candidate))))
@@ -127,19 +137,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-@asynccontextmanager
-async def _acting_user(email: str | None) -> AsyncIterator[ActingUser | None]:
-    """With --as: one connection, acting as that user under RLS, for the whole run."""
-    if not email:
-        yield None
-        return
-    import psycopg
-
-    from workbench.db.connection import claims_for_user, database_url
-
-    url = database_url(get_settings())
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        yield ActingUser(conn, await claims_for_user(conn, email))
+def _add_simulate(commands: Any) -> None:
+    sim = commands.add_parser(
+        "simulate", help="call the live agent with a suite's simulated callers, judge each call"
+    )
+    sim.add_argument("--suite", type=Path, required=True, help="suite YAML (see suites/)")
+    sim.add_argument("--stack", help="model stack to call (default: the web app's default)")
+    sim.add_argument(
+        "--prompt",
+        help="SLUG or SLUG@VERSION (a draft too) the agent uses (default: what users get)",
+    )
+    sim.add_argument("--runs", type=int, default=1, help="calls per scenario")
+    sim.add_argument("--concurrency", type=int, default=1, help="calls held at once")
+    sim.add_argument("--out", type=Path, help="run folder (default: data/simulations/...)")
+    sim.add_argument("--as", dest="email", help="also write the run to Supabase as this user")
 
 
 async def _report(args: argparse.Namespace) -> str:
@@ -160,7 +171,7 @@ async def _report(args: argparse.Namespace) -> str:
         settings = get_settings()
         if settings.storage_url is None:
             raise ValueError("no STORAGE_URL configured: the report was only written to disk")
-        async with _acting_user(args.email) as user:
+        async with acting_user(args.email) as user:
             assert user is not None
             assert user.claims.sub is not None, "claims_for_user gives a user's claims"
             async with rls_session(user.conn, user.claims):
@@ -177,7 +188,7 @@ async def _report(args: argparse.Namespace) -> str:
 
 
 async def _run(args: argparse.Namespace) -> tuple[RunResult, Path]:
-    async with _acting_user(args.email) as user:
+    async with acting_user(args.email) as user:
         task = await TASKS[args.task](args, user)
         out = (
             args.out

@@ -3,6 +3,10 @@
 Only samples both runs scored without error are compared, pairwise, so a
 difference comes from the models or prompts, not from different data. A
 difference is called significant when its 95% interval excludes zero.
+
+The unit resampled is the task's independent unit: a sample for most tasks; for
+simulations the scenario (`scenario_units`), since the turns and repeated calls
+of one scenario are not independent of each other.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from evals.run_folder import RunFolder
+from evals.simulation.units import scenario_units
 from evals.stats import Interval, bootstrap_ci, mean, median, paired_difference, ratio_of_sums
 from workbench.db.models import EvalSample
 
@@ -43,6 +48,18 @@ METRICS: dict[str, list[MetricDef]] = {
         MetricDef("similarity to reference", ("similarity",), mean, False),
         MetricDef("reply words (mean)", ("words",), mean, False),
     ],
+    "simulation": [
+        MetricDef("pass rate", ("passed",), mean, False),
+        MetricDef("heard voice-to-voice (s)", ("heard_v2v_mean_s",), mean, True),
+        MetricDef("live WER", ("live_wer",), mean, True),
+        MetricDef("reply relevance", ("relevance",), mean, False),
+        MetricDef("most similar reply pair", ("max_reply_similarity",), mean, True),
+        MetricDef("agent over pauses (s)", ("talk_over_pauses_s",), mean, True),
+    ],
+}
+# Tasks whose rows are not independent: rows grouped into the unit that is.
+UNITS: dict[str, Callable[[list[EvalSample]], list[EvalSample]]] = {
+    "simulation": scenario_units,
 }
 
 
@@ -77,6 +94,8 @@ def compare_samples(
     """Paired comparison of every metric of `task` over the samples both runs scored."""
     if task not in METRICS:
         raise ValueError(f"no comparison defined for task {task!r}")
+    if task in UNITS:
+        baseline, candidate = UNITS[task](baseline), UNITS[task](candidate)
     base = {s.sample_id: s for s in baseline if s.error is None}
     cand = {s.sample_id: s for s in candidate if s.error is None}
     out = []

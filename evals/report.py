@@ -10,11 +10,13 @@ samples the models got wrong. Every text from data is escaped.
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from bokeh.embed import components
@@ -23,6 +25,7 @@ from bokeh.resources import Resources
 from evals.compare import METRICS, MetricComparison, compare_samples, format_interval
 from evals.plots import comparison_plot, latency_histogram, turn_taking_curve, variant_scores
 from evals.run_folder import RunFolder, RunInfo, git_sha
+from evals.simulation.units import CALLS_FOLDER
 from workbench.db.models import EvalSample
 
 ERROR_EXAMPLES = 15  # per run
@@ -46,6 +49,7 @@ class _Run:
     info: RunInfo
     metrics: dict[str, Any]
     samples: list[EvalSample]
+    path: Path
 
 
 def build_report(folders: Sequence[RunFolder], *, title: str | None = None) -> str:
@@ -75,6 +79,7 @@ def build_report(folders: Sequence[RunFolder], *, title: str | None = None) -> s
     plot_html = "".join(f"<div class=plot>{div}</div>" for div in divs)
     sections.append(f"<h2>Plots</h2>{plot_html}" if plots else "")
     sections += [_error_examples(run) for run in runs]
+    sections += [_simulated_calls(run) for run in runs if run.info.task == "simulation"]
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>
@@ -84,7 +89,7 @@ body{{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#
 table{{border-collapse:collapse;margin:.5rem 0 1.5rem}}
 th,td{{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;vertical-align:top}}
 th{{background:#f3f4f6}} td.num{{text-align:right;font-variant-numeric:tabular-nums}}
-.better{{color:#137333}} .worse{{color:#b3261e}} .note{{color:#666}}
+.better{{color:#137333}} .worse{{color:#b3261e}} .pass{{color:#137333}} .fail,.error{{color:#b3261e}} .note{{color:#666}}
 pre{{font-size:.8rem;max-width:60rem;overflow:auto}} .plot{{margin:1rem 0}}
 </style></head>
 <body>
@@ -105,6 +110,7 @@ def _read(folder: RunFolder) -> _Run:
         info=folder.read_info(),
         metrics=folder.read_metrics() or {},
         samples=folder.samples(),
+        path=folder.path,
     )
 
 
@@ -192,7 +198,45 @@ def _task_plots(run: _Run) -> list[Any]:
     if task == "latency":
         values = [s.metrics.get("v2v_s") for s in run.samples if s.error is None]
         return [latency_histogram(values, title=f"{run.label}: voice to voice")]
+    if task == "simulation":
+        heard = [v for s in run.samples if s.error is None for v in s.metrics["heard_v2v_s"]]
+        return [latency_histogram(heard, title=f"{run.label}: voice to voice, as callers heard it")]
     return []
+
+
+def _simulated_calls(run: _Run) -> str:
+    """Every call: its verdict and what failed, the dialogue as heard, and a failed call's audio."""
+    rows = []
+    for s in run.samples:
+        if s.error is not None:
+            verdict, detail, dialogue, audio = "error", s.error, "", ""
+        else:
+            passed = s.metrics.get("passed") == 1.0
+            verdict = "pass" if passed else "fail"
+            detail = "; ".join(s.metrics.get("failed", []))
+            dialogue = "".join(
+                f"<p><b>caller</b> {_e(t['caller'])}<br><b>agent</b> {_e(t['agent'])}</p>"
+                for t in s.metrics.get("dialogue", [])
+            )
+            dialogue = f"<details><summary>dialogue</summary>{dialogue}</details>"
+            audio = "" if passed else _audio(run.path / CALLS_FOLDER / s.metrics.get("audio", ""))
+        rows.append(
+            f"<tr><td>{_e(s.sample_id)}</td><td class={verdict}>{verdict}</td>"
+            f"<td>{_e(detail)}{dialogue}</td><td>{audio}</td></tr>"
+        )
+    return (
+        f"<h2>{_e(run.label)}: calls</h2><p class=note>Audio: the caller left, the agent right, "
+        "as the caller heard it.</p><table><tr><th>call</th><th>verdict</th>"
+        f"<th>what failed</th><th>audio</th></tr>{''.join(rows)}</table>"
+    )
+
+
+def _audio(path: Path) -> str:
+    """An inline player for a WAV (the report stays one self-contained file)."""
+    if not path.is_file():
+        return ""
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<audio controls preload=none src="data:audio/wav;base64,{data}"></audio>'
 
 
 def _error_examples(run: _Run) -> str:

@@ -128,6 +128,7 @@ async def run_task(
             spec=task.spec_snapshot(),
         )
     )
+    task.begin(info)
     done = {s.sample_id for s in folder.samples()}
     # An item is done when any of its rows is stored (a task may write several per item).
     done_items = {task.item_of(sample_id) for sample_id in done}

@@ -17,8 +17,13 @@ begin
        '{user_name}', 'baseline', '00000000-0000-4000-a000-000000000001'),
       ('00000000-0000-4000-b000-000000000012', '00000000-0000-4000-b000-000000000001', 0,
        'You are a concise voice assistant talking with {{user_name}}. Reply in a single spoken sentence of at most twenty words. Never use lists, markdown or emoji.',
-       '{user_name}', 'shorter replies for lower latency', '00000000-0000-4000-a000-000000000001');
-    update public.system_prompts set active_version_id = '00000000-0000-4000-b000-000000000011'
+       '{user_name}', 'shorter replies for lower latency', '00000000-0000-4000-a000-000000000001'),
+      -- The small model apologised and declined far less under a plain assistant prompt
+      -- (bench/reply_quality.py, chosen on its tuning requests, checked on the held-out ones).
+      ('00000000-0000-4000-b000-000000000013', '00000000-0000-4000-b000-000000000001', 0,
+       'You are a helpful assistant. Keep every answer to one or two short sentences.',
+       '{}', 'fewer apologies and refusals from small models', '00000000-0000-4000-a000-000000000001');
+    update public.system_prompts set active_version_id = '00000000-0000-4000-b000-000000000013'
     where id = '00000000-0000-4000-b000-000000000001';
   end if;
 end

@@ -2,7 +2,7 @@
 and the room key that admits its owner.
 
 The web app writes the metadata when it opens a room and reads the stack back when
-it dispatches again (dashboards/rooms.py); the agent reads the prompt and the
+it dispatches again (workbench/rooms.py); the agent reads the prompt and the
 pipeline (agent/worker.py). One format, one parser.
 
 The room key is a random secret per room: the web app records its digest with the
@@ -43,11 +43,18 @@ def room_key_matches(presented: str | None, digest: bytes | None) -> bool:
 
 @dataclass(frozen=True)
 class RoomOptions:
-    """Each option unset means the reader's default."""
+    """Each option unset means the reader's default.
+
+    `prompt_version` pins a version of `prompt` (drafts included) instead of the
+    active one or an experiment's arm: for simulations of a draft before it is
+    activated. The agent honours it only for a researcher's or admin's room (the
+    database checks the owner's role: `PromptsRepo.pinned`).
+    """
 
     prompt: str | None = None
     pipeline: str | None = None
     stack: str | None = None
+    prompt_version: int | None = None
 
     def to_metadata(self) -> str:
         """The room metadata carrying the options that are set."""
@@ -62,6 +69,8 @@ class RoomOptions:
             raw = {}
         if not isinstance(raw, dict):
             return cls()
+        version = raw.get("prompt_version")
         return cls(
-            **{name: str(raw[name]) for name in ("prompt", "pipeline", "stack") if raw.get(name)}
+            **{name: str(raw[name]) for name in ("prompt", "pipeline", "stack") if raw.get(name)},
+            prompt_version=version if type(version) is int and version > 0 else None,  # not a bool
         )

@@ -222,7 +222,9 @@ def _runs_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
                 "wer": metrics.get("wer"),
                 "wer_low": ci[0],
                 "wer_high": ci[1],
-                "samples": metrics.get("samples") or metrics.get("dialogues"),
+                "samples": metrics.get("samples")
+                or metrics.get("dialogues")
+                or metrics.get("calls"),  # a simulation's
                 "references": spec.get("references", "human"),
                 "metrics": metrics,
             }

@@ -21,14 +21,15 @@ from dashboards.components.actions import run_on_click
 from dashboards.components.voice_room import VoiceRoom
 from dashboards.context import web_context
 from dashboards.metrics import ROOMS_QUEUED
-from dashboards.rooms import StackUnavailable, open_room, unavailable_reason, wait_for_agent
 from dashboards.session import PageSession
 from dashboards.text import markdown_text
 from workbench.config import Settings
+from workbench.db.connection import Connect
 from workbench.db.models import LiveStack, UiSettings, UserSettings
 from workbench.db.repositories import ConversationsRepo, ProfilesRepo, PromptsRepo, WorkersRepo
 from workbench.models import tts_voices
 from workbench.models.stack import known_stacks
+from workbench.rooms import StackUnavailable, open_room, unavailable_reason, wait_for_agent
 
 DEFAULT_PROMPT = "(active prompt)"
 
@@ -165,9 +166,11 @@ class ConversationPage(pn.viewable.Viewer):
         self._heard_room = ticket.room
         self._reported = set()
         self.voice.param.update(url=ticket.url, token=ticket.token, active=True)
-        self._waiting = asyncio.create_task(self._queue_for_agent(context.settings, ticket.room))
+        self._waiting = asyncio.create_task(
+            self._queue_for_agent(context.settings, context.connection, ticket.room)
+        )
 
-    async def _queue_for_agent(self, settings: Settings, room: str) -> None:
+    async def _queue_for_agent(self, settings: Settings, connect: Connect, room: str) -> None:
         counted = False  # in the queued-rooms gauge (dashboards/metrics.py)
 
         def queued(waited_s: float) -> None:
@@ -181,7 +184,7 @@ class ConversationPage(pn.viewable.Viewer):
             )
 
         try:
-            await wait_for_agent(settings, room, on_wait=queued)
+            await wait_for_agent(settings, room, connect=connect, on_wait=queued)
         except Exception as exc:  # LiveKit went away: the page says so, the room stays
             self.error = f"Could not find an agent for this conversation: {exc}"
         finally:

@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
+from evals.run_folder import RunInfo
 from workbench.db.models import EvalSample
 
 Item = TypeVar("Item")
@@ -41,6 +42,9 @@ class Task(ABC, Generic[Item]):
     @abstractmethod
     def spec_snapshot(self) -> dict[str, Any]:
         """Everything that decides the results (model specs, prompts, params), as JSON."""
+
+    def begin(self, info: RunInfo) -> None:
+        """Called with the run's identity (new or resumed) before anything is scored."""
 
     def load(self) -> None:
         """Load models (blocking); called once before the first batch."""

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from psycopg import AsyncConnection
 
 from evals.tasks.base import Task
 from workbench.auth.tokens import AccessClaims
+from workbench.config import get_settings
 from workbench.db.connection import rls_session
 
 
@@ -26,6 +28,21 @@ class ActingUser:
 
     conn: AsyncConnection[Any]
     claims: AccessClaims
+
+
+@asynccontextmanager
+async def acting_user(email: str | None) -> AsyncIterator[ActingUser | None]:
+    """With --as: one connection, acting as that user under RLS, for the whole run."""
+    if not email:
+        yield None
+        return
+    import psycopg
+
+    from workbench.db.connection import claims_for_user, database_url
+
+    url = database_url(get_settings())
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        yield ActingUser(conn, await claims_for_user(conn, email))
 
 
 Builder = Callable[[argparse.Namespace, ActingUser | None], Awaitable[Task[Any]]]

@@ -12,10 +12,10 @@ import pytest
 
 from stack.services import LocalStack
 from tests.support.databases import scratch_database
-from tests.support.voice_client import VoiceClient
 from workbench.auth.tokens import AccessClaims, verifier_for
 from workbench.config import Settings, get_settings
 from workbench.db.connection import admin_database_url
+from workbench.voice_client import VoiceClient
 
 
 @pytest.fixture(scope="session")

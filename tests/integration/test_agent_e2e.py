@@ -21,17 +21,22 @@ import psycopg
 import pytest
 from livekit import api
 
-from dashboards.rooms import open_room, server_api, wait_for_agent
 from stack.services import LocalStack
 from tests.support.live_stacks import wait_for_stack
 from tests.support.personas import Persona, create_user
 from tests.support.speech import pocketsphinx_utterances
-from tests.support.voice_client import VoiceClient, join_as_web_app
 from workbench.config import Settings
-from workbench.db.connection import admin_database_url, database_url, service_session
+from workbench.db.connection import (
+    admin_database_url,
+    database_url,
+    fresh_connections,
+    service_session,
+)
 from workbench.db.models import WorkerBeat
 from workbench.db.repositories import WorkersRepo
 from workbench.metrics.wer import error_rates
+from workbench.rooms import open_room, server_api, wait_for_agent
+from workbench.voice_client import VoiceClient, join_as_web_app
 
 pytestmark = pytest.mark.integration
 
@@ -300,7 +305,13 @@ async def test_a_room_no_agent_could_take_is_queued_until_one_is_free(
         voice = await join_as_web_app(settings, speaker.id)
         waited: list[float] = []
         waiter = asyncio.create_task(
-            wait_for_agent(settings, voice.room.name, on_wait=waited.append, retry_s=1.0)
+            wait_for_agent(
+                settings,
+                voice.room.name,
+                connect=fresh_connections(database_url(settings), name="tests"),
+                on_wait=waited.append,
+                retry_s=1.0,
+            )
         )
         deadline = time.monotonic() + 20
         while not waited:  # the page is told the room is queued

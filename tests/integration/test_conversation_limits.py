@@ -16,16 +16,16 @@ from livekit import api
 from livekit.protocol import models as lk_models
 
 from agent.worker import time_limit_words
-from dashboards.rooms import server_api
 from stack.agent_service import AgentService
 from stack.services import LocalStack
 from tests.support.live_stacks import wait_for_stack
 from tests.support.personas import create_user
 from tests.support.ports import free_port
-from tests.support.voice_client import VoiceClient, join_as_web_app
 from workbench.config import Settings
 from workbench.db.connection import admin_database_url
 from workbench.models.stack import stack_file
+from workbench.rooms import server_api
+from workbench.voice_client import VoiceClient, join_as_web_app
 
 pytestmark = pytest.mark.integration
 

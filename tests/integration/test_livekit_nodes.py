@@ -20,8 +20,8 @@ from stack.redis_service import redis_hash
 from stack.services import LocalStack
 from tests.integration.test_agent_e2e import LIBRIVOX_0880, _utterance
 from tests.support.personas import create_user
-from tests.support.voice_client import VoiceClient, join_as_web_app
 from workbench.config import Settings
+from workbench.voice_client import VoiceClient, join_as_web_app
 
 pytestmark = pytest.mark.integration
 

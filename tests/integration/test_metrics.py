@@ -19,8 +19,8 @@ from stack.prometheus import ALERT_RULES, PrometheusService, ensure_promtool
 from stack.services import LocalStack
 from tests.support.personas import Persona, create_user
 from tests.support.ports import free_port
-from tests.support.voice_client import join_as_web_app
 from workbench.config import Settings
+from workbench.voice_client import join_as_web_app
 
 pytestmark = pytest.mark.integration
 

@@ -16,14 +16,12 @@ import psycopg
 import pytest
 from livekit import api
 
-from dashboards.rooms import StackUnavailable, open_room, server_api
 from stack.agent_service import AgentService
 from stack.services import LocalStack
 from tests.integration.test_agent_e2e import LIBRIVOX_0880, _greeted, _utterance, _wait_for
 from tests.support.personas import Persona, create_user, session_as
 from tests.support.ports import free_port
 from tests.support.speech import pocketsphinx_utterances
-from tests.support.voice_client import join_as_web_app
 from workbench.config import Settings
 from workbench.db.connection import database_url, service_session
 from workbench.db.errors import PermissionDenied
@@ -31,6 +29,8 @@ from workbench.db.models import WorkerBeat
 from workbench.db.repositories import RoomsRepo, WorkersRepo
 from workbench.metrics.wer import error_rates
 from workbench.models.stack import stack_file
+from workbench.rooms import StackUnavailable, open_room, server_api
+from workbench.voice_client import join_as_web_app
 
 pytestmark = pytest.mark.integration
 

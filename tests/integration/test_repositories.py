@@ -134,6 +134,27 @@ async def test_prompt_versions_activate_and_roll_back(
     assert session.experiment_id is None
 
 
+async def test_a_pinned_version_is_for_a_staff_members_room_only(
+    app_db: str, people: dict[str, Persona]
+) -> None:
+    """A room may pin a draft (a simulation before activation); the role is checked in SQL."""
+    admin, user = people["admin"], people["user"]
+    async with session_as(app_db, admin) as conn:
+        repo = PromptsRepo(conn)
+        prompt = await repo.create(slug="pinnable", title="Pinnable")
+        active = await repo.add_version(prompt.id, "You are helpful.")
+        draft = await repo.add_version(prompt.id, "You are helpful and brief.")
+        await repo.activate(prompt.id, active.id)
+    async with await psycopg.AsyncConnection.connect(app_db, autocommit=True) as conn:
+        async with service_session(conn, acting_for=admin.id):
+            pinned = await PromptsRepo(conn).pinned("pinnable", draft.version)
+            assert pinned is not None
+            assert pinned.version.id == draft.id
+            assert await PromptsRepo(conn).pinned("pinnable", 99) is None
+        async with service_session(conn, acting_for=user.id):
+            assert await PromptsRepo(conn).pinned("pinnable", draft.version) is None
+
+
 async def test_an_archived_prompt_is_listed_nowhere_and_starts_no_session(
     app_db: str, people: dict[str, Persona]
 ) -> None:

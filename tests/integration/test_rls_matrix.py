@@ -59,6 +59,7 @@ KEYS = {
     "connection_samples": "conversation_id",
     "analytics_connection": "conversation_id",
     "agent_workers": "id",
+    "simulated_calls": "conversation_id",
 }
 
 
@@ -158,7 +159,13 @@ def world(app_db: str, jwt_secret: str) -> Iterator[World]:
             """insert into public.agent_workers (id, stack, agent_name, spec, host, state, max_rooms)
                values ('w1', 'cpu-small', 'voice-workbench-cpu-small', '{}', 'h', 'ready', 4)"""
         )
+        conn.execute(
+            """insert into public.simulated_calls (conversation_id, run_id, suite, scenario)
+               values (%s, gen_random_uuid(), 'smoke', 'greeting')""",
+            [conversations[a]],
+        )
         rows = {
+            "simulated_calls": [conversations[a]],
             "agent_workers": ["w1"],
             "profiles": [a, b, r, m],
             "system_prompts": [prompt],
@@ -203,6 +210,7 @@ VISIBLE = {
     "connection_samples": (DENIED, 1, 0, 1, 1),
     "analytics_connection": (DENIED, 1, 0, 1, 1),
     "agent_workers": (DENIED, 1, 1, 1, 1),  # which stacks can serve: every signed-in user
+    "simulated_calls": (DENIED, 0, 0, 1, 1),  # simulations are researchers' work
 }
 PERSONAS = ("anon", "A", "B", "R", "M")
 

@@ -12,11 +12,14 @@ import jwt
 import psycopg
 import pytest
 from livekit import api
+from livekit.protocol import models as lk_models
 
-from dashboards.rooms import RoomLimitReached, open_room, server_api
+from tests.support.live_stacks import wait_for_stack
 from tests.support.personas import Persona, create_user
 from workbench.config import Settings
 from workbench.room_options import ROOM_KEY_ATTRIBUTE, room_key_matches
+from workbench.rooms import RoomLimitReached, open_room, server_api
+from workbench.voice_client import join_as_web_app
 
 pytestmark = pytest.mark.integration
 
@@ -124,3 +127,37 @@ async def test_plain_users_leave_the_slots_kept_for_staff(
     with psycopg.connect(admin_dsn) as conn:
         rows = conn.execute("select count(*) from private.rooms where owner_id = %s", [plain.id])
         assert rows.fetchone() == (0,)  # the refused Start left nothing behind
+
+
+async def test_a_room_dispatched_twice_gets_one_agent(
+    settings: Settings, admin_dsn: str, jwt_secret: str
+) -> None:
+    """The web app dispatches again a room it thinks was dropped; a job still starting for
+    it (which LiveKit's dispatch state does not show) must not get a second agent beside it."""
+    wait_for_stack(admin_dsn, settings.default_stack, idle=True, timeout_s=90)
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        rita = create_user(conn, name="rita", role="researcher", jwt_secret=jwt_secret)
+    assert rita.id is not None
+    voice = await join_as_web_app(settings, rita.id)
+    room = voice.room.name
+    try:
+        async with server_api(settings) as lk:
+            # As the web app does when the agent has not joined after a grace: dispatched again.
+            await lk.agent_dispatch.create_dispatch(
+                api.CreateAgentDispatchRequest(
+                    agent_name=settings.agent_name_for(settings.default_stack), room=room
+                )
+            )
+            assert await voice.wait_for_agent_audio(0, timeout_s=90) is not None
+            await asyncio.sleep(10)  # a second job would have started and joined by now
+            people = await lk.room.list_participants(api.ListParticipantsRequest(room=room))
+        agents = [p for p in people.participants if p.kind == lk_models.ParticipantInfo.Kind.AGENT]
+        assert len(agents) == 1, [p.identity for p in agents]
+        with psycopg.connect(admin_dsn) as conn:
+            (job,) = conn.execute(
+                "select claimed_by_job from private.rooms where name = %s", [room]
+            ).fetchone() or (None,)
+        assert job is not None
+        assert job in agents[0].identity  # an agent joins as agent-<its job id>
+    finally:
+        await voice.close()

@@ -13,16 +13,16 @@ import pytest
 from livekit import api
 from livekit.protocol import models as lk_models
 
-from dashboards.rooms import server_api, wait_for_agent
 from stack.agent_service import AgentService
 from stack.services import LocalStack
 from tests.integration.test_agent_e2e import LIBRIVOX_0880, _utterance
 from tests.support.personas import create_user
 from tests.support.ports import free_port
-from tests.support.voice_client import VoiceClient, join_as_web_app
 from workbench.config import Settings
-from workbench.db.connection import admin_database_url
+from workbench.db.connection import admin_database_url, fresh_connections
 from workbench.models.stack import stack_file
+from workbench.rooms import server_api, wait_for_agent
+from workbench.voice_client import VoiceClient, join_as_web_app
 
 pytestmark = pytest.mark.integration
 
@@ -153,6 +153,12 @@ async def test_two_workers_share_rooms_and_a_dying_one_loses_nothing(
     # As the Conversation page does: if LiveKit still counted the worker full and dropped
     # the dispatch, dispatch again until a worker takes the room.
     waited: list[float] = []
-    got = wait_for_agent(settings, clients[-1].room.name, on_wait=waited.append, retry_s=2.0)
+    got = wait_for_agent(
+        settings,
+        clients[-1].room.name,
+        connect=fresh_connections(admin_dsn, name="tests"),
+        on_wait=waited.append,
+        retry_s=2.0,
+    )
     assert await asyncio.wait_for(got, 90) is True
     assert await clients[-1].wait_for_agent_audio(time.monotonic() - 5, timeout_s=60) is not None

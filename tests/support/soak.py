@@ -18,14 +18,15 @@ from uuid import UUID
 
 import psycopg
 
-from dashboards.rooms import wait_for_agent
 from tests.support.personas import create_user
 from tests.support.speech import pocketsphinx_utterances
-from tests.support.voice_client import join_as_web_app
 from workbench.config import Settings
+from workbench.db.connection import database_url, fresh_connections
 from workbench.metrics.latency import percentiles
 from workbench.metrics.wer import normalise
 from workbench.processes import process_tree_memory_mb
+from workbench.rooms import wait_for_agent
+from workbench.voice_client import join_as_web_app
 
 MEMORY_EVERY_S = 5.0
 # The longest a caller waits for an answer, and for the agent to fall silent.
@@ -83,7 +84,10 @@ async def _call(settings: Settings, caller: Caller, started: float, until: float
         # As the Conversation page does: a room whose dispatch found no free worker (or
         # that LiveKit dropped, as it can for rooms created together) is dispatched again.
         joined = time.monotonic()
-        waiting = wait_for_agent(settings, caller.room, on_wait=lambda _s: None, retry_s=2.0)
+        connect = fresh_connections(database_url(settings), name="soak")
+        waiting = wait_for_agent(
+            settings, caller.room, connect=connect, on_wait=lambda _s: None, retry_s=2.0
+        )
         try:
             if not await asyncio.wait_for(waiting, timeout=90):
                 return  # the room ended: spoken stays 0, which the caller of soak() sees

@@ -6,8 +6,9 @@ import asyncio
 
 import numpy as np
 import pytest
+from livekit.agents import llm
 
-from agent.adapters import PhraseCache
+from agent.adapters import PhraseCache, to_messages
 from workbench.content_filter import ContentPolicy
 from workbench.models import ModelSpec, TextToSpeech, create
 
@@ -97,17 +98,18 @@ async def test_the_greeting_is_rendered_at_prewarm_and_shared_by_every_room() ->
 @pytest.mark.parametrize(
     ("metadata", "expected"),
     [
-        (None, ("voice-assistant", "streaming")),
-        ("", ("voice-assistant", "streaming")),
-        ('{"prompt": "tutor"}', ("tutor", "streaming")),
-        ('{"pipeline": "sequential"}', ("voice-assistant", "sequential")),
-        ('{"pipeline": "telepathic"}', ("voice-assistant", "streaming")),  # unknown: the default
-        ("not json", ("voice-assistant", "streaming")),
-        ('["a list"]', ("voice-assistant", "streaming")),
+        (None, ("voice-assistant", "streaming", None)),
+        ("", ("voice-assistant", "streaming", None)),
+        ('{"prompt": "tutor"}', ("tutor", "streaming", None)),
+        ('{"prompt": "tutor", "prompt_version": 3}', ("tutor", "streaming", 3)),
+        ('{"pipeline": "sequential"}', ("voice-assistant", "sequential", None)),
+        ('{"pipeline": "telepathic"}', ("voice-assistant", "streaming", None)),  # unknown
+        ("not json", ("voice-assistant", "streaming", None)),
+        ('["a list"]', ("voice-assistant", "streaming", None)),
     ],
 )
-def test_room_metadata_picks_prompt_and_pipeline(
-    metadata: str | None, expected: tuple[str, str]
+def test_room_metadata_picks_prompt_pipeline_and_pinned_version(
+    metadata: str | None, expected: tuple[str, str, int | None]
 ) -> None:
     from agent.worker import _room_options
 
@@ -128,3 +130,18 @@ def test_an_idle_worker_takes_rooms_that_arrive_together() -> None:
         assert server._is_available(), f"refused with {reserved} of {max_jobs} slots reserved"
     server._reserved_slots = max_jobs
     assert not server._is_available()
+
+
+def test_a_turn_split_by_a_pause_reaches_the_model_as_one_message() -> None:
+    chat = llm.ChatContext()
+    chat.add_message(role="system", content="Be helpful.")
+    chat.add_message(role="assistant", content="Hello!")
+    chat.add_message(role="user", content="I am planning a trip next week.")
+    chat.add_message(role="user", content="  ")  # an empty transcript is no message
+    chat.add_message(role="user", content="What should I pack for rain?")
+    messages = to_messages(chat)
+    assert [(m.role, m.content) for m in messages] == [
+        ("system", "Be helpful."),
+        ("assistant", "Hello!"),
+        ("user", "I am planning a trip next week. What should I pack for rain?"),
+    ]

@@ -51,9 +51,11 @@ def test_eval_runs_become_one_row_each_with_model_and_wer_interval() -> None:
             ),
             _run("prompt_quality", 2, {"dialogues": 6, "variants": {}}, {"llm": {"name": "smol"}}),
             _run("latency", 3, {"samples": 4}, {"stack": {"name": "cpu-small"}}),
+            _run("simulation", 4, {"calls": 8, "pass_rate": 0.5}, {"stack": {"name": "cpu-hf"}}),
         ]
     )
-    assert list(frame["model"]) == ["whisper", "smol", "cpu-small"]
+    assert list(frame["model"]) == ["whisper", "smol", "cpu-small", "cpu-hf"]
+    assert frame.loc[3, "samples"] == 8
     assert frame.loc[0, "wer_low"] == 0.05
     assert frame.loc[1, "samples"] == 6
     assert latest_summary(frame, "prompt_quality") == {"dialogues": 6, "variants": {}}

@@ -10,7 +10,7 @@ import pytest
 
 from evals.__main__ import main
 from evals.report import build_report
-from tests.support.reports import HOSTILE, asr_run
+from tests.support.reports import HOSTILE, asr_run, simulation_run
 
 pytestmark = pytest.mark.unit
 
@@ -45,3 +45,18 @@ def test_the_cli_writes_the_report_and_refuses_a_missing_run(
     assert str(out) in capsys.readouterr().out
     assert main(["report", str(tmp_path / "no-such-run")]) == 2
     assert "holds no eval run" in capsys.readouterr().err
+
+
+def test_a_simulation_report_lists_every_call_and_plays_the_failed_ones(tmp_path: Path) -> None:
+    heard = {"greeting": 1.0, "order": 2.0, "pause": 1.5, "noise": 1.2}
+    baseline = simulation_run(tmp_path / "cpu-small", heard=heard, failing={"order"})
+    slower = {name: v + 1.0 for name, v in heard.items()}
+    candidate = simulation_run(tmp_path / "cpu-hf", heard=slower, failing={"order", "pause"})
+    page = build_report([baseline, candidate])
+    assert "cpu-small: calls" in page
+    assert "cpu-hf: calls" in page
+    assert page.count("<audio controls") == 3  # the failed calls' audio, inline
+    assert "CallFailed: no agent joined room x" in page
+    assert "heard voice-to-voice" in page  # compared, scenario by scenario
+    assert "worse" in page  # a second slower in every scenario
+    assert HOSTILE not in page

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from evals.compare import MetricComparison, compare_samples
 from evals.stats import bootstrap_ci, mean, median, paired_difference, ratio_of_sums
 from evals.tasks.prompt_quality import expected_score, is_refusal, win_rate
 from workbench.db.models import EvalSample
@@ -105,3 +106,48 @@ def test_win_rate_counts_ties_as_half() -> None:
     assert result["pairs"] == 4
     assert result["ci95"][0] <= result["win_rate"] <= result["ci95"][1]
     assert win_rate(a, {}) is None
+
+
+def _call_rows(
+    differences: dict[str, list[float]], base: float = 1.0
+) -> tuple[list[EvalSample], list[EvalSample]]:
+    """Baseline and candidate call rows: each scenario's calls, the candidate slower by its difference."""
+    baseline, candidate = [], []
+    for scenario, deltas in differences.items():
+        for repeat, delta in enumerate(deltas):
+            sid = f"{scenario}#{repeat}"
+            baseline.append(EvalSample(sample_id=sid, metrics={"heard_v2v_mean_s": base}))
+            candidate.append(EvalSample(sample_id=sid, metrics={"heard_v2v_mean_s": base + delta}))
+    return baseline, candidate
+
+
+def _v2v(rows: list[MetricComparison]) -> MetricComparison:
+    return next(r for r in rows if r.label.startswith("heard voice-to-voice"))
+
+
+def test_simulations_are_compared_by_scenario_not_by_call() -> None:
+    """Two scenarios of 50 calls each, one 1 s slower, one 1 s faster in the candidate. Calls
+    taken as independent would give a tight interval around 0; with the scenario as the unit
+    there are two units, so the interval spans [-1, +1] (the known answer)."""
+    baseline, candidate = _call_rows({"a": [1.0] * 50, "b": [-1.0] * 50})
+    clustered = _v2v(compare_samples("simulation", baseline, candidate))
+    assert clustered.samples == 2
+    assert clustered.difference.estimate == pytest.approx(0.0)
+    assert clustered.difference.low == pytest.approx(-1.0)
+    assert clustered.difference.high == pytest.approx(1.0)
+    assert clustered.verdict == "no significant difference"
+    # What the same rows give when every call counts as a sample: far too sure.
+    naive = paired_difference(
+        np.array([s.metrics["heard_v2v_mean_s"] for s in baseline]),
+        np.array([s.metrics["heard_v2v_mean_s"] for s in candidate]),
+        mean,
+    )
+    assert naive.high - naive.low < 0.5
+
+
+def test_a_difference_every_scenario_shows_is_certain_and_gets_its_verdict() -> None:
+    baseline, candidate = _call_rows({s: [0.3, 0.3] for s in "abcdef"})
+    slower = _v2v(compare_samples("simulation", baseline, candidate))
+    assert slower.difference.estimate == pytest.approx(0.3)
+    assert (slower.difference.low, slower.difference.high) == pytest.approx((0.3, 0.3))
+    assert slower.verdict == "worse"  # lower is better for latency

@@ -189,6 +189,19 @@ class PromptsRepo(Repo):
             raise NotFound("experiment has no variants")
         return UUID(str(row[0]))
 
+    async def pinned(self, slug: str, version: int) -> SessionPrompt | None:
+        """Version `version` of prompt `slug` (a draft too) for a session of the acting user,
+        or None: no such version, or the user is neither researcher nor admin (checked here,
+        in SQL, against the acting user's role)."""
+        found = await self._all(
+            PromptVersion,
+            f"""select {", ".join(f"v.{c.strip()}" for c in _VERSION.split(","))}
+                from public.prompt_versions v join public.system_prompts p on p.id = v.prompt_id
+                where p.slug = %s and v.version = %s and (select public.has_role('researcher'))""",
+            [slug, version],
+        )
+        return SessionPrompt(version=found[0]) if found else None
+
     async def for_session(self, slug: str, *, user_id: UUID, role: AppRole) -> SessionPrompt:
         """The version a new session of this user runs: an experiment arm if one targets them, else the active one."""
         prompt = await self.by_slug(slug)

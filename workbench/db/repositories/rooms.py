@@ -7,6 +7,10 @@ from uuid import UUID
 from workbench.db.errors import translated
 from workbench.db.repositories._base import Repo
 
+# A claim older than this whose agent never joined is stale (its job died starting):
+# longer than a job process takes to start and load a stack's models under load.
+CLAIM_STALE_S = 180.0
+
 
 class RoomsRepo(Repo):
     """Who each LiveKit room was opened for (service sessions only: `private.rooms`)."""
@@ -53,3 +57,30 @@ class RoomsRepo(Repo):
         if row is None:
             return None
         return UUID(str(row[0])), (bytes(row[1]) if row[1] is not None else None)
+
+    async def claim(self, name: str, job_id: str) -> bool | None:
+        """Claim room `name` for LiveKit job `job_id`: True when this job holds it now, False
+        when another job holds a fresh claim, None when the web app did not open the room here."""
+        with translated():
+            cur = await self.conn.execute(
+                """update private.rooms set claimed_by_job = %s, claimed_at = now()
+                   where name = %s and (claimed_by_job is null or claimed_by_job = %s
+                                        or claimed_at < now() - make_interval(secs => %s))
+                   returning 1""",
+                [job_id, name, job_id, CLAIM_STALE_S],
+            )
+            if await cur.fetchone() is not None:
+                return True
+            cur = await self.conn.execute("select 1 from private.rooms where name = %s", [name])
+            return False if await cur.fetchone() is not None else None
+
+    async def claimed(self, name: str) -> bool:
+        """Whether a job holds a fresh claim on room `name` (so dispatching it again would
+        send a second agent)."""
+        with translated():
+            cur = await self.conn.execute(
+                """select 1 from private.rooms where name = %s and claimed_by_job is not null
+                   and claimed_at >= now() - make_interval(secs => %s)""",
+                [name, CLAIM_STALE_S],
+            )
+            return await cur.fetchone() is not None

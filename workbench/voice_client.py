@@ -1,8 +1,9 @@
-"""A user's side of a voice conversation: publish recorded speech, hear the agent, time it.
+"""A caller's side of a voice conversation: publish speech, hear the agent, time it.
 
-Used by the end-to-end tests and the latency benchmark: joins a room as a
-workbench user (identity = user id), publishes a wav as its microphone at real
-time followed by silence, and records when agent audio arrives.
+Used by the simulated callers (`evals.simulation`), the end-to-end tests and the
+latency benchmark: joins a room as a workbench user (identity = user id),
+publishes audio as its microphone at real time, and records when agent audio
+arrives (and the audio itself, to transcribe what the caller heard).
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ import numpy as np
 import psycopg
 from livekit import api, rtc
 
-from dashboards.rooms import open_room
 from workbench.audio import read_audio, resample, speech_span, to_int16
 from workbench.config import Settings
 from workbench.db.connection import database_url
+from workbench.rooms import open_room
 
 RATE_HZ = 48_000
 FRAME_MS = 20
@@ -33,6 +34,28 @@ class Heard:
     agent_audio: list[tuple[float, float]] = field(
         default_factory=list
     )  # (arrival time, frame peak)
+    agent_frames: list[np.ndarray] = field(default_factory=list)  # int16, with keep_audio
+
+    def audible_between(self, start: float, end: float, *, threshold: int = 300) -> float:
+        """Seconds of audible agent audio that arrived between `start` and `end`."""
+        return sum(
+            FRAME_MS / 1000
+            for at, peak in self.agent_audio
+            if start <= at < end and peak > threshold
+        )
+
+    def last_audible(self, *, threshold: int = 300) -> float | None:
+        """When the latest audible agent frame arrived."""
+        return next((at for at, peak in reversed(self.agent_audio) if peak > threshold), None)
+
+    def agent_pcm_between(self, start: float, end: float) -> np.ndarray:
+        """The agent's audio (int16, RATE_HZ) that arrived between `start` and `end` (keep_audio)."""
+        frames = [
+            frame
+            for (at, _), frame in zip(self.agent_audio, self.agent_frames, strict=False)
+            if start <= at < end
+        ]
+        return np.concatenate(frames) if frames else np.zeros(0, np.int16)
 
     def first_agent_audio_after(self, t: float, *, threshold: int = 300) -> float | None:
         """When the first audible agent frame arrived after `t`."""
@@ -52,9 +75,12 @@ def token(key: str, secret: str, identity: str, room: str) -> str:
 class VoiceClient:
     """One participant with a microphone track fed from files."""
 
-    def __init__(self, url: str, join_token: str) -> None:
-        """A client that joins with `join_token` (the web app's ticket, or one `minted`)."""
+    def __init__(self, url: str, join_token: str, *, keep_audio: bool = False) -> None:
+        """A client that joins with `join_token` (the web app's ticket, or one `minted`);
+        with `keep_audio` it keeps the agent's audio, not only when it arrived."""
         self.url, self._token = url, join_token
+        self._keep_audio = keep_audio
+        self.sent: list[tuple[float, np.ndarray]] = []  # (when it began, int16 PCM), keep_audio
         self.room = rtc.Room()
         self.heard = Heard()
         self._source = rtc.AudioSource(RATE_HZ, 1)
@@ -88,6 +114,8 @@ class VoiceClient:
             self.heard.agent_audio.append(
                 (time.monotonic(), int(np.abs(data).max()) if data.size else 0)
             )
+            if self._keep_audio:
+                self.heard.agent_frames.append(data.copy())
 
     async def _push(self, pcm: np.ndarray) -> None:
         step = RATE_HZ * FRAME_MS // 1000
@@ -118,6 +146,8 @@ class VoiceClient:
         """Speak int16 PCM at 48 kHz; returns when its first sample leaves this client
         (after what the source had queued before it)."""
         starts = time.monotonic() + self._source.queued_duration
+        if self._keep_audio:
+            self.sent.append((starts, pcm))
         await self._push(pcm)
         return starts
 

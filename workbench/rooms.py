@@ -21,7 +21,10 @@ stack is unavailable instead of waiting for an agent that is not there. A self-h
 LiveKit server drops a dispatch that finds every worker full ("no worker is
 available") and never retries, which left the user in silence; `wait_for_agent`
 queues the room instead: it watches for the agent and dispatches again until
-one is free, telling the page how long it has waited.
+one is free, telling the page how long it has waited. It dispatches again only a
+room no worker has claimed: the worker that accepts a room's job claims it in
+`private.rooms` and rejects a second job for it, so a job still starting (which
+the server's dispatch state does not show) never gets a second agent beside it.
 """
 
 from __future__ import annotations
@@ -36,12 +39,11 @@ from typing import Any
 from uuid import UUID
 
 from livekit import api
-from livekit.protocol import agent as agent_pb2
 from livekit.protocol import models as lk_models
 from psycopg import AsyncConnection
 
 from workbench.config import Settings
-from workbench.db.connection import service_session
+from workbench.db.connection import Connect, service_session
 from workbench.db.repositories import RoomsRepo, WorkersRepo
 from workbench.room_options import ROOM_KEY_ATTRIBUTE, RoomOptions, new_room_key, room_key_digest
 
@@ -76,10 +78,14 @@ async def open_room(
     user_id: UUID,
     display_name: str,
     prompt_slug: str | None = None,
+    prompt_version: int | None = None,
     pipeline: str | None = None,
     stack: str | None = None,
 ) -> RoomTicket:
     """Create a fresh room for `user_id` (prompt, pipeline, stack in its metadata) and a join token.
+
+    `prompt_version` pins a version of the prompt (the agent honours it for a
+    researcher's or admin's room only; see RoomOptions).
 
     `conn` is a connection as the server itself (not in a user's RLS session): the
     room's owner is recorded with service rights. `stack` is the model stack
@@ -91,10 +97,14 @@ async def open_room(
     key, secret = _livekit_keys(settings)
     if prompt_slug is not None and (not prompt_slug or not set(prompt_slug) <= _SLUG_CHARS):
         raise ValueError(f"not a prompt slug: {prompt_slug!r}")
+    if prompt_version is not None and (prompt_slug is None or prompt_version < 1):
+        raise ValueError("a pinned prompt version is a positive number of a named prompt")
     chosen = None if stack in (None, settings.default_stack) else stack
     stack = chosen or settings.default_stack
     room = f"conv-{user_id.hex[:8]}-{secrets.token_hex(6)}"
-    metadata = RoomOptions(prompt=prompt_slug, pipeline=pipeline, stack=stack).to_metadata()
+    metadata = RoomOptions(
+        prompt=prompt_slug, pipeline=pipeline, stack=stack, prompt_version=prompt_version
+    ).to_metadata()
     async with (
         server_api(settings) as lk,
         service_session(conn, acting_for=user_id),
@@ -185,23 +195,21 @@ async def _dispatch(lk: api.LiveKitAPI, agent_name: str, room: str, metadata: st
     )
 
 
-# Jobs that hold (or will hold) an agent for the room; a dispatch without one was dropped.
-_ACTIVE_JOBS = (agent_pb2.JobStatus.JS_PENDING, agent_pb2.JobStatus.JS_RUNNING)
-
-
 async def wait_for_agent(
     settings: Settings,
     room: str,
     *,
+    connect: Connect,
     on_wait: Callable[[float], None],
     retry_s: float = 5.0,
 ) -> bool:
     """Until the agent is in `room`: True when it is, False if the room ended first.
 
-    Every `retry_s` it checks; when the room's dispatch holds no pending or
-    running job (every worker was full, or none was running), it dispatches the
-    room again and calls `on_wait` with the seconds waited so far. Cancel it to
-    stop waiting (the user left).
+    Every `retry_s` it checks; when no worker has claimed the room (every worker
+    was full, or none was running: the dispatch was dropped), it dispatches the
+    room again and calls `on_wait` with the seconds waited so far. `connect`
+    gives a connection as the server, to read the claim. Cancel it to stop
+    waiting (the user left).
     """
     started = time.monotonic()
     async with server_api(settings) as lk:
@@ -212,16 +220,14 @@ async def wait_for_agent(
             people = await lk.room.list_participants(api.ListParticipantsRequest(room=room))
             if any(p.kind == lk_models.ParticipantInfo.Kind.AGENT for p in people.participants):
                 return True
-            metadata = listed.rooms[0].metadata
-            agent_name = settings.agent_name_for(room_stack(settings, metadata))
-            dispatches = [
-                d for d in await lk.agent_dispatch.list_dispatch(room) if d.agent_name == agent_name
-            ]
-            taken = any(j.state.status in _ACTIVE_JOBS for d in dispatches for j in d.state.jobs)
+            async with connect() as conn, service_session(conn):
+                taken = await RoomsRepo(conn).claimed(room)
             # The first dispatch has `retry_s` to be taken before it counts as dropped.
             if not taken and time.monotonic() - started >= retry_s:
-                for stale in dispatches:
-                    await lk.agent_dispatch.delete_dispatch(stale.id, room)
+                # The earlier dispatch is left alone: deleting it would also end a job of
+                # it that is starting, and that job may hold the room's claim by now.
+                metadata = listed.rooms[0].metadata
+                agent_name = settings.agent_name_for(room_stack(settings, metadata))
                 await _dispatch(lk, agent_name, room, metadata)
                 on_wait(time.monotonic() - started)
             await asyncio.sleep(retry_s)
