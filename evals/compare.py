@@ -21,6 +21,11 @@ from evals.simulation.units import scenario_units
 from evals.stats import Interval, bootstrap_ci, mean, median, paired_difference, ratio_of_sums
 from workbench.db.models import EvalSample
 
+# Below this many independent samples (scenarios, for a simulation) a percentile
+# bootstrap's interval means little: two scenarios that both got slower give an
+# interval that excludes zero. No verdict is given then.
+MIN_SAMPLES = 5
+
 
 @dataclass(frozen=True)
 class MetricDef:
@@ -76,12 +81,14 @@ class MetricComparison:
 
     @property
     def significant(self) -> bool:
-        """The 95% interval of the difference excludes zero."""
-        return self.difference.excludes(0.0)
+        """The 95% interval of the difference excludes zero, over enough samples to say so."""
+        return self.samples >= MIN_SAMPLES and self.difference.excludes(0.0)
 
     @property
     def verdict(self) -> str:
         """better / worse / no significant difference (for the candidate)."""
+        if self.samples < MIN_SAMPLES:
+            return f"too few to tell (n < {MIN_SAMPLES})"
         if not self.significant:
             return "no significant difference"
         improved = (self.difference.estimate < 0) == self.lower_is_better

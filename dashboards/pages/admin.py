@@ -21,6 +21,8 @@ import param
 from psycopg import AsyncConnection
 
 from dashboards.components.actions import run_on_click
+from dashboards.components.draft_check import DraftCheck
+from dashboards.context import web_context
 from dashboards.session import PageSession
 from dashboards.text import markdown_text
 from workbench.db.errors import DataError
@@ -152,6 +154,11 @@ class AdminPage(pn.viewable.Viewer):
             experiments=await repo.experiments(prompt.id),
             arms=await repo.arm_tallies(prompt.id),
         )
+
+    @property
+    def email(self) -> str:
+        """The signed-in admin's e-mail (what their simulation runs are stored as)."""
+        return self._session.claims.email or ""
 
     def version(self, number: int) -> PromptVersion:
         """A version of the selected prompt by number."""
@@ -434,6 +441,14 @@ def _versions_section(
         name="versions",
         sizing_mode="stretch_width",
     )
+    active_number = next((v.version for v in versions if str(v.id) == active), None)
+    check = DraftCheck(
+        slug=page.slug,
+        active=active_number,
+        versions=numbers,
+        email=page.email,
+        data_dir=web_context().settings.data_dir,
+    )
     return pn.Column(
         table,
         pn.FlexBox(to_activate, activate),
@@ -442,6 +457,7 @@ def _versions_section(
         pn.pane.Markdown("### Compare versions"),
         pn.FlexBox(left, right),
         diff,
+        check,
         sizing_mode="stretch_width",
     )
 

@@ -164,18 +164,40 @@ def _not_mentions(where: str, turns: list[CallTurn], phrases: list[str]) -> list
     ]
 
 
+# Two texts sharing a run of this many words (normalised) say the same thing over: a
+# restated fact ("the capital of Japan is Tokyo", 6 words) is not, a parroted clause is.
+REPEATED_RUN_WORDS = 8
+
+
+def shared_run(a: str, b: str) -> int:
+    """The longest run of consecutive words two texts share (after normalisation)."""
+    x, y = normalise(a).split(), normalise(b).split()
+    best = 0
+    previous = [0] * (len(y) + 1)
+    for i in range(1, len(x) + 1):
+        current = [0] * (len(y) + 1)
+        for j in range(1, len(y) + 1):
+            if x[i - 1] == y[j - 1]:
+                current[j] = previous[j - 1] + 1
+                best = max(best, current[j])
+        previous = current
+    return best
+
+
 def no_repeated_reply(call: CallRecord, similarity: np.ndarray, threshold: float) -> CheckResult:
-    """No reply repeats an earlier one: the same words, or a near-duplicate by meaning."""
+    """No reply repeats an earlier one: the same words, a near-duplicate by meaning, or a
+    long run of the same words (REPEATED_RUN_WORDS)."""
     texts = [normalise(t.reply_text) for t in call.turns]
     repeats = []
     for j in range(len(texts)):
         for i in range(j):
             if not texts[i] or not texts[j]:
                 continue
-            if texts[i] == texts[j] or similarity[i, j] >= threshold:
+            run = shared_run(texts[i], texts[j])
+            if texts[i] == texts[j] or similarity[i, j] >= threshold or run >= REPEATED_RUN_WORDS:
                 repeats.append(
-                    f"reply {j + 1} repeats reply {i + 1} (similarity {similarity[i, j]:.2f}): "
-                    f"{call.turns[j].reply_text!r}"
+                    f"reply {j + 1} repeats reply {i + 1} (similarity {similarity[i, j]:.2f}, "
+                    f"{run} words in a row): {call.turns[j].reply_text!r}"
                 )
                 break
     return CheckResult("no_repeated_reply", not repeats, "; ".join(repeats))
@@ -202,11 +224,15 @@ def no_talk_over_pauses(call: CallRecord) -> CheckResult:
 
 
 def no_echo(call: CallRecord) -> CheckResult:
-    """No reply begins by saying the caller's whole turn back (a small model's stall)."""
+    """No reply says the caller's turn back: the whole of it first, or a long run of its words."""
     echoes = [
         f"turn {i}: {t.reply_text!r}"
         for i, t in enumerate(call.turns, start=1)
-        if normalise(t.said) and normalise(t.reply_text).startswith(normalise(t.said))
+        if normalise(t.said)
+        and (
+            normalise(t.reply_text).startswith(normalise(t.said))
+            or shared_run(t.said, t.reply_text) >= REPEATED_RUN_WORDS
+        )
     ]
     return CheckResult("no_echo", not echoes, "the caller's words said back: " + "; ".join(echoes))
 

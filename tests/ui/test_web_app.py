@@ -424,6 +424,10 @@ def test_admin_edits_diffs_and_activates_a_prompt(
     sign_in,
     web_settings: Settings,  # type: ignore[no-untyped-def]
 ) -> None:
+    with psycopg.connect(admin_database_url(web_settings)) as conn:
+        (was_active,) = conn.execute(
+            "select active_version_id from public.system_prompts where slug = 'voice-assistant'"
+        ).fetchone() or (None,)
     sign_in(visit, people["admin"])
     visit.page.goto(f"{base_url}/admin")
     editor = visit.page.get_by_label("New version")
@@ -456,11 +460,10 @@ def test_admin_edits_diffs_and_activates_a_prompt(
             """select v.body from public.system_prompts p join public.prompt_versions v on v.id = p.active_version_id
                where p.slug = 'voice-assistant'"""
         ).fetchone()
-        # Leave the seed's prompt as it was for other tests: roll back to version 1.
+        # Leave the seed's prompt as it was for other tests: the version active before.
         conn.execute(
-            """update public.system_prompts set active_version_id =
-                 (select id from public.prompt_versions where prompt_id = system_prompts.id and version = 1)
-               where slug = 'voice-assistant'"""
+            "update public.system_prompts set active_version_id = %s where slug = 'voice-assistant'",
+            [was_active],
         )
     assert body is not None
     assert marker in body[0]

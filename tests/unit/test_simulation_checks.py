@@ -15,6 +15,7 @@ from evals.simulation.checks import (
     no_echo,
     no_repeated_reply,
     no_talk_over_pauses,
+    shared_run,
 )
 from evals.simulation.suite import Expect, Scenario, ScriptedTurn, Suite, TurnExpect
 from evals.simulation.task import run_failed, summarise_calls
@@ -162,7 +163,7 @@ def test_a_reply_that_says_the_callers_words_back_fails() -> None:
     assert no_echo(call).passed
 
 
-def test_the_call_audio_puts_each_side_where_it_happened() -> None:
+async def test_the_call_audio_puts_each_side_where_it_happened() -> None:
     voice = VoiceClient("ws://127.0.0.1:1", "unused", keep_audio=True)
     t0 = 100.0
     voice.sent.append((t0 + 1.0, np.full(RATE_HZ // 2, 8000, np.int16)))  # 0.5 s of caller
@@ -181,3 +182,22 @@ def test_the_call_audio_puts_each_side_where_it_happened() -> None:
     assert loud(1, 2.05, 2.45)
     assert not loud(1, 0.5, 1.9)
     assert audio.shape[0] == pytest.approx(2.5 * hz, abs=hz * 0.05)
+
+
+def test_a_reply_parroting_a_long_run_of_an_earlier_one_is_a_repeat() -> None:
+    """Longer replies around the same parroted clause are not near-duplicates by meaning."""
+    call = _call(
+        "A table for 4.8 is a classic example of an unconventional booking.",
+        "A table for 4.8 is a classic example of an unconventional book ink where the idea "
+        "that you can order tables at any time and not worry about your reservation.",
+    )
+    result = no_repeated_reply(call, _unrelated(2), threshold=0.92)
+    assert not result.passed
+    assert "words in a row" in result.detail
+    # A restated fact is not a repeat.
+    fact = _call(
+        "The capital of Japan is Tokyo.",
+        "The capital of Japan is Tokyo, home to about fourteen million people.",
+    )
+    assert no_repeated_reply(fact, _unrelated(2), threshold=0.92).passed
+    assert shared_run("a b c d", "x b c d y") == 3
