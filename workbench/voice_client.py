@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -81,6 +82,8 @@ class VoiceClient:
         self.url, self._token = url, join_token
         self._keep_audio = keep_audio
         self.sent: list[tuple[float, np.ndarray]] = []  # (when it began, int16 PCM), keep_audio
+        # The caller's room between its words (a simulated caller's background noise).
+        self.room_tone: Callable[[int], np.ndarray] | None = None
         self.room = rtc.Room()
         self.heard = Heard()
         self._source = rtc.AudioSource(RATE_HZ, 1)
@@ -152,8 +155,11 @@ class VoiceClient:
         return starts
 
     async def silence(self, seconds: float) -> None:
-        """Send silence (a live microphone in a quiet room)."""
-        await self._push(np.zeros(int(seconds * RATE_HZ), dtype=np.int16))
+        """Send what the microphone hears while the caller says nothing: `room_tone`
+        (float samples at RATE_HZ for a length asked) if set, else silence."""
+        n = int(seconds * RATE_HZ)
+        tone = self.room_tone(n) if self.room_tone is not None else None
+        await self._push(to_int16(tone) if tone is not None else np.zeros(n, dtype=np.int16))
 
     async def say_pcm(self, samples: np.ndarray, rate_hz: int) -> None:
         """Speak raw float samples."""

@@ -29,6 +29,7 @@ from evals.simulation.impairments import (
     measured_level_dbfs,
     measured_snr_db,
     render_turn,
+    room_tone,
 )
 from evals.simulation.suite import PAUSE_MARK, Scenario, Suite, resolve
 from workbench.audio import SPEECH_RATE_HZ, resample, to_float32, to_int16
@@ -137,6 +138,7 @@ async def place_call(
     )
     assert setup.settings.livekit_url is not None, "open_room checked LiveKit's settings"
     voice = VoiceClient(setup.settings.livekit_url, ticket.token, keep_audio=True)
+    voice.room_tone = room_tone(scenario.caller, RATE_HZ, seed=seed)
     record = CallRecord(scenario=scenario.id, room=ticket.room)
     t0 = time.monotonic()
     try:

@@ -4,13 +4,15 @@
 sends: each part at the persona's rate (pitch kept, by WSOLA), the parts joined
 by the persona's pauses, carried over a telephone line if it calls on one, with
 its room's noise mixed at the persona's SNR (from half a second before the words
-to a little after them) and its speech at the persona's level. The `measured_*`
+to a little after them) and its speech at the persona's level; between turns,
+`room_tone` keeps the same noise on the line. The `measured_*`
 functions measure the same quantities on produced audio; the tests hold the
 rendering to the persona with them, and each call records them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,6 +83,30 @@ def render_turn(
         words=span,
         pauses=tuple(pauses),
     )
+
+
+def room_tone(
+    persona: Persona, rate_hz: int, *, seed: int = 0
+) -> Callable[[int], np.ndarray] | None:
+    """The persona's room noise between its turns, at the level it has under its words
+    (loudness minus SNR), as a source of `n` samples at a time; None for a quiet room.
+
+    Without it a noisy caller would fall silent between turns, which no VAD finds
+    hard: the noise that must not count as speech is there all through the call.
+    """
+    noise = persona.noise
+    if noise is None:
+        return None
+    rng = np.random.default_rng(seed)
+    rms = 10 ** ((persona.loudness_dbfs - noise.snr_db) / 20)
+
+    def next_samples(n: int) -> np.ndarray:
+        block = coloured_noise(noise.kind, max(n, 1), rate_hz, rng)[:n]
+        if persona.telephone:
+            block = telephone_band(block, rate_hz)
+        return np.asarray(block * rms, dtype=np.float32)
+
+    return next_samples
 
 
 def _trimmed(part: np.ndarray, rate_hz: int) -> np.ndarray:

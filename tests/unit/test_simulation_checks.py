@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from uuid import uuid4
+
 import numpy as np
 import pytest
 
-from evals.simulation.call import CALL_AUDIO_HZ, call_audio
+from evals.simulation.call import CALL_AUDIO_HZ, CallerModels, CallSetup, call_audio
 from evals.simulation.checks import (
     CallRecord,
     CallTurn,
@@ -18,8 +21,11 @@ from evals.simulation.checks import (
     shared_run,
 )
 from evals.simulation.suite import Expect, Scenario, ScriptedTurn, Suite, TurnExpect
-from evals.simulation.task import run_failed, summarise_calls
+from evals.simulation.task import SimulationTask, run_failed, summarise_calls
+from workbench.config import REPO_ROOT, get_settings
 from workbench.db.models import EvalSample
+from workbench.models.base import ChatModel, TextEmbedder, load_spec
+from workbench.models.registry import load_model
 from workbench.voice_client import FRAME_MS, RATE_HZ, VoiceClient
 
 pytestmark = pytest.mark.unit
@@ -201,3 +207,28 @@ def test_a_reply_parroting_a_long_run_of_an_earlier_one_is_a_repeat() -> None:
     )
     assert no_repeated_reply(fact, _unrelated(2), threshold=0.92).passed
     assert shared_run("a b c d", "x b c d y") == 3
+
+
+async def test_a_call_is_judged_with_its_rubric_and_embeddings() -> None:
+    """The judge's yes-probability per rubric item joins the deterministic checks; replies
+    are compared by the packaged sentence embedder."""
+    embed = load_model(load_spec(REPO_ROOT / "configs/models/minilm-l6-v2.yaml"))
+    judge = load_model(load_spec(REPO_ROOT / "configs/models/smollm2-135m-instruct-llamacpp.yaml"))
+    assert isinstance(embed, TextEmbedder)
+    assert isinstance(judge, ChatModel)
+    scenario = Scenario(
+        id="capital",
+        turns=[ScriptedTurn(say="What is the capital of France?")],
+        expect=Expect(rubric=["The agent answers the question."]),
+    )
+    suite = Suite(name="t", judge_spec=Path("configs/models/x.yaml"), scenarios=[scenario])
+    task = SimulationTask(suite=suite, setup=CallSetup(get_settings()), accounts=[uuid4()])
+    task.models = CallerModels(listen=None, embed=embed, judge=judge)  # type: ignore[arg-type]
+    call = _call("Paris is the capital of France.")
+    call.turns[0].said = "What is the capital of France?"
+    results, metrics = await task._judge(scenario, call)
+    (rubric,) = [r for r in results if r.name.startswith("rubric")]
+    assert 0.0 <= metrics["rubric_p_yes"][0] <= 1.0
+    assert rubric.detail.startswith("judge p(yes) = ")
+    assert metrics["relevance"] > 0.5  # the reply is about what was asked
+    assert metrics["passed"] == float(all(r.passed for r in results))

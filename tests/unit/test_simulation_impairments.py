@@ -14,6 +14,7 @@ from evals.simulation.impairments import (
     measured_rate,
     measured_snr_db,
     render_turn,
+    room_tone,
 )
 from evals.simulation.suite import Noise, Persona
 from workbench.audio import SPEECH_RATE_HZ, resample, to_float32
@@ -89,9 +90,11 @@ def test_pauses_are_silent_and_between_the_parts(voice: tuple[np.ndarray, int]) 
     assert end - start == pytest.approx(1.5, abs=0.01)
     assert turn.words[0] < start < end < turn.words[1]
     assert np.abs(turn.samples[int(start * hz) : int(end * hz)]).max() == 0.0
-    # ... and heard as silence around which speech is loud
-    before = turn.samples[int((start - 0.5) * hz) : int(start * hz)]
+    # ... between two parts that are speech
+    before = turn.samples[int(turn.words[0] * hz) : int(start * hz)]
+    after = turn.samples[int(end * hz) : int(turn.words[1] * hz)]
     assert np.abs(before).max() > 0.05
+    assert np.abs(after).max() > 0.05
 
 
 def test_the_same_seed_gives_the_same_audio(voice: tuple[np.ndarray, int]) -> None:
@@ -102,3 +105,17 @@ def test_the_same_seed_gives_the_same_audio(voice: tuple[np.ndarray, int]) -> No
     c = render_turn([speech], hz, persona, seed=2)
     assert np.array_equal(a.samples, b.samples)
     assert not np.array_equal(a.samples, c.samples)
+
+
+def test_a_noisy_callers_room_is_noisy_between_turns_too(voice: tuple[np.ndarray, int]) -> None:
+    speech, hz = voice
+    persona = Persona(noise=Noise(kind="pink", snr_db=15), loudness_dbfs=-25)
+    tone = room_tone(persona, hz, seed=1)
+    assert tone is not None
+    between = np.concatenate([tone(hz // 10) for _ in range(20)])  # 2 s, as the client asks
+    turn = render_turn([speech], hz, persona, seed=1)
+    lead = turn.samples[: int(NOISE_LEAD_S * hz)]  # the noise under the turn, before its words
+    level = 10 * np.log10(np.mean(between.astype(np.float64) ** 2))
+    assert level == pytest.approx(-25 - 15, abs=1.0)
+    assert level == pytest.approx(10 * np.log10(np.mean(lead.astype(np.float64) ** 2)), abs=1.5)
+    assert room_tone(Persona(), hz) is None  # a quiet room sends silence
