@@ -57,6 +57,9 @@ def test_admin_simulates_a_draft_before_activating_it(
     expect(verdict).to_contain_text("pass rate")
     expect(verdict).to_contain_text("heard voice-to-voice")
     visit.screenshot("admin-draft-check")
+    # Out of the other tests' way (a prompt listed before the seeded one).
+    visit.page.get_by_role("button", name="Archive this prompt").click()
+    expect(visit.page.get_by_text(f"Prompt {slug} archived.")).to_be_visible(timeout=15_000)
 
     with psycopg.connect(admin_database_url(web_settings)) as conn:
         versions = conn.execute(
