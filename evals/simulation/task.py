@@ -19,6 +19,7 @@ from uuid import UUID
 import numpy as np
 import psycopg
 import soundfile
+from livekit import rtc
 
 from evals.run_folder import RunInfo
 from evals.simulation.call import (
@@ -38,6 +39,16 @@ from workbench.metrics.latency import percentiles
 from workbench.metrics.wer import error_rates
 from workbench.models.base import ChatMessage
 from workbench.rooms import RoomLimitReached, StackUnavailable
+
+# Why a call could not be held: an errored row with the reason, and the run goes on.
+_UNHELD = (
+    CallFailed,  # no agent joined, or it left
+    RoomLimitReached,
+    StackUnavailable,
+    rtc.ConnectError,  # LiveKit refused or is away
+    psycopg.Error,  # the database went away
+    OSError,  # a connection dropped or timed out
+)
 
 
 @dataclass(frozen=True)
@@ -119,7 +130,7 @@ class SimulationTask(Task[Call]):
                 record = await place_call(
                     self.setup, conn, account, item.scenario, self.models, seed=item.repeat
                 )
-            except (CallFailed, RoomLimitReached, StackUnavailable, OSError) as exc:
+            except _UNHELD as exc:
                 return EvalSample(sample_id=sample_id, error=f"{type(exc).__name__}: {exc}")
             results, metrics = await self._judge(item.scenario, record)
             await self._mark(conn, record, item, passed=metrics["passed"] == 1.0)
