@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from stack.services import LocalStack
 from tests.support.personas import Persona, create_user
@@ -144,3 +144,31 @@ def sign_in(cookie_for, base_url: str):  # type: ignore[no-untyped-def]
         return cookie
 
     return do
+
+
+def create_prompt(visitor: Visit, base_url: str, slug: str, body: str, *, title: str = "") -> None:
+    """On the Admin page (signed in as an admin): a new prompt whose first version is active."""
+    page = visitor.page
+    page.goto(f"{base_url}/admin")
+    expect(page.get_by_label("New prompt (slug)")).to_be_visible(timeout=30_000)
+    page.get_by_label("New prompt (slug)").fill(slug)
+    if title:
+        page.get_by_label("Title").fill(title)
+    first = page.get_by_label("First version")
+    first.fill(body)
+    first.press("Tab")
+    page.get_by_role("button", name="Create prompt").click()
+    expect(page.get_by_text(f"Prompt {slug} created; version 1 is active.")).to_be_visible(
+        timeout=15_000
+    )
+
+
+def save_version(visitor: Visit, body: str, *, expect_number: int) -> None:
+    """On the Admin page, the selected prompt: `body` saved as version `expect_number`."""
+    editor = visitor.page.get_by_label("New version")
+    editor.fill(body)
+    editor.press("Tab")
+    visitor.page.get_by_role("button", name="Save as new version").click()
+    expect(visitor.page.get_by_text(f"Saved version {expect_number}.")).to_be_visible(
+        timeout=15_000
+    )

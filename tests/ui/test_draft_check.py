@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.support.personas import Persona
-from tests.ui.conftest import Visit
+from tests.ui.conftest import Visit, create_prompt, save_version
 from workbench.config import Settings
 from workbench.db.connection import admin_database_url
 
@@ -30,21 +30,16 @@ def test_admin_simulates_a_draft_before_activating_it(
 ) -> None:
     slug = f"sim-{uuid.uuid4().hex[:6]}"
     sign_in(visit, people["admin"])
-    visit.page.goto(f"{base_url}/admin")
-    expect(visit.page.get_by_label("New prompt (slug)")).to_be_visible(timeout=30_000)
-    visit.page.get_by_label("New prompt (slug)").fill(slug)
-    visit.page.get_by_label("Title").fill("Simulated before activation")
-    body = visit.page.get_by_label("First version")
-    body.fill("You are a helpful assistant. Keep every answer to one or two short sentences.")
-    body.press("Tab")
-    visit.page.get_by_role("button", name="Create prompt").click()
-    expect(visit.page.get_by_text(f"Prompt {slug} created; version 1 is active.")).to_be_visible(
-        timeout=15_000
+    create_prompt(
+        visit,
+        base_url,
+        slug,
+        "You are a helpful assistant. Keep every answer to one or two short sentences.",
+        title="Simulated before activation",
     )
-    editor = visit.page.get_by_label("New version")
-    editor.fill("You are a helpful assistant. Answer in one short sentence.")
-    visit.page.get_by_role("button", name="Save as new version").click()
-    expect(visit.page.get_by_text("Saved version 2.")).to_be_visible(timeout=15_000)
+    save_version(
+        visit, "You are a helpful assistant. Answer in one short sentence.", expect_number=2
+    )
 
     visit.page.get_by_label("Suite").select_option("quick")
     visit.page.get_by_label("Version to simulate").select_option(label="2")

@@ -22,7 +22,7 @@ from dashboards.context import LIVENESS_S
 from dashboards.session import WATCH_S
 from tests.support.personas import Persona, create_user, recorded_as, session_as
 from tests.support.web import run_async
-from tests.ui.conftest import Visit
+from tests.ui.conftest import Visit, create_prompt, save_version
 from workbench.audio import wav_bytes
 from workbench.config import Settings
 from workbench.db.connection import admin_database_url, database_url, service_session
@@ -719,16 +719,12 @@ def test_admin_creates_a_prompt_and_archives_it(
     """A prompt of its own (not only versions of the seeded one), then out of every list."""
     slug = f"tutor-{uuid.uuid4().hex[:6]}"
     sign_in(visit, people["admin"])
-    visit.page.goto(f"{base_url}/admin")
-    expect(visit.page.get_by_label("New prompt (slug)")).to_be_visible(timeout=30_000)
-    visit.page.get_by_label("New prompt (slug)").fill(slug)
-    visit.page.get_by_label("Title").fill("Patient tutor")
-    body = visit.page.get_by_label("First version")
-    body.fill("You are a patient tutor. Ask one question at a time.")
-    body.press("Tab")
-    visit.page.get_by_role("button", name="Create prompt").click()
-    expect(visit.page.get_by_text(f"Prompt {slug} created; version 1 is active.")).to_be_visible(
-        timeout=15_000
+    create_prompt(
+        visit,
+        base_url,
+        slug,
+        "You are a patient tutor. Ask one question at a time.",
+        title="Patient tutor",
     )
     prompt = visit.page.get_by_label("Prompt", exact=True)
     expect(prompt).to_have_value(slug)
@@ -758,19 +754,8 @@ def test_admin_runs_an_ab_experiment_and_promotes_a_user(
     name = f"brevity {uuid.uuid4().hex[:4]}"
     promoted = people["user"]
     sign_in(visit, people["admin"])
-    visit.page.goto(f"{base_url}/admin")
-    expect(visit.page.get_by_label("New prompt (slug)")).to_be_visible(timeout=30_000)
-    visit.page.get_by_label("New prompt (slug)").fill(slug)
-    body = visit.page.get_by_label("First version")
-    body.fill("Answer at length.")
-    body.press("Tab")
-    visit.page.get_by_role("button", name="Create prompt").click()
-    expect(visit.page.get_by_text(f"Prompt {slug} created")).to_be_visible(timeout=15_000)
-    editor = visit.page.get_by_label("New version")
-    editor.fill("Answer in one sentence.")
-    editor.press("Tab")
-    visit.page.get_by_role("button", name="Save as new version").click()
-    expect(visit.page.get_by_text("Saved version 2.")).to_be_visible(timeout=15_000)
+    create_prompt(visit, base_url, slug, "Answer at length.")
+    save_version(visit, "Answer in one sentence.", expect_number=2)
     visit.page.get_by_label("Experiment name").fill(name)
     arms = visit.page.get_by_label("Arms (version:weight, ...)")
     arms.fill("1:3, 2:1")
