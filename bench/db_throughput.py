@@ -3,7 +3,7 @@
 Runs against the local stack's cluster (`./dev up` first) in a scratch database
 it creates and drops. Prints two tables.
 
-    ./dev python bench/db_throughput.py [--turns 1000000]
+    ./dev bench bench/db_throughput.py [--turns 1000000]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from psycopg.types.json import Jsonb
 
+from stack.instances import require_test_instance
 from tests.support.databases import scratch_database
 from workbench.config import get_settings
 from workbench.db.connection import admin_database_url, service_session
@@ -191,6 +192,7 @@ def main() -> int:
     )
     parser.add_argument("--turns", type=int, default=1_000_000)
     args = parser.parse_args()
+    require_test_instance(get_settings(), "bench/db_throughput.py")
     with scratch_database(
         admin_database_url(get_settings()), with_migrations=True, prefix="vwb_bench"
     ) as dsn:

@@ -9,7 +9,7 @@ caller's turns rendered again with the same seed and transcribed by the stack's
 STT spec in this process): what the live path costs in recognition.
 
     ./dev up
-    ./dev python bench/simulations.py --concurrency 1 --concurrency 2 --concurrency 4
+    ./dev bench bench/simulations.py --concurrency 1 --concurrency 2 --concurrency 4
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from evals.simulation.call import CallSetup
 from evals.simulation.suite import PAUSE_MARK, Scenario, Suite, load_suite
 from evals.simulation.task import SimulationTask
 from evals.simulation.units import CALLS_FOLDER, scenario_of
+from stack.instances import require_test_instance
 from workbench.audio import SPEECH_RATE_HZ, resample
 from workbench.config import get_settings
 from workbench.db.connection import database_url
@@ -104,6 +105,7 @@ async def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("data/bench/simulations"))
     args = parser.parse_args()
     settings = get_settings()
+    require_test_instance(settings, "bench/simulations.py")
     suite = load_suite(args.suite)
     levels = args.concurrency or [1, 2]
     async with await psycopg.AsyncConnection.connect(database_url(settings), autocommit=True) as c:

@@ -1,6 +1,6 @@
 """Soak: callers talking to one agent worker at once for a long while, printed as a table.
 
-    ./dev python bench/soak.py [--callers 4] [--minutes 30]
+    ./dev bench bench/soak.py [--callers 4] [--minutes 30]
 
 Needs the stack up (`./dev up`); uses its worker. Each caller (a researcher of its
 own, in a room the web app opens) speaks the packaged recordings, waits for the
@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from stack.instances import require_test_instance  # noqa: E402
 from stack.services import LocalStack  # noqa: E402
 from tests.support.live_stacks import wait_for_stack  # noqa: E402
 from tests.support.soak import new_callers, soak, table, unstored_utterances  # noqa: E402
@@ -35,6 +36,7 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=30)
     args = parser.parse_args()
     settings = get_settings()
+    require_test_instance(settings, "bench/soak.py")
     stack = LocalStack(settings)
     worker_pid = stack.agent.pid()
     if worker_pid is None:

@@ -19,15 +19,15 @@ Start (the room opened as the web app opens it) to the greeting heard, and
 heard voice-to-voice p50/p95 over the same turns. Every stack named needs its
 worker (`WORKBENCH_AGENT_STACKS=cpu-small,cpu-hf ./dev up`).
 
-    ./dev python bench/voice_latency.py [--turns 20] [--max-rooms 3] [--agent-only | --rooms-only]
-    ./dev python bench/voice_latency.py --stacks cpu-small,cpu-hf [--turns 20]
+    ./dev bench bench/voice_latency.py [--turns 20] [--max-rooms 3] [--agent-only | --rooms-only]
+    ./dev bench bench/voice_latency.py --stacks cpu-small,cpu-hf [--turns 20]
 
 With `--nodes` (the stack in LiveKit's multi-node mode:
 `WORKBENCH_LIVEKIT_NODES=2 WORKBENCH_AGENT_WORKERS=2 ./dev up`) it holds
 `--rooms` conversations one after another, reads where LiveKit placed each
 room (Redis), and prints heard voice-to-voice p50/p95 per node.
 
-    ./dev python bench/voice_latency.py --nodes [--rooms 4] [--turns 10]
+    ./dev bench bench/voice_latency.py --nodes [--rooms 4] [--turns 10]
 
 With `--floor` it measures each stage of the streaming path on its own, in this
 process with the agent idle, and adds them up per turn: what the heard
@@ -39,7 +39,7 @@ conversation, and that chunk's synthesis, uncached. The end-of-turn model's
 inference and Silero's own end-of-speech latency are left out, so the sum is a
 lower bound.
 
-    ./dev python bench/voice_latency.py --floor [--turns 20]
+    ./dev bench bench/voice_latency.py --floor [--turns 20]
 """
 
 from __future__ import annotations
@@ -59,12 +59,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.settings import agent_settings
 from stack.agent_service import AgentService
+from stack.instances import require_test_instance
 from tests.support.speech import pocketsphinx_utterances
 from workbench.audio import SPEECH_RATE_HZ, read_audio, speech_span
 from workbench.config import get_settings
 from workbench.db.connection import admin_database_url
-from workbench.models import ChatMessage, ChatModel, SpeechToText, TextToSpeech, load_model
-from workbench.models.stack import load_stack
+from workbench.models import ChatMessage, ChatModel, SpeechToText, TextToSpeech
+from workbench.models.stack import load_stack, load_stack_models
 from workbench.processes import PidFile, process_tree_memory_mb
 from workbench.prompts import FALLBACK_SYSTEM_PROMPT
 from workbench.rooms import open_room
@@ -169,12 +170,7 @@ def stage_rows(dsn: str, user: uuid.UUID, heard: list[float]) -> dict[str, list[
 
 def agent_stack_models() -> tuple[SpeechToText, ChatModel, TextToSpeech]:
     """The agent's stack's three models, loaded in this process."""
-    stack = load_stack(get_settings().agent_stack)
-    stt, chat, tts = load_model(stack.stt), load_model(stack.llm), load_model(stack.tts)
-    assert isinstance(stt, SpeechToText)
-    assert isinstance(chat, ChatModel)
-    assert isinstance(tts, TextToSpeech)
-    return stt, chat, tts
+    return load_stack_models(load_stack(get_settings().agent_stack))
 
 
 async def baseline(turns: int) -> dict[str, list[float]]:
@@ -484,7 +480,9 @@ def main() -> int:
     parser.add_argument("--nodes", action="store_true", help="heard v2v per LiveKit node")
     parser.add_argument("--rooms", type=int, default=4, help="--nodes: conversations held")
     parser.add_argument("--floor", action="store_true", help="each stage alone, and their sum")
-    asyncio.run(main_async(parser.parse_args()))
+    args = parser.parse_args()
+    require_test_instance(get_settings(), "bench/voice_latency.py")
+    asyncio.run(main_async(args))
     return 0
 
 

@@ -13,7 +13,7 @@
    does); time from the click to the agent's state turning `speaking`
    (its greeting), over several calls. Needs root (namespaces).
 
-    ./dev python bench/web_pages.py [--turns 1000000] [--loads 5] [--calls 3]
+    ./dev bench bench/web_pages.py [--turns 1000000] [--loads 5] [--calls 3]
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from db_throughput import refresh_rollup, seed_million  # noqa: E402
 
+from stack.instances import require_test_instance  # noqa: E402
 from tests.support.databases import in_database, scratch_database  # noqa: E402
 from tests.support.netns import client_host, namespaces_unavailable  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
@@ -242,6 +243,7 @@ def main() -> int:
     parser.add_argument("--loads", type=int, default=5)
     parser.add_argument("--calls", type=int, default=3)
     args = parser.parse_args()
+    require_test_instance(get_settings(), "bench/web_pages.py")
 
     seeded_s, loads = analytics_loads(args.turns, args.loads)
     print(

@@ -36,6 +36,15 @@ def default_cache_dir() -> Path:
     return Path(base) / "voice-workbench"
 
 
+def _env_file() -> Path | None:
+    # WORKBENCH_ENV_FILE names another file, or none when empty: the tests' own stack
+    # instance reads none of the person's `.env` (stack/instances.py).
+    name = os.environ.get("WORKBENCH_ENV_FILE")
+    if name is None:
+        return REPO_ROOT / ".env"
+    return Path(name) if name else None
+
+
 def _env(*names: str) -> AliasChoices:
     # The first name is the environment variable; the field name is accepted
     # too so tests and code can construct Settings(stack="hosted", ...).
@@ -72,12 +81,12 @@ class Settings(BaseSettings):
     """Where every service lives and how to reach it.
 
     In local mode the URLs default to the loopback ports below and the keys
-    come from `<local_dir>/secrets.json`, written by `workbench stack up`.
+    come from `<local_dir>/secrets.json`, written by `./dev up`.
     In hosted mode every URL and key must be given explicitly.
     """
 
     model_config = SettingsConfigDict(
-        env_file=REPO_ROOT / ".env",
+        env_file=_env_file(),
         env_file_encoding="utf-8",
         extra="ignore",
         frozen=True,
@@ -403,6 +412,11 @@ class Settings(BaseSettings):
     def is_local(self) -> bool:
         """True when the embedded local stack serves this process."""
         return self.stack == "local"
+
+    @property
+    def journal_dir(self) -> Path:
+        """Where agent workers journal each conversation before the database has it."""
+        return self.local_dir / "agent-journal"
 
     @property
     def auth_url(self) -> str:
