@@ -34,7 +34,8 @@ def main() -> int:
     os.environ["LIVEKIT_URL"] = settings.livekit_url
     os.environ["LIVEKIT_API_KEY"] = settings.livekit_api_key
     os.environ["LIVEKIT_API_SECRET"] = settings.livekit_api_secret.get_secret_value()
-    from agent.worker import recover, start_heartbeat, start_recovery_thread
+    from agent.conversation import recover
+    from agent.worker import start_heartbeat, start_recovery_thread
 
     recovered = asyncio.run(recover())
     if recovered:

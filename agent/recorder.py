@@ -93,7 +93,6 @@ class ConversationRecorder:
         self._retry_task: asyncio.Task[None] | None = None
         self._next_idx = 0
         self._given_up = False  # the database refused the conversation itself
-        self.flushed = False
 
     async def _append(
         self, record: dict[str, Any], audio: tuple[Path, bytes] | None = None
@@ -175,7 +174,7 @@ class ConversationRecorder:
             if self._given_up:
                 return False
             try:
-                done = await replay(self._folder, connect=self._connect, store=self._store)
+                await replay(self._folder, connect=self._connect, store=self._store)
             except UnreadableJournal as exc:
                 # Kept for a person; the rest of the conversation is journalled there too.
                 self._folder = quarantine(self._folder, str(exc))
@@ -193,7 +192,6 @@ class ConversationRecorder:
                 )
                 self._schedule_retry()
                 return False
-        self.flushed = done
         return True
 
     def _schedule_retry(self) -> None:
@@ -407,9 +405,7 @@ def _set_aside(folder: Path, record: dict[str, Any], exc: Exception) -> None:
         handle.write(json.dumps({"reason": reason, "record": record}, default=str) + "\n")
 
 
-async def recover_journals(
-    journal_dir: Path, *, connect: Connect, store: ObjectStore, live: set[UUID]
-) -> int:
+async def recover_journals(journal_dir: Path, *, connect: Connect, store: ObjectStore) -> int:
     """Store journals whose job is gone, closing unended ones as interrupted; how many.
 
     Safe to run while the worker serves (it does, periodically): a journal whose
@@ -422,13 +418,13 @@ async def recover_journals(
         if folder.name == QUARANTINE_DIR:
             continue
         try:
-            conversation = UUID(folder.name)
+            UUID(folder.name)  # only conversations are journalled: anything else is left alone
         except ValueError:
             log.warning(
                 "journal dir %s: %s is not a conversation's folder", journal_dir, folder.name
             )
             continue
-        if conversation in live or PidFile(folder / "owner.pid").live_pid() is not None:
+        if PidFile(folder / "owner.pid").live_pid() is not None:
             continue  # a running job still records this conversation (and retries its own)
         journal = folder / "journal.jsonl"
         try:
@@ -467,9 +463,7 @@ def keep_recovering(
     """
     while not stop.wait(interval_s):
         try:
-            stored = asyncio.run(
-                recover_journals(journal_dir, connect=connect, store=store, live=set())
-            )
+            stored = asyncio.run(recover_journals(journal_dir, connect=connect, store=store))
         except Exception:  # the loop must outlive any one bad pass
             log.exception("journal recovery pass failed")
             continue

@@ -155,11 +155,3 @@ def _create(account: LocalAccount, *, auth_url: str, service_role_key: str) -> L
 
 def _write_accounts(path: Path, accounts: list[LocalAccount]) -> None:
     write_private(path, json.dumps([asdict(a) for a in accounts], indent=2))
-
-
-def read_local_accounts(local_dir: Path) -> list[LocalAccount]:
-    """The accounts (with passwords) as last written by `up`; [] if none were."""
-    path = local_dir / ACCOUNTS_FILE
-    if not path.exists():
-        return []
-    return [LocalAccount(**entry) for entry in json.loads(path.read_text())]

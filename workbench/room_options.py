@@ -3,7 +3,7 @@ and the room key that admits its owner.
 
 The web app writes the metadata when it opens a room and reads the stack back when
 it dispatches again (workbench/rooms.py); the agent reads the prompt and the
-pipeline (agent/worker.py). One format, one parser.
+pipeline (agent/conversation.py). One format, one parser.
 
 The room key is a random secret per room: the web app records its digest with the
 room's owner and puts the key in the owner's join token as a participant

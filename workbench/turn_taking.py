@@ -1,6 +1,6 @@
 """When the agent takes its turn: the endpointing settings, the live default, and a turn's outcome.
 
-The live agent (livekit-agents' AgentSession, agent/worker.py) ends a user turn
+The live agent (livekit-agents' AgentSession, agent/pipelines.py) ends a user turn
 like this: Silero VAD reports end of speech after `vad_silence_s` of silence;
 0.2 s into the pause LiveKit's audio end-of-turn model (`turn-detector-v1-mini`,
 run locally) scores the last 1.2 s of the turn's audio; if that probability is

@@ -19,8 +19,8 @@ from evals.tasks.base import Task
 from workbench.audio import AudioDecodeError
 from workbench.db.models import EvalSample
 from workbench.metrics.latency import percentiles
-from workbench.models import ChatMessage, ChatModel, SpeechToText, TextToSpeech, create
-from workbench.models.stack import StackSpec
+from workbench.models import ChatMessage
+from workbench.models.stack import StackSpec, create_stack_models
 from workbench.prompts import FALLBACK_SYSTEM_PROMPT
 from workbench.speech_text import take_chunks
 from workbench_datasets.manifest import Manifest, ManifestRow
@@ -44,11 +44,7 @@ class LatencyTask(Task[ManifestRow]):
         self.manifest = manifest
         self.stack = stack
         self.system_prompt = system_prompt
-        stt, llm, tts = create(stack.stt), create(stack.llm), create(stack.tts)
-        assert isinstance(stt, SpeechToText)
-        assert isinstance(llm, ChatModel)
-        assert isinstance(tts, TextToSpeech)
-        self.stt, self.llm, self.tts = stt, llm, tts
+        self.stt, self.llm, self.tts = create_stack_models(stack)
 
     def item_id(self, item: ManifestRow) -> str:
         return item.id

@@ -15,7 +15,7 @@ import pytest
 from livekit import api
 from livekit.protocol import models as lk_models
 
-from agent.worker import time_limit_words
+from agent.conversation import time_limit_words
 from stack.agent_service import AgentService
 from stack.services import LocalStack
 from tests.support.live_stacks import wait_for_stack

@@ -60,7 +60,6 @@ async def _recover(tmp_path: Path, dsn: str) -> int:
         tmp_path / "journal",
         connect=_connector(dsn),
         store=ObjectStore(str(tmp_path / "o")),
-        live=set(),
     )
 
 

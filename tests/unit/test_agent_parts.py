@@ -57,7 +57,7 @@ def test_phrase_cache_keys_on_spec_and_text() -> None:
 
 
 def test_a_user_s_voice_is_spoken_when_the_stack_has_it_and_cached_apart() -> None:
-    from agent.worker import chosen_voice
+    from agent.pipelines import chosen_voice
     from workbench.config import REPO_ROOT
     from workbench.models import load_spec
 
@@ -71,7 +71,7 @@ def test_a_user_s_voice_is_spoken_when_the_stack_has_it_and_cached_apart() -> No
 
 
 async def test_the_greeting_is_rendered_at_prewarm_and_shared_by_every_room() -> None:
-    from agent.worker import _CapturingTTS, _Models, warm_up_turn
+    from agent.pipelines import CapturingTTS, WorkerModels, warm_up_turn
     from workbench.models import ChatModel, SpeechToText, load_model
 
     fakes = [
@@ -82,13 +82,15 @@ async def test_the_greeting_is_rendered_at_prewarm_and_shared_by_every_room() ->
     assert isinstance(stt, SpeechToText)
     assert isinstance(llm, ChatModel)
     assert isinstance(tts, TextToSpeech)
-    models = _Models(stt=stt, llm=llm, tts=tts, vad=None, stt_vad=None, naive_vad=None, snapshot={})
+    models = WorkerModels(
+        stt=stt, llm=llm, tts=tts, vad=None, stt_vad=None, naive_vad=None, snapshot={}
+    )
     # warm_up_turn runs its own event loop in a thread, as prewarm does
     await asyncio.to_thread(warm_up_turn, models, greeting="Hi! How can I help?")
     assert models.phrases.misses == 1
 
     for _room in range(2):
-        room_tts = _CapturingTTS(models.tts, cache=models.phrases, voice=None)
+        room_tts = CapturingTTS(models.tts, cache=models.phrases, voice=None)
         pcm = await room_tts.render("Hi!  How can I help?")
         assert pcm.size > 0
         assert room_tts.take() is not None  # still recorded as the agent's turn
@@ -111,9 +113,9 @@ async def test_the_greeting_is_rendered_at_prewarm_and_shared_by_every_room() ->
 def test_room_metadata_picks_prompt_pipeline_and_pinned_version(
     metadata: str | None, expected: tuple[str, str, int | None]
 ) -> None:
-    from agent.worker import _room_options
+    from agent.conversation import room_choices
 
-    assert _room_options(metadata, default_prompt="voice-assistant") == expected
+    assert room_choices(metadata, default_prompt="voice-assistant") == expected
 
 
 def test_an_idle_worker_takes_rooms_that_arrive_together() -> None:

@@ -1,4 +1,4 @@
-"""The packages keep the layers the README's developer map draws (imports point down only)."""
+"""The packages keep the layers docs/architecture.md draws (imports point down only)."""
 
 from __future__ import annotations
 
@@ -58,7 +58,9 @@ def test_every_package_is_in_the_map() -> None:
         for path in REPO_ROOT.glob("*/__init__.py")
         if path.parent.name not in ("tests", "bench", "notebooks")
     }
-    assert packages == set(ALLOWED), "add the new package to ALLOWED and to the README's map"
+    assert packages == set(ALLOWED), (
+        "add the new package to ALLOWED and to the map in docs/architecture.md"
+    )
 
 
 def test_the_checker_sees_a_violation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
 from workbench.config import REPO_ROOT
-from workbench.models.base import ModelSpec, SpecError, load_spec, read_yaml, validated
+from workbench.models.base import (
+    ChatModel,
+    ModelSpec,
+    SpecError,
+    SpeechToText,
+    TextToSpeech,
+    load_spec,
+    read_yaml,
+    validated,
+)
+from workbench.models.registry import create
 
 # The stack files shipped with the workbench; a stack's name is its file's stem.
 STACKS_DIR = REPO_ROOT / "configs" / "stacks"
@@ -44,6 +54,38 @@ def load_stack(path: str | Path) -> StackSpec:
         if isinstance(data.get(kind), str):
             data[kind] = load_spec(path.parent / data[kind])
     return validated(StackSpec, data, path)
+
+
+class StackModels(NamedTuple):
+    """A stack's three models, each of its kind."""
+
+    stt: SpeechToText
+    llm: ChatModel
+    tts: TextToSpeech
+
+
+def create_stack_models(stack: StackSpec) -> StackModels:
+    """The stack's models, made but not loaded; SpecError for a spec of the wrong kind."""
+    stt, llm, tts = create(stack.stt), create(stack.llm), create(stack.tts)
+    for role, model, kind in (
+        ("stt", stt, SpeechToText),
+        ("llm", llm, ChatModel),
+        ("tts", tts, TextToSpeech),
+    ):
+        if not isinstance(model, kind):
+            raise SpecError(
+                f"stack {stack.name!r}: its {role} spec makes a {type(model).__name__}, "
+                f"not a {kind.__name__}"
+            )
+    return StackModels(stt, llm, tts)  # type: ignore[arg-type]  # kinds checked above
+
+
+def load_stack_models(stack: StackSpec) -> StackModels:
+    """The stack's models, each loaded (model files read, warmed up)."""
+    models = create_stack_models(stack)
+    for model in models:
+        model.load()
+    return models
 
 
 def stack_file(name: str) -> Path:
