@@ -257,6 +257,16 @@ def time_limit_words(limit_s: float) -> str:
     return f"This conversation has reached its time limit of {amount}. Goodbye!"
 
 
+def keep_time_limit(session: AgentSession[Any], ctx: JobContext, limit_s: float) -> None:
+    """End the conversation after `limit_s` (`end_at_time_limit`), unless the job ends first."""
+    time_limit = asyncio.create_task(end_at_time_limit(session, ctx, limit_s))
+
+    async def stop_the_clock() -> None:
+        time_limit.cancel()
+
+    ctx.add_shutdown_callback(stop_the_clock)
+
+
 async def end_at_time_limit(session: AgentSession[Any], ctx: JobContext, limit_s: float) -> None:
     """After `limit_s`, tell the user, let the words play out, then leave the room."""
     await asyncio.sleep(limit_s)

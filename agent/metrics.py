@@ -15,15 +15,10 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from workbench.latency_stages import STAGES
+
 # Voice-to-voice on CPU stacks runs 0.5-4 s; the buckets resolve the 1-2 s range.
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 10.0)
-STAGES = {
-    "eou_delay_s": "end_of_utterance",
-    "stt_s": "stt",
-    "llm_ttft_s": "llm_first_token",
-    "tts_ttfb_s": "tts_first_audio",
-    "v2v_s": "voice_to_voice",
-}
 
 TURNS = Counter("workbench_agent_turns", "Turns recorded, by side.", ["stack", "role"])
 STAGE_SECONDS = Histogram(
@@ -59,7 +54,7 @@ ROOMS = Gauge(
 def observe_turn(stack: str, role: str, stages: dict[str, float | None]) -> None:
     """Count a recorded turn and observe each stage latency it has."""
     TURNS.labels(stack, role).inc()
-    for field, stage in STAGES.items():
-        value = stages.get(field)
-        if value is not None and value >= 0:
-            STAGE_SECONDS.labels(stack, stage).observe(value)
+    for stage in STAGES:
+        value = stages.get(stage.field)
+        if stage.metric is not None and value is not None and value >= 0:
+            STAGE_SECONDS.labels(stack, stage.metric).observe(value)

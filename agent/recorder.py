@@ -22,13 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
 import logging
 import os
 import shutil
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,17 +36,32 @@ import numpy as np
 import psycopg
 import pydantic
 
+from agent.journal import (
+    QUARANTINE_DIR,
+    AudioFile,
+    EndRecord,
+    FolderBusy,
+    JournalProgress,
+    StartRecord,
+    TurnRecord,
+    UnreadableJournal,
+    folder_lock,
+    parse_record,
+    quarantine,
+    read_journal,
+    record_line,
+    start_record,
+)
 from agent.metrics import DATABASE_ERRORS
 from workbench.audio import wav_bytes
 from workbench.db.connection import Connect, service_session
 from workbench.db.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from workbench.db.models import SessionPrompt, TurnDraft
+from workbench.db.models import ConversationStatus, SessionPrompt, TurnDraft
 from workbench.db.repositories import ConversationsRepo
 from workbench.processes import PidFile
 from workbench.storage import ObjectStore
 
 log = logging.getLogger("workbench.agent.recorder")
-QUARANTINE_DIR = "quarantine"
 # A connection error or a full disk passes; the record is tried again later.
 TRANSIENT = (psycopg.OperationalError, OSError)
 # The database (or the record itself) says no: trying again cannot help.
@@ -95,7 +108,7 @@ class ConversationRecorder:
         self._given_up = False  # the database refused the conversation itself
 
     async def _append(
-        self, record: dict[str, Any], audio: tuple[Path, bytes] | None = None
+        self, record: StartRecord | TurnRecord | EndRecord, audio: tuple[Path, bytes] | None = None
     ) -> None:
         # File writes (a WAV can be megabytes) go to a thread: the event loop carries
         # the live conversation's audio.
@@ -104,7 +117,7 @@ class ConversationRecorder:
             if audio is not None:
                 audio[0].write_bytes(audio[1])
             with self._journal.open("a") as handle:
-                handle.write(json.dumps(record, default=str) + "\n")
+                handle.write(record_line(record))
                 handle.flush()
 
         async with self._write_lock:
@@ -116,14 +129,13 @@ class ConversationRecorder:
         self._folder.mkdir(parents=True, exist_ok=True)
         PidFile(self._folder / "owner.pid").write(os.getpid(), ["agent"])
         await self._append(
-            {
-                "type": "start",
-                "conversation_id": str(info.conversation_id),
-                "owner_id": str(info.owner_id),
-                "room_name": info.room_name,
-                "prompt": info.prompt.model_dump(mode="json") if info.prompt else None,
-                "model_specs": info.model_specs,
-            }
+            StartRecord(
+                conversation_id=info.conversation_id,
+                owner_id=info.owner_id,
+                room_name=info.room_name,
+                prompt=info.prompt,
+                model_specs=info.model_specs,
+            )
         )
         await self.flush()
 
@@ -136,7 +148,7 @@ class ConversationRecorder:
     ) -> None:
         """Record a completed turn and, if given, its audio (mono int16)."""
         self._next_idx = max(self._next_idx, draft.idx + 1)
-        record: dict[str, Any] = {"type": "turn", "turn": draft.model_dump(mode="json")}
+        record = TurnRecord(turn=draft)
         audio = None
         if pcm is not None and pcm.size and sample_rate_hz:
             keep = int(self._max_audio_s * sample_rate_hz)
@@ -151,14 +163,14 @@ class ConversationRecorder:
             name = f"{self.info.conversation_id}/turn-{draft.idx:04d}-{draft.role}.wav"
             local = self._folder / f"turn-{draft.idx:04d}-{draft.role}.wav"
             audio = (local, await asyncio.to_thread(wav_bytes, pcm, sample_rate_hz))
-            record["turn"]["audio_path"] = f"{self.info.owner_id}/{name}"
-            record["audio"] = {"name": name, "file": local.name}
+            record.turn = draft.model_copy(update={"audio_path": f"{self.info.owner_id}/{name}"})
+            record.audio = AudioFile(name=name, file=local.name)
         await self._append(record, audio)
         await self.flush()
 
-    async def end(self, status: str = "completed") -> None:
+    async def end(self, status: ConversationStatus = "completed") -> None:
         """Record the end and make a last attempt to store everything."""
-        await self._append({"type": "end", "status": status})
+        await self._append(EndRecord(status=status))
         await self.flush()
 
     async def aclose(self) -> None:
@@ -207,154 +219,42 @@ class ConversationRecorder:
         self._retry_task = asyncio.create_task(retry())
 
 
-class UnreadableJournal(ValueError):
-    """A journal whose records cannot be read (not just a torn last line)."""
-
-
-class FolderBusy(RuntimeError):
-    """Another process is storing this journal folder right now."""
-
-
-@contextlib.contextmanager
-def _folder_lock(folder: Path) -> Iterator[None]:
-    """Exclusive, non-blocking: a live recorder and a recovery never store one folder together."""
-    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise FolderBusy(folder.name) from None
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def read_journal(
-    journal: Path, offset: int = 0, *, repair: bool = False
-) -> tuple[list[tuple[dict[str, Any], int]], int]:
-    """The journal's records from byte `offset` on, each with the offset just past it; and the end offset.
-
-    A record is complete once its newline is written. An unfinished last line is
-    left unread while its writer may still be writing it; with `repair` (its
-    writer is gone) it is a torn line (a crash or a full disk mid-write) and is
-    cut off: the turn it held was not complete, so the records before it are the
-    conversation, and an appended record starts on a line of its own. Anything
-    worse raises UnreadableJournal.
-    """
-    with journal.open("rb") as handle:
-        handle.seek(offset)
-        raw = handle.read()
-    *lines, tail = raw.split(b"\n")
-    records: list[tuple[dict[str, Any], int]] = []
-    kept = offset  # end of the whole, readable lines
-    for line in lines:
-        if line.strip():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                raise UnreadableJournal(f"{journal}: the line at byte {kept} is not JSON") from None
-            if not isinstance(record, dict) or "type" not in record:
-                raise UnreadableJournal(
-                    f"{journal}: the line at byte {kept} is not a journal record"
-                )
-            records.append((record, kept + len(line) + 1))
-        kept += len(line) + 1
-    if tail and repair:
-        log.warning(
-            "journal %s: dropped a torn last line (%d bytes)", journal.parent.name, len(tail)
-        )
-        with journal.open("r+b") as handle:
-            handle.truncate(kept)
-    if offset == 0 and records[:1] and records[0][0]["type"] != "start":
-        raise UnreadableJournal(f"{journal} does not begin with a start record")
-    if offset == 0 and not records and (repair or tail):
-        raise UnreadableJournal(f"{journal} holds no complete record")
-    return records, kept
-
-
-def _start_record(journal: Path) -> dict[str, Any]:
-    """The journal's first record (the conversation's start), without reading the rest."""
-    with journal.open("rb") as handle:
-        first = handle.readline()
-    try:
-        record = json.loads(first)
-    except ValueError:
-        raise UnreadableJournal(f"{journal}: the first line is not JSON") from None
-    if not isinstance(record, dict) or record.get("type") != "start":
-        raise UnreadableJournal(f"{journal} does not begin with a start record")
-    return record
-
-
-def quarantine(folder: Path, reason: str) -> Path:
-    """Move a journal folder the worker cannot store aside (`<journal dir>/quarantine/`), with why."""
-    target = folder.parent / QUARANTINE_DIR / folder.name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    folder.rename(target)
-    (target / "REASON").write_text(reason + "\n")
-    log.error("quarantined journal %s: %s", folder.name, reason)
-    return target
-
-
-@dataclass
-class _Progress:
-    """How far a journal folder is stored (`progress.json`, replaced atomically)."""
-
-    offset: int = 0
-    ended: bool = False
-    refused: int = 0
-
-    @classmethod
-    def load(cls, folder: Path) -> _Progress:
-        try:
-            return cls(**json.loads((folder / "progress.json").read_text()))
-        except FileNotFoundError:
-            return cls()
-
-    def save(self, folder: Path) -> None:
-        tmp = folder / "progress.json.tmp"
-        tmp.write_text(json.dumps(self.__dict__))
-        tmp.replace(folder / "progress.json")
-
-
 async def _store_record(
     conn: psycopg.AsyncConnection[Any],
-    record: dict[str, Any],
-    start: dict[str, Any],
+    record: StartRecord | TurnRecord | EndRecord,
+    start: StartRecord,
     *,
     folder: Path,
     store: ObjectStore,
 ) -> None:
     """Store one journal record in its own transaction; every step is idempotent."""
-    owner_id = UUID(start["owner_id"])
-    async with service_session(conn, acting_for=owner_id):
+    async with service_session(conn, acting_for=start.owner_id):
         repo = ConversationsRepo(conn)
-        if record["type"] == "start":
-            prompt = SessionPrompt.model_validate(record["prompt"]) if record["prompt"] else None
-            await repo.start(
-                owner_id=owner_id,
-                conversation_id=UUID(record["conversation_id"]),
-                room_name=record["room_name"],
-                prompt=prompt,
-                model_specs=record["model_specs"],
-            )
-        elif record["type"] == "turn":
-            await repo.add_turns([TurnDraft.model_validate(record["turn"])])
-            if "audio" in record:
-                data = await asyncio.to_thread((folder / record["audio"]["file"]).read_bytes)
-                with contextlib.suppress(Conflict):  # stored before a crash lost the progress
-                    await store.put(
-                        conn,
-                        bucket="audio",
-                        owner_id=owner_id,
-                        name=record["audio"]["name"],
-                        data=data,
-                        content_type="audio/wav",
-                    )
-        elif record["type"] == "end":
-            with contextlib.suppress(NotFound):  # already ended before a crash lost the progress
-                await repo.end(UUID(start["conversation_id"]), record["status"])
-        else:
-            raise ValueError(f"unknown journal record type {record['type']!r}")
+        match record:
+            case StartRecord():
+                await repo.start(
+                    owner_id=record.owner_id,
+                    conversation_id=record.conversation_id,
+                    room_name=record.room_name,
+                    prompt=record.prompt,
+                    model_specs=record.model_specs,
+                )
+            case TurnRecord(turn=turn, audio=audio):
+                await repo.add_turns([turn])
+                if audio is not None:
+                    data = await asyncio.to_thread((folder / audio.file).read_bytes)
+                    with contextlib.suppress(Conflict):  # stored before a crash lost the progress
+                        await store.put(
+                            conn,
+                            bucket="audio",
+                            owner_id=start.owner_id,
+                            name=audio.name,
+                            data=data,
+                            content_type="audio/wav",
+                        )
+            case EndRecord(status=status):
+                with contextlib.suppress(NotFound):  # ended before a crash lost the progress
+                    await repo.end(start.conversation_id, status)
 
 
 async def replay(
@@ -370,24 +270,25 @@ async def replay(
     if not journal.exists():  # the job died before its first record: nothing to store
         shutil.rmtree(folder, ignore_errors=True)
         return True
-    with _folder_lock(folder):
-        progress = _Progress.load(folder)
+    with folder_lock(folder):
+        progress = JournalProgress.load(folder)
         records, _ = read_journal(journal, progress.offset, repair=repair)
         if records:
-            start = _start_record(journal)
+            start = start_record(journal)
             async with connect() as conn:
-                for record, after in records:
+                for raw, after in records:
                     try:
+                        record = parse_record(raw)
                         await _store_record(conn, record, start, folder=folder, store=store)
                     except REFUSED as exc:
-                        if record["type"] == "start":
+                        if raw["type"] == "start":
                             raise UnreadableJournal(
                                 f"the database refused the conversation itself: {exc}"
                             ) from exc
-                        _set_aside(folder, record, exc)
+                        _set_aside(folder, raw, exc)
                         progress.refused += 1
                     progress.offset = after
-                    progress.ended = progress.ended or record["type"] == "end"
+                    progress.ended = progress.ended or raw["type"] == "end"
                     progress.save(folder)
     if not progress.ended:
         return False
@@ -428,7 +329,7 @@ async def recover_journals(journal_dir: Path, *, connect: Connect, store: Object
             continue  # a running job still records this conversation (and retries its own)
         journal = folder / "journal.jsonl"
         try:
-            with _folder_lock(folder):
+            with folder_lock(folder):
                 records = (
                     [r for r, _ in read_journal(journal, repair=True)[0]]
                     if journal.exists()
@@ -436,7 +337,7 @@ async def recover_journals(journal_dir: Path, *, connect: Connect, store: Object
                 )
                 if records and not any(r["type"] == "end" for r in records):
                     with journal.open("a") as handle:
-                        handle.write(json.dumps({"type": "end", "status": "interrupted"}) + "\n")
+                        handle.write(record_line(EndRecord(status="interrupted")))
             await replay(folder, connect=connect, store=store, repair=True)
             recovered += 1
         except FolderBusy:

@@ -12,7 +12,6 @@ livekit-private hooks are in `agent/server.py`, the pipelines in
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 
@@ -24,7 +23,7 @@ from agent.conversation import (
     admitted_owner,
     claim_room,
     conversation_pool,
-    end_at_time_limit,
+    keep_time_limit,
     room_choices,
     session_prompt,
     start_recorder,
@@ -142,12 +141,7 @@ async def entrypoint(ctx: JobContext) -> None:
     )
     if knobs.greeting:
         session.say(knobs.greeting)
-    time_limit = asyncio.create_task(end_at_time_limit(session, ctx, knobs.max_conversation_s))
-
-    async def stop_the_clock() -> None:
-        time_limit.cancel()
-
-    ctx.add_shutdown_callback(stop_the_clock)
+    keep_time_limit(session, ctx, knobs.max_conversation_s)
 
 
 # How often the worker stores journals of jobs that crashed while it lives on.

@@ -20,6 +20,12 @@ from evals.run_folder import RunFolder
 from evals.simulation.units import scenario_units
 from evals.stats import Interval, bootstrap_ci, mean, median, paired_difference, ratio_of_sums
 from workbench.db.models import EvalSample
+from workbench.latency_stages import (
+    LLM_FIRST_TOKEN,
+    SPEECH_TO_TEXT,
+    TTS_FIRST_AUDIO,
+    VOICE_TO_VOICE,
+)
 
 # Below this many independent samples (scenarios, for a simulation) a percentile
 # bootstrap's interval means little: two scenarios that both got slower give an
@@ -43,10 +49,10 @@ METRICS: dict[str, list[MetricDef]] = {
         MetricDef("RTFx", ("duration_s", "inference_s"), ratio_of_sums, False),
     ],
     "latency": [
-        MetricDef("voice-to-voice p50 (s)", ("v2v_s",), median, True),
-        MetricDef("STT p50 (s)", ("stt_s",), median, True),
-        MetricDef("LLM TTFT p50 (s)", ("llm_ttft_s",), median, True),
-        MetricDef("TTS TTFB p50 (s)", ("tts_ttfb_s",), median, True),
+        *(
+            MetricDef(f"{stage.label} p50 (s)", (stage.field,), median, True)
+            for stage in (VOICE_TO_VOICE, SPEECH_TO_TEXT, LLM_FIRST_TOKEN, TTS_FIRST_AUDIO)
+        ),
     ],
     "prompt_quality": [
         MetricDef("judge score (mean)", ("judge_score",), mean, False),

@@ -27,25 +27,22 @@ from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
 from evals.compare import MetricComparison
+from workbench.latency_stages import PARTS, VOICE_TO_VOICE
 
-STAGES = {
-    "eou_delay_s": "end of utterance",
-    "stt_s": "speech to text",
-    "llm_ttft_s": "LLM first token",
-    "tts_ttfb_s": "TTS first audio",
-}
+V2V = VOICE_TO_VOICE.field
 
 
 def latency_over_turns(turns: pd.DataFrame, *, title: str = "Latency per agent turn") -> Any:
     """Stacked per-stage latency per agent turn, with voice-to-voice as a line.
 
-    `turns`: one row per agent turn with `turn` (index), the stage columns of
-    `STAGES` and `v2v_s` (seconds; missing values drawn as 0).
+    `turns`: one row per agent turn with `turn` (index), the columns of the stages
+    voice to voice is made of and voice to voice itself (seconds; missing values drawn as 0).
     """
-    stages = [s for s in STAGES if s in turns]
+    parts = [stage for stage in PARTS if stage.field in turns]
+    stages = [stage.field for stage in parts]
     # Only the plotted columns, as floats: ids, texts and None would not serialise.
     data = pd.DataFrame({"turn": turns["turn"].astype(str)})
-    for column in [*stages, "v2v_s"]:
+    for column in [*stages, V2V]:
         if column in turns:
             data[column] = pd.to_numeric(turns[column], errors="coerce").astype(float)
     data[stages] = data[stages].fillna(0.0)
@@ -64,18 +61,18 @@ def latency_over_turns(turns: pd.DataFrame, *, title: str = "Latency per agent t
         width=0.7,
         source=ColumnDataSource(data),
         color=list(Category10_10[: len(stages)]),
-        legend_label=[STAGES[s] for s in stages],
+        legend_label=[stage.label for stage in parts],
     )
-    if "v2v_s" in data:
+    if V2V in data:
         plot.line(
             "turn",
-            "v2v_s",
+            V2V,
             source=ColumnDataSource(data),
             color="black",
             line_width=2,
-            legend_label="voice to voice",
+            legend_label=VOICE_TO_VOICE.label,
         )
-        plot.scatter("turn", "v2v_s", source=ColumnDataSource(data), color="black", size=6)
+        plot.scatter("turn", V2V, source=ColumnDataSource(data), color="black", size=6)
     plot.legend.location = "top_left"
     plot.legend.click_policy = "hide"
     plot.add_tools(HoverTool(tooltips=[("turn", "@turn"), ("voice to voice", "@v2v_s{0.00} s")]))
@@ -289,12 +286,7 @@ def _daily_per_stack(
 
 def stage_breakdown(daily: pd.DataFrame) -> Any:
     """Mean latency of each stage per model stack over the range, turn-weighted, stacked."""
-    stages = {
-        "eou_delay_mean_s": "end of utterance",
-        "stt_mean_s": "speech to text",
-        "llm_ttft_mean_s": "LLM first token",
-        "tts_ttfb_mean_s": "TTS first audio",
-    }
+    stages = {stage.rollup_column: stage.label for stage in PARTS if stage.rollup_column}
     rows = []
     for stack, group in daily.groupby("model_stack"):
         weights = group["turns"].astype(float)

@@ -27,6 +27,7 @@ from evals.plots import comparison_plot, latency_histogram, turn_taking_curve, v
 from evals.run_folder import RunFolder, RunInfo, git_sha
 from evals.simulation.units import CALLS_FOLDER
 from workbench.db.models import EvalSample
+from workbench.latency_stages import VOICE_TO_VOICE
 
 ERROR_EXAMPLES = 15  # per run
 
@@ -196,7 +197,7 @@ def _task_plots(run: _Run) -> list[Any]:
     if task == "prompt_quality" and metrics.get("variants"):
         return [variant_scores(metrics)]
     if task == "latency":
-        values = [s.metrics.get("v2v_s") for s in run.samples if s.error is None]
+        values = [s.metrics.get(VOICE_TO_VOICE.field) for s in run.samples if s.error is None]
         return [latency_histogram(values, title=f"{run.label}: voice to voice")]
     if task == "simulation":
         heard = [v for s in run.samples if s.error is None for v in s.metrics["heard_v2v_s"]]

@@ -14,12 +14,13 @@ from psycopg import AsyncConnection
 
 from workbench.audio import read_audio
 from workbench.db.repositories import ConversationsRepo
+from workbench.latency_stages import on_side
 from workbench.storage import ObjectStore
 
 # Where the agent records each stage: the user turn carries end-of-utterance
 # and transcription delays, the agent turn the reply's stages.
-USER_STAGES = ("eou_delay_s", "stt_s")
-AGENT_STAGES = ("llm_ttft_s", "tts_ttfb_s", "v2v_s", "v2v_audio_s")
+USER_STAGES = tuple(stage.field for stage in on_side("user"))
+AGENT_STAGES = tuple(stage.field for stage in on_side("agent"))
 
 
 async def session_turns(conn: AsyncConnection[Any], *, conversations: int = 20) -> pd.DataFrame:

@@ -19,8 +19,9 @@ from psycopg import AsyncConnection
 from workbench.auth.tokens import AccessClaims
 from workbench.db.connection import rls_session, service_session
 from workbench.db.errors import LimitReached
-from workbench.db.models import TURN_LATENCY_COLUMNS, Export
+from workbench.db.models import Export
 from workbench.db.repositories import ConversationsRepo, ExportsRepo
+from workbench.latency_stages import FIELDS as LATENCY_FIELDS
 from workbench.storage import ObjectStore
 
 Format = Literal["json", "csv", "parquet"]
@@ -37,7 +38,7 @@ COLUMNS = [
     "reference_text",
     "started_at",
     "ended_at",
-    *TURN_LATENCY_COLUMNS,
+    *LATENCY_FIELDS,
     "interrupted",
     "false_interruption",
     "audio_path",

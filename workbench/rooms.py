@@ -112,7 +112,7 @@ async def open_room(
         workers = (await WorkersRepo(conn).live_stacks()).get(stack)
         if workers is None or not workers.serving:
             raise StackUnavailable(unavailable_reason(stack, workers.problems if workers else None))
-        cur = await conn.execute("select public.current_app_role()::text")  # the owner's
+        cur = await conn.execute("select private.current_app_role()::text")  # the owner's
         plain_user = (await cur.fetchone() or ["user"])[0] == "user"
         if plain_user and workers.rooms >= workers.max_rooms - settings.rooms_kept_for_staff:
             # Counted from the workers' heartbeats (every few seconds): a limit on the

@@ -58,7 +58,7 @@ export function render({ model, el }) {
         meter.awaitingAudio = false;
         if (meter.userSpoke && meter.lastVoiceAt !== null) {
           const v2v = (now - meter.lastVoiceAt) / 1000;
-          model.heard = [...model.heard, { ordinal: meter.replies - 1, v2v_s: Math.round(v2v * 1000) / 1000 }];
+          model.heard = [...model.heard, { ordinal: meter.replies - 1, heard_s: Math.round(v2v * 1000) / 1000 }];
         }
         meter.userSpoke = false;
       }

@@ -57,7 +57,7 @@ class VoiceRoom(JSComponent):
     transcript = param.List(default=[], doc="[{speaker, text, final}] in order")
     stats = param.Dict(default={}, doc="rtt_ms, packets_lost, packets_sent, jitter_ms")
     heard = param.List(
-        default=[], doc="[{ordinal, v2v_s}]: voice to voice per agent reply as heard here"
+        default=[], doc="[{ordinal, heard_s}]: voice to voice per agent reply as heard here"
     )
     error = param.String(default="", doc="why joining failed, if it did")
 

@@ -14,16 +14,15 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from uuid import UUID
 
-import httpx
 import pandas as pd
 import panel as pn
 import param
 
 from dashboards.components.actions import run_on_click
+from dashboards.components.service_health import health_markdown, service_alerts
 from dashboards.context import web_context
 from dashboards.files import file_url
 from dashboards.session import PageSession
-from dashboards.text import markdown_text
 from evals.plots import (
     activity_bars,
     arm_comparison,
@@ -35,8 +34,7 @@ from evals.plots import (
     variant_scores,
     wer_over_time,
 )
-from workbench.config import Settings
-from workbench.db.models import LiveStack, StoredObject
+from workbench.db.models import ConnectionDaily, LatencyDaily, LiveStack, StoredObject
 from workbench.db.repositories import (
     AnalyticsRepo,
     EvalsRepo,
@@ -46,6 +44,8 @@ from workbench.db.repositories import (
 )
 
 ALL = "(all)"
+# Whose conversations the live-traffic plots show: people's, or simulated callers'.
+PEOPLE, SIMULATED = "people", "simulated callers"
 
 
 class AnalyticsPage(pn.viewable.Viewer):
@@ -55,6 +55,9 @@ class AnalyticsPage(pn.viewable.Viewer):
     until = param.Date(default=None, doc="last day shown")
     model_stack = param.Selector(default=ALL, objects=[ALL], doc="model stack filter")
     prompt_version = param.Selector(default=ALL, objects=[ALL], doc="prompt version filter")
+    callers = param.Selector(
+        default=PEOPLE, objects=[PEOPLE, SIMULATED], doc="people's conversations or simulated"
+    )
     latency = param.DataFrame(default=None, doc="analytics_latency_daily rows")
     activity = param.DataFrame(default=None, doc="analytics_activity_daily rows")
     arms = param.DataFrame(default=None, doc="experiment arms aggregated in SQL")
@@ -92,12 +95,7 @@ class AnalyticsPage(pn.viewable.Viewer):
                 pn.state.notifications.error(str(exc))
 
     async def load(self) -> None:
-        """Query the views for the current filters.
-
-        The views are queried at the same time on separate connections, each in
-        the viewer's RLS session (each scans its share of the turns; one after
-        another they would add up).
-        """
+        """Query the views for the current filters."""
         since, until = self._range()
         stack = None if self.model_stack == ALL else self.model_stack
         connect = self._session.as_user
@@ -111,28 +109,8 @@ class AnalyticsPage(pn.viewable.Viewer):
         self.param.prompt_version.objects = [ALL, *self._prompt_ids]
         prompt_version_id = self._prompt_ids.get(self.prompt_version)
 
-        async def latency_daily() -> list[Any]:
-            async with connect() as conn:
-                return await AnalyticsRepo(conn).latency_daily(
-                    since=since, until=until, model_stack=stack, prompt_version_id=prompt_version_id
-                )
-
-        async def activity_daily() -> list[Any]:
-            async with connect() as conn:
-                return await AnalyticsRepo(conn).activity_daily(since=since, until=until)
-
-        async def experiment_arms() -> list[dict[str, Any]]:
-            async with connect() as conn:
-                return await AnalyticsRepo(conn).experiment_arms(since=since, until=until)
-
-        async def connection_daily() -> list[Any]:
-            async with connect() as conn:
-                return await AnalyticsRepo(conn).connection_daily(
-                    since=since, until=until, model_stack=stack
-                )
-
-        latency, activity, arms, connection = await asyncio.gather(
-            latency_daily(), activity_daily(), experiment_arms(), connection_daily()
+        latency, activity, arms, connection = await self._live_traffic(
+            since, until, stack=stack, prompt_version_id=prompt_version_id
         )
         stacks = sorted({r.model_stack for r in latency} | ({stack} if stack else set()))
         self.param.model_stack.objects = [ALL, *stacks]
@@ -149,6 +127,55 @@ class AnalyticsPage(pn.viewable.Viewer):
                 [r.model_dump() for r in connection], columns=_CONNECTION_COLUMNS
             ),
         )
+
+    async def _live_traffic(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        stack: str | None,
+        prompt_version_id: UUID | None,
+    ) -> tuple[list[Any], list[Any], list[dict[str, Any]], list[Any]]:
+        """Latency, activity, experiment arms and connection quality for the filters.
+
+        Queried at the same time on separate connections, each in the viewer's RLS
+        session (each scans its share of the turns; one after another they would add up).
+        """
+        connect = self._session.as_user
+        simulated = self.callers == SIMULATED
+
+        async def latency_daily() -> list[Any]:
+            async with connect() as conn:
+                return await AnalyticsRepo(conn).latency_daily(
+                    since=since,
+                    until=until,
+                    model_stack=stack,
+                    prompt_version_id=prompt_version_id,
+                    simulated=simulated,
+                )
+
+        async def activity_daily() -> list[Any]:
+            async with connect() as conn:
+                return await AnalyticsRepo(conn).activity_daily(
+                    since=since, until=until, simulated=simulated
+                )
+
+        async def experiment_arms() -> list[dict[str, Any]]:
+            async with connect() as conn:
+                return await AnalyticsRepo(conn).experiment_arms(
+                    since=since, until=until, simulated=simulated
+                )
+
+        async def connection_daily() -> list[Any]:
+            async with connect() as conn:
+                return await AnalyticsRepo(conn).connection_daily(
+                    since=since, until=until, model_stack=stack
+                )
+
+        latency, activity, arms, connection = await asyncio.gather(
+            latency_daily(), activity_daily(), experiment_arms(), connection_daily()
+        )
+        return latency, activity, arms, connection
 
     async def load_samples(self) -> None:
         """Samples of `selected_run` (empty when none is selected)."""
@@ -178,30 +205,10 @@ class AnalyticsPage(pn.viewable.Viewer):
         return analytics_view(self)
 
 
-_CONNECTION_COLUMNS = [
-    "day",
-    "model_stack",
-    "conversations",
-    "rtt_p50_ms",
-    "rtt_p95_ms",
-    "jitter_p50_ms",
-    "jitter_p95_ms",
-    "loss_rate",
-]
+# Analytics frames take their columns from the row models.
+_CONNECTION_COLUMNS = list(ConnectionDaily.model_fields)
 _ARM_COLUMNS = ["experiment", "label", "turns", "v2v_mean_s", "v2v_sd_s", "interruption_rate"]
-_LATENCY_COLUMNS = [
-    "day",
-    "prompt_version_id",
-    "model_stack",
-    "turns",
-    "v2v_p50_s",
-    "v2v_p95_s",
-    "eou_delay_mean_s",
-    "stt_mean_s",
-    "llm_ttft_mean_s",
-    "tts_ttfb_mean_s",
-    "interruption_rate",
-]
+_LATENCY_COLUMNS = list(LatencyDaily.model_fields)
 
 
 def _runs_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
@@ -272,40 +279,6 @@ def latest_summary(runs: pd.DataFrame, task: str) -> dict[str, Any] | None:
     return summary
 
 
-async def service_alerts(settings: Settings) -> list[dict[str, Any]]:
-    """Alerts pending or firing in the local Prometheus (WORKBENCH_PROMETHEUS=1); none without."""
-    if not settings.prometheus:
-        return []
-    try:
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            answer = await client.get(f"http://127.0.0.1:{settings.prometheus_port}/api/v1/alerts")
-            answer.raise_for_status()
-    except httpx.HTTPError:
-        return [{"labels": {"alertname": "PrometheusUnreachable"}, "state": "firing"}]
-    alerts: list[dict[str, Any]] = answer.json()["data"]["alerts"]
-    return alerts
-
-
-def health_markdown(health: list[LiveStack], alerts: list[dict[str, Any]]) -> str:
-    """The service now: each stack's ready workers, rooms held of their slots, memory, problems;
-    then the alerts."""
-    if not health:
-        lines = ["**No agent worker is running**: conversations cannot start (`./dev up`)."]
-    else:
-        lines = ["| stack | workers ready | rooms | memory | problems |", "|---|---|---|---|---|"]
-        for s in health:
-            memory = f"{s.worker_memory_mb / 1024:.1f} GB" if s.worker_memory_mb else "—"
-            problems = markdown_text(s.problems or "") or "—"
-            lines.append(
-                f"| {s.stack} | {s.workers} | {s.rooms} / {s.max_rooms} | {memory} | {problems} |"
-            )
-    for alert in alerts:
-        name = markdown_text(str(alert["labels"].get("alertname", "?")))
-        summary = markdown_text(str((alert.get("annotations") or {}).get("summary", "")))
-        lines.append(f"\n⚠ **{name}** ({alert.get('state', '?')}) {summary}".rstrip())
-    return "\n".join(lines)
-
-
 def plot_pane(plot: Any) -> pn.pane.Bokeh:
     """A plot as wide as the page allows (down to a phone's width), its height kept."""
     plot.sizing_mode = "stretch_width"
@@ -321,6 +294,7 @@ def analytics_view(page: AnalyticsPage) -> pn.viewable.Viewable:
     prompt = pn.widgets.Select.from_param(
         page.param.prompt_version, name="Prompt version", width=220
     )
+    callers = pn.widgets.Select.from_param(page.param.callers, name="Callers", width=170)
     apply = pn.widgets.Button(name="Apply filters", button_type="primary", width=130, align="end")
     run_on_click(apply, page.apply)
 
@@ -426,7 +400,7 @@ def analytics_view(page: AnalyticsPage) -> pn.viewable.Viewable:
         )
 
     return pn.Column(
-        pn.FlexBox(since, until, stack, prompt, apply),  # wraps on narrow screens
+        pn.FlexBox(since, until, stack, prompt, callers, apply),  # wraps on narrow screens
         pn.pane.Markdown("## Service now"),
         health_section,
         pn.pane.Markdown("## Live conversations"),

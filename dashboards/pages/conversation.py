@@ -123,9 +123,9 @@ class ConversationPage(pn.viewable.Viewer):
         (dropped until then).
         """
         pending = [
-            (int(entry["ordinal"]), float(entry["v2v_s"]))
+            (int(entry["ordinal"]), float(entry["heard_s"]))
             for entry in (self.voice.heard if self._heard_room else [])
-            if entry.get("v2v_s") is not None and int(entry["ordinal"]) not in self._reported
+            if entry.get("heard_s") is not None and int(entry["ordinal"]) not in self._reported
         ]
         stats = dict(self.voice.stats) if connection_sample and self.room else {}
         if not pending and not stats:
@@ -279,7 +279,7 @@ def stats_markdown(
         parts.append(f"Microphone: **{'on' if microphone_on else 'muted'}**")
     if not show_latency:
         return " · ".join(parts)
-    measured = [h["v2v_s"] for h in heard or [] if h.get("v2v_s") is not None]
+    measured = [h["heard_s"] for h in heard or [] if h.get("heard_s") is not None]
     if measured:
         parts.append(f"voice to voice {measured[-1]:.2f} s")
     if stats:

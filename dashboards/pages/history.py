@@ -24,9 +24,9 @@ from dashboards.files import file_url
 from dashboards.session import PageSession
 from dashboards.text import markdown_text
 from workbench.db.errors import DataError, LimitReached
-from workbench.db.models import TURN_LATENCY_COLUMNS
 from workbench.db.repositories import ConversationsRepo, ExportsRepo
 from workbench.exports import Format, export_conversations
+from workbench.latency_stages import FIELDS as LATENCY_FIELDS
 from workbench.storage import open_store
 
 log = logging.getLogger("workbench.web.history")
@@ -38,7 +38,7 @@ TURN_COLUMNS = [
     "text",
     "reference_text",
     "reference_at",
-    *TURN_LATENCY_COLUMNS,
+    *LATENCY_FIELDS,
     "interrupted",
     "audio_path",
 ]

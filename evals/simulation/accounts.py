@@ -40,6 +40,11 @@ async def simulation_accounts(
             await conn.execute(
                 "select public.set_user_role(%s, 'researcher'::public.app_role)", [user_id]
             )
+            # Its conversations are simulated traffic: Analytics keeps them apart from people's.
+            await conn.execute(
+                "update public.profiles set simulated = true where id = %s and not simulated",
+                [user_id],
+            )
         ids.append(user_id)
     return ids
 

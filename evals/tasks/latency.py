@@ -18,6 +18,12 @@ from typing import Any
 from evals.tasks.base import Task
 from workbench.audio import AudioDecodeError
 from workbench.db.models import EvalSample
+from workbench.latency_stages import (
+    LLM_FIRST_TOKEN,
+    SPEECH_TO_TEXT,
+    TTS_FIRST_AUDIO,
+    VOICE_TO_VOICE,
+)
 from workbench.metrics.latency import percentiles
 from workbench.models import ChatMessage
 from workbench.models.stack import StackSpec, create_stack_models
@@ -25,7 +31,13 @@ from workbench.prompts import FALLBACK_SYSTEM_PROMPT
 from workbench.speech_text import take_chunks
 from workbench_datasets.manifest import Manifest, ManifestRow
 
-STAGES = ("stt_s", "llm_ttft_s", "llm_first_sentence_s", "tts_ttfb_s", "v2v_s", "reply_s")
+# The live stages this offline replay measures, and two of its own: the first sentence
+# complete (what the agent starts speaking from) and the whole reply.
+FIRST_SENTENCE, WHOLE_REPLY = "llm_first_sentence_s", "reply_s"
+STT, TTFT, TTFB, V2V = (
+    s.field for s in (SPEECH_TO_TEXT, LLM_FIRST_TOKEN, TTS_FIRST_AUDIO, VOICE_TO_VOICE)
+)
+STAGES = (STT, TTFT, FIRST_SENTENCE, TTFB, V2V, WHOLE_REPLY)
 
 
 class LatencyTask(Task[ManifestRow]):
@@ -110,16 +122,16 @@ class LatencyTask(Task[ManifestRow]):
         metrics: dict[str, Any] = {
             "duration_s": row.duration_s,
             "transcript": transcript,
-            "stt_s": t_stt - t0,
-            "reply_s": t_end - t_stt,
+            STT: t_stt - t0,
+            WHOLE_REPLY: t_end - t_stt,
         }
         if "ttft" in marks:
-            metrics["llm_ttft_s"] = marks["ttft"] - t_stt
+            metrics[TTFT] = marks["ttft"] - t_stt
         if "first_sentence" in marks:
-            metrics["llm_first_sentence_s"] = marks["first_sentence"] - t_stt
+            metrics[FIRST_SENTENCE] = marks["first_sentence"] - t_stt
         if "audio" in marks:
-            metrics["tts_ttfb_s"] = marks["audio"] - marks["first_sentence"]
-            metrics["v2v_s"] = marks["audio"] - t0
+            metrics[TTFB] = marks["audio"] - marks["first_sentence"]
+            metrics[V2V] = marks["audio"] - t0
         return EvalSample(
             sample_id=row.id, reference=row.reference, hypothesis="".join(reply), metrics=metrics
         )

@@ -173,3 +173,38 @@ async def test_writing_turns_only_notes_stale_groups(
             "select day, owner_id from private.latency_rollup_stale where day = %s", [day.date()]
         ).fetchall()
     assert stale == [(datetime(2026, 1, 5, tzinfo=UTC), a)]  # one row, not 500
+
+
+async def test_simulated_callers_traffic_is_kept_apart_from_peoples(
+    app_db: str, jwt_secret: str, people: dict[str, Persona]
+) -> None:
+    """Analytics reads people's conversations; a simulation account's are its own kind,
+    also when the account is marked only after its turns were rolled up."""
+    researcher = people["r"]
+    with psycopg.connect(app_db, autocommit=True) as conn:
+        caller = create_user(conn, name="caller", role="researcher", jwt_secret=jwt_secret)
+        assert caller.id is not None
+        day = datetime.now(UTC).replace(hour=3, minute=0, second=0, microsecond=0)
+        _turns(conn, _conversation(conn, caller.id, "sim-stack"), day, 4)
+
+    def kinds(rows: list[tuple[Any, ...]]) -> set[bool]:
+        return {simulated for stack, simulated, _turns in rows if stack == "sim-stack"}
+
+    latency = "select model_stack, simulated, turns from public.analytics_latency_daily"
+    assert kinds(await _rows(app_db, researcher, latency)) == {False}  # not marked yet
+
+    with psycopg.connect(app_db, autocommit=True) as conn:
+        conn.execute("set role service_role")
+        conn.execute("update public.profiles set simulated = true where id = %s", [caller.id])
+    rows = await _rows(app_db, researcher, latency)
+    assert kinds(rows) == {True}
+    assert [r for r in rows if r[0] == "sim-stack"] == [("sim-stack", True, 4)]
+
+    activity = (
+        "select simulated, sum(conversations) from public.analytics_activity_daily group by 1"
+    )
+    assert dict(await _rows(app_db, researcher, activity))[True] == 1
+    # The account cannot unmark itself: the column is the service's.
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        async with session_as(app_db, caller) as conn:
+            await conn.execute("update public.profiles set simulated = false where id = auth.uid()")

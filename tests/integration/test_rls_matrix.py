@@ -273,13 +273,13 @@ async def test_nobody_but_admins_changes_roles(app_db: str, world: World, person
         await query_as(app_db, p, "update public.profiles set role = 'admin' where id = %s", [p.id])
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="only an admin"):
         await query_as(app_db, p, "select public.set_user_role(%s, 'admin')", [p.id])
-    assert await query_as(app_db, p, "select public.current_app_role()::text") != [("admin",)]
+    assert await query_as(app_db, p, "select private.current_app_role()::text") != [("admin",)]
 
 
 async def test_admin_changes_roles_but_keeps_one_admin(app_db: str, world: World) -> None:
     m, b = world.people["M"], world.people["B"]
     await query_as(app_db, m, "select public.set_user_role(%s, 'researcher')", [b.id])
-    assert await query_as(app_db, b, "select public.current_app_role()::text") == [("researcher",)]
+    assert await query_as(app_db, b, "select private.current_app_role()::text") == [("researcher",)]
     await query_as(app_db, m, "select public.set_user_role(%s, 'user')", [b.id])
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="last admin"):
         await query_as(app_db, m, "select public.set_user_role(%s, 'user')", [m.id])
@@ -476,6 +476,51 @@ def test_tables_made_later_grant_api_roles_no_truncate(app_db: str) -> None:
         finally:
             conn.execute("drop table public.later_table")
     assert granted == (False, True)
+
+
+# The functions of `public` that run as their owner on purpose: the API a signed-in user
+# calls (each checks the caller's role or scope itself, tested above and in test_exports).
+PUBLIC_DEFINER_API = {"activity_daily_rows", "export_limits", "latency_daily_rows", "set_user_role"}
+
+
+def test_helpers_that_read_past_rls_are_out_of_the_exposed_schema(app_db: str) -> None:
+    """A hosted project serves every `public` function through its API: no helper there."""
+    with psycopg.connect(app_db, autocommit=True) as conn:
+        definers = {
+            name
+            for (name,) in conn.execute(
+                "select p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace"
+                " where n.nspname = 'public' and p.prosecdef"
+            ).fetchall()
+        }
+    assert definers == PUBLIC_DEFINER_API
+
+
+def test_a_signed_in_user_runs_no_private_function_but_the_policies_two(app_db: str) -> None:
+    """`private.user_by_email` and the rest are the service's; policies need two helpers."""
+    with psycopg.connect(app_db, autocommit=True) as conn:
+        conn.execute(
+            "create function private.later_helper() returns int language sql as 'select 1'"
+        )
+        try:
+            callable_by = {
+                role: {
+                    name
+                    for (name,) in conn.execute(
+                        "select p.proname from pg_proc p"
+                        " join pg_namespace n on n.oid = p.pronamespace"
+                        " where n.nspname = 'private'"
+                        " and has_function_privilege(%s, p.oid, 'EXECUTE')",
+                        [role],
+                    ).fetchall()
+                }
+                for role in ("anon", "authenticated", "service_role")
+            }
+        finally:
+            conn.execute("drop function private.later_helper()")
+    assert callable_by["anon"] == set()
+    assert callable_by["authenticated"] == {"current_app_role", "owns_conversation"}
+    assert {"user_by_email", "later_helper", "login_begin"} <= callable_by["service_role"]
 
 
 async def test_a_claim_saying_service_role_does_not_change_roles(app_db: str, world: World) -> None:

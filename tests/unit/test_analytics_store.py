@@ -7,7 +7,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from dashboards.pages.analytics import AnalyticsPage, _runs_frame, health_markdown, latest_summary
+from dashboards.components.service_health import health_markdown
+from dashboards.pages.analytics import AnalyticsPage, _runs_frame, latest_summary
 from workbench.db.models import LiveStack
 
 pytestmark = pytest.mark.unit

@@ -52,7 +52,7 @@ def test_stats_line() -> None:
         == "Connection: **connected** · Agent: **listening** · RTT 12 ms · jitter 3 ms · lost 0 / 50 packets"
     )
     assert stats_markdown({}, "disconnected", "") == "Connection: **disconnected** · Agent: **—**"
-    heard = [{"ordinal": 1, "v2v_s": 1.5}, {"ordinal": 2, "v2v_s": 2.25}]
+    heard = [{"ordinal": 1, "heard_s": 1.5}, {"ordinal": 2, "heard_s": 2.25}]
     assert stats_markdown({}, "connected", "listening", heard).endswith("voice to voice 2.25 s")
 
 
@@ -65,7 +65,11 @@ def test_only_known_prompts_can_be_chosen() -> None:
 
 def test_hidden_latency_leaves_only_the_connection_and_the_agent_state() -> None:
     line = stats_markdown(
-        {"rtt_ms": 12}, "connected", "listening", [{"ordinal": 1, "v2v_s": 0.9}], show_latency=False
+        {"rtt_ms": 12},
+        "connected",
+        "listening",
+        [{"ordinal": 1, "heard_s": 0.9}],
+        show_latency=False,
     )
     assert line == "Connection: **connected** · Agent: **listening**"
 

@@ -174,10 +174,6 @@ class TurnDraft(BaseModel):
     agent_ordinal: int | None = Field(default=None, ge=0)
 
 
-# Per-stage latency columns of a turn, in pipeline order (seconds).
-TURN_LATENCY_COLUMNS = ("eou_delay_s", "stt_s", "llm_ttft_s", "tts_ttfb_s", "v2v_s", "v2v_audio_s")
-
-
 class Turn(_Row):
     """A stored turn."""
 
@@ -237,6 +233,7 @@ class LatencyDaily(_Row):
     day: datetime
     prompt_version_id: UUID | None
     model_stack: str
+    simulated: bool  # simulated callers' traffic (evals simulate), not people's
     turns: int
     v2v_p50_s: float | None
     v2v_p95_s: float | None
@@ -264,6 +261,7 @@ class ActivityDaily(_Row):
     """A row of analytics_activity_daily."""
 
     day: datetime
+    simulated: bool
     conversations: int
     turns: int
 

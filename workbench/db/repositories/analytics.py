@@ -64,16 +64,25 @@ class AnalyticsRepo(Repo):
         until: datetime,
         prompt_version_id: UUID | None = None,
         model_stack: str | None = None,
+        simulated: bool = False,
     ) -> list[LatencyDaily]:
-        """Latency per day, prompt version and model stack in [since, until)."""
+        """Latency per day, prompt version and model stack in [since, until): of people's
+        conversations, or with `simulated` of simulated callers'."""
         return await self._all(
             LatencyDaily,
             """select * from public.analytics_latency_daily
                where day >= date_trunc('day', %(since)s::timestamptz) and day < %(until)s
                  and (%(prompt)s::uuid is null or prompt_version_id = %(prompt)s)
                  and (%(stack)s::text is null or model_stack = %(stack)s)
+                 and simulated = %(simulated)s
                order by day, model_stack""",
-            {"since": since, "until": until, "prompt": prompt_version_id, "stack": model_stack},
+            {
+                "since": since,
+                "until": until,
+                "prompt": prompt_version_id,
+                "stack": model_stack,
+                "simulated": simulated,
+            },
         )
 
     async def connection_daily(
@@ -105,10 +114,13 @@ class AnalyticsRepo(Repo):
             rows = await cur.fetchall()
         return {row[0]: {"turns": row[1], "v2v_p50_s": row[2]} for row in rows}
 
-    async def experiment_arms(self, *, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    async def experiment_arms(
+        self, *, since: datetime, until: datetime, simulated: bool = False
+    ) -> list[dict[str, Any]]:
         """Per experiment arm: agent turns, voice-to-voice mean and standard deviation, interruption rate.
 
-        Aggregated in SQL under the caller's RLS (no turn rows leave the database).
+        Aggregated in SQL under the caller's RLS (no turn rows leave the database), over
+        people's conversations, or with `simulated` over simulated callers'.
         """
         with translated():
             cur = await self.conn.execute(
@@ -120,17 +132,22 @@ class AnalyticsRepo(Repo):
                    join public.conversations c on c.variant_id = v.id
                    join public.turns t on t.conversation_id = c.id and t.role = 'agent'
                    where c.started_at >= %s and c.started_at < %s
+                     and exists (select 1 from public.simulated_calls s
+                                 where s.conversation_id = c.id) = %s
                    group by e.name, v.label order by e.name, v.label""",
-                [since, until],
+                [since, until, simulated],
             )
             names = [d.name for d in cur.description or []]
             return [dict(zip(names, row, strict=True)) for row in await cur.fetchall()]
 
-    async def activity_daily(self, *, since: datetime, until: datetime) -> list[ActivityDaily]:
-        """Conversations and turns per day in [since, until)."""
+    async def activity_daily(
+        self, *, since: datetime, until: datetime, simulated: bool = False
+    ) -> list[ActivityDaily]:
+        """Conversations and turns per day in [since, until): people's, or simulated callers'."""
         return await self._all(
             ActivityDaily,
             """select * from public.analytics_activity_daily
-               where day >= date_trunc('day', %s::timestamptz) and day < %s order by day""",
-            [since, until],
+               where day >= date_trunc('day', %s::timestamptz) and day < %s and simulated = %s
+               order by day""",
+            [since, until, simulated],
         )
