@@ -6,7 +6,8 @@ difference is called significant when its 95% interval excludes zero.
 
 The unit resampled is the task's independent unit: a sample for most tasks; for
 simulations the scenario (`scenario_units`), since the turns and repeated calls
-of one scenario are not independent of each other.
+of one scenario are not independent of each other; for turn taking the clip
+(`clip_units`), whose rows (one per endpointing setting) share its speaker.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 from evals.run_folder import RunFolder
 from evals.simulation.units import scenario_units
 from evals.stats import Interval, bootstrap_ci, mean, median, paired_difference, ratio_of_sums
+from evals.tasks.turn_taking import clip_units
 from workbench.db.models import EvalSample
 from workbench.latency_stages import (
     LLM_FIRST_TOKEN,
@@ -67,10 +69,15 @@ METRICS: dict[str, list[MetricDef]] = {
         MetricDef("most similar reply pair", ("max_reply_similarity",), mean, True),
         MetricDef("agent over pauses (s)", ("talk_over_pauses_s",), mean, True),
     ],
+    "turn_taking": [
+        MetricDef("cut-off rate", ("cut_off_rate",), mean, True),
+        MetricDef("delay after last word p50 (s)", ("delay_p50_s",), median, True),
+    ],
 }
 # Tasks whose rows are not independent: rows grouped into the unit that is.
 UNITS: dict[str, Callable[[list[EvalSample]], list[EvalSample]]] = {
     "simulation": scenario_units,
+    "turn_taking": clip_units,
 }
 
 

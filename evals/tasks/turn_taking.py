@@ -27,6 +27,8 @@ from workbench.models import ModelSpec, SpeechToText, create
 from workbench.turn_taking import DEFAULT_SETTING, EndpointSetting, setting_grid
 from workbench_datasets.manifest import Manifest, ManifestRow
 
+SETTING_SEPARATOR = "@"  # a row is `<clip>@<setting>`
+
 
 class TurnTakingTask(Task[ManifestRow]):
     """Replay speech clips under each endpointing setting; `stt` adds the early transcript's wait."""
@@ -102,7 +104,7 @@ class TurnTakingTask(Task[ManifestRow]):
                 end = await self._replay.replay(clip, audio, setting)
                 out.append(
                     EvalSample(
-                        sample_id=f"{row.id}@{setting.label}",
+                        sample_id=f"{row.id}{SETTING_SEPARATOR}{setting.label}",
                         reference=row.reference,
                         metrics={
                             "setting": setting.label,
@@ -159,3 +161,32 @@ def _interval(values: np.ndarray, statistic: Any) -> dict[str, Any] | None:
         return None
     ci = bootstrap_ci(values, statistic, resamples=500)
     return {"value": ci.estimate, "ci95": [ci.low, ci.high]}
+
+
+def clip_units(samples: list[EvalSample]) -> list[EvalSample]:
+    """One row per clip, the independent unit of a turn-taking comparison.
+
+    A clip's rows (one per setting) share its speaker and pauses, so a bootstrap
+    over rows would give intervals far too narrow. Each clip's row holds its cut-off
+    rate over the settings and the median delay of the turns it did not cut off
+    (None when every setting cut it off).
+    """
+    rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for sample in samples:
+        if sample.error is None:
+            clip = sample.sample_id.rsplit(SETTING_SEPARATOR, 1)[0]
+            rows[clip].append(sample.metrics)
+    units = []
+    for clip, metrics in sorted(rows.items()):
+        delays = [m["delay_s"] for m in metrics if not m["cut_off"]]
+        units.append(
+            EvalSample(
+                sample_id=clip,
+                metrics={
+                    "cut_off_rate": float(np.mean([float(m["cut_off"]) for m in metrics])),
+                    "delay_p50_s": float(np.median(delays)) if delays else None,
+                    "settings": len(metrics),
+                },
+            )
+        )
+    return units

@@ -151,3 +151,31 @@ def test_a_difference_every_scenario_shows_is_certain_and_gets_its_verdict() -> 
     assert slower.difference.estimate == pytest.approx(0.3)
     assert (slower.difference.low, slower.difference.high) == pytest.approx((0.3, 0.3))
     assert slower.verdict == "worse"  # lower is better for latency
+
+
+def _turn_taking_rows(cut: dict[str, list[bool]], delay_s: float) -> list[EvalSample]:
+    """One row per clip and setting, as the turn-taking task writes them."""
+    return [
+        EvalSample(
+            sample_id=f"{clip}@setting-{i}",
+            metrics={"cut_off": c, "delay_s": -0.4 if c else delay_s},
+        )
+        for clip, cuts in cut.items()
+        for i, c in enumerate(cuts)
+    ]
+
+
+def test_turn_taking_runs_are_compared_by_clip_with_delays_of_turns_not_cut_off() -> None:
+    """Six clips of four settings each; the candidate cuts one setting of every clip off and
+    waits 0.2 s longer after the last word where it does not."""
+    clips = [f"clip{i}" for i in range(6)]
+    baseline = _turn_taking_rows({c: [False] * 4 for c in clips}, delay_s=0.5)
+    candidate = _turn_taking_rows({c: [True, False, False, False] for c in clips}, delay_s=0.7)
+    rows = {r.label: r for r in compare_samples("turn_taking", baseline, candidate)}
+    cut = rows["cut-off rate"]
+    assert cut.samples == 6  # clips, not the 24 rows
+    assert cut.difference.estimate == pytest.approx(0.25)
+    assert cut.verdict == "worse"
+    delay = rows["delay after last word p50 (s)"]
+    assert delay.difference.estimate == pytest.approx(0.2)  # the cut-off turn's -0.4 s left out
+    assert delay.verdict == "worse"
