@@ -3,7 +3,7 @@
 `AnalyticsPage` holds the filters and the loaded frames (param, so the view
 and the tests talk to the same object) and runs the queries: every one under
 the viewer's RLS identity against the views, never whole tables pulled into pandas.
-Plots come from `evals.plots`, the same the notebooks use.
+Plots come from `evals.live_plots` and `evals.plots`, the same the notebooks use.
 """
 
 from __future__ import annotations
@@ -23,17 +23,15 @@ from dashboards.components.service_health import health_markdown, service_alerts
 from dashboards.context import web_context
 from dashboards.files import file_url
 from dashboards.session import PageSession
-from evals.plots import (
+from evals.live_plots import (
     activity_bars,
     arm_comparison,
     connection_trend,
     interruption_trend,
     latency_trend,
     stage_breakdown,
-    turn_taking_curve,
-    variant_scores,
-    wer_over_time,
 )
+from evals.plots import turn_taking_curve, variant_scores, wer_over_time
 from workbench.db.models import ConnectionDaily, LatencyDaily, LiveStack, StoredObject
 from workbench.db.repositories import (
     AnalyticsRepo,

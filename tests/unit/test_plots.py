@@ -11,16 +11,18 @@ import pytest
 from bokeh.embed import json_item
 
 from evals.compare import compare_samples
-from evals.plots import (
+from evals.live_plots import (
     activity_bars,
     arm_comparison,
-    comparison_plot,
     connection_trend,
     interruption_trend,
-    latency_histogram,
-    latency_over_turns,
     latency_trend,
     stage_breakdown,
+)
+from evals.plots import (
+    comparison_plot,
+    latency_histogram,
+    latency_over_turns,
     turn_taking_curve,
     turn_taking_frame,
     variant_scores,
