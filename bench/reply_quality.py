@@ -31,8 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from evals.tasks.prompt_quality import is_refusal
 from workbench.config import REPO_ROOT
 from workbench.metrics.wer import normalise
-from workbench.models.base import ChatMessage, ChatModel, load_spec
+from workbench.models.base import ChatMessage, ChatModel
 from workbench.models.registry import load_model
+from workbench.models.spec import load_spec
 from workbench.prompts import FALLBACK_SYSTEM_PROMPT
 
 TUNING_REQUESTS = [

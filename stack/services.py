@@ -26,7 +26,7 @@ from stack.tls import ensure_certificates
 from stack.tls_proxy import TlsProxyService
 from stack.web_service import WebService
 from workbench.config import Settings
-from workbench.models.base import SpecError
+from workbench.models.spec import SpecError
 from workbench.models.stack import stack_file
 from workbench.processes import PidFile
 

@@ -35,15 +35,9 @@ from evals.simulation.suite import PAUSE_MARK, Scenario, Suite, resolve
 from workbench.audio import SPEECH_RATE_HZ, resample, to_float32, to_int16
 from workbench.config import Settings
 from workbench.db.connection import database_url, fresh_connections, service_session
-from workbench.models.base import (
-    ChatMessage,
-    ChatModel,
-    SpeechToText,
-    TextEmbedder,
-    TextToSpeech,
-    load_spec,
-)
+from workbench.models.base import ChatMessage, ChatModel, SpeechToText, TextEmbedder, TextToSpeech
 from workbench.models.registry import load_model
+from workbench.models.spec import load_spec
 from workbench.rooms import open_room, wait_for_agent
 from workbench.voice_client import RATE_HZ, VoiceClient
 

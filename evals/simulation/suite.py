@@ -31,7 +31,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from workbench.config import REPO_ROOT
-from workbench.models.base import ModelSpec, SpecError, load_spec, tts_voices
+from workbench.models.base import tts_voices
+from workbench.models.spec import ModelSpec, SpecError, load_spec
 
 # Where a turn's text pauses mid-sentence: "I need a table | for four, tonight."
 PAUSE_MARK = "|"

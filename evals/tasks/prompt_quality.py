@@ -30,7 +30,7 @@ from workbench.content_filter import ContentPolicy
 from workbench.db.models import EvalSample
 from workbench.db.repositories import PromptsRepo
 from workbench.models import ChatMessage, ChatModel, GenerationParams, TextEmbedder, create
-from workbench.models.base import ModelSpec
+from workbench.models.spec import ModelSpec
 from workbench_datasets.dialogues import Dialogue
 
 RUBRIC = """You grade replies of a voice assistant. A good reply answers the user's last message \

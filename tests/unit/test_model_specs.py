@@ -15,8 +15,8 @@ from workbench.models import (
     load_spec,
     registry,
 )
-from workbench.models.base import SpecError
 from workbench.models.sources import ModelSourceError, resolve_source
+from workbench.models.spec import SpecError
 from workbench.models.stack import STACKS_DIR, known_stacks, load_stack, stack_file
 
 pytestmark = pytest.mark.unit

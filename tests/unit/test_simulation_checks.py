@@ -24,8 +24,9 @@ from evals.simulation.suite import Expect, Scenario, ScriptedTurn, Suite, TurnEx
 from evals.simulation.task import SimulationTask, run_failed, summarise_calls
 from workbench.config import REPO_ROOT, get_settings
 from workbench.db.models import EvalSample
-from workbench.models.base import ChatModel, TextEmbedder, load_spec
+from workbench.models.base import ChatModel, TextEmbedder
 from workbench.models.registry import load_model
+from workbench.models.spec import load_spec
 from workbench.voice_client import FRAME_MS, RATE_HZ, VoiceClient
 
 pytestmark = pytest.mark.unit

@@ -20,8 +20,9 @@ from evals.simulation.suite import Noise, Persona
 from workbench.audio import SPEECH_RATE_HZ, resample, to_float32
 from workbench.config import REPO_ROOT
 from workbench.metrics.wer import error_rates
-from workbench.models.base import SpeechToText, TextToSpeech, load_spec
+from workbench.models.base import SpeechToText, TextToSpeech
 from workbench.models.registry import load_model
+from workbench.models.spec import load_spec
 
 pytestmark = pytest.mark.unit
 

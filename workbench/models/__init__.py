@@ -9,16 +9,15 @@ from workbench.models.base import (
     ChatMessage,
     ChatModel,
     GenerationParams,
-    ModelSpec,
     SpeechToText,
     TextEmbedder,
     TextToSpeech,
     Transcript,
     UnknownVoice,
-    load_spec,
     tts_voices,
 )
 from workbench.models.registry import ModelBackendUnavailable, UnknownBackend, create, load_model
+from workbench.models.spec import ModelSpec, load_spec
 
 __all__ = [
     "AudioChunk",

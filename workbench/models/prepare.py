@@ -12,9 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from workbench.models.base import ModelSpec
 from workbench.models.convert import gguf_to_safetensors, whisper_ct2_to_transformers
 from workbench.models.sources import resolve_source
+from workbench.models.spec import ModelSpec
 from workbench.models.stack import load_stack
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from workbench.models.base import Model, ModelSpec, load_spec
+from workbench.models.base import Model
+from workbench.models.spec import ModelSpec, load_spec
 
 # (kind, backend) -> (module, class, pip extra that provides its dependencies)
 _BACKENDS: dict[tuple[str, str], tuple[str, str, str]] = {

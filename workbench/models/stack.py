@@ -8,17 +8,9 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel, ConfigDict
 
 from workbench.config import REPO_ROOT
-from workbench.models.base import (
-    ChatModel,
-    ModelSpec,
-    SpecError,
-    SpeechToText,
-    TextToSpeech,
-    load_spec,
-    read_yaml,
-    validated,
-)
+from workbench.models.base import ChatModel, SpeechToText, TextToSpeech
 from workbench.models.registry import create
+from workbench.models.spec import ModelSpec, SpecError, load_spec, read_yaml, validated
 
 # The stack files shipped with the workbench; a stack's name is its file's stem.
 STACKS_DIR = REPO_ROOT / "configs" / "stacks"
