@@ -48,6 +48,17 @@ def settings_variables() -> dict[str, str]:
     return names
 
 
+def _every_variable_name() -> set[str]:
+    """Every environment variable `Settings` reads, old names included."""
+    return {
+        str(name)
+        for field in Settings.model_fields.values()
+        if isinstance(field.validation_alias, AliasChoices)
+        for name in field.validation_alias.choices
+        if isinstance(name, str) and name.isupper()
+    }
+
+
 def ports_for_tests() -> dict[str, int]:
     """The tests' instance's ports: each default port plus TEST_PORT_OFFSET."""
     ports = {}
@@ -60,11 +71,11 @@ def ports_for_tests() -> dict[str, int]:
 
 def environment_for_tests(environ: Mapping[str, str]) -> dict[str, str]:
     """`environ` with the person's instance settings removed and the tests' set."""
-    instance = set(settings_variables().values()) | {ENV_FILE_VARIABLE}
+    instance = _every_variable_name() | {ENV_FILE_VARIABLE}
     env = {k: v for k, v in environ.items() if k not in instance or k in SHARED_VARIABLES}
     env.update({name: str(port) for name, port in ports_for_tests().items()})
     env.update(
-        WORKBENCH_STACK="local",
+        WORKBENCH_DEPLOYMENT="local",
         WORKBENCH_LOCAL_DIR=str(TEST_LOCAL_DIR),
         WORKBENCH_DATA_DIR=str(TEST_DATA_DIR),
         **{ENV_FILE_VARIABLE: ""},

@@ -50,8 +50,9 @@ class LocalStack:
     def __init__(self, settings: Settings, *, echo: Callable[[str], None] = print) -> None:
         if not settings.is_local:
             raise StackError(
-                "WORKBENCH_STACK=hosted: Supabase and LiveKit are remote, so there is no local stack to "
-                "manage; unset WORKBENCH_STACK (or set it to local) to run the embedded default"
+                "WORKBENCH_DEPLOYMENT=hosted: Supabase and LiveKit are remote, so there are no local "
+                "services to manage; unset WORKBENCH_DEPLOYMENT (or set it to local) to run the "
+                "embedded default"
             )
         self.settings = settings
         self.layout = StackLayout.from_settings(settings)

@@ -1,8 +1,8 @@
 """Settings from the environment and `.env`, one cached accessor.
 
-The same settings select the local embedded stack (`WORKBENCH_STACK=local`,
+The same settings select the local embedded deployment (`WORKBENCH_DEPLOYMENT=local`,
 the default: every service on loopback, secrets generated into `.local/`) or
-hosted services (`WORKBENCH_STACK=hosted`: a Supabase project and LiveKit
+hosted services (`WORKBENCH_DEPLOYMENT=hosted`: a Supabase project and LiveKit
 Cloud or a self-hosted LiveKit cluster). Nothing here builds a client or
 opens a connection; callers do that from the values.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +28,8 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# WORKBENCH_DEPLOYMENT's old name, from when "stack" meant the deployment too.
+DEPRECATED_DEPLOYMENT_VARIABLE = "WORKBENCH_STACK"
 LOCAL_SECRETS_FILE = "secrets.json"
 
 
@@ -47,7 +50,7 @@ def _env_file() -> Path | None:
 
 def _env(*names: str) -> AliasChoices:
     # The first name is the environment variable; the field name is accepted
-    # too so tests and code can construct Settings(stack="hosted", ...).
+    # too so tests and code can construct Settings(deployment="hosted", ...).
     return AliasChoices(*names)
 
 
@@ -93,8 +96,11 @@ class Settings(BaseSettings):
         populate_by_name=True,
     )
 
-    stack: Literal["local", "hosted"] = Field(
-        "local", validation_alias=_env("WORKBENCH_STACK", "stack")
+    # Where the services live: all on this machine, or hosted. (A "stack" in this project is
+    # always a model stack; WORKBENCH_STACK, this setting's old name, is still read.)
+    deployment: Literal["local", "hosted"] = Field(
+        "local",
+        validation_alias=_env("WORKBENCH_DEPLOYMENT", "deployment", DEPRECATED_DEPLOYMENT_VARIABLE),
     )
     local_dir: Path = Field(
         REPO_ROOT / ".local", validation_alias=_env("WORKBENCH_LOCAL_DIR", "local_dir")
@@ -325,8 +331,9 @@ class Settings(BaseSettings):
         """In local mode, fill unset URLs and keys from the stack's own files."""
         if not isinstance(data, dict):
             return data
-        stack = _first(data, "WORKBENCH_STACK", "stack") or "local"
-        if stack != "local":
+        _warn_of_the_old_deployment_name()
+        deployment = _first(data, "WORKBENCH_DEPLOYMENT", "deployment") or "local"
+        if deployment != "local":
             return data
         local_dir = Path(_first(data, "WORKBENCH_LOCAL_DIR", "local_dir") or REPO_ROOT / ".local")
         secrets = _read_local_secrets(local_dir)
@@ -365,7 +372,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _hosted_needs_everything(self) -> Settings:
-        if self.stack != "hosted":
+        if self.deployment != "hosted":
             return self
         required = {
             "SUPABASE_URL": self.supabase_url,
@@ -380,14 +387,14 @@ class Settings(BaseSettings):
         missing = [name for name, value in required.items() if value is None]
         if missing:
             raise ValueError(
-                "WORKBENCH_STACK=hosted needs "
+                "WORKBENCH_DEPLOYMENT=hosted needs "
                 + ", ".join(missing)
                 + " (see README, 'Hosted services')"
             )
         insecure = _insecure_transports(self)
         if insecure:
             raise ValueError(
-                "WORKBENCH_STACK=hosted talks to its services across a network, encrypted: "
+                "WORKBENCH_DEPLOYMENT=hosted talks to its services across a network, encrypted: "
                 + "; ".join(insecure)
             )
         return self
@@ -411,7 +418,7 @@ class Settings(BaseSettings):
     @property
     def is_local(self) -> bool:
         """True when the embedded local stack serves this process."""
-        return self.stack == "local"
+        return self.deployment == "local"
 
     @property
     def journal_dir(self) -> Path:
@@ -468,6 +475,16 @@ class Settings(BaseSettings):
         """The LiveKit server API URL (same host as the signalling URL)."""
         assert self.livekit_url is not None
         return self.livekit_url.replace("wss://", "https://", 1).replace("ws://", "http://", 1)
+
+
+def _warn_of_the_old_deployment_name() -> None:
+    if DEPRECATED_DEPLOYMENT_VARIABLE in os.environ and "WORKBENCH_DEPLOYMENT" not in os.environ:
+        warnings.warn(
+            f"{DEPRECATED_DEPLOYMENT_VARIABLE} is now WORKBENCH_DEPLOYMENT (local or hosted); "
+            "the old name still works for now: rename it in your environment or .env",
+            FutureWarning,
+            stacklevel=2,
+        )
 
 
 def _first(data: dict[str, Any], *keys: str) -> Any:

@@ -124,7 +124,7 @@ def test_taken_port_is_reported_before_starting(postgres_scratch_layout: StackLa
 def test_hosted_mode_has_no_local_stack(settings: object, monkeypatch: pytest.MonkeyPatch) -> None:
     from workbench.config import load_settings
 
-    monkeypatch.setenv("WORKBENCH_STACK", "hosted")
+    monkeypatch.setenv("WORKBENCH_DEPLOYMENT", "hosted")
     for name, value in {
         "SUPABASE_URL": "https://abc.supabase.co",
         "SUPABASE_ANON_KEY": "a",
@@ -136,7 +136,7 @@ def test_hosted_mode_has_no_local_stack(settings: object, monkeypatch: pytest.Mo
         "STORAGE_URL": "s3://b/p",
     }.items():
         monkeypatch.setenv(name, value)
-    with pytest.raises(StackError, match="WORKBENCH_STACK=hosted"):
+    with pytest.raises(StackError, match="WORKBENCH_DEPLOYMENT=hosted"):
         LocalStack(load_settings(_env_file=None))
 
 

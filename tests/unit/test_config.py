@@ -34,6 +34,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         *HOSTED,
         "SUPABASE_JWT_SECRET",
         "WORKBENCH_STACK",
+        "WORKBENCH_DEPLOYMENT",
         "WORKBENCH_POSTGRES_PORT",
         "WORKBENCH_AGENT_STACKS",
     ]:
@@ -95,7 +96,7 @@ def test_explicit_values_win_over_generated_ones(
 
 def test_hosted_mode_lists_every_missing_variable() -> None:
     with pytest.raises(SettingsError) as excinfo:
-        load(stack="hosted", supabase_url="https://abc.supabase.co")
+        load(deployment="hosted", supabase_url="https://abc.supabase.co")
     message = str(excinfo.value)
     for name in (
         "SUPABASE_ANON_KEY",
@@ -111,7 +112,7 @@ def test_hosted_mode_lists_every_missing_variable() -> None:
 def test_hosted_mode_uses_the_auth_path_and_jwks(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in HOSTED.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("WORKBENCH_STACK", "hosted")
+    monkeypatch.setenv("WORKBENCH_DEPLOYMENT", "hosted")
     settings = load()
     assert settings.auth_url == "https://abc.supabase.co/auth/v1"
     assert settings.jwks_url == "https://abc.supabase.co/auth/v1/.well-known/jwks.json"
@@ -135,7 +136,7 @@ def test_hosted_mode_uses_the_auth_path_and_jwks(monkeypatch: pytest.MonkeyPatch
         ),
         ("WORKBENCH_POSTGRES_PORT", "70000", "WORKBENCH_POSTGRES_PORT:"),
         ("WORKBENCH_POSTGRES_PORT", "five", "WORKBENCH_POSTGRES_PORT:"),
-        ("WORKBENCH_STACK", "cloud", "WORKBENCH_STACK:"),
+        ("WORKBENCH_DEPLOYMENT", "cloud", "WORKBENCH_DEPLOYMENT:"),
         ("WORKBENCH_AGENT_STACKS", "cpu-small;cpu-hf", "WORKBENCH_AGENT_STACKS:"),
         ("WORKBENCH_AGENT_STACKS", "../etc", "WORKBENCH_AGENT_STACKS:"),
     ],
@@ -191,7 +192,7 @@ def test_hosted_mode_refuses_clear_text_transports(
 ) -> None:
     for name, setting in HOSTED.items():
         monkeypatch.setenv(name, setting)
-    monkeypatch.setenv("WORKBENCH_STACK", "hosted")
+    monkeypatch.setenv("WORKBENCH_DEPLOYMENT", "hosted")
     monkeypatch.setenv(env, value)
     with pytest.raises(SettingsError, match=expected):
         load()
@@ -200,7 +201,7 @@ def test_hosted_mode_refuses_clear_text_transports(
 def test_s3_storage_takes_its_endpoint_region_and_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, setting in HOSTED.items():
         monkeypatch.setenv(name, setting)
-    monkeypatch.setenv("WORKBENCH_STACK", "hosted")
+    monkeypatch.setenv("WORKBENCH_DEPLOYMENT", "hosted")
     options = load().storage_options()
     assert options["endpoint_url"] == "https://abc.supabase.co/storage/v1/s3"
     assert options["client_kwargs"] == {"region_name": "eu-central-1"}
@@ -230,3 +231,15 @@ def test_stacks_the_first_is_the_default_and_each_has_its_agent_name(
     assert settings.stack_names == ["cpu-hf", "cpu-small"]
     assert settings.default_stack == "cpu-hf"
     assert settings.agent_name_for("cpu-small") == "lab-cpu-small"
+
+
+def test_the_deployments_old_name_still_works_and_says_its_new_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """WORKBENCH_STACK meant the deployment; "stack" now means a model stack only."""
+    monkeypatch.setenv("WORKBENCH_STACK", "hosted")
+    with (
+        pytest.warns(FutureWarning, match="WORKBENCH_STACK is now WORKBENCH_DEPLOYMENT"),
+        pytest.raises(SettingsError, match="WORKBENCH_DEPLOYMENT=hosted needs"),
+    ):
+        load()

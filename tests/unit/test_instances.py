@@ -63,7 +63,8 @@ def test_the_persons_services_and_env_file_never_reach_the_tests() -> None:
     env = environment_for_tests(person)
     for name in ("DATABASE_URL", "SUPABASE_URL", "LIVEKIT_URL", "WORKBENCH_AGENT_STACKS"):
         assert name not in env
-    assert env["WORKBENCH_STACK"] == "local"
+    assert env["WORKBENCH_DEPLOYMENT"] == "local"
+    assert "WORKBENCH_STACK" not in env  # the old name of the same setting
     assert env["WORKBENCH_LOCAL_DIR"] == str(TEST_LOCAL_DIR)
     assert env["WORKBENCH_DATA_DIR"] == str(TEST_DATA_DIR)
     assert env["WORKBENCH_ENV_FILE"] == ""  # no .env at all
