@@ -37,6 +37,7 @@ from agent.settings import agent_settings
 from workbench.config import get_settings
 from workbench.content_filter import ContentPolicy
 from workbench.db.connection import pooled_connections
+from workbench.db.models import primary_language
 from workbench.models.stack import load_stack, load_stack_models
 from workbench.storage import open_store
 
@@ -118,7 +119,7 @@ async def entrypoint(ctx: JobContext) -> None:
         knobs,
         sequential=pipeline == "sequential",
         # the user's language setting steers recognition
-        language=str(user_settings.get("language", "")).split("-")[0] or None,
+        language=primary_language(user_settings.get("language")),
         voice=voice,  # and their voice setting, when the stack speaks it
     )
     conversation_log = ConversationLog(

@@ -32,14 +32,14 @@ from dashboards.files import file_routes
 from dashboards.metrics import record_request, serve_metrics
 from dashboards.page_sessions import bokeh_secret_key
 from dashboards.pages.account import ProfilePage, SettingsPage
-from dashboards.pages.admin import ROLES, AdminPage
+from dashboards.pages.admin import AdminPage
 from dashboards.pages.analytics import AnalyticsPage
 from dashboards.pages.conversation import ConversationPage
 from dashboards.pages.history import HistoryPage
 from dashboards.pages.home import HomePage
 from dashboards.session import ENDED_MARKDOWN, PageSession, session_cookie
 from workbench.auth.web_sessions import COOKIE_NAME
-from workbench.db.models import AppRole, UserSettings
+from workbench.db.models import APP_ROLES, AppRole, UserSettings
 from workbench.db.repositories import ProfilesRepo
 
 # Loaded up front: a page that adds a Tabulator later would find its JS missing.
@@ -95,7 +95,7 @@ def _nav(held: set[AppRole], current: str, who: str, theme: Theme = "default") -
 
     Links carry the theme, so the next page is built in it at once.
     """
-    role = max(held, key=ROLES.index)
+    role = max(held, key=APP_ROLES.index)
     current_mark = ' aria-current="page"'
     query = "?theme=dark" if theme == "dark" else ""
     links = "".join(

@@ -20,7 +20,7 @@ from dashboards.files import file_url
 from dashboards.session import PageSession, page_client, session_cookie
 from workbench.auth.client import AuthFailure, AuthSession
 from workbench.db.errors import DataError
-from workbench.db.models import UiSettings, UserSettings
+from workbench.db.models import APP_ROLES, UiSettings, UserSettings, ranks_at_least
 from workbench.db.repositories import ProfilesRepo
 from workbench.models import tts_voices
 from workbench.models.stack import known_stacks, load_stack, stack_file
@@ -43,7 +43,7 @@ class AccountPage(pn.viewable.Viewer):
 
     display_name = param.String(default="")
     avatar_path = param.String(default="")
-    role = param.String(default="user")
+    role = param.Selector(default="user", objects=list(APP_ROLES))
     stack = param.Selector(default=NOT_SET, objects=[NOT_SET, *STACKS])
     voice = param.Selector(default=NOT_SET, objects={NOT_SET: NOT_SET, **VOICES})
     language = param.String(default="")
@@ -229,7 +229,7 @@ def settings_view(page: AccountPage) -> pn.viewable.Viewable:
             page.param.stack,
             name="Model stack to start with",
             width=250,
-            visible=page.role in ("researcher", "admin"),
+            visible=ranks_at_least(page.role, "researcher"),
         ),
         # Spoken by the stacks that have several voices; others keep their one.
         pn.widgets.Select.from_param(page.param.voice, name="Voice", width=250),

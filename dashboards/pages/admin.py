@@ -27,6 +27,7 @@ from dashboards.session import PageSession
 from dashboards.text import markdown_text
 from workbench.db.errors import DataError
 from workbench.db.models import (
+    APP_ROLES,
     AnalyticsKind,
     AppRole,
     ArmTally,
@@ -36,7 +37,6 @@ from workbench.db.models import (
 )
 from workbench.db.repositories import AnalyticsRepo, ProfilesRepo, PromptsRepo
 
-ROLES: tuple[AppRole, ...] = ("user", "researcher", "admin")
 # What the database records by itself (supabase/migrations/*_audit_trail.sql).
 AUDITED: tuple[AnalyticsKind, ...] = (
     "login",
@@ -324,7 +324,7 @@ def admin_view(page: AdminPage) -> pn.viewable.Viewable:
         )
 
     user_id = pn.widgets.TextInput(name="User id", width=330)
-    role = pn.widgets.Select(name="Role", options=list(ROLES), width=150)
+    role = pn.widgets.Select(name="Role", options=list(APP_ROLES), width=150)
     set_role = pn.widgets.Button(name="Set role")
     run_on_click(set_role, lambda: page.set_role(user_id.value, role.value))
 

@@ -99,7 +99,7 @@ class AnalyticsPage(pn.viewable.Viewer):
         connect = self._session.as_user
         async with connect() as conn:
             self._prompt_ids = await PromptsRepo(conn).version_labels()
-            researcher = "researcher" in await ProfilesRepo(conn).roles_held()
+            researcher = await ProfilesRepo(conn).is_researcher()
             runs = await EvalsRepo(conn).runs() if researcher else []
             reports = await EvalsRepo(conn).reports() if researcher else []
             self.health = list((await WorkersRepo(conn).live_stacks()).values())

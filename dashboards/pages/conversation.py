@@ -25,7 +25,7 @@ from dashboards.session import PageSession
 from dashboards.text import markdown_text
 from workbench.config import Settings
 from workbench.db.connection import Connect
-from workbench.db.models import LiveStack, UiSettings, UserSettings
+from workbench.db.models import LiveStack, UiSettings, UserSettings, primary_language
 from workbench.db.repositories import ConversationsRepo, ProfilesRepo, PromptsRepo, WorkersRepo
 from workbench.models import tts_voices
 from workbench.models.stack import known_stacks
@@ -70,7 +70,7 @@ class ConversationPage(pn.viewable.Viewer):
         config = web_context().settings
         async with self._session.as_user() as conn:
             profiles = ProfilesRepo(conn)
-            self.can_choose_prompt = "researcher" in await profiles.roles_held()
+            self.can_choose_prompt = await profiles.is_researcher()
             if self.can_choose_prompt:
                 slugs = sorted(p.slug for p in await PromptsRepo(conn).all_prompts())
                 self.param.prompt.objects = [DEFAULT_PROMPT, *slugs]
@@ -229,7 +229,7 @@ def stack_label(name: str, live: LiveStack | None) -> str:
 
 def language_note(wanted: str | None, fixed: str | None) -> str:
     """What to tell a user whose language setting this stack cannot follow ("" if it can)."""
-    if not wanted or not fixed or wanted.split("-")[0] == fixed:
+    if not wanted or not fixed or primary_language(wanted) == fixed:
         return ""
     return (
         f"This model stack recognises only '{fixed}' speech; your language setting "

@@ -36,7 +36,7 @@ class HomePage(pn.viewable.Viewer):
                 limit=RECENT, owner_id=self._session.user_id
             )
             latency = await AnalyticsRepo(conn).conversation_latency([c.id for c in conversations])
-            researcher = "researcher" in await ProfilesRepo(conn).roles_held()
+            researcher = await ProfilesRepo(conn).is_researcher()
             lines = await _prompt_lines(PromptsRepo(conn)) if researcher else []
         self.recent = pd.DataFrame(
             [

@@ -55,3 +55,16 @@ def test_settings_form_validates_before_anything_is_saved() -> None:
     store.language = "English please"
     with pytest.raises(ValueError, match="language: String should match pattern"):
         store.settings()
+
+
+def test_roles_rank_as_sql_ranks_them_and_languages_reduce_to_their_primary_tag() -> None:
+    from workbench.db.models import APP_ROLES, primary_language, ranks_at_least
+
+    assert APP_ROLES == ("user", "researcher", "admin")
+    assert ranks_at_least("admin", "researcher")
+    assert ranks_at_least("researcher", "researcher")
+    assert not ranks_at_least("user", "researcher")
+    assert primary_language("en-GB") == "en"
+    assert primary_language("de") == "de"
+    assert primary_language(None) is None
+    assert primary_language("") is None

@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 AppRole = Literal["user", "researcher", "admin"]
+# The roles from least to most (each holds the powers of those before it), as SQL ranks them.
+APP_ROLES: tuple[AppRole, ...] = get_args(AppRole)
 ConversationStatus = Literal["active", "completed", "interrupted", "failed"]
+
+
+def ranks_at_least(role: AppRole, required: AppRole) -> bool:
+    """`role` holds `required`'s powers (admin > researcher > user), as `public.has_role` decides."""
+    return APP_ROLES.index(role) >= APP_ROLES.index(required)
+
+
+def primary_language(tag: object) -> str | None:
+    """The language of a language tag, as speech recognition takes it ("en-GB" -> "en")."""
+    return str(tag or "").split("-")[0].lower() or None
 
 
 class _Row(BaseModel):

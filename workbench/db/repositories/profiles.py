@@ -34,6 +34,10 @@ class ProfilesRepo(Repo):
             )
             return {row[0] for row in await cur.fetchall()}
 
+    async def is_researcher(self) -> bool:
+        """The caller holds a researcher's powers (researchers and admins)."""
+        return "researcher" in await self.roles_held()
+
     async def get(self, user_id: UUID) -> Profile:
         """A profile the caller may see (their own; any, for admins)."""
         return await self._one(

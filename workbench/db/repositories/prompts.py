@@ -7,6 +7,7 @@ from uuid import UUID
 
 from workbench.db.errors import InvalidInput, NotFound, translated
 from workbench.db.models import (
+    APP_ROLES,
     AppRole,
     ArmTally,
     Experiment,
@@ -106,7 +107,7 @@ class PromptsRepo(Repo):
         prompt_id: UUID,
         name: str,
         *,
-        target_roles: Sequence[AppRole] = ("user", "researcher", "admin"),
+        target_roles: Sequence[AppRole] = APP_ROLES,
     ) -> Experiment:
         """A draft experiment on a prompt."""
         return await self._one(
