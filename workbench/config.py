@@ -339,9 +339,11 @@ class Settings(BaseSettings):
         secrets = _read_local_secrets(local_dir)
         # A malformed port is left for field validation to report by name.
         ports = {
-            "postgres": _int_or(_first(data, "WORKBENCH_POSTGRES_PORT", "postgres_port"), 54322),
-            "auth": _int_or(_first(data, "WORKBENCH_AUTH_PORT", "auth_port"), 9999),
-            "livekit": _int_or(_first(data, "WORKBENCH_LIVEKIT_PORT", "livekit_port"), 7880),
+            name: _int_or(
+                _first(data, f"WORKBENCH_{name.upper()}_PORT", f"{name}_port"),
+                cls.model_fields[f"{name}_port"].default,
+            )
+            for name in ("postgres", "auth", "livekit")
         }
         defaults: dict[str, Any] = {
             "supabase_url": f"http://127.0.0.1:{ports['auth']}",
