@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 from livekit import rtc
-from livekit.agents import APIConnectOptions, llm, stt, tts, utils
+from livekit.agents import APIConnectOptions, APIError, llm, stt, tts, utils
 from livekit.agents.language import LanguageCode
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
 from livekit.agents.vad import VAD, VADEventType
@@ -115,7 +115,11 @@ class WorkbenchSTT(_Labelled, stt.STT[Any]):
         conn_options: APIConnectOptions,
     ) -> stt.SpeechEvent:
         lang = language if isinstance(language, str) else self._language
-        text, audio = await self.transcribe_frames(buffer, language=lang)
+        try:
+            text, audio = await self.transcribe_frames(buffer, language=lang)
+        except Exception as exc:
+            # The framework's error: `recognize` retries it and reports it as STT errors.
+            raise APIError(f"transcription failed: {exc}", retryable=True) from exc
         if text:
             self.keep_audio(audio)
         return _final(text, lang, speech_end_time=None)
@@ -227,8 +231,11 @@ class _EarlyFinalStream(stt.RecognizeStream):
     ) -> None:
         try:
             text, audio = await self._owner.transcribe_frames(frames, language=self._language)
-        except Exception:
+        except Exception as exc:
+            # Reported the framework's way (the STT's `error` event, which the session logs
+            # and counts), and the stream goes on: the next utterance may well be heard.
             log.exception("transcription failed; the utterance is dropped")
+            self._emit_error(APIError(f"transcription failed: {exc}"), recoverable=True)
             text, audio = "", np.zeros(0, dtype=np.float32)
         if generation != self._generation or self._utterance is None:
             return  # the user went on speaking: a later attempt covers this audio too

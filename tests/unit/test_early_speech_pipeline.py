@@ -208,3 +208,54 @@ def test_speech_span_skips_room_tone() -> None:
     assert start == pytest.approx(0.5, abs=0.03)
     assert end == pytest.approx(1.5, abs=0.03)
     assert speech_span(np.zeros(rate), rate) == (0.0, 0.0)
+
+
+class _Deaf(SpeechToText):
+    """A speech-to-text model whose every transcription fails (a broken model file, no memory)."""
+
+    def _load(self) -> None:
+        pass
+
+    def _transcribe_batch(
+        self, clips: list[np.ndarray], language: str | None
+    ) -> list[tuple[str, str | None]]:
+        raise RuntimeError("the model is gone")
+
+
+def _deaf() -> _Deaf:
+    from workbench.models.spec import ModelSpec
+
+    model = _Deaf(ModelSpec(name="deaf", kind="stt", backend="fake", model="x"))
+    model.load()
+    return model
+
+
+async def test_a_failed_transcription_is_the_frameworks_error_and_the_stream_goes_on() -> None:
+    audio, _ = _clip(0)
+    adapter = WorkbenchSTT(_deaf(), vad=silero.VAD.load(min_silence_duration=0.2), language="en")
+    errors: list[stt.STTError] = []
+    adapter.on("error", errors.append)
+    stream = adapter.stream()
+    events: list[stt.SpeechEvent] = []
+
+    async def read() -> None:
+        async for event in stream:
+            events.append(event)
+
+    reader = asyncio.create_task(read())
+    await _speak(stream, np.concatenate([_silence(0.3), audio, _silence(1.0)]))
+    stream.end_input()
+    await asyncio.wait_for(reader, timeout=30)
+    assert not _finals(events)  # nothing heard is said to be heard
+    assert [e.recoverable for e in errors] == [True]
+    assert "the model is gone" in str(errors[0].error)
+    # One-shot recognition raises the framework's error, which `recognize` retries.
+    from livekit.agents import APIConnectOptions, APIError, utils
+
+    frames = [rtc.AudioFrame(audio[:FRAME].tobytes(), RATE_HZ, 1, FRAME)]
+    with pytest.raises(APIError):
+        await adapter.recognize(
+            utils.merge_frames(frames),
+            conn_options=APIConnectOptions(max_retry=1, retry_interval=0),
+        )
+    assert [e.recoverable for e in errors[1:]] == [True, False]
