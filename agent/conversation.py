@@ -11,11 +11,20 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Coroutine
 from typing import Any
 from uuid import UUID, uuid4
 
 import psycopg
-from livekit.agents import AgentSession, JobContext, JobRequest, llm
+from livekit.agents import (
+    AgentFalseInterruptionEvent,
+    AgentSession,
+    CloseEvent,
+    ConversationItemAddedEvent,
+    JobContext,
+    JobRequest,
+    llm,
+)
 from psycopg_pool import AsyncConnectionPool
 
 from agent.adapters import WorkbenchSTT
@@ -135,17 +144,17 @@ class ConversationLog:
         """Record what `session` says and hears; close the conversation, then the job, when it ends."""
 
         @session.on("agent_false_interruption")
-        def _on_false_interruption(_event: Any) -> None:
+        def _on_false_interruption(_event: AgentFalseInterruptionEvent) -> None:
             self._false_interruptions += 1  # the agent stopped for what was not one, and resumed
 
         @session.on("conversation_item_added")
-        def _on_item(event: Any) -> None:
+        def _on_item(event: ConversationItemAddedEvent) -> None:
             item = event.item
             if isinstance(item, llm.ChatMessage) and item.role in ("user", "assistant"):
                 self._track(self._record(item))
 
         @session.on("close")
-        def _on_close(_event: Any) -> None:
+        def _on_close(_event: CloseEvent) -> None:
             # The user left (or the session failed): close the conversation, then the job.
             async def close() -> None:
                 await self.finish()
@@ -156,7 +165,7 @@ class ConversationLog:
 
         ctx.add_shutdown_callback(self.finish)
 
-    def _track(self, work: Any) -> None:
+    def _track(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
