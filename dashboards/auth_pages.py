@@ -11,17 +11,16 @@ from __future__ import annotations
 import contextlib
 import html
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode
 
 from bokeh.server.auth_provider import AuthProvider
 from tornado.web import RequestHandler
 
 from dashboards import page_sessions
-from dashboards.client_address import client_address
+from dashboards.auth_forms import FormHandler, InvalidField, form_field, safe_next
 from dashboards.context import web_context
 from workbench.auth.client import (
     AuthFailure,
-    AuthSession,
     AuthUnavailable,
     EmailTaken,
     InvalidCredentials,
@@ -31,147 +30,14 @@ from workbench.auth.login_guard import TooManyAttempts
 from workbench.auth.request_limits import (
     REGISTER_LIMITS,
     RESET_LIMITS,
-    Action,
-    RequestLimits,
 )
-from workbench.auth.web_sessions import ABSOLUTE_S, COOKIE_NAME
+from workbench.auth.web_sessions import COOKIE_NAME
 from workbench.config import REPO_ROOT
 
 MAIL_TEMPLATES_DIR = REPO_ROOT / "supabase" / "templates"
 
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title} · Voice Workbench</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
- body {{ font-family: system-ui, sans-serif; background: #f4f5f7; margin: 0; }}
- main {{ max-width: 360px; margin: 10vh auto; background: #fff; padding: 2rem; border-radius: 8px;
-        box-shadow: 0 1px 4px #0002; }}
- h1 {{ font-size: 1.3rem; margin-top: 0; }} label {{ display: block; margin: .8rem 0 .2rem; }}
- input {{ width: 100%; padding: .5rem; box-sizing: border-box; }}
- button {{ margin-top: 1.2rem; width: 100%; padding: .6rem; background: #2b59c3; color: #fff;
-          border: 0; border-radius: 4px; font-size: 1rem; }}
- .error {{ color: #b00020; }} .note {{ color: #2e7d32; }} nav {{ margin-top: 1rem; font-size: .9rem; }}
-</style></head><body><main><h1>{title}</h1>{body}</main></body></html>"""
 
-
-def _field(name: str, label: str, kind: str = "text", value: str = "") -> str:
-    return (
-        f'<label for="{name}">{label}</label>'
-        f'<input id="{name}" name="{name}" type="{kind}" value="{html.escape(value)}" required>'
-    )
-
-
-def _safe_next(target: str | None) -> str:
-    """A same-site path to go to after sign-in, else "/".
-
-    An open redirect would hand the fresh session to another site. Only a plain
-    path is accepted: no scheme or host, no backslash ("/\\host" is another host to
-    browsers) and no control or space character anywhere (browsers drop tabs and
-    newlines before they parse, so "/<TAB>/host" reads as "//host"). A page session
-    named in it is dropped: a page never takes its session from a link.
-    """
-    if (
-        not target
-        or not target.startswith("/")
-        or target.startswith("//")
-        or "\\" in target
-        or any(not c.isprintable() or c.isspace() for c in target)
-    ):
-        return "/"
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc:
-        return "/"
-    query = [
-        (name, value)
-        for name, value in parse_qsl(parts.query, keep_blank_values=True)
-        if name not in page_sessions.SESSION_ARGUMENTS
-    ]
-    return urlunsplit(("", "", parts.path, urlencode(query), parts.fragment))
-
-
-# The longest value each form field takes (an e-mail address is at most 254 characters;
-# Supabase Auth reads at most 72 bytes of a password, bcrypt's limit, but a longer
-# passphrase is not an error). Anything longer is refused before it goes anywhere.
-FIELD_LIMITS = {"email": 254, "password": 1024, "display_name": 100, "token_hash": 256}
-FIELD_LABELS = {
-    "email": "Email",
-    "password": "Password",
-    "display_name": "Display name",
-    "token_hash": "The link",
-}
-
-
-class InvalidField(ValueError):
-    """A form field that is missing, empty, too long or sent more than once (a 400 on the form)."""
-
-
-class _FormHandler(RequestHandler):
-    def field(self, name: str, *, required: bool = True, body: bool = True) -> str:
-        """One form (or, `body=False`, query) field as text, or InvalidField saying what is wrong.
-
-        Tornado strips surrounding whitespace and control characters, as the forms
-        always have, so a value reads the same at registration and at sign-in.
-        """
-        values = self.get_body_arguments(name) if body else self.get_query_arguments(name)
-        label = FIELD_LABELS.get(name, name)
-        if len(values) > 1:
-            raise InvalidField(f"{label} was sent more than once.")
-        value = values[0] if values else ""
-        if required and not value:
-            raise InvalidField(f"{label} is required.")
-        if len(value) > FIELD_LIMITS.get(name, 1024):
-            raise InvalidField(
-                f"{label} is too long (at most {FIELD_LIMITS.get(name, 1024)} characters)."
-            )
-        return value
-
-    def client_key(self) -> str:
-        """The browser's address for rate limits (through our trusted proxies only)."""
-        return client_address(
-            self.request.remote_ip or "unknown",
-            self.request.headers.get("X-Forwarded-For"),
-            web_context().trusted_proxies,
-        )
-
-    async def take_request(self, limits: RequestLimits, action: Action, email: str) -> None:
-        """Count a register/reset request against this client and e-mail (raises TooManyAttempts)."""
-        async with web_context().connection() as conn:
-            await limits.take(conn, action, client=self.client_key(), email=email)
-
-    async def start_session(self, auth: AuthSession) -> None:
-        """Store the signed-in session server-side and give the browser its cookie."""
-        context = web_context()
-        async with context.connection() as conn:
-            cookie = await context.sessions.create(
-                conn, auth, user_agent=self.request.headers.get("User-Agent")
-            )
-        self.set_cookie(
-            COOKIE_NAME,
-            cookie,
-            httponly=True,
-            # Behind the TLS proxy the request itself arrives as http on loopback.
-            secure=web_context().settings.public_url.startswith("https://"),
-            samesite="Lax",
-            expires_days=ABSOLUTE_S / 86400,
-        )
-
-    def page(self, title: str, body: str, *, status: int = 200) -> None:
-        self.set_status(status)
-        self.set_header("Cache-Control", "no-store")
-        self.write(_PAGE.format(title=title, body=body))
-
-    def form(
-        self, action: str, fields: str, button: str, *, message: str = "", error: bool = True
-    ) -> str:
-        notice = (
-            f'<p class="{"error" if error else "note"}" role="alert">{html.escape(message)}</p>'
-            if message
-            else ""
-        )
-        return f'{notice}<form method="post" action="{action}">{self.xsrf_form_html()}{fields}<button type="submit">{button}</button></form>'
-
-
-class LoginHandler(_FormHandler):
+class LoginHandler(FormHandler):
     """GET: the form. POST: sign in through Supabase Auth, start a server-side session."""
 
     def get(self) -> None:
@@ -187,8 +53,8 @@ class LoginHandler(_FormHandler):
     def _render(
         self, message: str = "", email: str = "", status: int = 200, error: bool = True
     ) -> None:
-        target = _safe_next(self.get_argument("next", None))
-        fields = _field("email", "Email", "email", email) + _field(
+        target = safe_next(self.get_argument("next", None))
+        fields = form_field("email", "Email", "email", email) + form_field(
             "password", "Password", "password"
         )
         links = (
@@ -239,10 +105,10 @@ class LoginHandler(_FormHandler):
             self._render(str(exc), email, status=400)
             return
         await self.start_session(auth)
-        self.redirect(_safe_next(self.get_argument("next", None)))
+        self.redirect(safe_next(self.get_argument("next", None)))
 
 
-class LogoutHandler(_FormHandler):
+class LogoutHandler(FormHandler):
     """POST (with the XSRF token): end the session here and at Supabase Auth."""
 
     def get(self) -> None:
@@ -260,7 +126,7 @@ class LogoutHandler(_FormHandler):
         self.redirect("/login")
 
 
-class RegisterHandler(_FormHandler):
+class RegisterHandler(FormHandler):
     """Create an account through Supabase Auth."""
 
     def get(self) -> None:
@@ -268,9 +134,9 @@ class RegisterHandler(_FormHandler):
 
     def _render(self, message: str = "", email: str = "", status: int = 200) -> None:
         fields = (
-            _field("display_name", "Display name")
-            + _field("email", "Email", "email", email)
-            + _field("password", "Password (8 characters or more)", "password")
+            form_field("display_name", "Display name")
+            + form_field("email", "Email", "email", email)
+            + form_field("password", "Password (8 characters or more)", "password")
         )
         self.page(
             "Create an account",
@@ -316,7 +182,7 @@ class RegisterHandler(_FormHandler):
         self.redirect("/login?" + urlencode({"next": "/", "registered": "1"}))
 
 
-class ResetHandler(_FormHandler):
+class ResetHandler(FormHandler):
     """Ask Supabase Auth to mail a recovery link (the answer never says whether the account exists)."""
 
     def get(self) -> None:
@@ -326,7 +192,7 @@ class ResetHandler(_FormHandler):
         self.page(
             "Reset your password",
             self.form(
-                "/reset", _field("email", "Email", "email", email), "Send link", message=message
+                "/reset", form_field("email", "Email", "email", email), "Send link", message=message
             ),
             status=status,
         )
@@ -362,7 +228,7 @@ class ResetHandler(_FormHandler):
         )
 
 
-class ResetCompleteHandler(_FormHandler):
+class ResetCompleteHandler(FormHandler):
     """The recovery link's landing page: choose a new password, then be signed in.
 
     Supabase Auth's recovery mail must link here with the token hash, the
@@ -386,7 +252,7 @@ class ResetCompleteHandler(_FormHandler):
             )
             return
         action = "/reset/complete?" + urlencode({"token_hash": token_hash})
-        fields = _field("password", "New password (8 characters or more)", "password")
+        fields = form_field("password", "New password (8 characters or more)", "password")
         self.page(
             "Choose a new password",
             self.form(action, fields, "Set password", message=message),
@@ -418,7 +284,7 @@ class ResetCompleteHandler(_FormHandler):
         self.redirect("/")
 
 
-class ConfirmHandler(_FormHandler):
+class ConfirmHandler(FormHandler):
     """The confirmation mail's link (when e-mail confirmation is on): confirm, then be signed in.
 
     GET only shows a button; the POST redeems the token, so a mail scanner that

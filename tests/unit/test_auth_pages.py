@@ -7,7 +7,7 @@ from urllib.parse import unquote
 import pytest
 from supabase_auth.errors import AuthApiError
 
-from dashboards.auth_pages import _safe_next
+from dashboards.auth_forms import safe_next
 from dashboards.files import attachment, file_url
 from workbench.auth.client import InvalidCredentials, _translate
 
@@ -42,7 +42,7 @@ pytestmark = pytest.mark.unit
     ],
 )
 def test_next_is_a_same_site_path(target: str | None, expected: str) -> None:
-    assert _safe_next(target) == expected
+    assert safe_next(target) == expected
 
 
 @pytest.mark.parametrize(
