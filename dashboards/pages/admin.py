@@ -8,9 +8,7 @@ SQL), and the page itself is refused to them.
 from __future__ import annotations
 
 import difflib
-import json
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -21,6 +19,7 @@ import param
 from psycopg import AsyncConnection
 
 from dashboards.components.actions import run_on_click
+from dashboards.components.audit_trail import AuditTrail
 from dashboards.components.draft_check import DraftCheck
 from dashboards.context import web_context
 from dashboards.session import PageSession
@@ -28,28 +27,14 @@ from dashboards.text import markdown_text
 from workbench.db.errors import DataError
 from workbench.db.models import (
     APP_ROLES,
-    AnalyticsKind,
     AppRole,
     ArmTally,
     Experiment,
     PromptVersion,
     SystemPrompt,
 )
-from workbench.db.repositories import AnalyticsRepo, ProfilesRepo, PromptsRepo
+from workbench.db.repositories import ProfilesRepo, PromptsRepo
 
-# What the database records by itself (supabase/migrations/*_audit_trail.sql).
-AUDITED: tuple[AnalyticsKind, ...] = (
-    "login",
-    "logout",
-    "conversation_started",
-    "conversation_ended",
-    "export_requested",
-    "prompt_activated",
-    "experiment_started",
-    "experiment_stopped",
-    "role_changed",
-)
-AUDIT_COLUMNS = ["when", "who", "what", "details"]
 DIFF_STYLE = (
     "<style>table.diff{font-family:monospace;font-size:.85rem}"
     ".diff_add{background:#c8f0c8}.diff_chg{background:#f7f0a8}.diff_sub{background:#f5c2c2}"
@@ -82,14 +67,13 @@ class AdminPage(pn.viewable.Viewer):
     experiments = param.List(default=[], doc="experiments of the selected prompt")
     arms = param.List(default=[], doc="their arms, with the conversations assigned to each")
     users = param.DataFrame(default=None, doc="profiles with their roles")
-    audit = param.DataFrame(default=None, doc="audit events as filtered, newest first")
     message = param.String(default="", doc="result of the last action")
 
     def __init__(self, session: PageSession, **params: Any) -> None:
         super().__init__(**params)
         self._session = session
         self._wanted_slug: str | None = None  # the prompt to show after the next load
-        self._audit_filter: dict[str, Any] = {"kinds": [], "who": "", "since": None}
+        self.audit_trail = AuditTrail(session)
         # True while the page itself changes the prompt list: the picker's own change
         # events are then the page's doing, not the admin's choice.
         self.updating = False
@@ -108,37 +92,10 @@ class AdminPage(pn.viewable.Viewer):
                 self.updating = False
             await self._load_prompt(conn)
             profiles = await ProfilesRepo(conn).list_all()
-            await self._load_audit(conn)
+            await self.audit_trail.load(conn)
         self.users = pd.DataFrame(
             [{"id": str(p.id), "display_name": p.display_name, "role": p.role} for p in profiles],
             columns=["id", "display_name", "role"],
-        )
-
-    async def filter_audit(self, kinds: list[AnalyticsKind], who: str, since: date | None) -> None:
-        """Show the audit events of these kinds (none: all), by this person, from this day."""
-        self._audit_filter = {"kinds": list(kinds), "who": who, "since": since}
-        async with self._session.as_user() as conn:
-            await self._load_audit(conn)
-
-    async def _load_audit(self, conn: AsyncConnection[Any]) -> None:
-        wanted = self._audit_filter
-        since = wanted["since"] or (datetime.now(UTC) - timedelta(days=7)).date()
-        events = await AnalyticsRepo(conn).audit_events(
-            kinds=wanted["kinds"] or list(AUDITED),
-            who=wanted["who"],
-            since=datetime.combine(since, time.min, tzinfo=UTC),
-        )
-        self.audit = pd.DataFrame(
-            [
-                {
-                    "when": e.occurred_at.strftime("%Y-%m-%d %H:%M:%S"),
-                    "who": e.who or (str(e.user_id) if e.user_id else "(service)"),
-                    "what": e.kind.replace("_", " "),
-                    "details": json.dumps(e.payload, sort_keys=True),
-                }
-                for e in events
-            ],
-            columns=AUDIT_COLUMNS,
         )
 
     async def _load_prompt(self, conn: AsyncConnection[Any]) -> None:
@@ -328,36 +285,6 @@ def admin_view(page: AdminPage) -> pn.viewable.Viewable:
     set_role = pn.widgets.Button(name="Set role")
     run_on_click(set_role, lambda: page.set_role(user_id.value, role.value))
 
-    kinds = pn.widgets.MultiChoice(
-        name="What",
-        options=[k.replace("_", " ") for k in AUDITED],
-        max_width=420,
-        sizing_mode="stretch_width",
-    )
-    who = pn.widgets.TextInput(name="Who (name or id)", width=220)
-    since = pn.widgets.DatePicker(name="From", width=150)
-    show = pn.widgets.Button(name="Show events", align="end")
-    run_on_click(
-        show,
-        lambda: page.filter_audit(
-            [k.replace(" ", "_") for k in kinds.value], who.value, since.value
-        ),
-    )
-
-    @pn.depends(page.param.audit)
-    def audit_table(audit: pd.DataFrame | None) -> pn.viewable.Viewable:
-        if audit is None or audit.empty:
-            return pn.pane.Markdown("No events match: widen the filters or pick an earlier day.")
-        return pn.widgets.Tabulator(
-            audit,
-            disabled=True,
-            show_index=False,
-            pagination="local",
-            page_size=15,
-            name="audit",
-            sizing_mode="stretch_width",
-        )
-
     @pn.depends(page.param.message)
     def message(text: str) -> pn.viewable.Viewable:
         return pn.pane.Alert(text, alert_type="info") if text else pn.Spacer(height=0)
@@ -379,8 +306,7 @@ def admin_view(page: AdminPage) -> pn.viewable.Viewable:
             "## Audit trail\nRecorded by the database as it happens (the last 7 days unless "
             "a day is picked)."
         ),
-        pn.FlexBox(kinds, who, since, show),
-        audit_table,
+        page.audit_trail,
         sizing_mode="stretch_width",
     )
 
