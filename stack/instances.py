@@ -48,7 +48,7 @@ def settings_variables() -> dict[str, str]:
     return names
 
 
-def _every_variable_name() -> set[str]:
+def every_settings_variable() -> set[str]:
     """Every environment variable `Settings` reads, old names included."""
     return {
         str(name)
@@ -71,7 +71,7 @@ def ports_for_tests() -> dict[str, int]:
 
 def environment_for_tests(environ: Mapping[str, str]) -> dict[str, str]:
     """`environ` with the person's instance settings removed and the tests' set."""
-    instance = _every_variable_name() | {ENV_FILE_VARIABLE}
+    instance = every_settings_variable() | {ENV_FILE_VARIABLE}
     env = {k: v for k, v in environ.items() if k not in instance or k in SHARED_VARIABLES}
     env.update({name: str(port) for name, port in ports_for_tests().items()})
     env.update(

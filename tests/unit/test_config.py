@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from stack.instances import every_settings_variable
 from workbench.config import SettingsError, load_settings
 
 pytestmark = pytest.mark.unit
@@ -29,15 +30,8 @@ HOSTED = {
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Isolate from the developer's environment and .env file."""
-    for name in [
-        *HOSTED,
-        "SUPABASE_JWT_SECRET",
-        "WORKBENCH_STACK",
-        "WORKBENCH_DEPLOYMENT",
-        "WORKBENCH_POSTGRES_PORT",
-        "WORKBENCH_AGENT_STACKS",
-    ]:
+    """Isolate from the developer's environment (and the tests' own instance's) and .env file."""
+    for name in every_settings_variable():
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("WORKBENCH_LOCAL_DIR", str(tmp_path / "local"))
     monkeypatch.chdir(tmp_path)
