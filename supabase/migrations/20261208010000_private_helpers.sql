@@ -9,12 +9,15 @@ alter function public.current_app_role() set schema private;
 -- Policies run these two as the querying user, who needs the schema (its tables stay
 -- closed: no table in `private` is granted to `authenticated`) and these two alone.
 -- Every other function in `private` is the service's: nothing runs as PUBLIC there.
+-- A function is executable by PUBLIC when it is made, and a schema's default
+-- privileges cannot take that away (only the global ones can, for every schema): so a
+-- migration that adds a function to `private` revokes it from PUBLIC itself, as the
+-- functions below are now (tests/integration/test_rls_matrix.py checks them all).
 grant usage on schema private to authenticated;
 revoke execute on all functions in schema private from public, anon, authenticated;
 grant execute on all functions in schema private to service_role;
 grant execute on function private.current_app_role(), private.owns_conversation(uuid)
   to authenticated;
-alter default privileges in schema private revoke execute on functions from public;
 alter default privileges in schema private grant execute on functions to service_role;
 
 -- The policies' role check reads the moved helper by name (a SQL body is resolved at

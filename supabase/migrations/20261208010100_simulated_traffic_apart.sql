@@ -97,6 +97,7 @@ begin
   return null;
 end
 $$;
+revoke execute on function private.note_stale_simulated() from public, anon, authenticated;
 create trigger profiles_simulated_latency after update of simulated on public.profiles
   for each row when (old.simulated is distinct from new.simulated)
   execute function private.note_stale_simulated();
