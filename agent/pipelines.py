@@ -27,7 +27,7 @@ from agent.settings import AgentSettings
 from agent.text_chunks import FirstClauseTokenizer
 from agent.turn_detection import LatestFinal, TranscriptAwareTurnDetector
 from workbench.audio import SPEECH_RATE_HZ, resample, to_float32
-from workbench.content_filter import ContentPolicy
+from workbench.content_filter import ContentPolicy, StreamRedactor
 from workbench.models import (
     ChatMessage,
     ChatModel,
@@ -124,12 +124,18 @@ class WorkbenchAgent(Agent):
     async def llm_node(
         self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings
     ) -> AsyncIterable[llm.ChatChunk | str | FlushSentinel]:
+        # A blocked phrase may arrive split between two chunks: the redactor holds back
+        # what could still become one (nothing, with no blocklist).
+        redactor = StreamRedactor(self.policy)
+        last: llm.ChatChunk | None = None
         async for chunk in Agent.default.llm_node(self, chat_ctx, tools, model_settings):
             if isinstance(chunk, llm.ChatChunk) and chunk.delta and chunk.delta.content:
-                redacted, verdict = self.policy.redact(chunk.delta.content)
-                if verdict["action"] != "allow":
-                    chunk.delta.content = redacted
+                chunk.delta.content = redactor.feed(chunk.delta.content)
+                last = chunk
             yield chunk
+        rest = redactor.flush()
+        if rest and last is not None:
+            yield llm.ChatChunk(id=last.id, delta=llm.ChoiceDelta(role="assistant", content=rest))
 
 
 class SequentialAgent(WorkbenchAgent):

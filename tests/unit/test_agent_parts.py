@@ -147,3 +147,44 @@ def test_a_turn_split_by_a_pause_reaches_the_model_as_one_message() -> None:
         ("assistant", "Hello!"),
         ("user", "I am planning a trip next week. What should I pack for rain?"),
     ]
+
+
+def _streamed(policy: ContentPolicy, pieces: list[str]) -> str:
+    from workbench.content_filter import StreamRedactor
+
+    redactor = StreamRedactor(policy)
+    return "".join(redactor.feed(piece) for piece in pieces) + redactor.flush()
+
+
+def test_a_blocked_phrase_split_between_streamed_chunks_is_still_redacted() -> None:
+    """The LLM streams tokens; a phrase arriving in two (or three) chunks is caught whole."""
+    policy = ContentPolicy(blocklist=["bomb", "credit card numbers"])
+    assert (
+        _streamed(policy, ["How to make a bo", "mb at home"]) == "How to make a [redacted] at home"
+    )
+    assert _streamed(policy, ["Read the credit ca", "rd num", "bers aloud."]) == (
+        "Read the [redacted] aloud."
+    )
+    # A word that only begins like a blocked one is spoken as it is.
+    assert _streamed(policy, ["A bomb", "astic speech."]) == "A bombastic speech."
+
+
+def test_streamed_redaction_equals_redacting_the_whole_reply_however_it_is_cut() -> None:
+    import random
+
+    policy = ContentPolicy(blocklist=["bomb", "credit card numbers", "secret"])
+    reply = "The Secret is that credit card numbers and a bomb, bombs and bombastic talk mix."
+    whole, _ = policy.redact(reply)
+    chance = random.Random(7)
+    for _ in range(200):
+        cuts = sorted(chance.sample(range(1, len(reply)), chance.randint(1, 12)))
+        pieces = [reply[a:b] for a, b in zip([0, *cuts], [*cuts, len(reply)], strict=True)]
+        assert _streamed(policy, pieces) == whole
+
+
+def test_without_a_blocklist_every_chunk_passes_at_once() -> None:
+    from workbench.content_filter import StreamRedactor
+
+    redactor = StreamRedactor(ContentPolicy())
+    assert [redactor.feed(p) for p in ["Hel", "lo"]] == ["Hel", "lo"]
+    assert redactor.flush() == ""
