@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
@@ -188,3 +189,24 @@ def test_without_a_blocklist_every_chunk_passes_at_once() -> None:
     redactor = StreamRedactor(ContentPolicy())
     assert [redactor.feed(p) for p in ["Hel", "lo"]] == ["Hel", "lo"]
     assert redactor.flush() == ""
+
+
+async def test_the_agent_redacts_a_phrase_the_model_streamed_in_two_chunks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from livekit.agents import Agent, ModelSettings
+
+    from agent.pipelines import WorkbenchAgent
+
+    async def model_stream(*_args: object) -> AsyncIterator[llm.ChatChunk]:
+        for piece in ["Here is how to build a bo", "mb", " safely."]:
+            yield llm.ChatChunk(id="r1", delta=llm.ChoiceDelta(role="assistant", content=piece))
+
+    monkeypatch.setattr(Agent.default, "llm_node", model_stream)
+    agent = WorkbenchAgent(instructions="Be helpful.", policy=ContentPolicy(blocklist=["bomb"]))
+    spoken = [
+        chunk.delta.content
+        async for chunk in agent.llm_node(llm.ChatContext(), [], ModelSettings())
+        if isinstance(chunk, llm.ChatChunk) and chunk.delta and chunk.delta.content
+    ]
+    assert "".join(spoken) == "Here is how to build a [redacted] safely."
