@@ -132,38 +132,40 @@ def activity_bars(activity: pd.DataFrame) -> Any:
 
 
 def arm_comparison(arms: pd.DataFrame) -> Any:
-    """Mean voice-to-voice per experiment arm with a 95% interval (normal approximation).
+    """Mean voice-to-voice per experiment arm with its 95% interval over conversations.
 
-    `arms`: `experiment`, `label`, `turns`, `v2v_mean_s`, `v2v_sd_s`.
+    `arms`: `evals.experiments.arm_summaries` (`experiment`, `label`, `conversations`,
+    `turns`, `v2v_mean_s`, `v2v_low_s`, `v2v_high_s`).
     """
     data = arms.dropna(subset=["v2v_mean_s"]).copy()
     data["arm"] = data["experiment"] + " · " + data["label"]
-    half = (
-        1.96
-        * data["v2v_sd_s"].fillna(0.0).astype(float)
-        / np.sqrt(data["turns"].clip(lower=1).astype(float))
-    )
-    data["low"] = data["v2v_mean_s"].astype(float) - half
-    data["high"] = data["v2v_mean_s"].astype(float) + half
     plot = figure(
         y_range=list(data["arm"]),
         height=120 + 50 * len(data),
         width=720,
-        title="Experiment arms: voice to voice (mean, 95% CI)",
+        title="Experiment arms: voice to voice (mean, 95% CI over conversations)",
         x_axis_label="seconds",
         toolbar_location=None,
     )
     if not data.empty:
+        columns = ["v2v_mean_s", "v2v_low_s", "v2v_high_s"]
         source = ColumnDataSource(
-            data[["arm", "v2v_mean_s", "low", "high", "turns"]].astype({"v2v_mean_s": float})
+            data[["arm", *columns, "conversations", "turns"]].astype(dict.fromkeys(columns, float))
         )
         plot.scatter("v2v_mean_s", "arm", source=source, size=9)
         plot.add_layout(
-            Whisker(source=source, base="arm", lower="low", upper="high", dimension="width")
+            Whisker(
+                source=source, base="arm", lower="v2v_low_s", upper="v2v_high_s", dimension="width"
+            )
         )
         plot.add_tools(
             HoverTool(
-                tooltips=[("arm", "@arm"), ("turns", "@turns"), ("mean", "@v2v_mean_s{0.00} s")]
+                tooltips=[
+                    ("arm", "@arm"),
+                    ("conversations", "@conversations"),
+                    ("turns", "@turns"),
+                    ("mean", "@v2v_mean_s{0.00} s [@v2v_low_s{0.00}, @v2v_high_s{0.00}]"),
+                ]
             )
         )
     return plot

@@ -23,6 +23,7 @@ from dashboards.components.service_health import health_markdown, service_alerts
 from dashboards.context import web_context
 from dashboards.files import file_url
 from dashboards.session import PageSession
+from evals.experiments import ARM_COLUMNS, arm_summaries
 from evals.live_plots import (
     activity_bars,
     arm_comparison,
@@ -120,7 +121,7 @@ class AnalyticsPage(pn.viewable.Viewer):
             eval_runs=_runs_frame([r.model_dump() for r in runs]),
             reports=reports,
             researcher=researcher,
-            arms=pd.DataFrame(arms, columns=_ARM_COLUMNS),
+            arms=arm_summaries(arms),
             connection=pd.DataFrame(
                 [r.model_dump() for r in connection], columns=_CONNECTION_COLUMNS
             ),
@@ -205,7 +206,6 @@ class AnalyticsPage(pn.viewable.Viewer):
 
 # Analytics frames take their columns from the row models.
 _CONNECTION_COLUMNS = list(ConnectionDaily.model_fields)
-_ARM_COLUMNS = ["experiment", "label", "turns", "v2v_mean_s", "v2v_sd_s", "interruption_rate"]
 _LATENCY_COLUMNS = list(LatencyDaily.model_fields)
 
 
@@ -335,7 +335,7 @@ def analytics_view(page: AnalyticsPage) -> pn.viewable.Viewable:
     @pn.depends(page.param.arms)
     def experiments_section(arms: pd.DataFrame | None) -> pn.viewable.Viewable:
         return plot_pane(
-            arm_comparison(arms if arms is not None else pd.DataFrame(columns=_ARM_COLUMNS))
+            arm_comparison(arms if arms is not None else pd.DataFrame(columns=ARM_COLUMNS))
         )
 
     @pn.depends(page.param.eval_runs, page.param.researcher)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
+from evals.experiments import arm_summaries
 from tests.support.personas import Persona, create_user, session_as
 from workbench.db.repositories import AnalyticsRepo
 
@@ -67,12 +68,18 @@ async def test_arms_aggregate_per_variant_for_researchers(
         "until": datetime.now(UTC) + timedelta(days=1),
     }
     async with session_as(app_db, people["researcher"]) as conn:
-        arms = {row["label"]: row for row in await AnalyticsRepo(conn).experiment_arms(**window)}
-    assert arms["a"]["turns"] == 3
-    assert arms["a"]["v2v_mean_s"] == pytest.approx(2.0)
-    assert arms["a"]["v2v_sd_s"] == pytest.approx(1.0)
-    assert arms["a"]["interruption_rate"] == pytest.approx(1 / 3)
-    assert arms["b"]["v2v_mean_s"] == pytest.approx(0.5)
+        rows = await AnalyticsRepo(conn).experiment_arms(**window)
+    # One row per conversation (the unit intervals resample), its sums from its turns.
+    by_arm = {row["label"]: row for row in rows}
+    assert len(rows) == 2
+    assert (by_arm["a"]["turns"], by_arm["a"]["v2v_turns"]) == (3, 3)
+    assert by_arm["a"]["v2v_sum_s"] == pytest.approx(6.0)
+    assert by_arm["a"]["interrupted"] == 1
+    arms = arm_summaries(rows).set_index("label")
+    assert arms.loc["a", "v2v_mean_s"] == pytest.approx(2.0)
+    assert arms.loc["a", "interruption_rate"] == pytest.approx(1 / 3)
+    assert arms.loc["b", "v2v_mean_s"] == pytest.approx(0.5)
+    assert arms.loc["a", "conversations"] == 1
     # Experiments and their arms are for researchers: a plain user (even the one who
     # talked in them) gets no rows, as RLS hides the experiment tables from them.
     async with session_as(app_db, people["caller"]) as conn:

@@ -179,3 +179,28 @@ def test_turn_taking_runs_are_compared_by_clip_with_delays_of_turns_not_cut_off(
     delay = rows["delay after last word p50 (s)"]
     assert delay.difference.estimate == pytest.approx(0.2)  # the cut-off turn's -0.4 s left out
     assert delay.verdict == "worse"
+
+
+def test_experiment_arms_resample_conversations_not_turns() -> None:
+    """Two conversations of 50 turns, one at 1 s and one at 2 s: turns taken as independent
+    would give an interval of a few hundredths; over conversations it spans both."""
+    from evals.experiments import arm_summaries
+
+    rows = [
+        {
+            "experiment": "e",
+            "label": "a",
+            "conversation_id": i,
+            "turns": 50,
+            "v2v_sum_s": 50 * v2v,
+            "v2v_turns": 50,
+            "interrupted": cut,
+        }
+        for i, (v2v, cut) in enumerate([(1.0, 0), (2.0, 10)])
+    ]
+    arm = arm_summaries(rows).iloc[0]
+    assert (arm["conversations"], arm["turns"]) == (2, 100)
+    assert arm["v2v_mean_s"] == pytest.approx(1.5)
+    assert (arm["v2v_low_s"], arm["v2v_high_s"]) == pytest.approx((1.0, 2.0))
+    assert arm["interruption_rate"] == pytest.approx(0.1)
+    assert (arm["interruption_low"], arm["interruption_high"]) == pytest.approx((0.0, 0.2))

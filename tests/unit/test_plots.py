@@ -11,6 +11,7 @@ import pytest
 from bokeh.embed import json_item
 
 from evals.compare import compare_samples
+from evals.experiments import arm_summaries
 from evals.live_plots import (
     activity_bars,
     arm_comparison,
@@ -93,15 +94,21 @@ def test_dashboard_plots_with_and_without_data() -> None:
         _serialises(latency_trend(frame))
         _serialises(stage_breakdown(frame))
         _serialises(interruption_trend(frame))
-    arms = pd.DataFrame(
-        {
-            "experiment": ["shorter", "shorter"],
-            "label": ["v1", "v2"],
-            "turns": [40, 1],
-            "v2v_mean_s": [1.5, 1.2],
-            "v2v_sd_s": [0.3, None],
-            "interruption_rate": [0.05, 0.0],
-        }
+    arms = arm_summaries(
+        [
+            {
+                "experiment": "shorter",
+                "label": label,
+                "conversation_id": i,
+                "turns": turns,
+                "v2v_sum_s": v2v,
+                "v2v_turns": turns,
+                "interrupted": 0,
+            }
+            for i, (label, turns, v2v) in enumerate(
+                [("v1", 20, 30.0), ("v1", 20, 31.0), ("v2", 1, 1.2)]
+            )
+        ]
     )
     _serialises(arm_comparison(arms))
     _serialises(arm_comparison(arms.iloc[0:0]))

@@ -117,16 +117,19 @@ class AnalyticsRepo(Repo):
     async def experiment_arms(
         self, *, since: datetime, until: datetime, simulated: bool = False
     ) -> list[dict[str, Any]]:
-        """Per experiment arm: agent turns, voice-to-voice mean and standard deviation, interruption rate.
+        """Per experiment arm and conversation: agent turns, their voice-to-voice sum and count,
+        and the turns interrupted, so intervals can resample conversations (the independent
+        unit), not turns (`evals.experiments`).
 
         Aggregated in SQL under the caller's RLS (no turn rows leave the database), over
         people's conversations, or with `simulated` over simulated callers'.
         """
         with translated():
             cur = await self.conn.execute(
-                """select e.name as experiment, v.label, count(t.id) as turns,
-                          avg(t.v2v_s) as v2v_mean_s, stddev_samp(t.v2v_s) as v2v_sd_s,
-                          avg(t.interrupted::int)::float8 as interruption_rate
+                """select e.name as experiment, v.label, c.id as conversation_id,
+                          count(t.id) as turns, coalesce(sum(t.v2v_s), 0)::float8 as v2v_sum_s,
+                          count(t.v2v_s) as v2v_turns,
+                          count(t.id) filter (where t.interrupted) as interrupted
                    from public.prompt_experiments e
                    join public.experiment_variants v on v.experiment_id = e.id
                    join public.conversations c on c.variant_id = v.id
@@ -134,7 +137,7 @@ class AnalyticsRepo(Repo):
                    where c.started_at >= %s and c.started_at < %s
                      and exists (select 1 from public.simulated_calls s
                                  where s.conversation_id = c.id) = %s
-                   group by e.name, v.label order by e.name, v.label""",
+                   group by e.name, v.label, c.id order by e.name, v.label, c.id""",
                 [since, until, simulated],
             )
             names = [d.name for d in cur.description or []]
