@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from workbench.config import REPO_ROOT
+from workbench.config import env_file_path
 from workbench.turn_taking import DEFAULT_SETTING
 
 
@@ -21,7 +21,7 @@ class AgentSettings(BaseSettings):
     """Conversation knobs of the agent worker (`WORKBENCH_AGENT_<NAME>`)."""
 
     model_config = SettingsConfigDict(
-        env_prefix="WORKBENCH_AGENT_", env_file=REPO_ROOT / ".env", extra="ignore"
+        env_prefix="WORKBENCH_AGENT_", env_file=env_file_path(), extra="ignore"
     )
 
     prompt: str = Field("voice-assistant", description="the prompt slug a room gets by default")

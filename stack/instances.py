@@ -36,10 +36,12 @@ TEST_DATA_DIR = TEST_LOCAL_DIR / "data"
 SHARED_VARIABLES = frozenset({"WORKBENCH_CACHE_DIR"})
 # Read outside `Settings`: which .env file to read ("" for none).
 ENV_FILE_VARIABLE = "WORKBENCH_ENV_FILE"
+# The agent's conversation knobs (agent/settings.py): the person's never reach the tests.
+AGENT_KNOBS_PREFIX = "WORKBENCH_AGENT_"
 
 
 def settings_variables() -> dict[str, str]:
-    """Every environment variable `Settings` reads, by field name."""
+    """Each setting's environment variable (its current name), by field name."""
     names = {}
     for field_name, field in Settings.model_fields.items():
         alias = field.validation_alias
@@ -72,7 +74,11 @@ def ports_for_tests() -> dict[str, int]:
 def environment_for_tests(environ: Mapping[str, str]) -> dict[str, str]:
     """`environ` with the person's instance settings removed and the tests' set."""
     instance = every_settings_variable() | {ENV_FILE_VARIABLE}
-    env = {k: v for k, v in environ.items() if k not in instance or k in SHARED_VARIABLES}
+    env = {
+        k: v
+        for k, v in environ.items()
+        if (k not in instance and not k.startswith(AGENT_KNOBS_PREFIX)) or k in SHARED_VARIABLES
+    }
     env.update({name: str(port) for name, port in ports_for_tests().items()})
     env.update(
         WORKBENCH_DEPLOYMENT="local",

@@ -39,7 +39,8 @@ def default_cache_dir() -> Path:
     return Path(base) / "voice-workbench"
 
 
-def _env_file() -> Path | None:
+def env_file_path() -> Path | None:
+    """The `.env` file settings are read from (WORKBENCH_ENV_FILE; empty: none)."""
     # WORKBENCH_ENV_FILE names another file, or none when empty: the tests' own stack
     # instance reads none of the person's `.env` (stack/instances.py).
     name = os.environ.get("WORKBENCH_ENV_FILE")
@@ -89,7 +90,7 @@ class Settings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_file=_env_file(),
+        env_file=env_file_path(),
         env_file_encoding="utf-8",
         extra="ignore",
         frozen=True,

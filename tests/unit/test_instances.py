@@ -56,12 +56,19 @@ def test_the_persons_services_and_env_file_never_reach_the_tests() -> None:
         "LIVEKIT_URL": "wss://lab.livekit.cloud",
         "WORKBENCH_STACK": "hosted",
         "WORKBENCH_AGENT_STACKS": "gpu-large",
+        "WORKBENCH_AGENT_BLOCKLIST": "mine",
         "WORKBENCH_LOCAL_DIR": "/srv/workbench",
         "WORKBENCH_CACHE_DIR": "/cache",
         "PATH": "/usr/bin",
     }
     env = environment_for_tests(person)
-    for name in ("DATABASE_URL", "SUPABASE_URL", "LIVEKIT_URL", "WORKBENCH_AGENT_STACKS"):
+    for name in (
+        "DATABASE_URL",
+        "SUPABASE_URL",
+        "LIVEKIT_URL",
+        "WORKBENCH_AGENT_STACKS",
+        "WORKBENCH_AGENT_BLOCKLIST",
+    ):
         assert name not in env
     assert env["WORKBENCH_DEPLOYMENT"] == "local"
     assert "WORKBENCH_STACK" not in env  # the old name of the same setting
