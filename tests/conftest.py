@@ -3,6 +3,10 @@
 `unit` (no services), `integration` (the real local stack), `ui` (Playwright
 + Debian Chromium), or notebooks through nbval. A module under tests/unit/
 must be `unit`, under tests/integration/ must be `integration`, and so on.
+
+And the layers that use the stack run only on the tests' own instance of it
+(`stack/instances.py`, which `./dev test` starts), never on the one a person keeps
+their data in.
 """
 
 from __future__ import annotations
@@ -62,3 +66,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"skipped where skips are not allowed (WORKBENCH_NO_SKIPS=1): {reason}"
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Refuse to run integration or browser tests on any stack but the tests' own."""
+    from stack.instances import is_test_instance
+    from workbench.config import get_settings
+
+    uses_stack = [
+        item.nodeid
+        for item in session.items
+        if item.get_closest_marker("integration") or item.get_closest_marker("ui")
+    ]
+    if uses_stack and not is_test_instance(get_settings()):
+        raise pytest.UsageError(
+            f"{len(uses_stack)} integration or browser test(s) (e.g. {uses_stack[0]}) would run "
+            "on the workbench `./dev up` serves you: run them with `./dev test PATH...`, which "
+            "uses the tests' own stack (.local/test/)"
+        )
