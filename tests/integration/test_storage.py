@@ -20,6 +20,7 @@ import psycopg
 import pytest
 import soundfile
 
+from tests.support.images import PNG_1PX
 from tests.support.personas import Persona, create_user, session_as
 from tests.support.ports import free_port
 from workbench.config import Settings
@@ -27,11 +28,6 @@ from workbench.db.errors import InvalidInput, NotFound
 from workbench.storage import ObjectStore, UploadRejected, open_store
 
 pytestmark = pytest.mark.integration
-
-PNG_1PX = (
-    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
-    b"\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82"
-)
 
 
 def wav_bytes(seconds: float = 0.5, sample_rate_hz: int = 16_000) -> bytes:

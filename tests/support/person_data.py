@@ -26,6 +26,7 @@ import psycopg
 from psycopg import sql
 
 from stack.instances import is_test_instance
+from tests.support.images import PNG_1PX
 from tests.support.personas import create_user
 from workbench.config import Settings, get_settings
 from workbench.db.connection import (
@@ -43,10 +44,6 @@ from workbench.storage import open_store
 # the room claims they renew. Everything else a person's data holds must not move.
 LIVENESS_TABLES = frozenset({"public.agent_workers"})
 SCHEMAS = ("public", "auth", "private", "storage")
-PNG_1PX = (
-    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
-    b"\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82"
-)
 
 
 def _tables(conn: psycopg.Connection[Any]) -> list[tuple[str, str]]:

@@ -20,6 +20,7 @@ from playwright.sync_api import Browser, expect
 
 from dashboards.context import LIVENESS_S
 from dashboards.session import WATCH_S
+from tests.support.images import PNG_1PX
 from tests.support.personas import Persona, create_user, recorded_as, session_as
 from tests.support.web import run_async
 from tests.ui.conftest import Visit, create_prompt, save_version
@@ -31,11 +32,6 @@ from workbench.db.repositories import ConversationsRepo, EvalsRepo, ProfilesRepo
 from workbench.storage import ObjectStore
 
 pytestmark = pytest.mark.ui
-
-PNG_1PX = (
-    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
-    b"\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82"
-)
 
 
 def save_settings(web_settings: Settings, person: Persona, settings: UserSettings) -> None:
