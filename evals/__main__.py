@@ -149,6 +149,15 @@ def _add_simulate(commands: Any) -> None:
     )
     sim.add_argument("--runs", type=int, default=1, help="calls per scenario")
     sim.add_argument("--concurrency", type=int, default=1, help="calls held at once")
+    sim.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="where callers run: this process (default) or one Ray actor per call held at once",
+    )
+    sim.add_argument(
+        "--address", help="ray: the cluster's head (HOST:PORT, ray://..., auto); default: start one"
+    )
     sim.add_argument("--out", type=Path, help="run folder (default: data/simulations/...)")
     sim.add_argument("--as", dest="email", help="also write the run to Supabase as this user")
 

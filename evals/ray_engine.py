@@ -77,14 +77,18 @@ class RayEngine:
     `address`: a running cluster (`HOST:PORT` of its head, `ray://...` or
     `auto`); None starts a Ray instance on this machine for the run, on loopback
     only (or uses `RAY_ADDRESS` when set). `actors`: how many; default one per GPU, else one
-    per node.
+    per node. `actor_cpus`: the CPUs Ray reserves for each actor spread without GPUs (a
+    simulated caller mostly waits on its call, so it asks for a fraction).
     """
 
-    def __init__(self, address: str | None = None, *, actors: int | None = None) -> None:
+    def __init__(
+        self, address: str | None = None, *, actors: int | None = None, actor_cpus: float = 1.0
+    ) -> None:
         if actors is not None and actors < 1:
             raise ValueError("--actors must be at least 1")
         self.address = address
         self.actors = actors
+        self.actor_cpus = actor_cpus
         self.requeued = 0  # batches a lost actor had taken and another scored
 
     async def scored(
@@ -111,7 +115,11 @@ class RayEngine:
         actors: list[Any] = []
         try:
             actor_class = ray.remote(max_restarts=0, max_task_retries=0)(_Scorer)
-            actors = [actor_class.options(**options).remote(task) for options in self._placements()]
+            placements = self._placements()
+            actors = [
+                actor_class.options(**options).remote(task.for_worker(index, len(placements)))
+                for index, options in enumerate(placements)
+            ]
             async for done in self._dispatch(task, actors, batches):
                 yield done
         finally:
@@ -129,7 +137,7 @@ class RayEngine:
         if gpus:
             return [{"num_gpus": 1, "num_cpus": 1}] * (self.actors or gpus)
         if self.actors:
-            return [{"num_cpus": 1, "scheduling_strategy": "SPREAD"}] * self.actors
+            return [{"num_cpus": self.actor_cpus, "scheduling_strategy": "SPREAD"}] * self.actors
         nodes = [n for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU", 0) >= 1]
         # Soft: should the node go before the actor starts, it may start elsewhere.
         return [
@@ -148,8 +156,9 @@ class RayEngine:
 
         queue = deque(batches)
         # Each actor holds BATCHES_IN_FLIGHT batches: the next one is there when it
-        # finishes, not after a round trip through this process.
-        slots = deque(actor for actor in actors for _ in range(BATCHES_IN_FLIGHT))
+        # finishes, not after a round trip through this process. Every actor gets its
+        # first batch before any gets a second (fewer batches than slots still spread).
+        slots = deque(actor for _ in range(BATCHES_IN_FLIGHT) for actor in actors)
         pending: dict[Any, tuple[Any, Sequence[Any]]] = {}
         lost: list[str] = []
         while queue or pending:

@@ -4,6 +4,8 @@ Checks the suite before any room opens, makes the simulation accounts (one per
 call held at once), runs the suite as an eval task (resumable run folder, rows
 in Supabase with `--as`, a progress bar), prints each call's verdict and exits 1
 when a required scenario did not pass or the suite's pass rate was missed.
+`--engine ray` places the calls from Ray actors (one per call held at once, over
+the cluster's nodes); every node must reach the stack's LiveKit and database.
 """
 
 from __future__ import annotations
@@ -58,9 +60,18 @@ async def simulate(args: argparse.Namespace) -> int:
         runs=args.runs,
         audio_dir=out / CALLS_FOLDER,
     )
+    engine, batch_size = None, args.concurrency
+    if args.engine == "ray":
+        from evals.ray_engine import RayEngine
+
+        # One actor per call held at once, each with an account of its own (see
+        # SimulationTask.for_worker), placing its calls one after another.
+        engine, batch_size = RayEngine(args.address, actors=args.concurrency, actor_cpus=0.25), 1
     async with acting_user(args.email) as user:
         sink = DatabaseSink(user.conn, user.claims) if user else None
-        result = await run_task(task, folder=RunFolder(out), sink=sink, batch_size=args.concurrency)
+        result = await run_task(
+            task, folder=RunFolder(out), sink=sink, batch_size=batch_size, engine=engine
+        )
     print(verdicts(result.samples))
     print(f"run {result.info.run_id} in {out}")
     reasons = run_failed(result.metrics)

@@ -10,6 +10,7 @@ Each held call is marked simulated (`public.simulated_calls`) with its verdict.
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,6 +102,15 @@ class SimulationTask(Task[Call]):
 
     def begin(self, info: RunInfo) -> None:
         self.run_id = info.run_id
+
+    def for_worker(self, index: int, workers: int) -> SimulationTask:
+        """Worker `index` calls as its share of the accounts (every `workers`-th one)."""
+        share = self.accounts[index::workers]
+        if not share:
+            raise ValueError(f"{workers} workers need at least as many simulation accounts")
+        worker = copy.copy(self)
+        worker.accounts = share
+        return worker
 
     def load(self) -> None:
         self.models = CallerModels.load(self.suite)

@@ -46,6 +46,15 @@ class Task(ABC, Generic[Item]):
     def begin(self, info: RunInfo) -> None:
         """Called with the run's identity (new or resumed) before anything is scored."""
 
+    def for_worker(self, index: int, workers: int) -> Task[Item]:
+        """This task as worker `index` of `workers` scoring batches at once holds it.
+
+        An engine with several workers (Ray actors) gives each its own copy; a task
+        whose items need a resource of their own per worker (a simulated call's
+        account) hands each worker its share. Most tasks need nothing: themselves.
+        """
+        return self
+
     def load(self) -> None:
         """Load models (blocking); called once before the first batch."""
 

@@ -3,13 +3,16 @@
 `python -m evals simulate` runs a two-scenario suite at once: one scenario any
 working stack passes, one built to fail (a phrase no reply says). The run exits
 1 and names the failed scenario; both calls are stored as conversations marked
-simulated with their run; the simulation account cannot sign in; and a stack no
-worker serves gives errored calls, not a crash.
+simulated with their run; the simulation account cannot sign in; a stack no
+worker serves gives errored calls, not a crash; and `--engine ray` places the
+calls from Ray actors on two nodes, each actor with an account of its own.
 """
 
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,9 +22,15 @@ import pytest
 import soundfile
 
 from evals.__main__ import main
+from evals.ray_engine import keep_ray_on_loopback
 from evals.simulation.accounts import account_email
 from tests.support.live_stacks import wait_for_stack
 from workbench.config import Settings
+
+if "ray" not in sys.modules:
+    keep_ray_on_loopback()
+ray = pytest.importorskip("ray", reason="ray is in the `scale` extra (./dev installs it)")
+from ray.cluster_utils import Cluster  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -147,3 +156,54 @@ def test_a_stack_no_worker_serves_gives_errored_calls_not_a_crash(
         "ERROR hello#0: StackUnavailable: No worker runs the no-such-stack model stack" in printed
     )
     assert json.loads((out / "metrics.json").read_text())["errored"] == ["hello#0", "impossible#0"]
+
+
+@pytest.fixture
+def two_node_cluster() -> Iterator[Cluster]:
+    """Ray's multi-node harness: a head without CPUs and two worker nodes, on loopback."""
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 0, "node_ip_address": "127.0.0.1", "include_dashboard": False},
+    )
+    for _ in range(2):
+        cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+    cluster.wait_for_nodes()
+    try:
+        yield cluster
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        cluster.shutdown()
+
+
+def test_ray_actors_place_the_calls_each_with_an_account_of_its_own(
+    tmp_path: Path,
+    settings: Settings,
+    admin_dsn: str,
+    two_node_cluster: Cluster,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    wait_for_stack(admin_dsn, settings.default_stack, idle=True, timeout_s=90)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE.split("  - id: impossible")[0])  # the scenario that passes
+    out = tmp_path / "run"
+    status = main(
+        [
+            *("simulate", "--suite", str(suite), "--out", str(out), "--runs", "2"),
+            *("--concurrency", "2", "--engine", "ray", "--address", two_node_cluster.address),
+        ]
+    )
+    printed = capsys.readouterr()
+    assert status == 0, printed.out + printed.err
+    assert "PASS  hello#0" in printed.out
+    assert "PASS  hello#1" in printed.out
+    assert (out / "calls" / "hello-1.wav").exists()  # the actors wrote where the run keeps audio
+    run_id = json.loads((out / "run.json").read_text())["run_id"]
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        owners = conn.execute(
+            """select c.owner_id from public.simulated_calls s
+               join public.conversations c on c.id = s.conversation_id where s.run_id = %s""",
+            [run_id],
+        ).fetchall()
+    assert len(owners) == 2
+    assert len(set(owners)) == 2  # two actors, two accounts: no account held two calls

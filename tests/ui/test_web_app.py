@@ -400,6 +400,58 @@ def test_history_plays_turn_audio_and_exports_a_download(
     assert httpx.get(f"{base_url}{href}").status_code == 401  # no session at all
 
 
+def test_a_researcher_finds_a_participants_simulated_call_in_history_and_plays_it(
+    visit: Visit,
+    base_url: str,
+    people: dict[str, Persona],
+    sign_in,
+    web_settings: Settings,  # type: ignore[no-untyped-def]
+) -> None:
+    """History for researchers: every participant's conversations, filtered to simulated callers."""
+    wav = wav_bytes(np.zeros(8000, dtype=np.float32), 16_000)
+    said = f"Simulated pizza order {uuid.uuid4().hex[:6]}"
+    conversation_id = _recorded_conversation(
+        web_settings, people["user"], wav, room="history-sim", said=said, answer="Two pizzas."
+    )
+    with psycopg.connect(admin_database_url(web_settings), autocommit=True) as conn:
+        conn.execute(
+            """insert into public.simulated_calls (conversation_id, run_id, suite, scenario, passed)
+               values (%s, %s, 'smoke', 'pizza-order', false)""",
+            [conversation_id, uuid.uuid4()],
+        )
+    sign_in(visit, people["researcher"])
+    page = visit.page
+    page.goto(f"{base_url}/history")
+    expect(page.get_by_label("Conversation")).to_be_visible(timeout=30_000)
+    page.get_by_role("button", name="simulated", exact=True).click()
+    page.get_by_placeholder("words said in the conversation").fill(said.split()[-1])
+    page.get_by_placeholder("words said in the conversation").press("Enter")
+    expect(page.get_by_text("Page 1 of 1 · 1 conversations")).to_be_visible(timeout=15_000)
+    expect(page.get_by_text("smoke/pizza-order")).to_be_visible()
+    picker = page.get_by_label("Conversation")
+    label = picker.locator("option", has_text=conversation_id.hex[:8]).inner_text()
+    picker.select_option(label=label)
+    expect(page.get_by_text(said)).to_be_visible(timeout=15_000)
+    src = page.locator("audio").first.get_attribute("src")
+    assert src is not None
+    played = visit.context.request.get(f"{base_url}{src}")
+    assert played.status == 200  # researchers may hear participants' audio
+    assert played.body() == wav
+    # A participant's transcript is theirs to correct: no correction form for the researcher.
+    expect(page.get_by_text("Correct a transcript")).to_have_count(0)
+    visit.screenshot("history-researcher")
+    # The owner, a plain user, browses only their own: no participant or caller filters.
+    owner = Visit(visit.context.browser.new_context())  # type: ignore[union-attr]
+    try:
+        sign_in(owner, people["user"])
+        owner.page.goto(f"{base_url}/history")
+        expect(owner.page.get_by_label("Conversation")).to_be_visible(timeout=30_000)
+        expect(owner.page.get_by_role("button", name="simulated", exact=True)).to_have_count(0)
+        expect(owner.page.get_by_text(re.compile(r"Page 1 of \d+"))).to_be_visible()
+    finally:
+        owner.context.close()
+
+
 def test_admin_page_is_refused_and_hidden_for_a_user(
     visit: Visit,
     base_url: str,

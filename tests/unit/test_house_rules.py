@@ -31,7 +31,6 @@ OVERSIZED = {
     "workbench/models/faster_whisper_stt.py:_transcribe_short",
     "dashboards/app.py:_session_page",
     "dashboards/app.py:page",
-    "dashboards/pages/history.py:history_view",
     "dashboards/pages/admin.py:admin_view",
     "dashboards/pages/admin.py:_versions_section",
     "dashboards/pages/analytics.py:analytics_view",
