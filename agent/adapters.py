@@ -27,7 +27,8 @@ from livekit.agents.vad import VAD, VADEventType
 from agent.turn_detection import LatestFinal
 from workbench.audio import SPEECH_RATE_HZ, resample, to_float32, to_int16
 from workbench.models import ChatMessage, ChatModel, SpeechToText, TextToSpeech
-from workbench.models.base import Model
+from workbench.models.base import GenerationParams, Model
+from workbench.reply_guard import ReplyGuard, Verdict, retry_params
 
 log = logging.getLogger("workbench.agent")
 
@@ -292,13 +293,18 @@ def to_messages(chat_ctx: llm.ChatContext) -> list[ChatMessage]:
 
 
 class WorkbenchLLM(_Labelled, llm.LLM[Any]):
-    """A workbench ChatModel as a livekit LLM (text only, no tools)."""
+    """A workbench ChatModel as a livekit LLM (text only, no tools).
+
+    `guard_attempts`: how many times a reply that only copies the caller's turn
+    or an earlier reply is generated again (workbench/reply_guard.py); 1: never.
+    """
 
     _model: ChatModel
 
-    def __init__(self, model: ChatModel) -> None:
+    def __init__(self, model: ChatModel, *, guard_attempts: int = 1) -> None:
         super().__init__()
         self._model = model
+        self.guard_attempts = guard_attempts
 
     def chat(
         self,
@@ -310,7 +316,13 @@ class WorkbenchLLM(_Labelled, llm.LLM[Any]):
         tool_choice: NotGivenOr[Any] = NOT_GIVEN,
         extra_kwargs: NotGivenOr[dict[str, Any]] = NOT_GIVEN,
     ) -> llm.LLMStream:
-        return _WorkbenchLLMStream(self, self._model, chat_ctx=chat_ctx, conn_options=conn_options)
+        return _WorkbenchLLMStream(
+            self,
+            self._model,
+            chat_ctx=chat_ctx,
+            conn_options=conn_options,
+            guard_attempts=self.guard_attempts,
+        )
 
 
 class _WorkbenchLLMStream(llm.LLMStream):
@@ -321,22 +333,59 @@ class _WorkbenchLLMStream(llm.LLMStream):
         *,
         chat_ctx: llm.ChatContext,
         conn_options: APIConnectOptions,
+        guard_attempts: int,
     ) -> None:
         super().__init__(owner, chat_ctx=chat_ctx, tools=[], conn_options=conn_options)
         self._chat_model = model
+        self._guard_attempts = guard_attempts
 
     async def _run(self) -> None:
         request_id = utils.shortuuid("wb_")
-        stream = self._chat_model.stream_reply(to_messages(self._chat_ctx))
-        try:
-            async for piece in stream:
+        messages = to_messages(self._chat_ctx)
+        said = messages[-1].content if messages and messages[-1].role == "user" else ""
+        earlier = [m.content for m in messages if m.role == "assistant"]
+        attempts = self._guard_attempts
+        for attempt in range(attempts):
+            guard = ReplyGuard(said, earlier) if attempt < attempts - 1 else None
+            params = retry_params(self._chat_model.default_params, attempt)
+            if await self._attempt(request_id, messages, params, guard):
+                return
+            log.info("reply attempt %d copied the caller or an earlier reply; again", attempt + 1)
+
+    async def _attempt(
+        self,
+        request_id: str,
+        messages: list[ChatMessage],
+        params: GenerationParams,
+        guard: ReplyGuard | None,
+    ) -> bool:
+        """Stream one attempt; False when the guard dropped it as a copy (nothing was sent)."""
+        held: list[str] = []
+
+        def send(pieces: list[str]) -> None:
+            for piece in pieces:
                 self._event_ch.send_nowait(
                     llm.ChatChunk(
                         id=request_id, delta=llm.ChoiceDelta(role="assistant", content=piece)
                     )
                 )
+
+        stream = self._chat_model.stream_reply(messages, params=params)
+        try:
+            async for piece in stream:
+                verdict = guard.feed(piece) if guard else Verdict.RELEASE
+                if verdict is Verdict.RETRY:
+                    return False
+                held.append(piece)
+                if verdict is Verdict.RELEASE:
+                    send(held)
+                    held = []
         finally:
             await stream.aclose()  # an interrupted reply stops the model at the next token
+        if guard and guard.finish() is Verdict.RETRY:
+            return False
+        send(held)
+        return True
 
 
 class PhraseCache:

@@ -205,7 +205,7 @@ def voice_session(
     tts_adapter = CapturingTTS(models.tts, cache=models.phrases, voice=voice)
     session: AgentSession[Any] = AgentSession(
         stt=stt_adapter,
-        llm=WorkbenchLLM(models.llm),
+        llm=WorkbenchLLM(models.llm, guard_attempts=knobs.reply_attempts),
         # the first clause is spoken as soon as it is complete (agent/text_chunks.py)
         tts=tts.StreamAdapter(tts=tts_adapter, sentence_tokenizer=FirstClauseTokenizer()),
         vad=models.naive_vad if sequential else models.vad,

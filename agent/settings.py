@@ -70,6 +70,11 @@ class AgentSettings(BaseSettings):
     # The sequential pipeline has no turn model, so the silence alone ends a turn:
     # Silero's default, which a naive pipeline needs not to cut people off mid-sentence.
     naive_silence_s: float = Field(0.55, gt=0)
+    # How many times a reply that only copies the caller's turn or an earlier reply is
+    # generated again, warmer each time (workbench/reply_guard.py); 1 turns the guard off.
+    # Three took SmolLM2-135M's echoes and repeats from 12% and 8% of replies to 5% and 4%
+    # on held-out two-turn calls, for 0.06 s to the first words (bench/README.md, "Reply guard").
+    reply_attempts: int = Field(3, ge=1, le=5)
     # Where the worker writes its model health (the local stack reads it).
     status_file: Path | None = None
 

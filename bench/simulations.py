@@ -10,16 +10,25 @@ STT spec in this process): what the live path costs in recognition.
 
     ./dev up
     ./dev bench bench/simulations.py --concurrency 1 --concurrency 2 --concurrency 4
+
+`--engine ray` (or `both`) places the same calls from Ray actors on Ray's
+multi-node harness started for the bench (`--nodes` worker nodes on loopback,
+a head without CPUs), one caller actor per call held at once: the wall time of a
+many-scenario run there against this process, e.g. 100 calls:
+
+    ./dev bench bench/simulations.py --suite suites/quick.yaml --runs 50 --concurrency 2 --engine both
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -27,8 +36,9 @@ import soundfile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from evals.ray_engine import RayEngine, keep_ray_on_loopback
 from evals.run_folder import RunFolder
-from evals.runner import run_task
+from evals.runner import Engine, run_task
 from evals.simulation.accounts import simulation_accounts
 from evals.simulation.call import CallSetup
 from evals.simulation.suite import PAUSE_MARK, Scenario, Suite, load_suite
@@ -97,12 +107,30 @@ def live_wer(samples: list[EvalSample], suite: Suite) -> dict[str, tuple[float, 
     return {name: (float(np.mean(v)), len(v)) for name, v in found.items()}
 
 
+def ray_harness(nodes: int) -> Any:
+    """Ray's multi-node harness on loopback: a head without CPUs and `nodes` one-CPU nodes."""
+    keep_ray_on_loopback()
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 0, "node_ip_address": "127.0.0.1", "include_dashboard": False},
+    )
+    for _ in range(nodes):
+        cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+    cluster.wait_for_nodes()
+    atexit.register(cluster.shutdown)
+    return cluster
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--suite", default="suites/smoke.yaml")
     parser.add_argument("--concurrency", type=int, action="append")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("data/bench/simulations"))
+    parser.add_argument("--engine", choices=["local", "ray", "both"], default="local")
+    parser.add_argument("--nodes", type=int, default=2, help="ray: worker nodes of the harness")
     args = parser.parse_args()
     settings = get_settings()
     require_test_instance(settings, "bench/simulations.py")
@@ -110,9 +138,12 @@ async def main() -> None:
     levels = args.concurrency or [1, 2]
     async with await psycopg.AsyncConnection.connect(database_url(settings), autocommit=True) as c:
         accounts = await simulation_accounts(settings, c, max(levels))
+    engines = ["local", "ray"] if args.engine == "both" else [args.engine]
+    cluster = ray_harness(args.nodes) if "ray" in engines else None
     rows, runs = [], []
-    for level in levels:
-        folder = args.out / f"{suite.name}-c{level}-{time.strftime('%Y%m%d-%H%M%S')}"
+    for engine_name, level in [(e, level) for level in levels for e in engines]:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        folder = args.out / f"{suite.name}-{engine_name}-c{level}-{stamp}"
         task = SimulationTask(
             suite=suite,
             setup=CallSetup(settings),
@@ -120,12 +151,20 @@ async def main() -> None:
             runs=args.runs,
             audio_dir=folder / CALLS_FOLDER,
         )
+        engine: Engine | None = None
+        batch_size = level
+        if engine_name == "ray":
+            assert cluster is not None
+            engine = RayEngine(cluster.address, actors=level, actor_cpus=0.25)
+            batch_size = 1  # one call at a time per actor, `level` actors
         started = time.monotonic()
-        result = await run_task(task, folder=RunFolder(folder), batch_size=level)
+        result = await run_task(
+            task, folder=RunFolder(folder), batch_size=batch_size, engine=engine
+        )
         wall = time.monotonic() - started
         heard = result.metrics["heard_v2v_s"]
         rows.append(
-            f"| {level} | {len(result.samples)} | {wall:.0f} | "
+            f"| {engine_name} | {level} | {len(result.samples)} | {wall:.0f} | "
             f"{len(result.samples) / wall * 3600:.0f} | {heard['p50']:.2f} / {heard['p95']:.2f} | "
             f"{result.metrics['pass_rate']:.0%} | {len(result.metrics['errored'])} | "
             f"{result.metrics['live_wer_mean']:.3f} |"
@@ -141,9 +180,9 @@ async def main() -> None:
     live = live_wer([s for _, samples in runs for s in samples], suite)
     print(f"\n{suite.name} on {settings.default_stack}, {args.runs} call(s) per scenario\n")
     print(
-        "| concurrency | calls | wall s | scenarios / h | heard v2v p50 / p95 s | pass | errored | live WER |"
+        "| engine | concurrency | calls | wall s | scenarios / h | heard v2v p50 / p95 s | pass | errored | live WER |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     print(f"\nlive vs offline WER of the same caller audio ({stt.spec.name})\n")
     print("| caller condition | calls | live WER (mean per call) | offline WER |")
