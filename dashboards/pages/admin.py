@@ -21,6 +21,7 @@ from psycopg import AsyncConnection
 from dashboards.components.actions import run_on_click
 from dashboards.components.audit_trail import AuditTrail
 from dashboards.components.draft_check import DraftCheck
+from dashboards.components.tag_vocabulary import TagVocabulary
 from dashboards.context import web_context
 from dashboards.session import PageSession
 from dashboards.text import markdown_text
@@ -74,6 +75,7 @@ class AdminPage(pn.viewable.Viewer):
         self._session = session
         self._wanted_slug: str | None = None  # the prompt to show after the next load
         self.audit_trail = AuditTrail(session)
+        self.tag_vocabulary = TagVocabulary(session)
         # True while the page itself changes the prompt list: the picker's own change
         # events are then the page's doing, not the admin's choice.
         self.updating = False
@@ -93,6 +95,7 @@ class AdminPage(pn.viewable.Viewer):
             await self._load_prompt(conn)
             profiles = await ProfilesRepo(conn).list_all()
             await self.audit_trail.load(conn)
+            await self.tag_vocabulary.load(conn)
         self.users = pd.DataFrame(
             [{"id": str(p.id), "display_name": p.display_name, "role": p.role} for p in profiles],
             columns=["id", "display_name", "role"],
@@ -302,6 +305,10 @@ def admin_view(page: AdminPage) -> pn.viewable.Viewable:
         pn.pane.Markdown("## Users and roles"),
         users_table,
         pn.FlexBox(user_id, role, set_role),
+        pn.pane.Markdown(
+            "## Annotation tags\nThe words researchers tag conversations with in History."
+        ),
+        page.tag_vocabulary,
         pn.pane.Markdown(
             "## Audit trail\nRecorded by the database as it happens (the last 7 days unless "
             "a day is picked)."

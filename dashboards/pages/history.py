@@ -21,13 +21,14 @@ from psycopg import AsyncConnection
 from pydantic import ValidationError
 
 from dashboards.components.actions import run_on_click
+from dashboards.components.annotations import AnnotationPanel
 from dashboards.context import web_context
 from dashboards.files import file_url
 from dashboards.session import PageSession
 from dashboards.text import markdown_text
 from workbench.db.errors import DataError, LimitReached
 from workbench.db.models import ConversationStatus
-from workbench.db.repositories import ConversationsRepo, ExportsRepo, ProfilesRepo
+from workbench.db.repositories import AnnotationsRepo, ConversationsRepo, ExportsRepo, ProfilesRepo
 from workbench.db.repositories.sessions import SessionPage, SessionQuery, SessionsRepo, Sort
 from workbench.exports import Format, export_conversations
 from workbench.latency_stages import FIELDS as LATENCY_FIELDS
@@ -50,7 +51,7 @@ TURN_COLUMNS = [
 
 # The list's columns, in the order shown (`SessionRow` fields).
 LIST_COLUMNS = ["started_at", "participant", "status", "turns", "prompt", "stack", "arm"]
-RESEARCH_COLUMNS = ["simulated", "passed", "corrections"]
+RESEARCH_COLUMNS = ["simulated", "passed", "corrections", "rating", "tags"]
 
 
 class SessionFilters(param.Parameterized):
@@ -68,8 +69,12 @@ class SessionFilters(param.Parameterized):
     stack = param.String(default="", label="Stack")
     arm = param.String(default="", label="Experiment arm")
     status = param.Selector(objects=["any", *get_args(ConversationStatus)], default="any")
+    tag = param.Selector(objects=["any"], default="any", doc="annotated with this tag")
+    max_rating = param.Selector(
+        objects=["any", 1, 2, 3, 4, 5], default="any", label="Rated at most"
+    )
 
-    EVERYONE = ("participant", "kind", "prompt", "stack", "arm", "status")
+    EVERYONE = ("participant", "kind", "prompt", "stack", "arm", "status", "tag", "max_rating")
 
     def query(self, *, page: int, owner_id: UUID | None) -> SessionQuery:
         """The database query; raises ValidationError for a value out of bounds."""
@@ -86,6 +91,8 @@ class SessionFilters(param.Parameterized):
             stack=self.stack,
             arm=self.arm,
             status=None if self.status == "any" else self.status,
+            tag="" if self.tag == "any" else self.tag,
+            max_rating=None if self.max_rating == "any" else self.max_rating,
             page=page,
         )
 
@@ -106,6 +113,7 @@ class HistoryPage(pn.viewable.Viewer):
         super().__init__(**params)
         self._session = session
         self.filters = SessionFilters()
+        self.annotation_panel = AnnotationPanel(session)
         self.filters.param.watch(
             lambda _e: pn.state.execute(self.search),
             [name for name in self.filters.param if name != "name"],
@@ -115,6 +123,9 @@ class HistoryPage(pn.viewable.Viewer):
         """The first page of conversations, and the user's exports."""
         async with self._session.as_user() as conn:
             self.everyone = await ProfilesRepo(conn).is_researcher()
+            if self.everyone:
+                tags = [t.name for t in await AnnotationsRepo(conn).tags()]
+                self.filters.param.tag.objects = ["any", *tags]
             await self._load_exports(conn)
         await self.search()
 
@@ -157,6 +168,8 @@ class HistoryPage(pn.viewable.Viewer):
         async with self._session.as_user() as conn:
             turns = await ConversationsRepo(conn).turns(UUID(self.selected))
         self.turns = pd.DataFrame([t.model_dump() for t in turns], columns=TURN_COLUMNS)
+        if self.everyone:
+            await self.annotation_panel.show(self.selected, self.turns)
 
     async def correct(self, turn_id: int, text: str) -> None:
         """Store a correction of a turn's transcript as its reference for evals (empty clears it)."""
@@ -261,6 +274,7 @@ def history_view(page: HistoryPage) -> pn.viewable.Viewable:
         picker,
         message,
         pn.bind(_turns_section, page, page.param.turns),
+        page.annotation_panel if page.everyone else pn.Spacer(height=0),
         pn.pane.Markdown("## Export"),
         pn.FlexBox(*buttons),
         exports_section,

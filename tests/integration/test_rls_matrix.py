@@ -60,6 +60,9 @@ KEYS = {
     "analytics_connection": "conversation_id",
     "agent_workers": "id",
     "simulated_calls": "conversation_id",
+    "annotation_tags": "id",
+    "annotations": "id",
+    "annotation_labels": "annotation_id",
 }
 
 
@@ -164,7 +167,24 @@ def world(app_db: str, jwt_secret: str) -> Iterator[World]:
                values (%s, gen_random_uuid(), 'smoke', 'greeting')""",
             [conversations[a]],
         )
+        tag = conn.execute(
+            "insert into public.annotation_tags (name, created_by) values ('off-topic', %s) returning id",
+            [m],
+        ).fetchone()[0]  # type: ignore[index]
+        _service(conn, r)
+        annotation = conn.execute(
+            """insert into public.annotations (conversation_id, turn_id, author_id, rating, note)
+               values (%s, %s, %s, 2, 'answered another question') returning id""",
+            [conversations[a], turns[1], r],
+        ).fetchone()[0]  # type: ignore[index]
+        conn.execute(
+            "insert into public.annotation_labels (annotation_id, tag_id) values (%s, %s)",
+            [annotation, tag],
+        )
         rows = {
+            "annotation_tags": [tag],
+            "annotations": [annotation],
+            "annotation_labels": [annotation],
             "simulated_calls": [conversations[a]],
             "agent_workers": ["w1"],
             "profiles": [a, b, r, m],
@@ -211,6 +231,9 @@ VISIBLE = {
     "analytics_connection": (DENIED, 1, 0, 1, 1),
     "agent_workers": (DENIED, 1, 1, 1, 1),  # which stacks can serve: every signed-in user
     "simulated_calls": (DENIED, 0, 0, 1, 1),  # simulations are researchers' work
+    "annotation_tags": (DENIED, 0, 0, 1, 1),  # the study's judgement, not the participant's
+    "annotations": (DENIED, 0, 0, 1, 1),
+    "annotation_labels": (DENIED, 0, 0, 1, 1),
 }
 PERSONAS = ("anon", "A", "B", "R", "M")
 
@@ -571,3 +594,60 @@ async def test_connection_samples_only_for_ones_own_conversation(app_db: str, wo
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         await query_as(app_db, world.people["B"], insert, [world.a_conversation])
     await query_as(app_db, world.people["A"], insert, [world.a_conversation])
+
+
+async def test_annotations_are_researchers_own_and_stamped_by_the_database(
+    app_db: str, world: World
+) -> None:
+    a, r, m = world.people["A"], world.people["R"], world.people["M"]
+    # A plain user annotates nothing, not even their own conversation.
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        await query_as(
+            app_db,
+            a,
+            "insert into public.annotations (conversation_id, rating) values (%s, 5)",
+            [world.a_conversation],
+        )
+    # A researcher cannot write in another's name: the database stamps the author.
+    stamped = await query_as(
+        app_db,
+        r,
+        """insert into public.annotations (conversation_id, author_id, rating) values (%s, %s, 4)
+           returning author_id""",
+        [world.b_conversation, m.id],
+    )
+    assert stamped == [(r.id,)]
+    # Nor edit the admin's annotation, nor move their own to another conversation.
+    admins = await query_as(
+        app_db,
+        m,
+        "insert into public.annotations (conversation_id, rating) values (%s, 1) returning id",
+        [world.b_conversation],
+    )
+    assert (
+        await query_as(
+            app_db,
+            r,
+            "update public.annotations set rating = 5 where id = %s returning id",
+            [admins[0][0]],
+        )
+        == []
+    )
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        await query_as(
+            app_db,
+            r,
+            "update public.annotations set conversation_id = %s where author_id = %s",
+            [world.a_conversation, r.id],
+        )
+    # A turn of another conversation is refused.
+    with pytest.raises(psycopg.errors.CheckViolation, match="is not a turn of conversation"):
+        await query_as(
+            app_db,
+            r,
+            "insert into public.annotations (conversation_id, turn_id) values (%s, %s)",
+            [world.b_conversation, world.a_turn],
+        )
+    # Only admins grow the vocabulary.
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        await query_as(app_db, r, "insert into public.annotation_tags (name) values ('mine')")

@@ -1,4 +1,4 @@
-"""Browsing conversations as History does: what RLS lets each role read, every filter, paging.
+"""Browsing and annotating conversations as History does: what RLS lets each role read, every filter, paging.
 
 One fresh database per module: a plain user with three conversations (one
 mentions "100% pizza", one has a corrected transcript), another user with one
@@ -17,8 +17,9 @@ import psycopg
 import pytest
 
 from tests.support.personas import Persona, create_user, recorded_as, session_as
+from workbench.db.errors import InvalidInput
 from workbench.db.models import TurnDraft
-from workbench.db.repositories import ConversationsRepo
+from workbench.db.repositories import AnnotationsRepo, ConversationsRepo
 from workbench.db.repositories.sessions import SessionQuery, SessionsRepo
 
 pytestmark = pytest.mark.integration
@@ -166,3 +167,44 @@ def test_values_out_of_bounds_are_refused_before_any_query() -> None:
         SessionQuery(text="x" * 201)
     with pytest.raises(ValueError, match="sort"):
         SessionQuery(sort="random")  # type: ignore[arg-type]
+
+
+async def test_annotations_are_saved_whole_listed_and_filter_the_list(
+    app_db: str, seeded: Seeded
+) -> None:
+    researcher, admin = seeded.people["researcher"], seeded.people["admin"]
+    async with session_as(app_db, admin) as conn:
+        repo = AnnotationsRepo(conn)
+        await repo.add_tag("Off-topic", "the reply answered something else")
+        await repo.add_tag("good-answer")
+    async with session_as(app_db, researcher) as conn:
+        turns = await ConversationsRepo(conn).turns(seeded.pizza)
+        repo = AnnotationsRepo(conn)
+        whole = await repo.save(seeded.pizza, turn_id=None, rating=4, note="fine", tags=[])
+        reply = await repo.save(
+            seeded.pizza, turn_id=turns[1].id, rating=2, note="", tags=["off-topic", "good-answer"]
+        )
+        again = await repo.save(
+            seeded.pizza, turn_id=turns[1].id, rating=1, note="worse", tags=["off-topic"]
+        )
+        with pytest.raises(InvalidInput, match="not in the tag vocabulary: made-up"):
+            await repo.save(seeded.pizza, turn_id=None, rating=3, note="", tags=["made-up"])
+        listed = await repo.of_conversation(seeded.pizza)
+    assert again.id == reply.id  # one annotation per researcher and turn, replaced whole
+    assert [(a.turn_idx, a.rating, a.note, a.tags) for a in listed] == [
+        (None, 4, "fine", []),  # the refused save changed nothing
+        (1, 1, "worse", ["off-topic"]),
+    ]
+    assert whole.author_id == researcher.id
+    assert await _browse(app_db, researcher, tag="off-topic") == ([seeded.pizza], 1)
+    assert await _browse(app_db, researcher, tag="good-answer") == ([], 0)
+    assert await _browse(app_db, researcher, max_rating=1) == ([seeded.pizza], 1)
+    async with session_as(app_db, researcher) as conn:
+        row = (await SessionsRepo(conn).browse(SessionQuery(tag="off-topic"))).rows[0]
+    assert row.rating == 2.5
+    assert row.tags == ["off-topic"]
+    # The participant sees none of it, not even on their own conversation.
+    async with session_as(app_db, seeded.people["ann"]) as conn:
+        assert await AnnotationsRepo(conn).of_conversation(seeded.pizza) == []
+        own = (await SessionsRepo(conn).browse(SessionQuery())).rows
+    assert {(r.rating, tuple(r.tags)) for r in own} == {(None, ())}

@@ -400,14 +400,15 @@ def test_history_plays_turn_audio_and_exports_a_download(
     assert httpx.get(f"{base_url}{href}").status_code == 401  # no session at all
 
 
-def test_a_researcher_finds_a_participants_simulated_call_in_history_and_plays_it(
+def test_a_researcher_finds_a_participants_simulated_call_in_history_plays_and_annotates_it(
     visit: Visit,
     base_url: str,
     people: dict[str, Persona],
     sign_in,
     web_settings: Settings,  # type: ignore[no-untyped-def]
 ) -> None:
-    """History for researchers: every participant's conversations, filtered to simulated callers."""
+    """History for researchers: every participant's conversations, filtered to simulated callers;
+    the chosen call's audio plays and its turns take the researcher's annotations."""
     wav = wav_bytes(np.zeros(8000, dtype=np.float32), 16_000)
     said = f"Simulated pizza order {uuid.uuid4().hex[:6]}"
     conversation_id = _recorded_conversation(
@@ -418,6 +419,9 @@ def test_a_researcher_finds_a_participants_simulated_call_in_history_and_plays_i
             """insert into public.simulated_calls (conversation_id, run_id, suite, scenario, passed)
                values (%s, %s, 'smoke', 'pizza-order', false)""",
             [conversation_id, uuid.uuid4()],
+        )
+        conn.execute(
+            "insert into public.annotation_tags (name) values ('off-topic') on conflict do nothing"
         )
     sign_in(visit, people["researcher"])
     page = visit.page
@@ -439,6 +443,25 @@ def test_a_researcher_finds_a_participants_simulated_call_in_history_and_plays_i
     assert played.body() == wav
     # A participant's transcript is theirs to correct: no correction form for the researcher.
     expect(page.get_by_text("Correct a transcript")).to_have_count(0)
+    # The researcher annotates the agent's reply: a tag, a rating and a note.
+    page.get_by_label("Annotate").select_option(label="Turn 1 (agent): Two pizzas.")
+    page.get_by_role("button", name="2", exact=True).click()
+    page.get_by_label("Tags").click()
+    page.get_by_role("option", name="off-topic").click()
+    page.keyboard.press("Escape")
+    page.get_by_label("Note").fill("Took the order but asked nothing about toppings.")
+    page.get_by_role("button", name="Save annotation").click()
+    expect(page.get_by_text("Annotation saved.")).to_be_visible(timeout=15_000)
+    expect(page.get_by_text(re.compile(r"Turn 1 by you: 2/5 off-topic"))).to_be_visible()
+    with psycopg.connect(admin_database_url(web_settings), autocommit=True) as conn:
+        stored = conn.execute(
+            """select a.rating, a.note, a.author_id from public.annotations a
+               where a.conversation_id = %s and a.turn_id is not null""",
+            [conversation_id],
+        ).fetchall()
+    assert stored == [
+        (2, "Took the order but asked nothing about toppings.", people["researcher"].id)
+    ]
     visit.screenshot("history-researcher")
     # The owner, a plain user, browses only their own: no participant or caller filters.
     owner = Visit(visit.context.browser.new_context())  # type: ignore[union-attr]
@@ -786,6 +809,33 @@ def test_admin_creates_a_prompt_and_archives_it(
             [slug],
         ).fetchone()
     assert row == (True, "You are a patient tutor. Ask one question at a time.")  # history kept
+
+
+def test_admin_grows_the_annotation_vocabulary(
+    visit: Visit,
+    base_url: str,
+    people: dict[str, Persona],
+    sign_in,  # type: ignore[no-untyped-def]
+    web_settings: Settings,
+) -> None:
+    """A tag added on the Admin page is stored; a malformed one is refused on the page."""
+    name = f"barge-in-{uuid.uuid4().hex[:4]}"
+    sign_in(visit, people["admin"])
+    visit.page.goto(f"{base_url}/admin")
+    visit.page.get_by_label("New tag").fill(name)
+    visit.page.get_by_label("What it means").fill("the caller had to cut the agent short")
+    visit.page.get_by_role("button", name="Add tag").click()
+    expect(visit.page.get_by_text(f"Tag '{name}' added.")).to_be_visible(timeout=15_000)
+    with psycopg.connect(admin_database_url(web_settings)) as conn:
+        row = conn.execute(
+            "select description from public.annotation_tags where name = %s", [name]
+        ).fetchone()
+    assert row == ("the caller had to cut the agent short",)
+    visit.page.get_by_label("New tag").fill("Not a <tag>!")
+    visit.page.get_by_role("button", name="Add tag").click()
+    expect(
+        visit.page.get_by_text(re.compile("Refused: .*annotation_tags_name_check"))
+    ).to_be_visible(timeout=15_000)
 
 
 def test_admin_runs_an_ab_experiment_and_promotes_a_user(

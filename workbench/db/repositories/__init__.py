@@ -10,6 +10,7 @@ repositories never filter by user in Python.
 """
 
 from workbench.db.repositories.analytics import AnalyticsRepo
+from workbench.db.repositories.annotations import AnnotationsRepo
 from workbench.db.repositories.conversations import ConversationsRepo
 from workbench.db.repositories.evals import EvalsRepo
 from workbench.db.repositories.exports import ExportsRepo
@@ -20,6 +21,7 @@ from workbench.db.repositories.workers import WorkersRepo
 
 __all__ = [
     "AnalyticsRepo",
+    "AnnotationsRepo",
     "ConversationsRepo",
     "EvalsRepo",
     "ExportsRepo",

@@ -45,6 +45,8 @@ class SessionQuery(BaseModel):
     status: ConversationStatus | None = None
     text: str = Field("", max_length=200)  # words in any turn
     corrected_only: bool = False  # with at least one corrected transcript
+    tag: str = Field("", max_length=40)  # annotated with this tag (researchers)
+    max_rating: int | None = Field(None, ge=1, le=5)  # rated this or lower by someone
     sort: Sort = "newest"
     page: int = Field(0, ge=0)
     page_size: int = Field(25, ge=1, le=200)
@@ -67,6 +69,8 @@ class SessionRow(BaseModel):
     passed: bool | None  # its verdict
     turns: int
     corrections: int
+    rating: float | None  # the mean of its annotations' ratings (researchers)
+    tags: list[str]  # every tag its annotations carry (researchers)
 
 
 class SessionPage(BaseModel):
@@ -104,6 +108,12 @@ class SessionsRepo(Repo):
                        (select count(*) from public.turns t
                          where t.conversation_id = c.id and t.reference_text is not null)::int
                          as corrections,
+                       (select round(avg(a.rating), 1)::float8 from public.annotations a
+                         where a.conversation_id = c.id) as rating,
+                       array(select distinct g.name from public.annotations a
+                             join public.annotation_labels l on l.annotation_id = a.id
+                             join public.annotation_tags g on g.id = l.tag_id
+                             where a.conversation_id = c.id order by g.name) as tags,
                        count(*) over ()::int as total
                 {_from(where)}
                 order by {_ORDER[query.sort]}
@@ -189,5 +199,19 @@ def _conditions(query: SessionQuery) -> tuple[list[str], dict[str, Any]]:
         where.append(
             """exists (select 1 from public.turns t where t.conversation_id = c.id
                        and t.reference_text is not null)"""
+        )
+    if query.tag.strip():
+        add(
+            """exists (select 1 from public.annotations a
+                       join public.annotation_labels l on l.annotation_id = a.id
+                       join public.annotation_tags g on g.id = l.tag_id
+                       where a.conversation_id = c.id and g.name = %(tag)s)""",
+            tag=query.tag.strip().lower(),
+        )
+    if query.max_rating is not None:
+        add(
+            """exists (select 1 from public.annotations a
+                       where a.conversation_id = c.id and a.rating <= %(max_rating)s)""",
+            max_rating=query.max_rating,
         )
     return where, params
