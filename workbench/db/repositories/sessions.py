@@ -93,18 +93,29 @@ def _like(text: str) -> str:
 
 class SessionsRepo(Repo):
     async def browse(self, query: SessionQuery) -> SessionPage:
-        """The page of readable conversations `query` asks for."""
+        """The page of readable conversations `query` asks for, and how many match in all.
+
+        The page's ids are found first (filters, order, limit), and only its rows get
+        their turn counts, annotations and labels: at 10^5 conversations, describing
+        every match to count them cost seconds (bench/history_browsing.py).
+        """
         where, params = _conditions(query)
         params |= {"limit": query.page_size, "offset": query.page * query.page_size}
+        turns = "(select count(*) from public.turns t where t.conversation_id = c.id)"
         rows = await self._all(
-            _CountedRow,
-            f"""select c.id, c.owner_id,
+            SessionRow,
+            f"""with page as (
+                  select c.id, c.started_at, {turns if query.sort == "most turns" else "0"} as turns
+                  {_from(where)}
+                  order by {_ORDER[query.sort]}
+                  limit %(limit)s offset %(offset)s
+                )
+                select c.id, c.owner_id,
                        coalesce(p.display_name, left(c.owner_id::text, 8)) as participant,
                        c.started_at, c.status, c.model_specs ->> 'name' as stack,
                        sp.slug || '@' || pv.version as prompt, ev.label as arm,
                        sc.suite || '/' || sc.scenario as simulated, sc.passed,
-                       (select count(*) from public.turns t
-                         where t.conversation_id = c.id)::int as turns,
+                       {turns}::int as turns,
                        (select count(*) from public.turns t
                          where t.conversation_id = c.id and t.reference_text is not null)::int
                          as corrections,
@@ -113,47 +124,32 @@ class SessionsRepo(Repo):
                        array(select distinct g.name from public.annotations a
                              join public.annotation_labels l on l.annotation_id = a.id
                              join public.annotation_tags g on g.id = l.tag_id
-                             where a.conversation_id = c.id order by g.name) as tags,
-                       count(*) over ()::int as total
-                {_from(where)}
-                order by {_ORDER[query.sort]}
-                limit %(limit)s offset %(offset)s""",
+                             where a.conversation_id = c.id order by g.name) as tags
+                from page join public.conversations c on c.id = page.id {_JOINS}
+                order by {_ORDER[query.sort].replace("turns desc", "page.turns desc")}""",
             params,
         )
-        total = rows[0].total if rows else await self._count(where, params)
-        return SessionPage(
-            rows=[SessionRow(**r.model_dump(exclude={"total"})) for r in rows],
-            total=total,
-            query=query,
-        )
-
-    async def _count(self, where: list[str], params: dict[str, Any]) -> int:
-        """How many match (a page past the end has no row to carry the count)."""
-        counted = await self._all(
-            _Count,
-            f"select count(*)::int as n {_from(where)}",
-            params,
-        )
-        return counted[0].n
-
-
-class _CountedRow(SessionRow):
-    total: int
+        counted = await self._all(_Count, f"select count(*)::int as n {_from(where)}", params)
+        return SessionPage(rows=rows, total=counted[0].n, query=query)
 
 
 class _Count(BaseModel):
     n: int
 
 
+# What describes a conversation (left joins: RLS may hide a part, e.g. profiles from researchers).
+_JOINS = """
+    left join public.profiles p on p.id = c.owner_id
+    left join public.prompt_versions pv on pv.id = c.prompt_version_id
+    left join public.system_prompts sp on sp.id = pv.prompt_id
+    left join public.experiment_variants ev on ev.id = c.variant_id
+    left join public.simulated_calls sc on sc.conversation_id = c.id
+"""
+
+
 def _from(where: list[str]) -> str:
-    """The conversations with what describes them (left joins: RLS may hide a part), filtered."""
-    return f"""from public.conversations c
-        left join public.profiles p on p.id = c.owner_id
-        left join public.prompt_versions pv on pv.id = c.prompt_version_id
-        left join public.system_prompts sp on sp.id = pv.prompt_id
-        left join public.experiment_variants ev on ev.id = c.variant_id
-        left join public.simulated_calls sc on sc.conversation_id = c.id
-        where {" and ".join(where) or "true"}"""
+    """The readable conversations with what describes them, filtered."""
+    return f"from public.conversations c {_JOINS} where {' and '.join(where) or 'true'}"
 
 
 def _conditions(query: SessionQuery) -> tuple[list[str], dict[str, Any]]:
