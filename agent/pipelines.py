@@ -22,7 +22,8 @@ from livekit.agents import (
 )
 from livekit.agents.types import FlushSentinel
 
-from agent.adapters import PhraseCache, WorkbenchLLM, WorkbenchSTT, WorkbenchTTS
+from agent.adapters import PhraseCache, WorkbenchSTT, WorkbenchTTS
+from agent.llm_adapter import WorkbenchLLM
 from agent.settings import AgentSettings
 from agent.text_chunks import FirstClauseTokenizer
 from agent.turn_detection import LatestFinal, TranscriptAwareTurnDetector

@@ -30,7 +30,7 @@ from livekit.agents import llm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.adapters import WorkbenchLLM
+from agent.llm_adapter import WorkbenchLLM
 from bench.reply_quality import GREETING, held_out
 from evals.simulation.checks import REPEATED_RUN_WORDS, shared_run
 from workbench.config import REPO_ROOT

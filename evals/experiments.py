@@ -1,21 +1,29 @@
-"""Live experiment arms with intervals that resample conversations, not turns.
+"""Live experiment arms with intervals that resample conversations, not turns, and decisions.
 
 The turns of one conversation share its caller, room and prompt; taken as
 independent samples they give intervals far too narrow (an arm with two long
 conversations would look certain). Each arm's voice-to-voice mean and interruption
 rate are ratios of sums over its conversations, and their 95% intervals come from a
 bootstrap over those conversations.
+
+`decisions` compares every arm with the experiment's first (by label) on each
+metric: the difference with its interval (each arm's conversations resampled
+apart), the smallest difference the data can detect now, and a verdict in words
+("v2 faster by 0.21 s [0.08, 0.35]", or how many more conversations it needs).
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from evals.stats import bootstrap_ci, ratio_of_sums
+from evals.stats import Interval, bootstrap_ci, independent_difference, mean, ratio_of_sums
 
 ARM_COLUMNS = [
     "experiment",
@@ -57,3 +65,125 @@ def arm_summaries(rows: list[dict[str, Any]]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(out, columns=ARM_COLUMNS)
+
+
+# Power 80% at a two-sided 5% level: a true difference of (1.96 + 0.84) standard
+# errors is found four times in five; smaller ones mostly are not.
+DETECTABLE_SE = 2.8
+# Below this many conversations in an arm an interval means little: no verdict.
+MIN_CONVERSATIONS = 5
+
+
+@dataclass(frozen=True)
+class ArmMetric:
+    """A per-arm measure over conversations, and the words its verdicts use."""
+
+    name: str
+    columns: tuple[str, ...]
+    statistic: Callable[[np.ndarray], float]
+    lower_is_better: bool
+    better: str  # "faster"
+    worse: str  # "slower"
+    unit: str = ""
+    scale: float = 1.0  # shown as value * scale (rates as percentage points)
+
+
+ARM_METRICS = [
+    ArmMetric(
+        "voice-to-voice", ("v2v_sum_s", "v2v_turns"), ratio_of_sums, True, "faster", "slower", " s"
+    ),
+    ArmMetric(
+        "interruption rate",
+        ("interrupted", "turns"),
+        ratio_of_sums,
+        True,
+        "interrupted less",
+        "interrupted more",
+        " points",
+        100.0,
+    ),
+    ArmMetric("rating", ("rating",), mean, False, "rated higher", "rated lower"),
+]
+
+
+@dataclass(frozen=True)
+class ArmDecision:
+    """One arm against the baseline arm on one metric."""
+
+    experiment: str
+    metric: ArmMetric
+    baseline: str
+    arm: str
+    difference: Interval  # arm - baseline
+    standard_error: float
+    n_baseline: int
+    n_arm: int
+
+    @property
+    def detectable(self) -> float:
+        """The smallest difference these conversations would find four times in five."""
+        return DETECTABLE_SE * self.standard_error
+
+    @property
+    def more_needed(self) -> int | None:
+        """About how many more conversations per arm would detect the observed difference."""
+        observed = abs(self.difference.estimate)
+        if observed == 0 or self.detectable <= observed:
+            return None
+        n = (self.n_baseline + self.n_arm) / 2
+        return math.ceil(n * (self.detectable / observed) ** 2 - n)
+
+    @property
+    def verdict(self) -> str:
+        m, d = self.metric, self.difference
+        if min(self.n_baseline, self.n_arm) < MIN_CONVERSATIONS:
+            return (
+                f"not enough data: {self.arm} has {self.n_arm} and {self.baseline} "
+                f"{self.n_baseline} conversations ({MIN_CONVERSATIONS} each at least)"
+            )
+        gain = -1.0 if m.lower_is_better else 1.0  # improvement = gain * difference
+        low, high = sorted((gain * d.low * m.scale, gain * d.high * m.scale))
+        shown = f"[{low:.2f}, {high:.2f}]"
+        if d.excludes(0.0):
+            improved = gain * d.estimate > 0
+            word = m.better if improved else m.worse
+            return f"{self.arm} {word} by {abs(d.estimate) * m.scale:.2f}{m.unit} {shown}"
+        needed = self.more_needed
+        more = f"; about {needed} more conversations per arm to tell" if needed else ""
+        return (
+            f"no clear difference ({gain * d.estimate * m.scale:+.2f}{m.unit} {shown}); "
+            f"detectable now: {self.detectable * m.scale:.2f}{m.unit}{more}"
+        )
+
+
+def decisions(rows: list[dict[str, Any]]) -> list[ArmDecision]:
+    """Every arm against its experiment's first arm (by label), on every metric with data."""
+    arms: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        arms[row["experiment"]][row["label"]].append(row)
+    out = []
+    for experiment, by_label in sorted(arms.items()):
+        baseline, *others = sorted(by_label)
+        for label in others:
+            for metric in ARM_METRICS:
+                a = _units(by_label[baseline], metric)
+                b = _units(by_label[label], metric)
+                if not len(a) or not len(b):
+                    continue
+                interval, se = independent_difference(a, b, metric.statistic)
+                out.append(
+                    ArmDecision(experiment, metric, baseline, label, interval, se, len(a), len(b))
+                )
+    return out
+
+
+def _units(conversations: list[dict[str, Any]], metric: ArmMetric) -> np.ndarray:
+    """The metric's columns per conversation that has them (a 1-D array for one column)."""
+    rows = [
+        [c[col] for col in metric.columns]
+        for c in conversations
+        if all(c.get(col) is not None for col in metric.columns)
+        and (len(metric.columns) == 1 or c[metric.columns[1]])
+    ]
+    data = np.array(rows, dtype=float).reshape(len(rows), len(metric.columns))
+    return data[:, 0] if len(metric.columns) == 1 else data

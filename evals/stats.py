@@ -72,6 +72,39 @@ def paired_difference(
     return bootstrap_ci(paired, difference, resamples=resamples, alpha=alpha, seed=seed)
 
 
+def independent_difference(
+    a: np.ndarray,
+    b: np.ndarray,
+    statistic: Statistic,
+    *,
+    resamples: int = 2000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> tuple[Interval, float]:
+    """CI of statistic(b) - statistic(a) for two independent groups, and its bootstrap SE.
+
+    Each group's rows (its independent units: conversations of an experiment arm) are
+    resampled apart, as the arms were sampled apart.
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    if len(a) == 0 or len(b) == 0:
+        raise ValueError("no samples to bootstrap")
+    rng = np.random.default_rng(seed)
+    draws = np.array(
+        [
+            statistic(b[rng.integers(0, len(b), len(b))])
+            - statistic(a[rng.integers(0, len(a), len(a))])
+            for _ in range(resamples)
+        ]
+    )
+    interval = Interval(
+        estimate=float(statistic(b) - statistic(a)),
+        low=float(np.nanpercentile(draws, 100 * alpha / 2)),
+        high=float(np.nanpercentile(draws, 100 * (1 - alpha / 2))),
+    )
+    return interval, float(np.nanstd(draws))
+
+
 def _squeeze(rows: np.ndarray) -> np.ndarray:
     return rows[:, 0] if rows.shape[1] == 1 else rows
 

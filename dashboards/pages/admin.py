@@ -21,10 +21,10 @@ from psycopg import AsyncConnection
 from dashboards.components.actions import run_on_click
 from dashboards.components.audit_trail import AuditTrail
 from dashboards.components.draft_check import DraftCheck
+from dashboards.components.experiment_controls import experiment_controls, parse_arms
 from dashboards.components.tag_vocabulary import TagVocabulary
 from dashboards.context import web_context
 from dashboards.session import PageSession
-from dashboards.text import markdown_text
 from workbench.db.errors import DataError
 from workbench.db.models import (
     APP_ROLES,
@@ -220,6 +220,25 @@ class AdminPage(pn.viewable.Viewer):
 
         await self._act(toggle)
 
+    async def promote(self, experiment: Experiment, label: str) -> None:
+        """Make arm `label`'s version the active one and stop the experiment, in one step.
+
+        One transaction: both happen or neither; the database audits each
+        (prompt activated, experiment stopped)."""
+
+        async def promote(conn: AsyncConnection[Any]) -> str:
+            repo = PromptsRepo(conn)
+            arm = next((v for v in await repo.variants(experiment.id) if v.label == label), None)
+            if arm is None:
+                raise ValueError(f"experiment {experiment.name} has no arm {label!r}")
+            async with conn.transaction():
+                await repo.activate(experiment.prompt_id, arm.prompt_version_id)
+                if experiment.status == "running":
+                    await repo.stop_experiment(experiment.id)
+            return f"Arm {label} of {experiment.name} promoted: its version is active."
+
+        await self._act(promote)
+
     async def set_role(self, user_id: str, role: AppRole) -> None:
         """Change a user's role (SQL refuses non-admins and demoting the last admin)."""
 
@@ -271,7 +290,13 @@ def admin_view(page: AdminPage) -> pn.viewable.Viewable:
     def experiments_section(
         experiments: list[Experiment], arms: list[ArmTally]
     ) -> pn.viewable.Viewable:
-        return _experiments_section(page, experiments, arms)
+        return experiment_controls(
+            experiments,
+            arms,
+            toggle=page.toggle_experiment,
+            promote=page.promote,
+            create=page.create_experiment,
+        )
 
     @pn.depends(page.param.users)
     def users_table(users: pd.DataFrame | None) -> pn.viewable.Viewable:
@@ -393,52 +418,3 @@ def _versions_section(
         check,
         sizing_mode="stretch_width",
     )
-
-
-def arms_markdown(experiment: Experiment, arms: list[ArmTally]) -> str:
-    """An experiment's status and, per arm, its weight and the conversations assigned so far."""
-    parts = [f"**{markdown_text(experiment.name)}**: {experiment.status}"]
-    for arm in arms:
-        if arm.experiment_id == experiment.id:
-            count = f"{arm.conversations} conversation{'s' if arm.conversations != 1 else ''}"
-            parts.append(f"{markdown_text(arm.label)} (weight {arm.weight:g}): {count}")
-    return " · ".join(parts)
-
-
-def _experiments_section(
-    page: AdminPage, experiments: list[Experiment], arms: list[ArmTally]
-) -> pn.viewable.Viewable:
-    rows = []
-    for experiment in experiments:
-        label = "Stop" if experiment.status == "running" else "Start"
-        button = pn.widgets.Button(
-            name=f"{label} {experiment.name}", disabled=experiment.status == "stopped"
-        )
-        run_on_click(button, partial(page.toggle_experiment, experiment))
-        rows.append(
-            pn.FlexBox(
-                pn.pane.Markdown(arms_markdown(experiment, arms)),
-                button,
-            )
-        )
-    name = pn.widgets.TextInput(name="Experiment name", width=250)
-    new_arms = pn.widgets.TextInput(
-        name="Arms (version:weight, ...)", placeholder="1:3, 2:1", width=250
-    )
-    create = pn.widgets.Button(name="Create experiment")
-    run_on_click(create, lambda: page.create_experiment(name.value, new_arms.value))
-    return pn.Column(*rows, pn.FlexBox(name, new_arms, create), sizing_mode="stretch_width")
-
-
-def parse_arms(text: str) -> dict[int, float]:
-    """ "1:3, 2:1" -> {1: 3.0, 2: 1.0}; a clear error otherwise."""
-    arms: dict[int, float] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        number, _, weight = part.partition(":")
-        try:
-            arms[int(number)] = float(weight or 1)
-        except ValueError:
-            raise ValueError(f"arm {part!r}: write version:weight, e.g. 1:3") from None
-        if arms[int(number)] <= 0:
-            raise ValueError(f"arm {part!r}: weights are positive")
-    return arms

@@ -23,7 +23,7 @@ from dashboards.components.service_health import health_markdown, service_alerts
 from dashboards.context import web_context
 from dashboards.files import file_url
 from dashboards.session import PageSession
-from evals.experiments import ARM_COLUMNS, arm_summaries
+from evals.experiments import ARM_COLUMNS, ArmDecision, arm_summaries, decisions
 from evals.live_plots import (
     activity_bars,
     arm_comparison,
@@ -60,6 +60,7 @@ class AnalyticsPage(pn.viewable.Viewer):
     latency = param.DataFrame(default=None, doc="analytics_latency_daily rows")
     activity = param.DataFrame(default=None, doc="analytics_activity_daily rows")
     arms = param.DataFrame(default=None, doc="experiment arms aggregated in SQL")
+    decisions = param.List(default=[], doc="each arm against its experiment's first, per metric")
     eval_runs = param.DataFrame(default=None, doc="eval runs visible to the viewer")
     connection = param.DataFrame(default=None, doc="connection quality per day and stack")
     reports = param.List(default=[], doc="stored eval reports (python -m evals report --as)")
@@ -122,6 +123,7 @@ class AnalyticsPage(pn.viewable.Viewer):
             reports=reports,
             researcher=researcher,
             arms=arm_summaries(arms),
+            decisions=decisions(arms),
             connection=pd.DataFrame(
                 [r.model_dump() for r in connection], columns=_CONNECTION_COLUMNS
             ),
@@ -332,11 +334,14 @@ def analytics_view(page: AnalyticsPage) -> pn.viewable.Viewable:
             ),
         )
 
-    @pn.depends(page.param.arms)
-    def experiments_section(arms: pd.DataFrame | None) -> pn.viewable.Viewable:
-        return plot_pane(
+    @pn.depends(page.param.arms, page.param.decisions)
+    def experiments_section(
+        arms: pd.DataFrame | None, found: list[ArmDecision]
+    ) -> pn.viewable.Viewable:
+        plot = plot_pane(
             arm_comparison(arms if arms is not None else pd.DataFrame(columns=ARM_COLUMNS))
         )
+        return pn.Column(plot, decisions_table(found), sizing_mode="stretch_width")
 
     @pn.depends(page.param.eval_runs, page.param.researcher)
     def eval_section(runs: pd.DataFrame | None, researcher: bool) -> pn.viewable.Viewable:
@@ -418,4 +423,25 @@ def analytics_view(page: AnalyticsPage) -> pn.viewable.Viewable:
             sizing_mode="stretch_width",
         ),
         sizing_mode="stretch_width",
+    )
+
+
+def decisions_table(found: list[ArmDecision]) -> pn.viewable.Viewable:
+    """Each arm against its experiment's first arm: the verdict per metric, in words."""
+    if not found:
+        return pn.pane.Markdown("*No experiment with two arms has conversations in this range.*")
+    frame = pd.DataFrame(
+        [
+            {
+                "experiment": d.experiment,
+                "arm": f"{d.arm} vs {d.baseline}",
+                "metric": d.metric.name,
+                "conversations": f"{d.n_arm} / {d.n_baseline}",
+                "verdict": d.verdict,
+            }
+            for d in found
+        ]
+    )
+    return pn.widgets.Tabulator(
+        frame, disabled=True, show_index=False, name="decisions", sizing_mode="stretch_width"
     )

@@ -9,6 +9,7 @@ computed with the suite's sentence embedder; each gives a `CheckResult` whose
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,7 +75,16 @@ class Similarities:
 
 
 def _contains(text: str, phrase: str) -> bool:
-    return normalise(phrase) in normalise(text)
+    """`phrase` is in `text` ("rain" in "rainy"), after Whisper's normaliser or only lower-cased.
+
+    The normaliser unifies spellings ("four" / "4") but rewrites some numbers away
+    ("142 million" becomes "142000000"): a mention found either way counts.
+    """
+    return any(form(phrase) in form(text) for form in (normalise, _plain))
+
+
+def _plain(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+(?:'[a-z]+)?", text.lower()))
 
 
 def check_call(call: CallRecord, scenario: Scenario, sims: Similarities) -> list[CheckResult]:

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from dashboards.components.experiment_controls import parse_arms
 from dashboards.pages.account import NOT_SET, AccountPage
-from dashboards.pages.admin import parse_arms, side_by_side_diff
+from dashboards.pages.admin import side_by_side_diff
 from workbench.db.models import PromptVersion
 
 pytestmark = pytest.mark.unit

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from livekit.agents import llm
 
-from agent.adapters import PhraseCache, to_messages
+from agent.adapters import PhraseCache
+from agent.llm_adapter import to_messages
 from workbench.content_filter import ContentPolicy
 from workbench.models import ModelSpec, TextToSpeech, create
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from livekit.agents import llm
 
-from agent.adapters import WorkbenchLLM
+from agent.llm_adapter import WorkbenchLLM
 from workbench.models import ModelSpec, create
 from workbench.models.base import ChatModel, GenerationParams
 from workbench.reply_guard import COPIED_RUN_WORDS, ReplyGuard, Verdict, retry_params

@@ -102,6 +102,15 @@ def test_mentions_are_matched_after_normalisation() -> None:
     good = _call("PARIS, of course.", "It is 4.")
     results = check_call(good, scenario, Similarities(_unrelated(2), np.ones(2)))
     assert all(r.passed for r in results), results
+    # The normaliser writes "142 million" as "142000000": the mention still counts.
+    millions = _scenario(
+        ScriptedTurn(say="How many live in Japan?", expect=TurnExpect(mentions_any=["million"])),
+        no_repeated_reply=False,
+    )
+    counted = _call("The population of Japan is around 142 million.")
+    assert all(
+        r.passed for r in check_call(counted, millions, Similarities(_unrelated(1), np.ones(1)))
+    )
     bad = _call("Lyon.", "Your appointment is at five.")
     failed = {
         r.name

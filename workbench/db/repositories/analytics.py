@@ -118,8 +118,8 @@ class AnalyticsRepo(Repo):
         self, *, since: datetime, until: datetime, simulated: bool = False
     ) -> list[dict[str, Any]]:
         """Per experiment arm and conversation: agent turns, their voice-to-voice sum and count,
-        and the turns interrupted, so intervals can resample conversations (the independent
-        unit), not turns (`evals.experiments`).
+        the turns interrupted and the researchers' mean rating (None if unrated), so intervals
+        can resample conversations (the independent unit), not turns (`evals.experiments`).
 
         Aggregated in SQL under the caller's RLS (no turn rows leave the database), over
         people's conversations, or with `simulated` over simulated callers'.
@@ -129,7 +129,9 @@ class AnalyticsRepo(Repo):
                 """select e.name as experiment, v.label, c.id as conversation_id,
                           count(t.id) as turns, coalesce(sum(t.v2v_s), 0)::float8 as v2v_sum_s,
                           count(t.v2v_s) as v2v_turns,
-                          count(t.id) filter (where t.interrupted) as interrupted
+                          count(t.id) filter (where t.interrupted) as interrupted,
+                          (select avg(a.rating)::float8 from public.annotations a
+                            where a.conversation_id = c.id) as rating
                    from public.prompt_experiments e
                    join public.experiment_variants v on v.experiment_id = e.id
                    join public.conversations c on c.variant_id = v.id
