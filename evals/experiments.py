@@ -187,3 +187,41 @@ def _units(conversations: list[dict[str, Any]], metric: ArmMetric) -> np.ndarray
     ]
     data = np.array(rows, dtype=float).reshape(len(rows), len(metric.columns))
     return data[:, 0] if len(metric.columns) == 1 else data
+
+
+def synthetic_arm(
+    rng: np.random.Generator,
+    label: str,
+    conversations: int,
+    v2v_mean_s: float,
+    *,
+    experiment: str = "synthetic",
+    between_sd_s: float = 0.15,
+    within_sd_s: float = 0.05,
+    turns: int = 5,
+    rating: float | None = None,
+) -> list[dict[str, Any]]:
+    """Rows like `AnalyticsRepo.experiment_arms`' for an arm whose true mean is known.
+
+    Each conversation has a pace of its own (its caller and room: `between_sd_s`)
+    shared by its turns (`within_sd_s` around it), the structure that makes turns
+    of one conversation dependent. For checking intervals' coverage (the tests and
+    notebooks/06_live_ab_decisions.ipynb), not for analysis.
+    """
+    rows = []
+    for i in range(conversations):
+        pace = rng.normal(v2v_mean_s, between_sd_s)
+        heard = np.clip(rng.normal(pace, within_sd_s, size=turns), 0.05, None)
+        rows.append(
+            {
+                "experiment": experiment,
+                "label": label,
+                "conversation_id": f"{label}-{i}",
+                "turns": turns,
+                "v2v_sum_s": float(heard.sum()),
+                "v2v_turns": turns,
+                "interrupted": int(rng.random() < 0.1),
+                "rating": rating,
+            }
+        )
+    return rows

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from evals.experiments import ARM_METRICS, decisions
+from evals.experiments import ARM_METRICS, decisions, synthetic_arm
 from evals.stats import independent_difference, ratio_of_sums
 
 pytestmark = pytest.mark.unit
@@ -17,24 +17,7 @@ pytestmark = pytest.mark.unit
 def _conversations(
     rng: np.random.Generator, label: str, n: int, v2v_mean: float, *, rating: float | None = None
 ) -> list[dict[str, Any]]:
-    """`n` conversations of five agent turns; each conversation has a speed of its own."""
-    rows = []
-    for i in range(n):
-        pace = rng.normal(v2v_mean, 0.15)  # the caller and room: shared by its turns
-        turns = np.clip(rng.normal(pace, 0.05, size=5), 0.05, None)
-        rows.append(
-            {
-                "experiment": "brevity",
-                "label": label,
-                "conversation_id": f"{label}-{i}",
-                "turns": 5,
-                "v2v_sum_s": float(turns.sum()),
-                "v2v_turns": 5,
-                "interrupted": int(rng.random() < 0.1),
-                "rating": rating,
-            }
-        )
-    return rows
+    return synthetic_arm(rng, label, n, v2v_mean, experiment="brevity", rating=rating)
 
 
 def _verdict(found: list[Any], metric: str) -> str:
