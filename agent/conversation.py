@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID, uuid4
 
 import psycopg
@@ -52,16 +52,25 @@ from workbench.storage import open_store
 log = logging.getLogger("workbench.agent")
 
 
-def room_choices(metadata: str | None, *, default_prompt: str) -> tuple[str, str, int | None]:
-    """The prompt slug, pipeline and pinned prompt version a room's metadata asks for
-    (defaults when absent or unreadable)."""
+class RoomChoices(NamedTuple):
+    """What a room's metadata asks the agent for."""
+
+    slug: str
+    pipeline: str
+    pinned: int | None  # a prompt version (staff rooms only)
+    variables: dict[str, str]  # values of the prompt's {{variables}} (staff rooms only)
+
+
+def room_choices(metadata: str | None, *, default_prompt: str) -> RoomChoices:
+    """The prompt slug, pipeline, pinned prompt version and prompt variable values a room's
+    metadata asks for (defaults when absent or unreadable)."""
     options = RoomOptions.from_metadata(metadata)
     slug = options.prompt or default_prompt
     pipeline = options.pipeline or "streaming"
     if pipeline not in PIPELINES:
         log.warning("unknown pipeline %r in room metadata; using streaming", pipeline)
         pipeline = "streaming"
-    return slug, pipeline, options.prompt_version
+    return RoomChoices(slug, pipeline, options.prompt_version, options.variables)
 
 
 APPLICATION_NAME = "voice-workbench-agent"  # as pg_stat_activity shows the agent
@@ -92,15 +101,30 @@ async def _room_admission(connect: Connect, room: str) -> tuple[UUID, bytes | No
         return await RoomsRepo(conn).admission(room)
 
 
+class SessionSetup(NamedTuple):
+    """The prompt a session runs and what it was filled with."""
+
+    prompt: SessionPrompt | None  # None: the fallback instructions
+    user_settings: dict[str, Any]
+    instructions: str
+    variables: dict[str, str]  # the value each {{variable}} got
+
+
 async def session_prompt(
-    connect: Connect, owner_id: UUID, slug: str, pinned: int | None = None
-) -> tuple[SessionPrompt | None, dict[str, Any], str]:
+    connect: Connect,
+    owner_id: UUID,
+    slug: str,
+    pinned: int | None = None,
+    room_values: dict[str, str] | None = None,
+) -> SessionSetup:
     """The prompt version this user gets (experiment arm or active), their settings and the instructions.
 
-    `pinned`: the version the room asks for, which a researcher's or admin's room
-    gets (a simulation of a draft); anyone else's gets the usual version. Without
-    the database (or the prompt) the conversation goes on with the fallback
-    instructions; it is journaled all the same.
+    `pinned`: the version the room asks for, and `room_values` the values its
+    {{variables}} get, which a researcher's or admin's room gets (a simulation of a
+    draft, a researcher trying a setting); anyone else's gets the usual. Each variable
+    is filled from the room, else the experiment arm, else the version's default
+    (user_name: the display name). Without the database (or the prompt) the
+    conversation goes on with the fallback instructions; it is journaled all the same.
     """
     try:
         async with connect() as conn, service_session(conn, acting_for=owner_id):
@@ -115,9 +139,22 @@ async def session_prompt(
                 prompt = await prompts.for_session(slug, user_id=owner_id, role=profile.role)
     except (psycopg.OperationalError, OSError, DataError, KeyError) as exc:
         log.warning("no session prompt (%s); using the fallback instructions", type(exc).__name__)
-        return None, {}, FALLBACK_SYSTEM_PROMPT
-    values = {name: profile.display_name for name in prompt.version.variables}
-    return prompt, profile.settings, prompt.version.render(values)
+        return SessionSetup(None, {}, FALLBACK_SYSTEM_PROMPT, {})
+    staff = profile.role != "user"
+    if room_values and not staff:
+        log.warning("room asks prompt variables of a plain user's session; not honoured")
+    if prompt.version.variables_without_default:
+        log.warning(
+            "version %d has no default for %s (made before defaults): the display name fills it",
+            prompt.version.version,
+            ", ".join(prompt.version.variables_without_default),
+        )
+    values = prompt.version.values_for(
+        user_name=profile.display_name,
+        arm=prompt.arm_values,
+        room=(room_values or {}) if staff else {},
+    )
+    return SessionSetup(prompt, profile.settings, prompt.version.render(values), values)
 
 
 class ConversationLog:

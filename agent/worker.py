@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 from livekit.agents import AutoSubscribe, JobContext, JobProcess, room_io
 from livekit.plugins import silero
 
 from agent.conversation import (
     ConversationLog,
+    SessionSetup,
     admitted_owner,
     claim_room,
     conversation_pool,
@@ -97,21 +99,18 @@ async def entrypoint(ctx: JobContext) -> None:
     if owner_id is None:
         await pool.close()
         return
-    slug, pipeline, pinned = room_choices(ctx.room.metadata, default_prompt=knobs.prompt)
-    prompt, user_settings, instructions = await session_prompt(connect, owner_id, slug, pinned)
+    choices = room_choices(ctx.room.metadata, default_prompt=knobs.prompt)
+    pipeline = choices.pipeline
+    setup = await session_prompt(connect, owner_id, choices.slug, choices.pinned, choices.variables)
+    user_settings = setup.user_settings
     voice = chosen_voice(models.tts, user_settings.get("voice"))
     recorder = await start_recorder(
         settings,
         connect,
         owner_id=owner_id,
         room_name=ctx.room.name,
-        prompt=prompt,
-        model_specs={
-            **models.snapshot,
-            "pipeline": pipeline,
-            "voice": voice,
-            "user_settings": user_settings,
-        },
+        prompt=setup.prompt,
+        model_specs=recorded_specs(models, pipeline=pipeline, voice=voice, setup=setup),
     )
     policy = ContentPolicy(blocklist=knobs.blocked_words)
     session, stt_adapter, tts_adapter = voice_session(
@@ -134,7 +133,7 @@ async def entrypoint(ctx: JobContext) -> None:
 
     ctx.add_shutdown_callback(close_database)
     await session.start(
-        agent=PIPELINES[pipeline](instructions=instructions, policy=policy),
+        agent=PIPELINES[pipeline](instructions=setup.instructions, policy=policy),
         room=ctx.room,
         room_options=room_io.RoomOptions(
             text_output=room_io.TextOutputOptions(sync_transcription=knobs.sync_captions)
@@ -143,6 +142,19 @@ async def entrypoint(ctx: JobContext) -> None:
     if knobs.greeting:
         session.say(knobs.greeting)
     keep_time_limit(session, ctx, knobs.max_conversation_s)
+
+
+def recorded_specs(
+    models: WorkerModels, *, pipeline: str, voice: str, setup: SessionSetup
+) -> dict[str, Any]:
+    """What a conversation records of how it ran: the stack's specs and the session's choices."""
+    return {
+        **models.snapshot,
+        "pipeline": pipeline,
+        "voice": voice,
+        "user_settings": setup.user_settings,
+        "prompt_variables": setup.variables,
+    }
 
 
 # How often the worker stores journals of jobs that crashed while it lives on.

@@ -17,8 +17,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 # The participant attribute that carries the room key.
 ROOM_KEY_ATTRIBUTE = "workbench.room_key"
@@ -55,6 +57,9 @@ class RoomOptions:
     pipeline: str | None = None
     stack: str | None = None
     prompt_version: int | None = None
+    # Values for the prompt's {{variables}}, set on the Conversation page; the agent
+    # honours them for a researcher's or admin's room only, like `prompt_version`.
+    variables: dict[str, str] = field(default_factory=dict)
 
     def to_metadata(self) -> str:
         """The room metadata carrying the options that are set."""
@@ -70,7 +75,46 @@ class RoomOptions:
         if not isinstance(raw, dict):
             return cls()
         version = raw.get("prompt_version")
+        try:
+            variables = valid_variables(raw.get("variables") or {})
+        except (ValueError, AttributeError, TypeError):
+            variables = {}  # not ours: none
         return cls(
             **{name: str(raw[name]) for name in ("prompt", "pipeline", "stack") if raw.get(name)},
             prompt_version=version if type(version) is int and version > 0 else None,  # not a bool
+            variables=variables,
         )
+
+
+# A variable's name and value as the database takes them (prompt_versions.variables,
+# private.check_prompt_values).
+_VARIABLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,39}")
+MAX_VARIABLE_VALUE = 500
+MAX_VARIABLES = 32
+
+
+def valid_variables(values: dict[Any, Any]) -> dict[str, str]:
+    """`values` as variable values, or ValueError naming the first that is not one."""
+    if len(values) > MAX_VARIABLES:
+        raise ValueError(f"at most {MAX_VARIABLES} prompt variables")
+    for name, value in values.items():
+        if not isinstance(name, str) or not _VARIABLE_NAME.fullmatch(name):
+            raise ValueError(f"not a variable name: {name!r} (lower-case letters, digits, _)")
+        if not isinstance(value, str) or len(value) > MAX_VARIABLE_VALUE:
+            raise ValueError(
+                f"the value of {name} is text of at most {MAX_VARIABLE_VALUE} characters"
+            )
+    return dict(values)
+
+
+def parse_variables(text: str) -> dict[str, str]:
+    """`name=value` lines (as typed in a form) as variable values; ValueError says which line is wrong."""
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, sign, value = line.partition("=")
+        if not sign:
+            raise ValueError(f"line {number}: write name=value, e.g. tone=formal")
+        values[name.strip()] = value.strip()
+    return valid_variables(values)

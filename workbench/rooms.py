@@ -45,7 +45,13 @@ from psycopg import AsyncConnection
 from workbench.config import Settings
 from workbench.db.connection import Connect, service_session
 from workbench.db.repositories import RoomsRepo, WorkersRepo
-from workbench.room_options import ROOM_KEY_ATTRIBUTE, RoomOptions, new_room_key, room_key_digest
+from workbench.room_options import (
+    ROOM_KEY_ATTRIBUTE,
+    RoomOptions,
+    new_room_key,
+    room_key_digest,
+    valid_variables,
+)
 
 TOKEN_TTL = timedelta(hours=1)
 ROOM_LOOKBACK = timedelta(days=1)
@@ -81,11 +87,13 @@ async def open_room(
     prompt_version: int | None = None,
     pipeline: str | None = None,
     stack: str | None = None,
+    variables: dict[str, str] | None = None,
 ) -> RoomTicket:
     """Create a fresh room for `user_id` (prompt, pipeline, stack in its metadata) and a join token.
 
-    `prompt_version` pins a version of the prompt (the agent honours it for a
-    researcher's or admin's room only; see RoomOptions).
+    `prompt_version` pins a version of the prompt and `variables` set values of its
+    {{variables}} (the agent honours both for a researcher's or admin's room only;
+    see RoomOptions).
 
     `conn` is a connection as the server itself (not in a user's RLS session): the
     room's owner is recorded with service rights. `stack` is the model stack
@@ -103,7 +111,11 @@ async def open_room(
     stack = chosen or settings.default_stack
     room = f"conv-{user_id.hex[:8]}-{secrets.token_hex(6)}"
     metadata = RoomOptions(
-        prompt=prompt_slug, pipeline=pipeline, stack=stack, prompt_version=prompt_version
+        prompt=prompt_slug,
+        pipeline=pipeline,
+        stack=stack,
+        prompt_version=prompt_version,
+        variables=valid_variables(variables or {}),
     ).to_metadata()
     async with (
         server_api(settings) as lk,

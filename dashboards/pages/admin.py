@@ -35,6 +35,7 @@ from workbench.db.models import (
     SystemPrompt,
 )
 from workbench.db.repositories import ProfilesRepo, PromptsRepo
+from workbench.room_options import parse_variables
 
 DIFF_STYLE = (
     "<style>table.diff{font-family:monospace;font-size:.85rem}"
@@ -144,14 +145,15 @@ class AdminPage(pn.viewable.Viewer):
         async with self._session.as_user() as conn:
             await self._load_prompt(conn)
 
-    async def save_version(self, body: str, notes: str) -> None:
-        """Store `body` as the next version (versions are immutable)."""
+    async def save_version(self, body: str, notes: str, defaults: str = "") -> None:
+        """Store `body` as the next version (versions are immutable), with a default for each
+        of its {{variables}} (`defaults`: name=value lines; user_name needs none)."""
 
         async def save(conn: AsyncConnection[Any]) -> str:
             if not body.strip():
                 raise ValueError("a prompt version needs a body")
             version = await PromptsRepo(conn).add_version(
-                self.prompts[self.slug].id, body, notes=notes
+                self.prompts[self.slug].id, body, notes=notes, defaults=parse_variables(defaults)
             )
             return f"Saved version {version.version}."
 
@@ -355,8 +357,16 @@ def _versions_section(
     notes = pn.widgets.TextInput(
         name="Notes", placeholder="what changed and why", max_width=400, sizing_mode="stretch_width"
     )
+    defaults = pn.widgets.TextAreaInput(
+        name="Variable defaults (name=value per line; user_name is the participant's name)",
+        value="\n".join(f"{k}={v}" for k, v in versions[0].variable_defaults.items())
+        if versions
+        else "",
+        height=60,
+        sizing_mode="stretch_width",
+    )
     save = pn.widgets.Button(name="Save as new version", button_type="primary")
-    run_on_click(save, lambda: page.save_version(editor.value, notes.value))
+    run_on_click(save, lambda: page.save_version(editor.value, notes.value, defaults.value))
     numbers = [v.version for v in versions]
     left = pn.widgets.Select(
         name="Compare version", options=numbers, value=numbers[-1] if numbers else None, width=150
@@ -411,6 +421,7 @@ def _versions_section(
         table,
         pn.FlexBox(to_activate, activate),
         editor,
+        defaults,
         pn.FlexBox(notes, save),
         pn.pane.Markdown("### Compare versions"),
         pn.FlexBox(left, right),

@@ -29,6 +29,7 @@ from workbench.db.models import LiveStack, UiSettings, UserSettings, primary_lan
 from workbench.db.repositories import ConversationsRepo, ProfilesRepo, PromptsRepo, WorkersRepo
 from workbench.models import tts_voices
 from workbench.models.stack import known_stacks
+from workbench.room_options import parse_variables
 from workbench.rooms import StackUnavailable, open_room, unavailable_reason, wait_for_agent
 
 DEFAULT_PROMPT = "(active prompt)"
@@ -40,6 +41,7 @@ class ConversationPage(pn.viewable.Viewer):
     prompt = param.Selector(default=DEFAULT_PROMPT, objects=[DEFAULT_PROMPT], doc="prompt slug")
     can_choose_prompt = param.Boolean(default=False, doc="researchers and admins may pick")
     stack = param.Selector(default="", objects=[""], doc="the model stack to start on")
+    variables = param.String(default="", doc="name=value lines for the prompt's {{variables}}")
     stack_problem = param.String(default="", doc="why the chosen stack cannot serve now")
     room = param.String(default="", doc="the LiveKit room of the running conversation")
     error = param.String(default="", doc="why the last action failed")
@@ -145,6 +147,11 @@ class ConversationPage(pn.viewable.Viewer):
         context = web_context()
         slug = None if self.prompt == DEFAULT_PROMPT or not self.can_choose_prompt else self.prompt
         try:
+            variables = parse_variables(self.variables) if self.can_choose_prompt else {}
+        except ValueError as exc:
+            self.error = f"Prompt variables: {exc}"
+            return
+        try:
             async with context.connection() as conn:
                 ticket = await open_room(
                     context.settings,
@@ -153,6 +160,7 @@ class ConversationPage(pn.viewable.Viewer):
                     display_name=self._session.claims.email or "researcher",
                     prompt_slug=slug,
                     stack=self.stack if self.can_choose_prompt else None,
+                    variables=variables,
                 )
         except StackUnavailable as exc:  # its worker stopped since the page loaded
             await self.refresh_stacks()
@@ -319,6 +327,14 @@ def conversation_view(page: ConversationPage) -> pn.viewable.Viewable:
     prompt.visible = page.can_choose_prompt
     stack = pn.widgets.Select.from_param(page.param.stack, name="Model stack", width=320)
     stack.visible = page.can_choose_prompt
+    variables = pn.widgets.TextAreaInput.from_param(
+        page.param.variables,
+        name="Prompt variables (name=value per line)",
+        placeholder="tone=formal",
+        height=60,
+        width=260,
+    )
+    variables.visible = page.can_choose_prompt
 
     def sync_buttons(*_events: Any) -> None:
         # Start waits for a stack that can serve; Stop is for a running conversation.
@@ -390,7 +406,7 @@ def conversation_view(page: ConversationPage) -> pn.viewable.Viewable:
     )
     return pn.Column(
         pn.FlexBox(start_button, stop_button, mute),
-        pn.FlexBox(prompt, stack, microphone, speaker),  # wraps on narrow screens
+        pn.FlexBox(prompt, stack, variables, microphone, speaker),  # wraps on narrow screens
         note,
         errors,
         status,

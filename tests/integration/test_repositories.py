@@ -116,12 +116,16 @@ async def test_prompt_versions_activate_and_roll_back(
         repo = PromptsRepo(conn)
         prompt = await repo.create(slug="support", title="Support agent")
         v1 = await repo.add_version(
-            prompt.id, "You help {{user_name}} with {{topic}}.", notes="first"
+            prompt.id,
+            "You help {{user_name}} with {{topic}}.",
+            notes="first",
+            defaults={"topic": "your account"},
         )
         v2 = await repo.add_version(prompt.id, "Be brief. You help {{user_name}}.")
         assert (v1.version, v2.version) == (1, 2)
         assert v1.variables == ["user_name", "topic"]
         assert v1.render({"user_name": "Ada", "topic": "audio"}) == "You help Ada with audio."
+        assert v1.render({"user_name": "Ada"}) == "You help Ada with your account."
         await repo.activate(prompt.id, v2.id)
     async with session_as(app_db, admin) as conn:
         repo = PromptsRepo(conn)

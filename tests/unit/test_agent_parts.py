@@ -102,18 +102,24 @@ async def test_the_greeting_is_rendered_at_prewarm_and_shared_by_every_room() ->
 @pytest.mark.parametrize(
     ("metadata", "expected"),
     [
-        (None, ("voice-assistant", "streaming", None)),
-        ("", ("voice-assistant", "streaming", None)),
-        ('{"prompt": "tutor"}', ("tutor", "streaming", None)),
-        ('{"prompt": "tutor", "prompt_version": 3}', ("tutor", "streaming", 3)),
-        ('{"pipeline": "sequential"}', ("voice-assistant", "sequential", None)),
-        ('{"pipeline": "telepathic"}', ("voice-assistant", "streaming", None)),  # unknown
-        ("not json", ("voice-assistant", "streaming", None)),
-        ('["a list"]', ("voice-assistant", "streaming", None)),
+        (None, ("voice-assistant", "streaming", None, {})),
+        ("", ("voice-assistant", "streaming", None, {})),
+        ('{"prompt": "tutor"}', ("tutor", "streaming", None, {})),
+        ('{"prompt": "tutor", "prompt_version": 3}', ("tutor", "streaming", 3, {})),
+        ('{"pipeline": "sequential"}', ("voice-assistant", "sequential", None, {})),
+        ('{"pipeline": "telepathic"}', ("voice-assistant", "streaming", None, {})),  # unknown
+        ("not json", ("voice-assistant", "streaming", None, {})),
+        ('["a list"]', ("voice-assistant", "streaming", None, {})),
+        (
+            '{"variables": {"tone": "formal"}}',
+            ("voice-assistant", "streaming", None, {"tone": "formal"}),
+        ),
+        ('{"variables": {"Bad Name": "x"}}', ("voice-assistant", "streaming", None, {})),
+        ('{"variables": ["not", "a map"]}', ("voice-assistant", "streaming", None, {})),
     ],
 )
-def test_room_metadata_picks_prompt_pipeline_and_pinned_version(
-    metadata: str | None, expected: tuple[str, str, int | None]
+def test_room_metadata_picks_prompt_pipeline_pinned_version_and_variables(
+    metadata: str | None, expected: tuple[str, str, int | None, dict[str, str]]
 ) -> None:
     from agent.conversation import room_choices
 

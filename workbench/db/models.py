@@ -79,6 +79,8 @@ class SystemPrompt(_Row):
 
 
 _VARIABLE = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\s*\}\}")
+# The variable every session fills from its participant (their display name) unless set.
+BUILT_IN_VARIABLE = "user_name"
 
 
 class PromptVersion(_Row):
@@ -89,12 +91,36 @@ class PromptVersion(_Row):
     version: int
     body: str
     variables: list[str]
+    variable_defaults: dict[str, str] = Field(default_factory=dict)
     notes: str
     author_id: UUID | None
     created_at: datetime
 
+    def values_for(self, *, user_name: str, **layers: dict[str, str]) -> dict[str, str]:
+        """Each variable's value: the last of `layers` that sets it (e.g. arm=..., room=...),
+        else the version's default; `user_name` defaults to the participant's display name.
+
+        A variable of a version made before defaults existed gets the display name, as
+        such versions did (`variables_without_default` says which).
+        """
+        values: dict[str, str] = {}
+        for name in self.variables:
+            chosen = [layer[name] for layer in layers.values() if name in layer]
+            fallback = user_name if name == BUILT_IN_VARIABLE else self.variable_defaults.get(name)
+            values[name] = chosen[-1] if chosen else fallback if fallback is not None else user_name
+        return values
+
+    @property
+    def variables_without_default(self) -> list[str]:
+        """Variables (but user_name) with no default: only in versions made before defaults."""
+        return [
+            v for v in self.variables if v != BUILT_IN_VARIABLE and v not in self.variable_defaults
+        ]
+
     def render(self, values: dict[str, str]) -> str:
-        """The body with its {{variables}} filled; a missing value is an error."""
+        """The body with its {{variables}} filled from `values`, then the version's defaults;
+        a variable with neither is an error."""
+        values = {**self.variable_defaults, **values}
         missing = [name for name in self.variables if name not in values]
         if missing:
             raise KeyError(f"prompt variables without a value: {', '.join(missing)}")
@@ -135,14 +161,17 @@ class Variant(_Row):
     prompt_version_id: UUID
     label: str
     weight: float
+    variable_values: dict[str, str] = Field(default_factory=dict)
 
 
 class SessionPrompt(_Row):
-    """What a new session runs: the version, and the experiment arm that chose it if any."""
+    """What a new session runs: the version, and the experiment arm that chose it if any
+    (with the values that arm gives the version's variables)."""
 
     version: PromptVersion
     experiment_id: UUID | None = None
     variant_id: UUID | None = None
+    arm_values: dict[str, str] = Field(default_factory=dict)
 
 
 class Conversation(_Row):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from uuid import UUID
 
+from psycopg.types.json import Jsonb
+
 from workbench.db.errors import InvalidInput, NotFound, translated
 from workbench.db.models import (
     APP_ROLES,
@@ -20,11 +22,13 @@ from workbench.db.models import (
 from workbench.db.repositories._base import Repo
 
 _PROMPT = "id, slug, title, description, active_version_id, created_at, archived_at"
-_VERSION = "id, prompt_id, version, body, variables, notes, author_id, created_at"
+_VERSION = (
+    "id, prompt_id, version, body, variables, variable_defaults, notes, author_id, created_at"
+)
 _EXPERIMENT = (
     "id, prompt_id, name, status, target_roles::text[] as target_roles, started_at, stopped_at"
 )
-_VARIANT = "id, experiment_id, prompt_version_id, label, weight::float8 as weight"
+_VARIANT = "id, experiment_id, prompt_version_id, label, weight::float8 as weight, variable_values"
 
 
 class PromptsRepo(Repo):
@@ -60,13 +64,25 @@ class PromptsRepo(Repo):
             [prompt_id],
         )
 
-    async def add_version(self, prompt_id: UUID, body: str, *, notes: str = "") -> PromptVersion:
-        """A new immutable version; its number and variables are derived, not given."""
+    async def add_version(
+        self,
+        prompt_id: UUID,
+        body: str,
+        *,
+        notes: str = "",
+        defaults: dict[str, str] | None = None,
+    ) -> PromptVersion:
+        """A new immutable version; its number and variables are derived, not given.
+
+        `defaults`: a value for each {{variable}} but user_name (the database refuses a
+        version without one, or a default for a variable the body does not have).
+        """
         return await self._one(
             PromptVersion,
-            f"""insert into public.prompt_versions (prompt_id, version, body, variables, notes)
-                values (%s, 0, %s, %s, %s) returning {_VERSION}""",
-            [prompt_id, body, variables_in(body), notes],
+            f"""insert into public.prompt_versions
+                  (prompt_id, version, body, variables, variable_defaults, notes)
+                values (%s, 0, %s, %s, %s, %s) returning {_VERSION}""",
+            [prompt_id, body, variables_in(body), Jsonb(defaults or {}), notes],
         )
 
     async def version_labels(self) -> dict[str, UUID]:
@@ -118,14 +134,21 @@ class PromptsRepo(Repo):
         )
 
     async def add_variant(
-        self, experiment_id: UUID, version_id: UUID, *, label: str, weight: float
+        self,
+        experiment_id: UUID,
+        version_id: UUID,
+        *,
+        label: str,
+        weight: float,
+        values: dict[str, str] | None = None,
     ) -> Variant:
-        """An arm of a draft experiment."""
+        """An arm of a draft experiment; `values` set its version's variables for this arm."""
         return await self._one(
             Variant,
-            f"""insert into public.experiment_variants (experiment_id, prompt_version_id, label, weight)
-                values (%s, %s, %s, %s) returning {_VARIANT}""",
-            [experiment_id, version_id, label, weight],
+            f"""insert into public.experiment_variants
+                  (experiment_id, prompt_version_id, label, weight, variable_values)
+                values (%s, %s, %s, %s, %s) returning {_VARIANT}""",
+            [experiment_id, version_id, label, weight, Jsonb(values or {})],
         )
 
     async def experiments(self, prompt_id: UUID) -> list[Experiment]:
@@ -220,7 +243,10 @@ class PromptsRepo(Repo):
             variant = next(v for v in await self.variants(experiment.id) if v.id == variant_id)
             version = await self.version(variant.prompt_version_id)
             return SessionPrompt(
-                version=version, experiment_id=experiment.id, variant_id=variant_id
+                version=version,
+                experiment_id=experiment.id,
+                variant_id=variant_id,
+                arm_values=variant.variable_values,
             )
         if prompt.active_version_id is None:
             raise NotFound(f"prompt {slug!r} has no active version")
