@@ -76,7 +76,7 @@ class AnnotationPanel(pn.viewable.Viewer):
         rating = pn.widgets.RadioButtonGroup(
             name="Rating", options=[NO_RATING, "1", "2", "3", "4", "5"], value=NO_RATING
         )
-        tags = pn.widgets.MultiChoice(name="Tags", options=vocabulary, sizing_mode="stretch_width")
+        tags = pn.widgets.CheckButtonGroup(name="Tags", options=vocabulary, value=[])
         note = pn.widgets.TextAreaInput(name="Note", height=70, sizing_mode="stretch_width")
         save = pn.widgets.Button(name="Save annotation", button_type="primary")
         run_on_click(save, lambda: self.save(target.value, rating.value, note.value, tags.value))
