@@ -843,9 +843,9 @@ def test_admin_runs_an_ab_experiment_and_promotes_a_user(
     sign_in,  # type: ignore[no-untyped-def]
     web_settings: Settings,
 ) -> None:
-    """Through the page: a prompt with two versions, a weighted experiment started and
-    stopped, and a user promoted to researcher (the database checks every step), each
-    then on the audit trail."""
+    """Through the page: a prompt with two versions, a weighted experiment started, its
+    arm v2 promoted (its version active, the experiment stopped, in one step), and a user
+    promoted to researcher (the database checks every step), each then on the audit trail."""
     slug = f"ab-{uuid.uuid4().hex[:6]}"
     name = f"brevity {uuid.uuid4().hex[:4]}"
     promoted = people["user"]
@@ -889,8 +889,18 @@ def test_admin_runs_an_ab_experiment_and_promotes_a_user(
         shown = f"{label} (weight {weight}): {count} conversation{'s' if count != 1 else ''}"
         expect(visit.page.get_by_text(shown)).to_be_visible(timeout=15_000)
     visit.screenshot("admin-experiment-arms")
-    visit.page.get_by_role("button", name=f"Stop {name}").click()
-    expect(visit.page.get_by_text(f"Experiment {name} stopped.")).to_be_visible(timeout=15_000)
+    # The admin decides: arm v2's version becomes the active one, and the experiment stops.
+    visit.page.get_by_role("button", name="Promote v2").click()
+    expect(
+        visit.page.get_by_text(f"Arm v2 of {name} promoted: its version is active.")
+    ).to_be_visible(timeout=15_000)
+    with psycopg.connect(admin_database_url(web_settings)) as conn:
+        active = conn.execute(
+            """select v.version from public.system_prompts p
+               join public.prompt_versions v on v.id = p.active_version_id where p.slug = %s""",
+            [slug],
+        ).fetchone()
+    assert active == (2,)
     visit.page.get_by_label("User id").fill(str(promoted.id))
     visit.page.get_by_label("Role", exact=True).select_option("researcher")
     visit.page.get_by_role("button", name="Set role").click()
