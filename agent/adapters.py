@@ -32,7 +32,7 @@ from workbench.models.base import Model
 log = logging.getLogger("workbench.agent")
 
 
-class _Labelled:
+class SpecLabels:
     """`model` and `provider` labels livekit-agents puts on metrics, from the workbench spec."""
 
     _model: Model
@@ -46,7 +46,7 @@ class _Labelled:
         return f"workbench/{self._model.spec.backend}"
 
 
-class WorkbenchSTT(_Labelled, stt.STT[Any]):
+class WorkbenchSTT(SpecLabels, stt.STT[Any]):
     """A workbench SpeechToText as a streaming livekit STT that finalizes early.
 
     Whisper is not a streaming model, so the stream cuts utterances with its own
@@ -296,7 +296,7 @@ class PhraseCache:
             self._entries.popitem(last=False)
 
 
-class WorkbenchTTS(_Labelled, tts.TTS[Any]):
+class WorkbenchTTS(SpecLabels, tts.TTS[Any]):
     """A workbench TextToSpeech as a livekit TTS in one of its voices; repeated phrases are
     served from `cache`."""
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from livekit.agents import APIConnectOptions, llm, utils
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
 
-from agent.adapters import _Labelled
+from agent.adapters import SpecLabels
 from workbench.models import ChatMessage, ChatModel
 from workbench.models.base import GenerationParams
 from workbench.reply_guard import ReplyGuard, Verdict, retry_params
@@ -50,7 +50,7 @@ def to_messages(chat_ctx: llm.ChatContext) -> list[ChatMessage]:
     return messages
 
 
-class WorkbenchLLM(_Labelled, llm.LLM[Any]):
+class WorkbenchLLM(SpecLabels, llm.LLM[Any]):
     """A workbench ChatModel as a livekit LLM (text only, no tools).
 
     `guard_attempts`: how many times a reply that only copies the caller's turn
