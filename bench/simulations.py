@@ -170,6 +170,7 @@ async def main() -> None:
             f"{result.metrics['live_wer_mean']:.3f} |"
         )
         runs.append((folder, result.samples))
+        print(rows[-1], flush=True)  # each level as it finishes (the table follows at the end)
     stt = load_model(load_stack(STACKS_DIR / f"{settings.default_stack}.yaml").stt)
     assert isinstance(stt, SpeechToText)
     offline: dict[str, list[int]] = defaultdict(lambda: [0, 0])

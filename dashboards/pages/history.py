@@ -336,7 +336,7 @@ def _list_section(page: HistoryPage, listing: SessionPage | None) -> pn.viewable
             name="conversations",
             sizing_mode="stretch_width",
         ),
-        pn.Row(earlier, where, later),
+        pn.FlexBox(earlier, where, later),
         sizing_mode="stretch_width",
     )
 
