@@ -503,7 +503,12 @@ def test_tables_made_later_grant_api_roles_no_truncate(app_db: str) -> None:
 
 # The functions of `public` that run as their owner on purpose: the API a signed-in user
 # calls (each checks the caller's role or scope itself, tested above and in test_exports).
-PUBLIC_DEFINER_API = {"activity_daily_rows", "latency_daily_rows", "set_user_role"}
+PUBLIC_DEFINER_API = {
+    "activity_daily_rows",
+    "conversations_saying",
+    "latency_daily_rows",
+    "set_user_role",
+}
 
 
 def test_helpers_that_read_past_rls_are_out_of_the_exposed_schema(app_db: str) -> None:

@@ -111,6 +111,10 @@ async def test_a_user_sees_only_their_own_a_researcher_everyones(
     async with session_as(app_db, seeded.people["ann"]) as conn:
         mine = (await SessionsRepo(conn).browse(SessionQuery())).rows
     assert {row.participant for row in mine} == {"Ann"}  # their own profile they read
+    # The words-said search (a definer function, for the index) keeps the same rule.
+    assert await _browse(app_db, seeded.people["ann"], text="Hello there") == ([], 0)
+    assert (await _browse(app_db, seeded.people["researcher"], text="Hello there"))[1] == 1
+    assert (await _browse(app_db, seeded.people["ann"], text="pizza"))[1] == 1
     # A filter only narrows what RLS lets through: a user asking for another's sees nothing.
     assert await _browse(app_db, seeded.people["ann"], owner_id=seeded.people["bob"].id) == ([], 0)
 
