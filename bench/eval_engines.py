@@ -24,12 +24,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from evals.ray_engine import RayEngine, keep_ray_on_loopback  # noqa: E402
+from evals.ray_engine import RayEngine, keep_ray_on_loopback, loopback_cluster  # noqa: E402
 
 keep_ray_on_loopback()
 
 from eval_throughput import repeated_manifest  # noqa: E402
-from ray.cluster_utils import Cluster  # noqa: E402
 
 from evals.run_folder import RunFolder  # noqa: E402
 from evals.runner import Engine, run_task  # noqa: E402
@@ -57,14 +56,8 @@ async def timed_run(
 
 def on_ray(workers: int, run: Any) -> tuple[float, float, float]:
     """`run(engine)` against a fresh loopback cluster of `workers` one-CPU nodes."""
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 0, "node_ip_address": "127.0.0.1", "include_dashboard": False},
-    )
+    cluster = loopback_cluster(workers)
     try:
-        for _ in range(workers):
-            cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
-        cluster.wait_for_nodes()
         result: tuple[float, float, float] = asyncio.run(run(RayEngine(cluster.address)))
         return result
     finally:

@@ -36,7 +36,7 @@ import soundfile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evals.ray_engine import RayEngine, keep_ray_on_loopback
+from evals.ray_engine import RayEngine, keep_ray_on_loopback, loopback_cluster
 from evals.run_folder import RunFolder
 from evals.runner import Engine, run_task
 from evals.simulation.accounts import simulation_accounts
@@ -108,17 +108,9 @@ def live_wer(samples: list[EvalSample], suite: Suite) -> dict[str, tuple[float, 
 
 
 def ray_harness(nodes: int) -> Any:
-    """Ray's multi-node harness on loopback: a head without CPUs and `nodes` one-CPU nodes."""
+    """Ray's multi-node harness on loopback for the bench, shut down when it exits."""
     keep_ray_on_loopback()
-    from ray.cluster_utils import Cluster
-
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 0, "node_ip_address": "127.0.0.1", "include_dashboard": False},
-    )
-    for _ in range(nodes):
-        cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
-    cluster.wait_for_nodes()
+    cluster = loopback_cluster(nodes)
     atexit.register(cluster.shutdown)
     return cluster
 

@@ -55,6 +55,28 @@ def keep_ray_on_loopback() -> None:
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
 
+def loopback_cluster(nodes: int) -> Any:
+    """Ray's multi-node harness (`ray.cluster_utils.Cluster`) on loopback, started: a head
+    without CPUs and `nodes` one-CPU worker nodes, each a raylet of its own, so actors
+    land on nodes as on several hosts (tests, benches). The caller shuts it down.
+
+    Call `keep_ray_on_loopback()` before ray is first imported."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 0, "node_ip_address": "127.0.0.1", "include_dashboard": False},
+    )
+    try:
+        for _ in range(nodes):
+            cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+        cluster.wait_for_nodes()
+    except BaseException:
+        cluster.shutdown()
+        raise
+    return cluster
+
+
 class NoActorsLeft(RuntimeError):
     """Every actor died; the run folder keeps what was scored (run the command again to resume)."""
 

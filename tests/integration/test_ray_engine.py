@@ -22,7 +22,7 @@ import pytest
 import soundfile as sf
 from threadpoolctl import threadpool_limits
 
-from evals.ray_engine import RayEngine, keep_ray_on_loopback
+from evals.ray_engine import RayEngine, keep_ray_on_loopback, loopback_cluster
 from evals.run_folder import RunFolder
 from evals.runner import run_task
 from evals.tasks.asr import AsrTask
@@ -45,13 +45,7 @@ TIMINGS = {"rtfx", "inference_s", "rtf"}
 
 @pytest.fixture
 def cluster() -> Iterator[Cluster]:
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 0, "node_ip_address": "127.0.0.1", "include_dashboard": False},
-    )
-    for _ in range(2):
-        cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
-    cluster.wait_for_nodes()
+    cluster = loopback_cluster(2)
     try:
         yield cluster
     finally:

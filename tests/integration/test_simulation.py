@@ -22,7 +22,7 @@ import pytest
 import soundfile
 
 from evals.__main__ import main
-from evals.ray_engine import keep_ray_on_loopback
+from evals.ray_engine import keep_ray_on_loopback, loopback_cluster
 from evals.simulation.accounts import account_email
 from tests.support.live_stacks import wait_for_stack
 from workbench.config import Settings
@@ -161,13 +161,7 @@ def test_a_stack_no_worker_serves_gives_errored_calls_not_a_crash(
 @pytest.fixture
 def two_node_cluster() -> Iterator[Cluster]:
     """Ray's multi-node harness: a head without CPUs and two worker nodes, on loopback."""
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 0, "node_ip_address": "127.0.0.1", "include_dashboard": False},
-    )
-    for _ in range(2):
-        cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
-    cluster.wait_for_nodes()
+    cluster = loopback_cluster(2)
     try:
         yield cluster
     finally:
